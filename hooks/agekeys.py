@@ -1,0 +1,57 @@
+"""age keys: parse recipients, and create or reuse the cluster's key file outside the repository."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pyrage import x25519
+
+from hooks.errors import HookError
+
+
+def parse_recipients(value: str, field: str = "sops_age_recipients") -> list[str]:
+    """Comma-separated age public keys, each checked with its bech32 checksum."""
+    keys = [part.strip() for part in value.split(",") if part.strip()]
+    for key in keys:
+        try:
+            x25519.Recipient.from_str(key)
+        except Exception as error:  # pyrage raises its own RecipientError
+            raise HookError(field, f"'{key}' is not a valid age public key ({error})") from None
+    return keys
+
+
+def default_key_dir() -> Path:
+    """Where generated keys go: $OPENCENTER_AGE_KEY_DIR, else sops' own age folder."""
+    if env := os.environ.get("OPENCENTER_AGE_KEY_DIR"):
+        return Path(env)
+    config = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(config) / "sops" / "age"
+
+
+def key_file_text(identity: x25519.Identity) -> str:
+    """The age-keygen file format, readable by sops (SOPS_AGE_KEY_FILE) and by age."""
+    return f"# public key: {identity.to_public()}\n{identity}\n"
+
+
+def public_key_of(path: Path) -> str:
+    """The public key of an existing age key file; refuses a file that holds no identity."""
+    for line in path.read_text().splitlines():
+        if line.startswith("AGE-SECRET-KEY-"):
+            return str(x25519.Identity.from_str(line.strip()).to_public())
+    raise HookError(str(path), "exists but holds no AGE-SECRET-KEY line; move it away or fix it")
+
+
+def ensure_key_file(path: Path) -> tuple[str, bool]:
+    """Create the key file (mode 0600, exclusive create) unless it exists; return (public key, created).
+
+    An existing file is never overwritten: its key is reused, so re-running is harmless.
+    """
+    if path.exists():
+        return public_key_of(path), False
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    identity = x25519.Identity.generate()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(key_file_text(identity))
+    return str(identity.to_public()), True

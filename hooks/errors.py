@@ -1,0 +1,25 @@
+"""One error type for every refused input or failed precondition, and the entry-point wrapper."""
+
+from __future__ import annotations
+
+import sys
+from typing import Callable, NoReturn
+
+
+class HookError(Exception):
+    """A refusal that names the field (answer, file or tool) and the rule it broke."""
+
+    def __init__(self, field: str, rule: str) -> None:
+        super().__init__(f"{field}: {rule}")
+        self.field = field
+        self.rule = rule
+
+
+def run_main(main: Callable[[list[str]], int], argv: list[str] | None = None) -> NoReturn:
+    """Run an entry point; a HookError becomes one clear line on stderr and exit status 2."""
+    try:
+        code = main(sys.argv[1:] if argv is None else argv)
+    except HookError as error:
+        print(f"error: {error}", file=sys.stderr)
+        code = 2
+    sys.exit(code)
