@@ -1,0 +1,82 @@
+"""Platform template: every bad answer is refused with a message naming the field, nothing written."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import copier
+import pytest
+
+from conftest import ROOT
+
+# A public key (its private half was discarded): fixed so that test ids are stable across workers.
+GOOD_KEY = "age16x2cw6zzszw4s9nlv6esudny0p9qr7v9hn50rymcl3398tmnfesqeydvdv"
+# Same form as an age key, last character changed: the bech32 checksum no longer matches.
+BAD_CHECKSUM_KEY = GOOD_KEY[:-1] + ("q" if GOOD_KEY[-1] != "q" else "p")
+
+BAD_ANSWERS = [
+    ("customer_name", "Acme", "DNS-1123 label"),
+    ("customer_name", "acme_corp", "DNS-1123 label"),
+    ("customer_name", "1acme", "starting with a letter"),
+    ("customer_name", "a" * 64, "at most 63 characters"),
+    ("cluster_name", "prod.eu", "DNS-1123 label"),
+    ("cluster_name", "prod-", "ending with a letter or digit"),
+    ("cluster_domain", "*.acme.example.com", "no wildcard"),
+    ("cluster_domain", "localhost", "at least two labels"),
+    ("platform_repo_url", "http://github.com/acme/gitops", "ssh://user@host/path or https://host/path"),
+    ("platform_repo_url", "git@github.com:acme/gitops.git", "scp-style"),
+    ("platform_repo_url", "https://bot:s3cret@github.com/acme/gitops", "must not embed credentials"),
+    ("platform_repo_branch", "main..dev", "no '..'"),
+    ("platform_repo_branch", "feature/", "not ending in '/'"),
+    ("flux_version", "v2.9.4", "X.Y.Z without a 'v'"),
+    ("flux_version", "2.9", "X.Y.Z"),
+    ("flux_version", "2-9-4", "X.Y.Z"),
+    ("flux_version", "1.2.3", "Flux 2 release"),
+    ("flux_version", "2.6.0", "2.7.0 or newer"),
+    ("gitops_base_url", "http://github.com/opencenter-cloud/openCenter-gitops-base", "https://host/path"),
+    ("gitops_base_tag", "2026..01", "no '..'"),
+    ("gitops_base_tag", "", "git tag name"),
+    ("gitops_base_secret", "Base_Creds", "DNS-1123 label"),
+    ("platform_services", ["gateway"], "'gateway' needs 'gateway-api'"),
+    ("platform_services", ["external-snapshotter"], "flux_allow_remote_bases=true"),
+    ("gateway_listener", "http", "reserved for the HTTP redirect listener"),
+    ("gateway_listener_port", 0, "between 1 and 65535"),
+    ("gateway_listener_port", 70000, "between 1 and 65535"),
+    ("gateway_namespace", "Gateway", "DNS-1123 label"),
+    ("sops_age_recipients", "age1notakey", "age public keys"),
+    ("sops_age_recipients", f"{GOOD_KEY},ssh-ed25519 AAAA", "age public keys"),
+    ("apps", {"name": "shop"}, "YAML list"),
+]
+
+
+def copy_platform(dst: Path, **answers) -> None:
+    copier.run_copy(
+        str(ROOT), dst, data={"template": "platform", **answers}, defaults=True, unsafe=True,
+        vcs_ref="HEAD", quiet=True,
+    )
+
+
+@pytest.mark.parametrize(("field", "value", "rule"), BAD_ANSWERS, ids=[f"{f}={v!r}"[:60] for f, v, _ in BAD_ANSWERS])
+def test_bad_answer_is_refused_and_nothing_is_written(tmp_path, field, value, rule):
+    dst = tmp_path / "platform"
+    with pytest.raises(ValueError) as refused:
+        copy_platform(dst, **{field: value})
+    message = str(refused.value)
+    assert field in message and rule in message, message
+    assert not dst.exists()
+
+
+def test_age_key_with_a_bad_checksum_is_refused_by_the_copy_task(tmp_path, capfd):
+    """The validator checks the form; only the copy task can check the bech32 checksum."""
+    dst = tmp_path / "platform"
+    with pytest.raises(Exception):
+        copy_platform(dst, sops_age_recipients=BAD_CHECKSUM_KEY)
+    err = capfd.readouterr().err
+    assert f"error: sops_age_recipients: '{BAD_CHECKSUM_KEY}' is not a valid age public key" in err
+    assert not dst.exists()
+
+
+def test_the_good_key_used_above_is_accepted(tmp_path):
+    """Guards the bad-checksum test: the only difference is the checksum."""
+    copy_platform(tmp_path / "platform", sops_age_recipients=GOOD_KEY)
+    assert GOOD_KEY in (tmp_path / "platform/.sops.yaml").read_text()
