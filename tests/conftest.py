@@ -13,6 +13,8 @@ import pytest
 import yaml
 from plumbum import local
 
+from hooks.check import check_repo
+
 ROOT = Path(__file__).resolve().parent.parent
 # Upstream CRDs live beside the project (../shared/crds); they are read from there, never copied.
 SHARED_CRDS = ROOT.parent / "shared" / "crds"
@@ -118,3 +120,17 @@ def template_snapshot(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "snapshot"], ["tag", "0.0.1"]):
         subprocess.run(["git", *args], cwd=dst, check=True, capture_output=True, env={**os.environ, **env})
     return dst
+
+
+@pytest.fixture
+def assert_check_passes() -> Callable[[Path], None]:
+    """Run the repository check (hooks.check) with the shared CRDs; fail listing every finding.
+
+    The CRD cache is under the test's XDG_CACHE_HOME (isolated_env), filled from SHARED_CRDS.
+    """
+
+    def run(repo: Path) -> None:
+        findings = check_repo(repo, crd_dir=SHARED_CRDS)
+        assert not findings, "\n".join(f"{f.file}: [{f.rule}] {f.object}: {f.message}" for f in findings)
+
+    return run

@@ -1,0 +1,70 @@
+"""The YAML files of a rendered repository, parsed once, and where each object came from."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+
+@dataclass
+class YamlFile:
+    """One YAML file: its path relative to the repository, its documents, or its parse error."""
+
+    path: str
+    documents: list = field(default_factory=list)
+    error: str | None = None
+
+
+def object_label(obj: dict) -> str:
+    """Kind/namespace/name, the way reviewers name an object."""
+    meta = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
+    parts = [str(obj.get("kind", "?")), meta.get("namespace"), str(meta.get("name", "?"))]
+    return "/".join(part for part in parts if part)
+
+
+def is_object(doc: object) -> bool:
+    """A Kubernetes object (helm values files and the like are not)."""
+    return isinstance(doc, dict) and "apiVersion" in doc and "kind" in doc
+
+
+def source_index(files: list[YamlFile]) -> dict[tuple[str, str], list[str]]:
+    """(kind, name) -> files that declare such an object, to point a finding at its source."""
+    index: dict[tuple[str, str], list[str]] = {}
+    for yaml_file in files:
+        for doc in yaml_file.documents:
+            if is_object(doc) and isinstance(doc.get("metadata"), dict):
+                index.setdefault((doc["kind"], str(doc["metadata"].get("name"))), []).append(yaml_file.path)
+    return index
+
+
+def source_of(obj: dict, index: dict[tuple[str, str], list[str]], root: str, root_file: str) -> str:
+    """The file an object of a build came from; generated objects belong to the root's kustomization."""
+    meta = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
+    candidates = index.get((str(obj.get("kind")), str(meta.get("name"))), [])
+    inside = [path for path in candidates if root in ("", ".") or path.startswith(root + "/")]
+    return (inside or candidates or [root_file])[0]
+
+
+# I/O --------------------------------------------------------------------------------------------
+
+
+def read_yaml_files(repo: Path) -> list[YamlFile]:
+    """Every *.yaml / *.yml outside hidden files and folders (.git, .github, .sops.yaml, answers)."""
+    found = []
+    for directory, subdirs, files in os.walk(repo):
+        subdirs[:] = sorted(d for d in subdirs if not d.startswith("."))
+        for name in sorted(files):
+            if name.startswith(".") or not name.endswith((".yaml", ".yml")):
+                continue
+            path = Path(directory) / name
+            rel = path.relative_to(repo).as_posix()
+            try:
+                docs = [doc for doc in yaml.load_all(path.read_text(), Loader=yaml.CSafeLoader) if doc is not None]
+            except (yaml.YAMLError, UnicodeDecodeError) as error:
+                found.append(YamlFile(rel, error=str(error)))
+                continue
+            found.append(YamlFile(rel, docs))
+    return found

@@ -1,0 +1,109 @@
+"""Strict schema validation of one Kubernetes object.
+
+Core kinds are checked by kubernetes-validate's strict schemas for the chosen Kubernetes
+version; custom resources by the strict schemas derived from their CRDs (hooks.crds). A kind
+known to neither is a finding: a misspelt apiVersion must not pass unchecked.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import jsonschema
+import kubernetes_validate
+from kubernetes_validate.utils import all_versions
+
+from hooks.crds import KindSchema
+from hooks.errors import HookError
+
+DEFAULT_KUBE_VERSION = "1.34"
+
+# Cluster-scoped built-in kinds (kubectl api-resources --namespaced=false, Kubernetes 1.34).
+# kubernetes-validate's schemas do not say which kinds are namespaced; custom kinds take their
+# scope from the CRD.
+CLUSTER_SCOPED_CORE_KINDS = frozenset({
+    "APIService", "CertificateSigningRequest", "ClusterRole", "ClusterRoleBinding",
+    "ClusterTrustBundle", "ComponentStatus", "CSIDriver", "CSINode", "CustomResourceDefinition",
+    "DeviceClass", "FlowSchema", "IngressClass", "MutatingAdmissionPolicy",
+    "MutatingAdmissionPolicyBinding", "MutatingWebhookConfiguration", "Namespace", "Node",
+    "PersistentVolume", "PriorityClass", "PriorityLevelConfiguration", "RuntimeClass",
+    "StorageClass", "StorageVersionMigration", "ValidatingAdmissionPolicy",
+    "ValidatingAdmissionPolicyBinding", "ValidatingWebhookConfiguration", "VolumeAttachment",
+    "VolumeAttributesClass",
+})
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One reason an object is invalid: the rule it broke and a message naming the field."""
+
+    rule: str
+    message: str
+
+
+def kube_schema_version(version: str) -> str:
+    """'1.34' or '1.34.2' -> '1.34.0' when kubernetes-validate bundles that minor; else a HookError."""
+    match = re.fullmatch(r"v?(1\.\d+)(\.\d+)?", version)
+    supported = sorted({v.rsplit(".", 1)[0] for v in all_versions()}, key=lambda v: int(v.split(".")[1]))
+    if not match or match.group(1) not in supported:
+        raise HookError("--kube-version", f"'{version}' is not a Kubernetes version kubernetes-validate "
+                        f"{kubernetes_validate.__version__} bundles ({', '.join(supported)})")
+    return f"{match.group(1)}.0"
+
+
+def _field_path(path) -> str:
+    return ".".join(str(part) for part in path) or "(object)"
+
+
+def is_sops_encrypted(doc: object) -> bool:
+    """SOPS writes its metadata as a top-level `sops:` key."""
+    return isinstance(doc, dict) and isinstance(doc.get("sops"), dict)
+
+
+def validatable(obj: dict) -> dict:
+    """The object as the API server would see it after Flux decrypts it.
+
+    The `sops` block is removed by Flux before applying; encrypted values are ciphertext, so a
+    SOPS-encrypted object's data/stringData are left out (metadata is still checked).
+    """
+    if not is_sops_encrypted(obj):
+        return obj
+    return {key: value for key, value in obj.items() if key not in ("sops", "data", "stringData")}
+
+
+class Validator:
+    """Validates objects against core schemas (one Kubernetes version) and custom kind schemas."""
+
+    def __init__(self, custom: dict[tuple[str, str], KindSchema], kube_version: str = DEFAULT_KUBE_VERSION) -> None:
+        self.custom = custom
+        self.kube_version = kube_schema_version(kube_version)
+        self._compiled: dict[tuple[str, str], jsonschema.Draft7Validator] = {}
+
+    def cluster_scoped(self, obj: dict) -> bool:
+        """Whether the object's kind lives outside namespaces (custom kinds: the CRD's scope)."""
+        key = (obj.get("apiVersion"), obj.get("kind"))
+        if key in self.custom:
+            return not self.custom[key].namespaced
+        return obj.get("kind") in CLUSTER_SCOPED_CORE_KINDS
+
+    def problems(self, obj: dict) -> list[Problem]:
+        if not isinstance(obj.get("apiVersion"), str) or not isinstance(obj.get("kind"), str):
+            return [Problem("schema", "apiVersion and kind must be strings")]
+        obj = validatable(obj)
+        key = (obj["apiVersion"], obj["kind"])
+        if key in self.custom:
+            validator = self._compiled.get(key)
+            if validator is None:
+                validator = self._compiled[key] = jsonschema.Draft7Validator(self.custom[key].schema)
+            errors = sorted(validator.iter_errors(obj), key=lambda e: [str(p) for p in e.absolute_path])
+            return [Problem("schema", f"{_field_path(e.absolute_path)}: {e.message}") for e in errors]
+        try:
+            kubernetes_validate.validate(obj, self.kube_version, strict=True)
+        except kubernetes_validate.SchemaNotFoundError:
+            return [Problem("unknown-kind", f"no schema for {key[1]} {key[0]}: neither a Kubernetes "
+                            f"{self.kube_version[:-2]} kind nor a kind of a CRD in the cache")]
+        except kubernetes_validate.ValidationError as error:
+            # kubernetes-validate stops at the first error of an object.
+            return [Problem("schema", f"{_field_path(error.absolute_path)}: {error.message}")]
+        return []
