@@ -3,8 +3,11 @@
     python -m hooks.check PATH [--crd-dir DIR] [--kube-version 1.34] [--format text|json]
     opencenter-check PATH ...            (console script of this package)
 
-Builds every kustomization root, validates every built object strictly against its schema,
-and exits 1 on any finding (2 when the check itself cannot run, e.g. no CRDs available).
+Builds every kustomization root and validates every built object strictly against its schema;
+checks that Secrets are SOPS-encrypted under a .sops.yaml rule; in a platform repository, that
+Flux references (sources, dependsOn, paths, secretRefs) resolve; in an app repository, that
+everything stays inside the app's namespace. The rules themselves are in hooks.rules.
+Exits 1 on any finding, 2 when the check itself cannot run (e.g. no CRDs available).
 """
 
 from __future__ import annotations
@@ -17,23 +20,14 @@ from pathlib import Path
 
 import yaml
 
-from hooks import crds
+from hooks import crds, rules
 from hooks.errors import HookError
-from hooks.kustomize import Build, build_all, find_roots, kustomization_file, remote_references
-from hooks.manifests import YamlFile, object_label, read_yaml_files, source_index, source_of
+from hooks.kustomize import build_all, find_roots, kustomization_file, remote_references
+from hooks.manifests import is_object, object_label, read_yaml_files, source_index, source_of, under
+from hooks.rules import Finding
 from hooks.validate import DEFAULT_KUBE_VERSION, Validator
 
 ANSWERS_FILE = ".copier-answers.yml"
-
-
-@dataclass(frozen=True)
-class Finding:
-    """One rule broken: where (file relative to the repository, object), which rule, and why."""
-
-    file: str
-    object: str
-    rule: str
-    message: str
 
 
 @dataclass
@@ -43,35 +37,6 @@ class Report:
     findings: list[Finding] = field(default_factory=list)
     roots: int = 0
     objects: int = 0
-
-
-# PURE: rules ------------------------------------------------------------------------------------
-
-
-def build_findings(build: Build, root_file: str, repo_prefix: str) -> list[Finding]:
-    """A root kustomize cannot build, with kustomize's own error (absolute paths made relative)."""
-    if build.error is None:
-        return []
-    message = build.error.replace(repo_prefix, "").removeprefix("Error: ")
-    return [Finding(root_file, "", "kustomize-build", message)]
-
-
-def schema_findings(objects: list[tuple[str, dict]], validator: Validator) -> list[Finding]:
-    """Every object that its strict schema refuses, or whose kind has no schema at all."""
-    return [
-        Finding(file, object_label(obj), problem.rule, problem.message)
-        for file, obj in objects
-        for problem in validator.problems(obj)
-    ]
-
-
-def parse_findings(files: list[YamlFile]) -> list[Finding]:
-    return [Finding(f.path, "", "yaml", f.error) for f in files if f.error]
-
-
-def unique(findings: list[Finding]) -> list[Finding]:
-    """Drop repeats: a root included by another root is built, and its objects seen, twice."""
-    return list(dict.fromkeys(findings))
 
 
 # I/O: gather the repository, run the rules ------------------------------------------------------
@@ -87,6 +52,19 @@ def read_answers(repo: Path) -> dict:
     return answers
 
 
+def read_sops_rules(repo: Path) -> list[dict] | None:
+    """The creation_rules of .sops.yaml; None when there is no such file."""
+    path = repo / ".sops.yaml"
+    if not path.is_file():
+        return None
+    return (yaml.safe_load(path.read_text()) or {}).get("creation_rules") or []
+
+
+def repo_dirs(repo: Path) -> set[str]:
+    """Every directory of the repository, relative ('' is the root), for Flux path checks."""
+    return {""} | {p.relative_to(repo).as_posix() for p in repo.rglob("*") if p.is_dir() and ".git" not in p.parts}
+
+
 def run_checks(
     repo: Path,
     crd_dir: Path | None = None,
@@ -94,25 +72,45 @@ def run_checks(
     cache_dir: Path | None = None,
 ) -> Report:
     repo = repo.resolve()
-    read_answers(repo)
+    answers = read_answers(repo)
+    template = answers["template"]
     cache = crds.ensure_cache(cache_dir or crds.default_cache_dir(), crd_dir.resolve() if crd_dir else None)
     validator = Validator(crds.load_cache(cache), kube_version)
     files = read_yaml_files(repo)
     index = source_index(files)
     roots = find_roots(repo)
-    # Remote entries are never fetched: the check stays hermetic (and a tenant may not use them).
-    local_roots = [root for root in roots if not remote_references(root)]
 
-    report = Report(parse_findings(files), roots=len(roots))
-    objects: list[tuple[str, dict]] = []
-    for build in build_all(local_roots):
-        rel_root = build.root.relative_to(repo).as_posix()
-        root_file = kustomization_file(build.root).relative_to(repo).as_posix()
-        report.findings += build_findings(build, root_file, f"{repo}/")
-        objects += [(source_of(obj, index, rel_root, root_file), obj) for obj in build.objects]
-    report.objects = len({(file, object_label(obj)) for file, obj in objects})
-    report.findings += schema_findings(objects, validator)
-    report.findings = unique(report.findings)
+    def rel(path: Path) -> str:
+        return path.relative_to(repo).as_posix()
+
+    remote = {rel(kustomization_file(root)): entries for root in roots if (entries := remote_references(root))}
+    remote_allowed = template == "platform" and bool(answers.get("flux_allow_remote_bases"))
+    # Remote entries are fetched only where Flux would fetch them, so the check is otherwise hermetic.
+    to_build = [root for root in roots if remote_allowed or rel(kustomization_file(root)) not in remote]
+
+    report = Report(rules.parse_findings(files), roots=len(roots))
+    report.findings += rules.remote_findings(remote, template, remote_allowed)
+    located: dict[tuple[str, str], tuple[str, dict]] = {}
+    failed_roots: list[str] = []
+    for build in build_all(to_build):
+        root_file = rel(kustomization_file(build.root))
+        report.findings += rules.build_findings(build, root_file, f"{repo}/")
+        if build.error is not None:
+            failed_roots.append(rel(build.root))
+        for obj in build.objects:
+            file = source_of(obj, index, rel(build.root), root_file)
+            located.setdefault((file, object_label(obj)), (file, obj))
+    objects = list(located.values())
+    report.objects = len(objects)
+    report.findings += rules.schema_findings(objects, validator)
+    report.findings += rules.secret_findings(files, read_sops_rules(repo))
+    if template == "platform":
+        out_of_band = rules.out_of_band_secrets(str(answers.get("gitops_base_secret") or ""))
+        unbuilt = [doc for f in files if any(under(f.path, root) for root in failed_roots) for doc in f.documents if is_object(doc)]
+        report.findings += rules.flux_reference_findings(objects, repo_dirs(repo), out_of_band, unbuilt)
+    else:
+        report.findings += rules.tenancy_findings(objects, str(answers.get("app_name")), validator)
+    report.findings = rules.unique(report.findings)
     return report
 
 

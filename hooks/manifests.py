@@ -40,11 +40,16 @@ def source_index(files: list[YamlFile]) -> dict[tuple[str, str], list[str]]:
     return index
 
 
+def under(path: str, root: str) -> bool:
+    """Whether a repository-relative path lies in root ('' or '.' is the repository itself)."""
+    return root in ("", ".") or path.startswith(root + "/")
+
+
 def source_of(obj: dict, index: dict[tuple[str, str], list[str]], root: str, root_file: str) -> str:
     """The file an object of a build came from; generated objects belong to the root's kustomization."""
     meta = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
     candidates = index.get((str(obj.get("kind")), str(meta.get("name"))), [])
-    inside = [path for path in candidates if root in ("", ".") or path.startswith(root + "/")]
+    inside = [path for path in candidates if under(path, root)]
     return (inside or candidates or [root_file])[0]
 
 

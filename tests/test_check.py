@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
+from pyrage import x25519
 
 from conftest import SHARED_CRDS
 from hooks.check import Finding, check_repo
@@ -80,3 +83,143 @@ def test_a_kind_without_schema_is_a_finding(platform_repo):
     )
     findings = check_repo(platform_repo, crd_dir=SHARED_CRDS)
     assert ("Kustomization/flux-system/sources", "unknown-kind") in {(f.object, f.rule) for f in findings}
+
+
+def test_missing_source_is_a_flux_source_ref_finding(platform_repo):
+    sources = platform_repo / OVERLAY / "services/sources"
+    edit(sources / "kustomization.yaml", "  - opencenter-kyverno.yaml\n", "")
+    (sources / "opencenter-kyverno.yaml").unlink()
+    findings = check_repo(platform_repo, crd_dir=SHARED_CRDS)
+    assert findings == [
+        Finding(
+            f"{OVERLAY}/services/fluxcd/kyverno.yaml",
+            "Kustomization/flux-system/kyverno-base",
+            "flux-source-ref",
+            "spec.sourceRef GitRepository/flux-system/opencenter-kyverno does not exist in the repository",
+        )
+    ]
+
+
+def test_dangling_depends_on_is_a_flux_depends_on_finding(platform_repo):
+    edit(platform_repo / OVERLAY / "services/fluxcd/gateway.yaml", "    - name: gateway-api-base\n", "    - name: gateway-api-bsae\n")
+    findings = check_repo(platform_repo, crd_dir=SHARED_CRDS)
+    assert findings == [
+        Finding(
+            f"{OVERLAY}/services/fluxcd/gateway.yaml",
+            "Kustomization/flux-system/gateway",
+            "flux-depends-on",
+            "spec.dependsOn.1 Kustomization/flux-system/gateway-api-bsae does not exist in the repository",
+        )
+    ]
+
+
+def test_wrong_path_on_the_own_source_is_a_flux_path_finding(platform_repo):
+    edit(platform_repo / OVERLAY / "services/fluxcd/kyverno.yaml", "path: ./applications/overlays/prod/services/kyverno\n",
+         "path: ./applications/overlays/prod/services/kyvern\n")
+    findings = check_repo(platform_repo, crd_dir=SHARED_CRDS)
+    assert findings == [
+        Finding(
+            f"{OVERLAY}/services/fluxcd/kyverno.yaml",
+            "Kustomization/flux-system/kyverno-override",
+            "flux-path",
+            "spec.path ./applications/overlays/prod/services/kyvern is not a directory of this repository",
+        )
+    ]
+
+
+def test_paths_on_gitops_base_sources_are_not_looked_up_in_the_repo(platform_repo):
+    # kyverno-base's path lives in openCenter-gitops-base: a path the repo lacks is not a finding.
+    assert not (platform_repo / "applications/base/services/kyverno/policy-engine").exists()
+    assert check_repo(platform_repo, crd_dir=SHARED_CRDS) == []
+
+
+def test_unencrypted_secret_is_a_secret_finding(platform_repo):
+    overlay = platform_repo / OVERLAY / "services/cert-manager"
+    (overlay / "dns-token.yaml").write_text(
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: dns-token\nstringData:\n  token: hunter2\n"
+    )
+    edit(overlay / "kustomization.yaml", "resources: []\n", "resources:\n  - dns-token.yaml\n")
+    findings = check_repo(platform_repo, crd_dir=SHARED_CRDS)
+    path = f"{OVERLAY}/services/cert-manager/dns-token.yaml"
+    assert findings == [
+        Finding(path, "Secret/dns-token", "secret-unencrypted", f"Secret is not SOPS-encrypted: run `sops --encrypt --in-place {path}`")
+    ]
+
+
+@pytest.fixture
+def age_identity():
+    return x25519.Identity.generate()
+
+
+def sops_encrypt(repo: Path, rel: str, text: str) -> None:
+    """Write a file and encrypt it in place with the real sops, by the repository's .sops.yaml."""
+    (repo / rel).write_text(text)
+    subprocess.run(["sops", "--disable-version-check", "--encrypt", "--in-place", rel], cwd=repo, check=True, capture_output=True)
+
+
+def test_secret_refs_resolve_to_encrypted_secrets_or_out_of_band_ones(render_platform, age_identity):
+    repo = render_platform(sops_age_recipients=str(age_identity.to_public()), gitops_base_secret="base-creds")
+    sources = repo / OVERLAY / "services/sources"
+    sops_encrypt(repo, f"{OVERLAY}/services/sources/kyverno-creds.yaml",
+                 "apiVersion: v1\nkind: Secret\nmetadata:\n  name: kyverno-creds\n  namespace: flux-system\n"
+                 "stringData:\n  username: git\n  password: hunter2\n")
+    edit(sources / "kustomization.yaml", "resources:\n", "resources:\n  - kyverno-creds.yaml\n")
+    # Every base GitRepository names base-creds (out of band); two are pointed elsewhere.
+    edit(sources / "opencenter-kyverno.yaml", "    name: base-creds\n", "    name: kyverno-creds\n")
+    edit(sources / "opencenter-gateway-api.yaml", "    name: base-creds\n", "    name: nope\n")
+    findings = check_repo(repo, crd_dir=SHARED_CRDS)
+    assert findings == [
+        Finding(
+            f"{OVERLAY}/services/sources/opencenter-gateway-api.yaml",
+            "GitRepository/flux-system/opencenter-gateway-api",
+            "flux-secret-ref",
+            "spec.secretRef Secret flux-system/nope is neither a SOPS-encrypted Secret in the repository nor "
+            "an out-of-band Secret (base-creds, flux-system, sops-age in flux-system)",
+        )
+    ]
+    # The encrypted Secret is real SOPS output: the test key decrypts it.
+    decrypted = subprocess.run(
+        ["sops", "--disable-version-check", "--decrypt", f"{OVERLAY}/services/sources/kyverno-creds.yaml"],
+        cwd=repo, env={**os.environ, "SOPS_AGE_KEY": str(age_identity)}, capture_output=True, text=True, check=True,
+    ).stdout
+    assert "hunter2" in decrypted
+
+
+def test_an_encrypted_file_without_a_sops_rule_is_a_sops_rule_finding(platform_repo, tmp_path, age_identity):
+    # Encrypted outside the repository (no .sops.yaml there), then moved in under a path no rule covers.
+    outside = tmp_path / "stray.yaml"
+    outside.write_text("apiVersion: v1\nkind: Secret\nmetadata:\n  name: stray\nstringData:\n  a: b\n")
+    subprocess.run(["sops", "--disable-version-check", "--encrypt", "--age", str(age_identity.to_public()),
+                    "--encrypted-regex", "^(data|stringData)$", "--in-place", str(outside)], check=True, capture_output=True)
+    (platform_repo / "extra").mkdir()
+    outside.rename(platform_repo / "extra/stray.yaml")
+    findings = check_repo(platform_repo, crd_dir=SHARED_CRDS)
+    assert findings == [
+        Finding("extra/stray.yaml", "", "sops-rule", ".sops.yaml has no creation_rules entry whose path_regex matches this file")
+    ]
+
+
+def test_a_sops_block_with_plaintext_values_is_still_unencrypted(platform_repo):
+    overlay = platform_repo / OVERLAY / "services/cert-manager"
+    (overlay / "fake.yaml").write_text(
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: fake\nstringData:\n  token: hunter2\nsops:\n  version: 3.11.0\n"
+    )
+    findings = check_repo(platform_repo, crd_dir=SHARED_CRDS)
+    assert [(f.rule, f.message) for f in findings] == [
+        ("secret-unencrypted", "stringData.token not encrypted although the file has a sops block")
+    ]
+
+
+def test_a_remote_base_in_the_platform_repo_is_refused_under_the_lockdown(platform_repo):
+    edit(platform_repo / OVERLAY / "services/kyverno/kustomization.yaml", "resources: []\n",
+         "resources:\n  - https://github.com/kyverno/kyverno//config/default?ref=v1.19.0\n")
+    findings = check_repo(platform_repo, crd_dir=SHARED_CRDS)
+    assert findings == [
+        Finding(
+            f"{OVERLAY}/services/kyverno/kustomization.yaml",
+            "",
+            "remote-base",
+            "remote entry 'https://github.com/kyverno/kyverno//config/default?ref=v1.19.0' (not built): "
+            "kustomize-controller runs with --no-remote-bases=true (answer flux_allow_remote_bases)",
+        )
+    ]

@@ -1,0 +1,242 @@
+"""The rules of the repository check, as pure functions over what hooks.check gathered.
+
+Each rule returns Findings; none reads files or runs tools. `objects` are the objects of the
+kustomize builds, each paired with the repository file it came from.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from hooks.kustomize import Build
+from hooks.manifests import YamlFile, is_object, object_label
+from hooks.validate import Validator, is_sops_encrypted
+
+# Created on the cluster by hand or by `flux bootstrap`, never committed (platform README):
+# the bootstrap deploy key and the SOPS age key, both in flux-system. The gitops-base
+# credentials Secret (answer gitops_base_secret) is added by `out_of_band_secrets`.
+OUT_OF_BAND_SECRETS = ("flux-system", "sops-age")
+FLUX_NAMESPACE = "flux-system"
+# The GitRepository `flux bootstrap` creates for the platform repository itself.
+OWN_SOURCE = ("GitRepository", FLUX_NAMESPACE, "flux-system")
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One rule broken: where (file relative to the repository, object), which rule, and why."""
+
+    file: str
+    object: str
+    rule: str
+    message: str
+
+
+Located = tuple[str, dict]  # (file, object)
+
+
+def _meta(obj: dict) -> dict:
+    return obj["metadata"] if isinstance(obj.get("metadata"), dict) else {}
+
+
+def _spec(obj: dict) -> dict:
+    return obj["spec"] if isinstance(obj.get("spec"), dict) else {}
+
+
+def _group(obj: dict) -> str:
+    return str(obj.get("apiVersion", "")).rpartition("/")[0]
+
+
+def _ref(kind: str, namespace: str, name: str) -> str:
+    return f"{kind}/{namespace}/{name}"
+
+
+# Builds, parsing, schemas ----------------------------------------------------------------------
+
+
+def parse_findings(files: list[YamlFile]) -> list[Finding]:
+    return [Finding(f.path, "", "yaml", f.error) for f in files if f.error]
+
+
+def build_findings(build: Build, root_file: str, repo_prefix: str) -> list[Finding]:
+    """A root kustomize cannot build, with kustomize's own error (absolute paths made relative)."""
+    if build.error is None:
+        return []
+    message = build.error.replace(repo_prefix, "").removeprefix("Error: ")
+    return [Finding(root_file, "", "kustomize-build", message)]
+
+
+def schema_findings(objects: list[Located], validator: Validator) -> list[Finding]:
+    """Every object that its strict schema refuses, or whose kind has no schema at all."""
+    return [
+        Finding(file, object_label(obj), problem.rule, problem.message)
+        for file, obj in objects
+        for problem in validator.problems(obj)
+    ]
+
+
+def remote_findings(remote: dict[str, list[str]], template: str, remote_bases_allowed: bool) -> list[Finding]:
+    """Remote kustomize entries: never in an app repository; in a platform repository only when
+    kustomize-controller runs without --no-remote-bases (answer flux_allow_remote_bases)."""
+    if template == "platform" and remote_bases_allowed:
+        return []
+    rule, why = (
+        ("tenancy-remote-resource", "an app repository may only hold its own files")
+        if template == "app"
+        else ("remote-base", "kustomize-controller runs with --no-remote-bases=true (answer flux_allow_remote_bases)")
+    )
+    return [
+        Finding(root_file, "", rule, f"remote entry '{entry}' (not built): {why}")
+        for root_file, entries in remote.items()
+        for entry in entries
+    ]
+
+
+# Flux references (platform repository) ---------------------------------------------------------
+
+
+def _flux_objects(objects: list[Located], group: str) -> list[Located]:
+    return [(file, obj) for file, obj in objects if _group(obj) == group]
+
+
+def _secret_refs(node: object, path: str = "spec"):
+    """(field path, name) of every secretRef / *SecretRef under a Flux object's spec."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            here = f"{path}.{key}"
+            if (key == "secretRef" or key.endswith("SecretRef")) and isinstance(value, dict) and "name" in value:
+                yield here, str(value["name"])
+            else:
+                yield from _secret_refs(value, here)
+    elif isinstance(node, list):
+        for index, item in enumerate(node):
+            yield from _secret_refs(item, f"{path}.{index}")
+
+
+def out_of_band_secrets(gitops_base_secret: str) -> set[str]:
+    return {*OUT_OF_BAND_SECRETS, *([gitops_base_secret] if gitops_base_secret else [])}
+
+
+def _source_refs(obj: dict):
+    """(field path, referenced kind, namespace, name) of a Flux Kustomization's or HelmRelease's sources."""
+    spec, namespace = _spec(obj), str(_meta(obj).get("namespace", ""))
+    chart = spec.get("chart") if isinstance(spec.get("chart"), dict) else {}
+    chart_spec = chart.get("spec") if isinstance(chart.get("spec"), dict) else {}
+    for field, ref in (("spec.sourceRef", spec.get("sourceRef")), ("spec.chartRef", spec.get("chartRef")),
+                       ("spec.chart.spec.sourceRef", chart_spec.get("sourceRef"))):
+        if isinstance(ref, dict):
+            yield field, str(ref.get("kind")), str(ref.get("namespace") or namespace), str(ref.get("name"))
+
+
+def _depends_on(obj: dict):
+    """(field path, kind, namespace, name) of dependsOn entries: same kind as the object."""
+    namespace = str(_meta(obj).get("namespace", ""))
+    for index, dep in enumerate(_spec(obj).get("dependsOn") or []):
+        if isinstance(dep, dict):
+            yield f"spec.dependsOn.{index}", str(obj["kind"]), str(dep.get("namespace") or namespace), str(dep.get("name"))
+
+
+def _own_source_path(obj: dict) -> str | None:
+    """The repository-relative spec.path of a Kustomization on the platform repository's own source."""
+    spec, namespace = _spec(obj), _meta(obj).get("namespace", "")
+    ref = spec.get("sourceRef") if isinstance(spec.get("sourceRef"), dict) else {}
+    if (ref.get("kind"), ref.get("namespace") or namespace, ref.get("name")) != OWN_SOURCE:
+        return None
+    return str(spec.get("path") or "./").removeprefix("./").strip("/")
+
+
+def flux_reference_findings(
+    objects: list[Located], repo_dirs: set[str], out_of_band: set[str], unbuilt: list[dict] = ()
+) -> list[Finding]:
+    """sourceRef, dependsOn, paths on the repository's own source, and secretRefs all resolve.
+
+    `unbuilt` are the objects declared in files of roots kustomize could not build: they count
+    as present in any namespace, so one broken root is reported once (by its build finding),
+    not again by every reference into it.
+    """
+    present = {
+        _ref(str(obj["kind"]), str(_meta(obj).get("namespace", "")), str(_meta(obj).get("name"))): obj
+        for _, obj in objects
+    }
+    unbuilt_names = {(str(obj["kind"]), str(_meta(obj).get("name"))) for obj in unbuilt}
+    findings = []
+    for file, obj in objects:
+        group, namespace = _group(obj), str(_meta(obj).get("namespace", ""))
+
+        def finding(rule: str, message: str) -> None:
+            findings.append(Finding(file, object_label(obj), rule, message))
+
+        if group in ("kustomize.toolkit.fluxcd.io", "helm.toolkit.fluxcd.io"):
+            for rule, refs in (("flux-source-ref", _source_refs(obj)), ("flux-depends-on", _depends_on(obj))):
+                for field, kind, ref_namespace, name in refs:
+                    if _ref(kind, ref_namespace, name) not in present and (kind, name) not in unbuilt_names:
+                        finding(rule, f"{field} {_ref(kind, ref_namespace, name)} does not exist in the repository")
+        # Paths on other sources (openCenter-gitops-base, app repositories) live elsewhere.
+        if group == "kustomize.toolkit.fluxcd.io" and (path := _own_source_path(obj)) is not None and path not in repo_dirs:
+            finding("flux-path", f"spec.path ./{path} is not a directory of this repository")
+        if not group.endswith(".toolkit.fluxcd.io"):
+            continue
+        for field, name in _secret_refs(_spec(obj)):
+            secret = present.get(_ref("Secret", namespace, name))
+            if (secret is not None and is_sops_encrypted(secret)) or ("Secret", name) in unbuilt_names:
+                continue
+            if secret is not None:
+                finding("flux-secret-ref", f"{field} Secret {namespace}/{name} is in the repository but not SOPS-encrypted")
+            elif namespace != FLUX_NAMESPACE or name not in out_of_band:
+                finding("flux-secret-ref", f"{field} Secret {namespace}/{name} is neither a SOPS-encrypted Secret in the "
+                        f"repository nor an out-of-band Secret ({', '.join(sorted(out_of_band))} in {FLUX_NAMESPACE})")
+    return findings
+
+
+# Secrets ----------------------------------------------------------------------------------------
+
+
+def _plaintext_values(doc: dict) -> list[str]:
+    return [
+        f"{key}.{name}"
+        for key in ("data", "stringData")
+        for name, value in (doc.get(key) or {}).items()
+        if not str(value).startswith("ENC[")
+    ]
+
+
+def secret_findings(files: list[YamlFile], sops_rules: list[dict] | None) -> list[Finding]:
+    """Every Secret manifest is SOPS-encrypted, and .sops.yaml has a creation rule for every file
+    that holds a Secret or SOPS data (sops_rules None: there is no .sops.yaml)."""
+    findings = []
+    for yaml_file in files:
+        secrets = [doc for doc in yaml_file.documents if is_object(doc) and doc["kind"] == "Secret"]
+        for doc in secrets:
+            if not is_sops_encrypted(doc):
+                findings.append(Finding(yaml_file.path, object_label(doc), "secret-unencrypted",
+                                        f"Secret is not SOPS-encrypted: run `sops --encrypt --in-place {yaml_file.path}`"))
+            elif plain := _plaintext_values(doc):
+                findings.append(Finding(yaml_file.path, object_label(doc), "secret-unencrypted",
+                                        f"{', '.join(plain)} not encrypted although the file has a sops block"))
+        if secrets or any(is_sops_encrypted(doc) for doc in yaml_file.documents):
+            if sops_rules is None:
+                findings.append(Finding(yaml_file.path, "", "sops-rule", "there is no .sops.yaml to encrypt this file with"))
+            elif not any(re.search(str(rule.get("path_regex", "")), yaml_file.path) for rule in sops_rules if isinstance(rule, dict)):
+                findings.append(Finding(yaml_file.path, "", "sops-rule", ".sops.yaml has no creation_rules entry whose path_regex matches this file"))
+    return findings
+
+
+# Tenancy (app repository) -----------------------------------------------------------------------
+
+
+def tenancy_findings(objects: list[Located], namespace: str, validator: Validator) -> list[Finding]:
+    """An app repository holds namespaced objects of its own namespace only."""
+    findings = []
+    for file, obj in objects:
+        if validator.cluster_scoped(obj):
+            findings.append(Finding(file, object_label(obj), "tenancy-cluster-scoped",
+                                    f"{obj['kind']} is cluster-scoped; an app repository only holds objects of namespace {namespace}"))
+        elif (other := _meta(obj).get("namespace")) not in (None, namespace):
+            findings.append(Finding(file, object_label(obj), "tenancy-namespace",
+                                    f"metadata.namespace is {other}; an app repository only holds objects of namespace {namespace}"))
+    return findings
+
+
+def unique(findings: list[Finding]) -> list[Finding]:
+    """Drop repeats: a root included by another root is built, and its objects seen, twice."""
+    return list(dict.fromkeys(findings))
