@@ -1,0 +1,97 @@
+"""git adapter for onboarding: preconditions, staging, review branches, and exact restoration.
+
+Everything is scoped to one folder (the platform repository may be a subproject of a larger git
+repository, as Copier allows). Ignored files are never touched.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from hooks.errors import HookError
+
+
+def git(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, check=False)
+    if check and result.returncode != 0:
+        raise HookError(f"git {' '.join(args)}", result.stderr.strip() or f"exit status {result.returncode}")
+    return result
+
+
+def require_clean_repo(repo: Path) -> None:
+    """A git work tree with at least one commit and nothing uncommitted (untracked files count)."""
+    if git(repo, "rev-parse", "--is-inside-work-tree", check=False).stdout.strip() != "true":
+        raise HookError(str(repo), "is not inside a git repository (git init, add and commit it first)")
+    if git(repo, "rev-parse", "--verify", "-q", "HEAD", check=False).returncode != 0:
+        raise HookError(str(repo), "has no commit yet; commit the rendered platform repository first")
+    status = git(repo, "status", "--porcelain", "--untracked-files=all", "--", ".").stdout
+    if status.strip():
+        first = status.strip().splitlines()[:5]
+        raise HookError(
+            str(repo),
+            "has uncommitted changes; commit or stash them first so that onboarding's changes stay "
+            f"reviewable on their own: {'; '.join(first)}",
+        )
+
+
+def current_branch(repo: Path) -> str | None:
+    result = git(repo, "symbolic-ref", "-q", "--short", "HEAD", check=False)
+    return result.stdout.strip() or None
+
+
+def branch_exists(repo: Path, branch: str) -> bool:
+    return git(repo, "rev-parse", "--verify", "-q", f"refs/heads/{branch}", check=False).returncode == 0
+
+
+def create_branch(repo: Path, branch: str) -> None:
+    git(repo, "switch", "-q", "-c", branch)
+
+
+def stage_all(repo: Path) -> None:
+    git(repo, "add", "-A", "--", ".")
+
+
+def commit(repo: Path, message: str) -> None:
+    git(repo, "commit", "-q", "-m", message, "--", ".")
+
+
+def unmerged(repo: Path) -> list[str]:
+    return git(repo, "diff", "--name-only", "--diff-filter=U", "--", ".").stdout.split()
+
+
+def staged_changes(repo: Path) -> list[str]:
+    """`git status --short` lines of the folder (what onboarding left for review)."""
+    return git(repo, "status", "--short", "--untracked-files=all", "--", ".").stdout.splitlines()
+
+
+def restore(repo: Path, branch_before: str | None, created_branch: str | None) -> None:
+    """Put a folder that was clean at HEAD back exactly as it was: index, tracked and new files.
+
+    Used after a failure; ignored files are kept (no `git clean -x`).
+    """
+    git(repo, "reset", "-q", "--", ".", check=False)
+    git(repo, "checkout", "-q", "--", ".", check=False)
+    git(repo, "clean", "-fdq", "--", ".", check=False)
+    if created_branch:
+        if branch_before:
+            git(repo, "switch", "-q", branch_before, check=False)
+        git(repo, "branch", "-q", "-D", created_branch, check=False)
+
+
+@contextmanager
+def all_or_nothing(repo: Path, review_branch: str | None = None) -> Iterator[None]:
+    """Changes made inside happen on a new branch review_branch (if given); on any failure the
+    folder, its index and the current branch are put back as they were (it must start clean)."""
+    before = current_branch(repo)
+    created = None
+    try:
+        if review_branch:
+            create_branch(repo, review_branch)
+            created = review_branch
+        yield
+    except BaseException:
+        restore(repo, before, created)
+        raise

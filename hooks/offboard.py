@@ -1,0 +1,110 @@
+"""Remove an application from a platform repository (offboarding).
+
+    python -m hooks.offboard --platform ../acme-gitops --name shop [--delete-namespace] [--review-branch]
+    opencenter-offboard …                       (console script of this package)
+
+Removes the app's entry from the platform answers' `apps`, re-renders the platform repository
+(its services/sources/<name>.yaml and services/fluxcd/<name>.yaml disappear, and with them the
+kustomization list entries), deletes its once-only encrypted Secrets (deploy key, receiver token)
+and stages the result (or commits it on a branch offboard/<name> with --review-branch). Nothing is
+pushed. The same preconditions as onboarding are checked first, and a failure restores the
+repository exactly.
+
+Once merged, Flux deletes the app's Kustomization and PRUNES EVERY OBJECT IT APPLIED. The tenant
+Namespace, ServiceAccount and RoleBinding are marked `kustomize.toolkit.fluxcd.io/prune: disabled`:
+they stay, so that the finalizer keeps the rights to prune, and the namespace (with any data left
+in it, e.g. PersistentVolumeClaims) is kept unless you delete it. The commands to remove them
+are printed (with --delete-namespace, including the namespace).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Callable
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from hooks import apps as appsmod  # noqa: E402
+from hooks import gitrepo, sops  # noqa: E402
+from hooks.errors import HookError, run_main  # noqa: E402
+from hooks.onboard import read_platform, render_apps  # noqa: E402
+
+
+def offboard(
+    platform_path: Path,
+    name: str,
+    *,
+    delete_namespace: bool = False,
+    review_branch: bool = False,
+    out: Callable[[str], None] = print,
+) -> int:
+    platform_path = platform_path.resolve()
+    platform = read_platform(platform_path)
+    gitrepo.require_clean_repo(platform_path)
+    sops.require_sops()  # the same toolset as onboarding: the repository stays re-encryptable
+    current = appsmod.validate_apps(platform.apps, platform.reserved())
+    remaining = appsmod.plan_remove(current, name)
+    branch = f"offboard/{name}"
+    if review_branch and gitrepo.branch_exists(platform_path, branch):
+        raise HookError("review branch", f"{branch} already exists in {platform_path}; merge or delete it first")
+    secrets = [rel for rel in appsmod.all_once_files(name, platform.cluster) if (platform_path / rel).exists()]
+
+    with gitrepo.all_or_nothing(platform_path, branch if review_branch else None):
+        render_apps(platform_path, remaining)
+        conflicts = gitrepo.unmerged(platform_path)
+        if conflicts:
+            raise HookError("copier update", f"left conflicts in {', '.join(conflicts)} (files edited by hand?)")
+        leftovers = [rel for rel in appsmod.rendered_files(name, platform.cluster) if (platform_path / rel).exists()]
+        if leftovers:
+            raise HookError("copier update", f"kept {', '.join(leftovers)}; remove them by hand and retry")
+        for rel in secrets:
+            (platform_path / rel).unlink()
+        gitrepo.stage_all(platform_path)
+        if review_branch:
+            gitrepo.commit(platform_path, f"Offboard app {name}")
+
+    out(f"Offboarded app '{name}' from {platform_path}:")
+    out(f"  answers: apps[{name}] removed from .copier-answers.yml")
+    for rel in appsmod.rendered_files(name, platform.cluster):
+        out(f"  removed (rendered): {rel}")
+    for rel in secrets:
+        out(f"  removed (encrypted Secret): {rel}")
+    out(f"WARNING: once this change is merged, Flux deletes Kustomization flux-system/{name} and prunes every")
+    out(f"  object it applied in namespace '{name}' (Deployments, Services, Secrets, PVCs, ...).")
+    out(f"  The tenant objects are kept (prune disabled); the namespace '{name}' is kept"
+        + (" until you delete it below." if delete_namespace else "."))
+    out("Next steps:")
+    where = f"committed on branch {branch}" if review_branch else "staged"
+    out(f"  1. Review the changes ({where}, never pushed), commit, push and merge.")
+    out(f"  2. Wait until Flux has removed the app: flux get kustomizations -n flux-system {name}  (not found)")
+    out("  3. Remove the tenant's access:")
+    out(f"       kubectl -n {name} delete rolebinding tenant-{name}")
+    out(f"       kubectl -n flux-system delete serviceaccount tenant-{name}")
+    if delete_namespace:
+        out(f"       kubectl delete namespace {name}   # deletes everything left in it")
+    out("  4. Remove the deploy key (and webhook, if any) from the app repository's settings.")
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m hooks.offboard", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--platform", required=True, type=Path, help="the rendered platform repository")
+    parser.add_argument("--name", required=True, help="the registered app to remove")
+    parser.add_argument("--delete-namespace", action="store_true",
+                        help="also print the command that deletes the app's namespace (kept by default)")
+    parser.add_argument("--review-branch", action="store_true",
+                        help="commit the changes on a new branch offboard/<name> instead of staging them")
+    args = parser.parse_args(argv)
+    return offboard(args.platform, args.name, delete_namespace=args.delete_namespace, review_branch=args.review_branch)
+
+
+def cli() -> None:
+    run_main(main)
+
+
+if __name__ == "__main__":
+    run_main(main)

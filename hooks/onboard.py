@@ -1,0 +1,368 @@
+"""Register an application repository on a platform repository (onboarding).
+
+    python -m hooks.onboard --platform ../acme-gitops --name shop \\
+        --url ssh://git@github.com/acme/shop.git [--branch main] [--secrets] [--receiver[=TYPE]] \\
+        [--known-hosts-file FILE] [--app-repo ../shop] [--review-branch] [--update]
+    opencenter-onboard …                       (console script of this package)
+
+The app template runs the same code as a copy-only task (`copier copy --data template=app
+--data platform_repo=…`), with --app-repo set to the new app repository.
+
+What it does, in this order:
+1. checks every precondition without writing anything: the platform path is a rendered platform
+   repository (answers with _src_path/_commit) in a git repository with a clean tree, sops and
+   real age recipients are there, the entry is valid, its name is free (not a platform namespace
+   or another app), and a review branch, if asked, does not exist yet;
+2. generates the key material in memory (ed25519 deploy key, receiver token if asked) and
+   encrypts it with sops, through stdin;
+3. adds the entry to the platform answers' `apps` and re-renders the platform repository with
+   Copier at its current template version (`copier update --vcs-ref=:current:`), then writes the
+   encrypted files (once: they are never regenerated) and stages everything (or commits it on a
+   branch onboard/<name> with --review-branch). Nothing is ever pushed.
+Any failure after step 1 puts the platform repository back exactly as it was.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import yaml  # noqa: E402
+
+from hooks import apps as appsmod  # noqa: E402
+from hooks import deploykeys, gitrepo, sops  # noqa: E402
+from hooks.errors import HookError, run_main  # noqa: E402
+
+ANSWERS_FILE = ".copier-answers.yml"
+PUBLIC_KEY_ANNOTATION = "opencenter/deploy-key-public"
+APP_PUBLIC_KEY_FILE = "docs/deploy-key.pub"
+
+
+# PLATFORM REPOSITORY ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Platform:
+    path: Path
+    answers: dict[str, Any]
+
+    @property
+    def cluster(self) -> str:
+        return self.answers["cluster_name"]
+
+    @property
+    def apps(self) -> list[dict[str, Any]]:
+        return self.answers.get("apps") or []
+
+    def reserved(self) -> set[str]:
+        return appsmod.reserved_names(appsmod.load_catalog(), self.answers.get("gateway_namespace", ""))
+
+
+def read_platform(path: Path) -> Platform:
+    """The answers of a rendered platform repository, or a HookError saying what is missing."""
+    if not path.is_dir():
+        raise HookError("platform", f"{path} is not a directory")
+    answers_path = path / ANSWERS_FILE
+    if not answers_path.is_file():
+        raise HookError("platform", f"{path} has no {ANSWERS_FILE}: not a repository rendered by this template")
+    try:
+        answers = yaml.safe_load(answers_path.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise HookError(str(answers_path), f"is not valid YAML ({error})") from None
+    if answers.get("template") != "platform":
+        raise HookError(str(answers_path), f"records template={answers.get('template')!r}, not a platform repository")
+    for key in ("_src_path", "_commit", "cluster_name"):
+        if not answers.get(key):
+            raise HookError(
+                str(answers_path),
+                f"has no {key}; Copier cannot re-render it (render it from a git template, e.g. a tagged clone)",
+            )
+    src = str(answers["_src_path"])
+    if "://" not in src and not src.startswith(("/", "~", "git@", "gh:", "gl:")):
+        raise HookError(
+            str(answers_path),
+            f"records a relative template path _src_path={src!r}, which Copier cannot update from; "
+            "render platform repositories from an absolute path or a URL",
+        )
+    return Platform(path, answers)
+
+
+def render_apps(platform: Path, apps: list[dict[str, Any]]) -> None:
+    """Re-render the platform repository with a new `apps` answer, same template version.
+
+    The one place that calls Copier: issue 7 replaces it with a render of the changed app only.
+    """
+    import copier  # imported here: the pure parts of this module stay importable without it
+
+    try:
+        copier.run_update(
+            platform, data={"apps": apps}, defaults=True, overwrite=True, unsafe=True,
+            vcs_ref=copier.VcsRef.CURRENT, quiet=True,
+        )
+    except Exception as error:  # Copier raises many types; all mean the render failed
+        raise HookError("copier update", f"{type(error).__name__}: {error}") from None
+
+
+# WHAT TO WRITE (pure) ---------------------------------------------------------------------------
+
+
+@dataclass
+class Material:
+    """Encrypted once-only files to write, and what to tell the user about them."""
+
+    files: dict[str, str]  # relative path -> encrypted text
+    public_key: str | None = None
+    webhook_path: str | None = None
+
+
+def annotate(clear_yaml: str, annotations: dict[str, str]) -> str:
+    doc = yaml.safe_load(clear_yaml)
+    doc["metadata"]["annotations"] = annotations
+    return yaml.safe_dump(doc, sort_keys=False, width=4096)
+
+
+def make_material(
+    entry: dict[str, Any], once: list[appsmod.OnceFile], comment: str, encrypt: Callable[[str, str], str]
+) -> Material:
+    """Generate and encrypt the key material of the once-only files listed in `once`."""
+    material = Material(files={})
+    name = entry["name"]
+    for item in once:
+        if item.kind == "deploy-key":
+            key = deploykeys.generate_deploy_key(comment)
+            clear = annotate(
+                deploykeys.deploy_key_secret(name, key, appsmod.known_hosts_for(entry)),
+                {PUBLIC_KEY_ANNOTATION: key.public_openssh},
+            )
+            material.public_key = key.public_openssh
+        else:
+            token = deploykeys.generate_token()
+            clear = deploykeys.receiver_token_secret(name, token)
+            material.webhook_path = deploykeys.webhook_path(token, name)
+        material.files[item.path] = encrypt(item.path, clear)
+        del clear
+    return material
+
+
+def annotation_of(path: Path, key: str) -> str | None:
+    """A clear metadata annotation of an encrypted Secret file (sops leaves metadata readable)."""
+    try:
+        doc = yaml.safe_load(path.read_text())
+        return doc["metadata"]["annotations"][key]
+    except (OSError, yaml.YAMLError, KeyError, TypeError):
+        return None
+
+
+def app_key_file_text(public_key: str, url: str, cluster: str) -> str:
+    return (
+        f"# Add this key as a READ-ONLY deploy key of {url}\n"
+        "# (GitHub: Settings > Deploy keys, leave 'Allow write access' off; GitLab: Settings > Repository >\n"
+        "# Deploy keys, no write access; Bitbucket: Repository settings > Access keys).\n"
+        f"# Flux on cluster '{cluster}' pulls this repository with it; the private half exists only\n"
+        "# SOPS-encrypted in the platform repository.\n"
+        f"{public_key}\n"
+    )
+
+
+# REGISTER ---------------------------------------------------------------------------------------
+
+
+def register(
+    platform_path: Path,
+    raw_entry: dict[str, Any],
+    *,
+    update: bool = False,
+    review_branch: bool = False,
+    app_repo: Path | None = None,
+    out: Callable[[str], None] = print,
+) -> int:
+    platform_path = platform_path.resolve()
+    # 1. Preconditions: nothing is written before all of them hold.
+    platform = read_platform(platform_path)
+    gitrepo.require_clean_repo(platform_path)
+    sops_binary = sops.require_sops()
+    sops.check_config(platform_path)
+    reserved = platform.reserved()
+    current = appsmod.validate_apps(platform.apps, reserved)
+    entry = appsmod.normalize(raw_entry)
+    appsmod.validate_entry(entry, reserved)
+    plan = appsmod.plan_register(current, entry, allow_update=update)
+    needed = appsmod.once_files(entry, platform.cluster)
+    missing = [item for item in needed if not (platform_path / item.path).exists()]
+    obsolete = [
+        rel for rel in appsmod.all_once_files(entry["name"], platform.cluster)
+        if (platform_path / rel).exists() and rel not in {item.path for item in needed}
+    ]
+    branch = f"onboard/{entry['name']}"
+    if review_branch and gitrepo.branch_exists(platform_path, branch):
+        raise HookError("review branch", f"{branch} already exists in {platform_path}; merge or delete it first")
+    if app_repo is not None and not app_repo.is_dir():
+        raise HookError("app repository", f"{app_repo} is not a directory")
+
+    key_path = platform_path / needed[0].path
+    if not plan.changed and not missing and not obsolete:
+        public_key = annotation_of(key_path, PUBLIC_KEY_ANNOTATION)
+        out(f"App '{entry['name']}' is already registered on {platform_path} with these settings: nothing changed.")
+        if public_key:
+            out(f"Its deploy key (read-only) is: {public_key}")
+            if app_repo is not None:
+                write_app_files(app_repo, entry, platform.cluster, public_key, out)
+        return 0
+
+    # 2. Key material, in memory, encrypted before anything reaches the disk.
+    comment = f"flux-{platform.answers.get('customer_name', 'platform')}-{platform.cluster}-{entry['name']}"
+    material = make_material(
+        entry, missing, comment, lambda rel, clear: sops.encrypt(platform_path, rel, clear, sops_binary)
+    )
+
+    # 3. Change the platform repository; on any failure put it back as it was.
+    with gitrepo.all_or_nothing(platform_path, branch if review_branch else None):
+        if plan.changed:
+            render_apps(platform_path, plan.apps)
+            check_render(platform_path, entry["name"], platform.cluster)
+        for rel, text in material.files.items():
+            write_once(platform_path / rel, text)
+        for rel in obsolete:
+            (platform_path / rel).unlink()
+        gitrepo.stage_all(platform_path)
+        if review_branch:
+            gitrepo.commit(platform_path, f"Onboard app {entry['name']} ({entry['url']}, branch {entry['branch']})")
+        public_key = material.public_key or annotation_of(key_path, PUBLIC_KEY_ANNOTATION)
+        if app_repo is not None and public_key:
+            write_app_files(app_repo, entry, platform.cluster, public_key, out)
+
+    summarize(platform, entry, material, plan, obsolete, review_branch, branch, out)
+    return 0
+
+
+def check_render(platform_path: Path, name: str, cluster: str) -> None:
+    conflicts = gitrepo.unmerged(platform_path)
+    if conflicts:
+        raise HookError("copier update", f"left conflicts in {', '.join(conflicts)} (files edited by hand?)")
+    for rel in appsmod.rendered_files(name, cluster):
+        if not (platform_path / rel).is_file():
+            raise HookError("copier update", f"did not render {rel}; is the platform repository's template too old?")
+
+
+def write_once(path: Path, text: str) -> None:
+    """Create a file that must never be overwritten (exclusive create)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("x") as handle:
+        handle.write(text)
+
+
+def write_app_files(
+    app_repo: Path, entry: dict[str, Any], cluster: str, public_key: str, out: Callable[[str], None]
+) -> None:
+    target = app_repo / APP_PUBLIC_KEY_FILE
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(app_key_file_text(public_key, entry["url"], cluster))
+    out(f"Wrote {target} (the public deploy key with the instruction).")
+
+
+def summarize(
+    platform: Platform, entry: dict[str, Any], material: Material, plan: appsmod.Registration,
+    obsolete: list[str], review_branch: bool, branch: str, out: Callable[[str], None],
+) -> None:
+    name, path = entry["name"], platform.path
+    verb = "Updated" if plan.previous is not None else "Registered"
+    out(f"{verb} app '{name}' on {path}:")
+    out(f"  answers: .copier-answers.yml apps[{name}] (url {entry['url']}, branch {entry['branch']})")
+    for rel in appsmod.rendered_files(name, platform.cluster):
+        out(f"  rendered: {rel}")
+    for rel in material.files:
+        out(f"  written once (SOPS-encrypted): {rel}")
+    for rel in obsolete:
+        out(f"  removed (no longer needed): {rel}")
+    out("Next steps:")
+    step = 1
+    if material.public_key:
+        out(f"  {step}. Add this public key as a READ-ONLY deploy key of {entry['url']}:")
+        out(f"       {material.public_key}")
+        step += 1
+    if material.webhook_path:
+        host = f"flux-webhook.{platform.answers.get('cluster_domain', '<cluster domain>')}"
+        token_file = next(rel for rel in material.files if rel.endswith("-receiver-token.sops.yaml"))
+        out(f"  {step}. Configure a {entry['receiver']} webhook (push events) on the app repository:")
+        out(f"       URL:    https://{host}{material.webhook_path}")
+        out(f"       secret: sops -d --extract '[\"stringData\"][\"token\"]' {token_file}")
+        out("       (expose the flux-system/webhook-receiver Service on that host, see the README)")
+        step += 1
+    where = f"committed on branch {branch}" if review_branch else "staged"
+    out(f"  {step}. Review the changes ({where}, never pushed): git -C {path} "
+        + ("show --stat" if review_branch else "diff --cached --stat"))
+    out(f"  {step + 1}. Commit, push and merge; Flux then creates namespace '{name}' and applies the app.")
+
+
+# CLI --------------------------------------------------------------------------------------------
+
+
+def parse_bool(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("true", "yes", "1", "on"):
+        return True
+    if lowered in ("false", "no", "0", "off", ""):
+        return False
+    raise HookError("secrets", f"must be true or false (got '{value}')")
+
+
+def entry_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    receiver = args.receiver or ""
+    if receiver == "auto":
+        try:
+            receiver = appsmod.default_receiver(appsmod.parse_url(args.url)[1])
+        except HookError as error:
+            raise HookError("url", error.rule) from None
+    known = ""
+    if args.known_hosts_file:
+        try:
+            known = Path(args.known_hosts_file).read_text()
+        except OSError as error:
+            raise HookError("known_hosts", f"cannot read {args.known_hosts_file}: {error.strerror}") from None
+    return {
+        "name": args.name, "url": args.url, "branch": args.branch,
+        "secrets": parse_bool(args.secrets), "receiver": receiver, "known_hosts": known,
+    }
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m hooks.onboard", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--platform", required=True, type=Path, help="the rendered platform repository")
+    parser.add_argument("--name", required=True, help="app name: its namespace and Flux object names")
+    parser.add_argument("--url", required=True, help="ssh://git@host/org/repo of the app repository")
+    parser.add_argument("--branch", default="main", help="branch Flux reconciles (default main)")
+    parser.add_argument("--secrets", nargs="?", const="true", default="false",
+                        help="the app repository holds SOPS files (encrypted for the platform's age key)")
+    parser.add_argument("--receiver", nargs="?", const="auto", default="",
+                        help="add a webhook Receiver; type github|gitlab|bitbucket|generic (default: by host)")
+    parser.add_argument("--known-hosts-file", help="known_hosts lines of the Git host (hosts other than "
+                        "github.com, gitlab.com, bitbucket.org)")
+    parser.add_argument("--app-repo", type=Path, help="also write the public key into this app repository")
+    parser.add_argument("--review-branch", action="store_true",
+                        help="commit the changes on a new branch onboard/<name> instead of staging them")
+    parser.add_argument("--update", action="store_true",
+                        help="change the settings of an app that is already registered (keeps its deploy key)")
+    return parser
+
+
+def main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    return register(
+        args.platform, entry_from_args(args), update=args.update, review_branch=args.review_branch,
+        app_repo=args.app_repo,
+    )
+
+
+def cli() -> None:
+    run_main(main)
+
+
+if __name__ == "__main__":
+    run_main(main)

