@@ -35,29 +35,70 @@ def test_default_platform_repo_passes(platform_repo, assert_check_passes):
     assert_check_passes(platform_repo)
 
 
-def test_misspelt_kustomization_field_is_a_schema_finding(platform_repo):
-    edit(platform_repo / OVERLAY / "services/fluxcd/kyverno.yaml", "  prune: true\n", "  prnue: true\n")
-    findings = check_repo(platform_repo, crd_dir=SHARED_CRDS)
-    assert Finding(
-        f"{OVERLAY}/services/fluxcd/kyverno.yaml",
-        "Kustomization/flux-system/kyverno-base",
-        "schema",
-        "spec: Additional properties are not allowed ('prnue' was unexpected)",
-    ) in findings
+FLUXCD = f"{OVERLAY}/services/fluxcd"
+SOURCES = f"{OVERLAY}/services/sources"
+CERT_MANAGER = f"{OVERLAY}/services/cert-manager"
+DNS_SECRET = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: dns-token\nstringData:\n  token: hunter2\n"
+
+# Seeded faults: edits (file, old snippet, new snippet), where old None writes the file with new,
+# or deletes it when new is None too; then the one finding expected. Add a row per new rule.
+FAULTS = [
+    pytest.param(
+        [(f"{SOURCES}/kustomization.yaml", "  - opencenter-kyverno.yaml\n", ""), (f"{SOURCES}/opencenter-kyverno.yaml", None, None)],
+        Finding(f"{FLUXCD}/kyverno.yaml", "Kustomization/flux-system/kyverno-base", "flux-source-ref",
+                "spec.sourceRef GitRepository/flux-system/opencenter-kyverno does not exist in the repository"),
+        id="missing-source",
+    ),
+    pytest.param(
+        [(f"{FLUXCD}/gateway.yaml", "    - name: gateway-api-base\n", "    - name: gateway-api-bsae\n")],
+        Finding(f"{FLUXCD}/gateway.yaml", "Kustomization/flux-system/gateway", "flux-depends-on",
+                "spec.dependsOn.1 Kustomization/flux-system/gateway-api-bsae does not exist in the repository"),
+        id="dangling-depends-on",
+    ),
+    pytest.param(
+        [(f"{FLUXCD}/kyverno.yaml", "path: ./applications/overlays/prod/services/kyverno\n", "path: ./applications/overlays/prod/services/kyvern\n")],
+        Finding(f"{FLUXCD}/kyverno.yaml", "Kustomization/flux-system/kyverno-override", "flux-path",
+                "spec.path ./applications/overlays/prod/services/kyvern is not a directory of this repository"),
+        id="wrong-path",
+    ),
+    pytest.param(
+        [(f"{FLUXCD}/sources.yaml", "  retryInterval: 1m\n", "  retryIntreval: 1m\n")],
+        Finding(f"{FLUXCD}/sources.yaml", "Kustomization/flux-system/sources", "schema",
+                "spec: Additional properties are not allowed ('retryIntreval' was unexpected)"),
+        id="misspelt-kustomization-field",
+    ),
+    pytest.param(
+        [(f"{OVERLAY}/services/gateway/http-redirect.yaml", "    - filters:\n", "    - matches:\n        - path: {type: Prefix, value: /}\n      filters:\n")],
+        Finding(f"{OVERLAY}/services/gateway/http-redirect.yaml", "HTTPRoute/gateway-system/http-to-https", "schema",
+                "spec.rules.0.matches.0.path.type: 'Prefix' is not one of ['Exact', 'PathPrefix', 'RegularExpression']"),
+        id="httproute-bad-path-type",
+    ),
+    pytest.param(
+        [(f"{CERT_MANAGER}/dns-token.yaml", None, DNS_SECRET), (f"{CERT_MANAGER}/kustomization.yaml", "resources: []\n", "resources:\n  - dns-token.yaml\n")],
+        Finding(f"{CERT_MANAGER}/dns-token.yaml", "Secret/dns-token", "secret-unencrypted",
+                f"Secret is not SOPS-encrypted: run `sops --encrypt --in-place {CERT_MANAGER}/dns-token.yaml`"),
+        id="unencrypted-secret",
+    ),
+    pytest.param(
+        [(f"{CERT_MANAGER}/kustomization.yaml", "resources: []\n", "resources:\n  - https://github.com/acme/issuers//base?ref=v1\n")],
+        Finding(f"{CERT_MANAGER}/kustomization.yaml", "", "remote-base",
+                "remote entry 'https://github.com/acme/issuers//base?ref=v1' (not built): "
+                "kustomize-controller runs with --no-remote-bases=true (answer flux_allow_remote_bases)"),
+        id="remote-base-under-lockdown",
+    ),
+]
 
 
-def test_httproute_with_a_bad_path_type_is_a_schema_finding(platform_repo):
-    route = platform_repo / OVERLAY / "services/gateway/http-redirect.yaml"
-    edit(route, "    - filters:\n", "    - matches:\n        - path: {type: Prefix, value: /}\n      filters:\n")
-    findings = check_repo(platform_repo, crd_dir=SHARED_CRDS)
-    assert findings == [
-        Finding(
-            f"{OVERLAY}/services/gateway/http-redirect.yaml",
-            "HTTPRoute/gateway-system/http-to-https",
-            "schema",
-            "spec.rules.0.matches.0.path.type: 'Prefix' is not one of ['Exact', 'PathPrefix', 'RegularExpression']",
-        )
-    ]
+@pytest.mark.parametrize(("edits", "expected"), FAULTS)
+def test_seeded_fault_is_caught_by_its_rule(platform_repo, edits, expected):
+    for rel, old, new in edits:
+        if old is not None:
+            edit(platform_repo / rel, old, new)
+        elif new is None:
+            (platform_repo / rel).unlink()
+        else:
+            (platform_repo / rel).write_text(new)
+    assert check_repo(platform_repo, crd_dir=SHARED_CRDS) == [expected]
 
 
 def test_a_root_that_does_not_build_names_the_root_and_the_error(platform_repo):
@@ -85,65 +126,10 @@ def test_a_kind_without_schema_is_a_finding(platform_repo):
     assert ("Kustomization/flux-system/sources", "unknown-kind") in {(f.object, f.rule) for f in findings}
 
 
-def test_missing_source_is_a_flux_source_ref_finding(platform_repo):
-    sources = platform_repo / OVERLAY / "services/sources"
-    edit(sources / "kustomization.yaml", "  - opencenter-kyverno.yaml\n", "")
-    (sources / "opencenter-kyverno.yaml").unlink()
-    findings = check_repo(platform_repo, crd_dir=SHARED_CRDS)
-    assert findings == [
-        Finding(
-            f"{OVERLAY}/services/fluxcd/kyverno.yaml",
-            "Kustomization/flux-system/kyverno-base",
-            "flux-source-ref",
-            "spec.sourceRef GitRepository/flux-system/opencenter-kyverno does not exist in the repository",
-        )
-    ]
-
-
-def test_dangling_depends_on_is_a_flux_depends_on_finding(platform_repo):
-    edit(platform_repo / OVERLAY / "services/fluxcd/gateway.yaml", "    - name: gateway-api-base\n", "    - name: gateway-api-bsae\n")
-    findings = check_repo(platform_repo, crd_dir=SHARED_CRDS)
-    assert findings == [
-        Finding(
-            f"{OVERLAY}/services/fluxcd/gateway.yaml",
-            "Kustomization/flux-system/gateway",
-            "flux-depends-on",
-            "spec.dependsOn.1 Kustomization/flux-system/gateway-api-bsae does not exist in the repository",
-        )
-    ]
-
-
-def test_wrong_path_on_the_own_source_is_a_flux_path_finding(platform_repo):
-    edit(platform_repo / OVERLAY / "services/fluxcd/kyverno.yaml", "path: ./applications/overlays/prod/services/kyverno\n",
-         "path: ./applications/overlays/prod/services/kyvern\n")
-    findings = check_repo(platform_repo, crd_dir=SHARED_CRDS)
-    assert findings == [
-        Finding(
-            f"{OVERLAY}/services/fluxcd/kyverno.yaml",
-            "Kustomization/flux-system/kyverno-override",
-            "flux-path",
-            "spec.path ./applications/overlays/prod/services/kyvern is not a directory of this repository",
-        )
-    ]
-
-
 def test_paths_on_gitops_base_sources_are_not_looked_up_in_the_repo(platform_repo):
     # kyverno-base's path lives in openCenter-gitops-base: a path the repo lacks is not a finding.
     assert not (platform_repo / "applications/base/services/kyverno/policy-engine").exists()
     assert check_repo(platform_repo, crd_dir=SHARED_CRDS) == []
-
-
-def test_unencrypted_secret_is_a_secret_finding(platform_repo):
-    overlay = platform_repo / OVERLAY / "services/cert-manager"
-    (overlay / "dns-token.yaml").write_text(
-        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: dns-token\nstringData:\n  token: hunter2\n"
-    )
-    edit(overlay / "kustomization.yaml", "resources: []\n", "resources:\n  - dns-token.yaml\n")
-    findings = check_repo(platform_repo, crd_dir=SHARED_CRDS)
-    path = f"{OVERLAY}/services/cert-manager/dns-token.yaml"
-    assert findings == [
-        Finding(path, "Secret/dns-token", "secret-unencrypted", f"Secret is not SOPS-encrypted: run `sops --encrypt --in-place {path}`")
-    ]
 
 
 @pytest.fixture
@@ -207,19 +193,4 @@ def test_a_sops_block_with_plaintext_values_is_still_unencrypted(platform_repo):
     findings = check_repo(platform_repo, crd_dir=SHARED_CRDS)
     assert [(f.rule, f.message) for f in findings] == [
         ("secret-unencrypted", "stringData.token not encrypted although the file has a sops block")
-    ]
-
-
-def test_a_remote_base_in_the_platform_repo_is_refused_under_the_lockdown(platform_repo):
-    edit(platform_repo / OVERLAY / "services/kyverno/kustomization.yaml", "resources: []\n",
-         "resources:\n  - https://github.com/kyverno/kyverno//config/default?ref=v1.19.0\n")
-    findings = check_repo(platform_repo, crd_dir=SHARED_CRDS)
-    assert findings == [
-        Finding(
-            f"{OVERLAY}/services/kyverno/kustomization.yaml",
-            "",
-            "remote-base",
-            "remote entry 'https://github.com/kyverno/kyverno//config/default?ref=v1.19.0' (not built): "
-            "kustomize-controller runs with --no-remote-bases=true (answer flux_allow_remote_bases)",
-        )
     ]
