@@ -1,0 +1,137 @@
+"""App template: every bad answer is refused with a message naming the field and the rule, and no
+destination is left behind."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import copier
+import pytest
+from pyrage import x25519
+
+from conftest import ROOT
+
+GOOD_KEY = "age16x2cw6zzszw4s9nlv6esudny0p9qr7v9hn50rymcl3398tmnfesqeydvdv"
+# Same form as an age key, last character changed: the bech32 checksum no longer matches.
+BAD_CHECKSUM_KEY = GOOD_KEY[:-1] + ("q" if GOOD_KEY[-1] != "q" else "p")
+
+BAD_ANSWERS = [
+    ({"app_name": "Shop"}, "app_name", "DNS-1123 label"),
+    ({"app_name": "shop..web"}, "app_name", "DNS-1123 label"),
+    ({"app_name": "a" * 64}, "app_name", "at most 63 characters"),
+    ({"app_name": "1shop"}, "app_name", "starting with a letter"),
+    ({"image": "nginx"}, "image", "must carry a tag or a digest"),
+    ({"image": "harbor.example.com:5000/shop/web"}, "image", "must carry a tag or a digest"),
+    ({"image": "nginx:latest"}, "image", "the tag 'latest' is refused"),
+    ({"image": "harbor.example.com/shop/web:latest"}, "image", "the tag 'latest' is refused"),
+    ({"image": "Harbor.example.com/Shop/web:1.0"}, "image", "lowercase"),
+    ({"image": "web:1.0 --privileged"}, "image", "image reference"),
+    ({"container_port": 0}, "container_port", "between 1 and 65535"),
+    ({"container_port": 70000}, "container_port", "between 1 and 65535"),
+    ({"replicas": 0}, "replicas", "between 1 and 100"),
+    ({"hostnames": "Shop.prod.acme.example.com"}, "hostnames", "lowercase DNS names"),
+    ({"hostnames": "*.prod.acme.example.com"}, "hostnames", "no wildcard"),
+    ({"hostnames": "https://shop.prod.acme.example.com"}, "hostnames", "no wildcard, scheme, port or path"),
+    ({"hostnames": "shop_web.prod.acme.example.com"}, "hostnames", "RFC 1123"),
+    ({"hostnames": "shop.other.example.org"}, "hostnames", "must lie under app_domain"),
+    ({"hostnames": ","}, "hostnames", "between 1 and 16"),
+    ({"app_domain": "localhost"}, "app_domain", "at least two labels"),
+    ({"path_prefix": "shop"}, "path_prefix", "absolute URL path"),
+    ({"path_prefix": "/shop/../admin"}, "path_prefix", "no '.' or '..' segments"),
+    ({"health_path": "healthz"}, "health_path", "absolute URL path"),
+    ({"cpu_request": "100 m"}, "cpu_request", "positive CPU quantity"),
+    ({"cpu_limit": "50m"}, "cpu_limit", "at least cpu_request"),
+    ({"memory_request": "128MB"}, "memory_request", "positive memory quantity"),
+    ({"memory_limit": "64Mi"}, "memory_limit", "at least memory_request"),
+    ({"app_repo_url": "https://github.com/acme/shop"}, "app_repo_url", "ssh://user@host[:port]/path"),
+    ({"app_repo_url": "git@github.com:acme/shop.git"}, "app_repo_url", "scp-style"),
+    ({"app_repo_url": "ssh://git:pw@github.com/acme/shop"}, "app_repo_url", "must not embed credentials"),
+    ({"app_repo_branch": "main..dev"}, "app_repo_branch", "no '..'"),
+    ({"route_gateway_name": "Platform_Gateway"}, "route_gateway_name", "DNS-1123 label"),
+    ({"route_gateway_namespace": "gateway.system"}, "route_gateway_namespace", "DNS-1123 label"),
+    ({"route_section_name": "HTTPS"}, "route_section_name", "DNS-1123 label"),
+    ({"gateway_proxy_namespace": ""}, "gateway_proxy_namespace", "DNS-1123 label"),
+    ({"extra_egress": "10.0.0.0/8"}, "extra_egress", "CIDR:PORT"),
+    ({"extra_egress": "10.0.0.300/8:443"}, "extra_egress", "CIDR:PORT"),
+    ({"extra_egress": "10.0.0.0/8:0"}, "extra_egress", "between 1 and 65535"),
+    ({"secret_keys": "DB-URL"}, "secret_keys", "environment variable names"),
+    ({"secret_keys": "TOKEN"}, "secrets_age_recipients", "required with secret_keys"),
+    ({"secret_keys": "TOKEN", "secrets_age_recipients": "age1notakey"}, "secrets_age_recipients", "age public keys"),
+    ({"platform_contact": " "}, "platform_contact", "non-empty"),
+]
+
+
+def copy_app(dst: Path, **answers) -> None:
+    copier.run_copy(
+        str(ROOT), dst, data={"template": "app", "app_name": "shop", **answers}, defaults=True, unsafe=True,
+        vcs_ref="HEAD", quiet=True,
+    )
+
+
+def assert_refused(dst: Path, answers: dict, field: str, rule: str) -> None:
+    with pytest.raises(Exception) as error:  # noqa: PT011 - ValueError from validators, TaskError from tasks
+        copy_app(dst, **answers)
+    message = str(error.value)
+    assert field in message and rule in message, message
+    assert not dst.exists() or not any(dst.iterdir()), sorted(p.name for p in dst.iterdir())
+
+
+@pytest.mark.parametrize(("answers", "field", "rule"), BAD_ANSWERS, ids=[f"{a}"[:70] for a, _, _ in BAD_ANSWERS])
+def test_bad_answer_is_refused_and_nothing_is_written(tmp_path, answers, field, rule):
+    assert_refused(tmp_path / "app", answers, field, rule)
+
+
+def test_validators_accept_the_good_forms(tmp_path):
+    """The other side of the table: the forms the rules must let through."""
+    copy_app(
+        tmp_path / "app",
+        image="registry.example.com:5000/team/web-app:v1.2.3-rc.1@sha256:" + "0" * 64,
+        hostnames="shop.prod.acme.example.com,api.shop.prod.acme.example.com",
+        path_prefix="/shop/v1", cpu_request="0.5", cpu_limit="500m", memory_request="1Gi",
+        memory_limit="1024Mi", extra_egress="0.0.0.0/0:443", secret_keys="TOKEN", secrets_age_recipients=GOOD_KEY,
+    )
+    assert (tmp_path / "app" / "secret.sops.yaml").is_file()
+
+
+# platform_repo ----------------------------------------------------------------------------------
+
+
+def test_platform_repo_that_does_not_exist_is_refused(tmp_path):
+    assert_refused(tmp_path / "app", {"platform_repo": str(tmp_path / "nowhere")}, "platform_repo",
+                   "must be a checkout of a platform repository")
+
+
+def test_platform_repo_without_answers_file_is_refused(tmp_path):
+    (tmp_path / "some-repo").mkdir()
+    (tmp_path / "some-repo" / "README.md").write_text("not a platform\n")
+    assert_refused(tmp_path / "app", {"platform_repo": str(tmp_path / "some-repo")}, "platform_repo",
+                   "has no .copier-answers.yml")
+
+
+def test_platform_repo_that_is_an_app_repo_is_refused(tmp_path):
+    copy_app(tmp_path / "other-app")
+    assert_refused(tmp_path / "app", {"platform_repo": str(tmp_path / "other-app")}, "platform_repo",
+                   "says template 'app', expected 'platform'")
+
+
+def test_platform_repo_with_a_foreign_answers_file_is_refused(tmp_path):
+    (tmp_path / "py").mkdir()
+    (tmp_path / "py" / ".copier-answers.yml").write_text("_src_path: gh:pawamoy/copier-uv\nproject_name: x\n")
+    assert_refused(tmp_path / "app", {"platform_repo": str(tmp_path / "py")}, "platform_repo",
+                   "expected 'platform'")
+
+
+def test_secrets_must_stay_decryptable_by_the_platform(tmp_path, render_platform):
+    platform = render_platform()
+    other = str(x25519.Identity.generate().to_public())
+    assert_refused(
+        tmp_path / "app", {"platform_repo": str(platform), "secret_keys": "TOKEN", "secrets_age_recipients": other},
+        "secrets_age_recipients", "must include the platform's key",
+    )
+
+
+def test_recipient_with_a_bad_checksum_fails_the_copy_and_leaves_no_clear_secret(tmp_path):
+    """The form passes the validator; the task checks the checksum before encrypting, and Copier
+    removes the half-made repository, Secret placeholder included."""
+    assert_refused(tmp_path / "app", {"secret_keys": "TOKEN", "secrets_age_recipients": BAD_CHECKSUM_KEY},
+                   "app_setup.py", "returned non-zero exit status 2")
