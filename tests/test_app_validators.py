@@ -96,29 +96,32 @@ def test_validators_accept_the_good_forms(tmp_path):
 # platform_repo ----------------------------------------------------------------------------------
 
 
-def test_platform_repo_that_does_not_exist_is_refused(tmp_path):
-    assert_refused(tmp_path / "app", {"platform_repo": str(tmp_path / "nowhere")}, "platform_repo",
-                   "must be a checkout of a platform repository")
+def write_files(root: Path, files: dict[str, str]) -> Path:
+    for rel, text in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+    return root
 
 
-def test_platform_repo_without_answers_file_is_refused(tmp_path):
-    (tmp_path / "some-repo").mkdir()
-    (tmp_path / "some-repo" / "README.md").write_text("not a platform\n")
-    assert_refused(tmp_path / "app", {"platform_repo": str(tmp_path / "some-repo")}, "platform_repo",
-                   "has no .copier-answers.yml")
+NOT_PLATFORMS = [
+    # (files of the directory given as platform_repo, None: it does not exist), expected rule
+    (None, "must be a checkout of a platform repository"),
+    ({"README.md": "not a platform\n"}, "has no .copier-answers.yml"),
+    ({".copier-answers.yml": "_src_path: gh:pawamoy/copier-uv\nproject_name: x\n"}, "template 'none', expected 'platform'"),
+    ({".copier-answers.yml": "- a list\n"}, "expected 'platform'"),
+]
+
+
+@pytest.mark.parametrize(("files", "rule"), NOT_PLATFORMS, ids=["missing", "no-answers", "foreign-answers", "not-a-mapping"])
+def test_platform_repo_that_is_not_a_platform_repo_is_refused(tmp_path, files, rule):
+    platform = tmp_path / "platform" if files is None else write_files(tmp_path / "platform", files)
+    assert_refused(tmp_path / "app", {"platform_repo": str(platform)}, "platform_repo", rule)
 
 
 def test_platform_repo_that_is_an_app_repo_is_refused(tmp_path):
     copy_app(tmp_path / "other-app")
     assert_refused(tmp_path / "app", {"platform_repo": str(tmp_path / "other-app")}, "platform_repo",
                    "says template 'app', expected 'platform'")
-
-
-def test_platform_repo_with_a_foreign_answers_file_is_refused(tmp_path):
-    (tmp_path / "py").mkdir()
-    (tmp_path / "py" / ".copier-answers.yml").write_text("_src_path: gh:pawamoy/copier-uv\nproject_name: x\n")
-    assert_refused(tmp_path / "app", {"platform_repo": str(tmp_path / "py")}, "platform_repo",
-                   "expected 'platform'")
 
 
 def test_secrets_must_stay_decryptable_by_the_platform(tmp_path, render_platform):
