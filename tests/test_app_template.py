@@ -14,7 +14,7 @@ import yaml
 from pyrage import x25519
 
 from conftest import commit_all, load_all
-from hooks import app_setup
+from hooks import app_setup, sops
 from hooks.kustomize import build, build_command
 
 # Kinds the platform's tenant ServiceAccount (admin of one namespace) can never create.
@@ -216,7 +216,7 @@ def test_app_repo_url_and_branch_are_recorded_for_onboarding(render_app):
 
 def decrypt(repo: Path, key: x25519.Identity) -> dict:
     result = subprocess.run(
-        [app_setup.find_sops(), "--decrypt", "secret.sops.yaml"], cwd=repo, capture_output=True, text=True,
+        [sops.require_sops(), "--decrypt", "secret.sops.yaml"], cwd=repo, capture_output=True, text=True,
         env={"SOPS_AGE_KEY": str(key), "PATH": "/usr/bin:/bin"}, check=False,
     )
     assert result.returncode == 0, result.stderr
