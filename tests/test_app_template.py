@@ -9,6 +9,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+import copier
 import pytest
 import yaml
 from pyrage import x25519
@@ -322,3 +323,21 @@ def test_answers_given_explicitly_win_over_the_platform(render_app, platform_che
     route = built(repo)["HTTPRoute", "shop"]["spec"]
     assert route["parentRefs"][0]["sectionName"] == "https-alt"
     assert route["hostnames"] == ["api.stage.globex.example.com"]
+
+
+# Updates ----------------------------------------------------------------------------------------
+
+
+def test_update_changes_answers_and_keeps_the_encrypted_secret(template_snapshot, tmp_path):
+    """`copier update --data …` re-renders from the recorded answers (no platform_repo needed) and
+    never overwrites secret.sops.yaml (skip-if-exists), whose values the team owns."""
+    repo = tmp_path / "shop"
+    key = str(x25519.Identity.generate().to_public())
+    copier.run_copy(str(template_snapshot), repo, data={"template": "app", "app_name": "shop", "secret_keys": "TOKEN",
+                    "secrets_age_recipients": key}, defaults=True, unsafe=True, quiet=True)
+    commit_all(repo)
+    secret = (repo / "secret.sops.yaml").read_text()
+    copier.run_update(repo, data={"replicas": 3}, defaults=True, unsafe=True, overwrite=True, quiet=True)
+    assert built(repo)["Deployment", "shop"]["spec"]["replicas"] == 3
+    assert (repo / "secret.sops.yaml").read_text() == secret
+    assert yaml.safe_load((repo / ".copier-answers.yml").read_text())["replicas"] == 3
