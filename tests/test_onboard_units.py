@@ -1,0 +1,134 @@
+"""Onboarding, pure parts: app entry rules, the apps list plan, key material, published host keys."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+from cryptography.hazmat.primitives.serialization import load_ssh_private_key, load_ssh_public_key
+
+from hooks import apps, deploykeys, knownhosts
+from hooks.errors import HookError
+
+RESERVED = apps.reserved_names(apps.load_catalog(), "gateway-system")
+OTHER_HOST_KEYS = "[git.example.com]:2222 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl\n"
+
+
+def entry(**overrides) -> dict:
+    return apps.normalize({"name": "shop", "url": "ssh://git@github.com/acme/shop.git", **overrides})
+
+
+def test_published_host_keys_match_the_published_fingerprints():
+    for host, keys in knownhosts.PUBLISHED.items():
+        assert {knownhosts.fingerprint(blob) for _, blob in keys} == knownhosts.PUBLISHED_FINGERPRINTS[host]
+        assert {kind for kind, _ in keys} == {"ssh-ed25519", "ecdsa-sha2-nistp256", "ssh-rsa"}
+
+
+@pytest.mark.parametrize("overrides", [
+    {},
+    {"url": "ssh://git@gitlab.com/acme/shop", "receiver": "gitlab", "secrets": True},
+    {"url": "ssh://git@bitbucket.org/acme/shop.git", "branch": "release/1.0"},
+    {"url": "ssh://git@git.example.com:2222/acme/shop", "known_hosts": OTHER_HOST_KEYS, "receiver": "generic"},
+])
+def test_valid_entries_pass(overrides):
+    apps.validate_entry(entry(**overrides), RESERVED)
+
+
+# (overrides, field named in the error)
+BAD_ENTRIES = [
+    ({"name": "Shop"}, "name"),
+    ({"name": "a" * 64}, "name"),
+    ({"name": "shop-"}, "name"),
+    ({"name": "cert-manager"}, "name"),
+    ({"name": "observability"}, "name"),
+    ({"name": "kube-system"}, "name"),
+    ({"name": "flux-system"}, "name"),
+    ({"name": "gateway-system"}, "name"),
+    ({"name": "sources"}, "name"),
+    ({"name": "kyverno-base"}, "name"),
+    ({"url": "git@github.com:acme/shop.git"}, "url"),
+    ({"url": "https://github.com/acme/shop"}, "url"),
+    ({"url": "ssh://git@github.com/acme shop"}, "url"),
+    ({"branch": "a..b"}, "branch"),
+    ({"branch": "main.lock"}, "branch"),
+    ({"branch": "-x"}, "branch"),
+    ({"secrets": "yes"}, "secrets"),
+    ({"receiver": "gitea"}, "receiver"),
+    ({"known_hosts": OTHER_HOST_KEYS}, "known_hosts"),
+    ({"url": "ssh://git@git.example.com/acme/shop"}, "known_hosts"),
+    ({"url": "ssh://git@git.example.com:2222/acme/shop", "known_hosts": "git.example.com ssh-ed25519 AAAA\n"}, "known_hosts"),
+    ({"url": "ssh://git@git.example.com:2222/acme/shop",
+      "known_hosts": OTHER_HOST_KEYS.replace("[git.example.com]:2222", "git.example.com")}, "known_hosts"),
+]
+
+
+@pytest.mark.parametrize(("overrides", "field"), BAD_ENTRIES)
+def test_bad_entries_are_refused_naming_the_field(overrides, field):
+    with pytest.raises(HookError) as error:
+        apps.validate_entry(entry(**overrides), RESERVED)
+    assert error.value.field.endswith(f".{field}"), error.value
+
+
+def test_unknown_keys_and_duplicates_are_refused():
+    with pytest.raises(HookError, match="unknown keys"):
+        apps.normalize({"name": "shop", "url": "ssh://git@github.com/a/b", "path": "./deploy"})
+    with pytest.raises(HookError, match="registered twice"):
+        apps.validate_apps([entry(), entry()], RESERVED)
+
+
+def test_plan_register_adds_sorted_and_is_idempotent():
+    cart = entry(name="cart", url="ssh://git@github.com/acme/cart")
+    plan = apps.plan_register([entry()], cart)
+    assert plan.changed and [app["name"] for app in plan.apps] == ["cart", "shop"]
+    again = apps.plan_register(plan.apps, cart)
+    assert not again.changed and again.apps == plan.apps
+
+
+def test_plan_register_refuses_other_settings_unless_update():
+    with pytest.raises(HookError, match="--update"):
+        apps.plan_register([entry()], entry(branch="prod"))
+    plan = apps.plan_register([entry()], entry(branch="prod"), allow_update=True)
+    assert plan.changed and plan.apps == [entry(branch="prod")] and plan.previous == entry()
+
+
+def test_plan_remove():
+    assert apps.plan_remove([entry(), entry(name="cart")], "shop") == [entry(name="cart")]
+    with pytest.raises(HookError, match="not a registered app"):
+        apps.plan_remove([entry()], "cart")
+
+
+def test_once_files_follow_the_entry():
+    assert [f.kind for f in apps.once_files(entry(), "prod")] == ["deploy-key"]
+    assert [f.path for f in apps.once_files(entry(receiver="github"), "prod")] == [
+        "applications/overlays/prod/services/sources/shop-deploy-key.sops.yaml",
+        "applications/overlays/prod/services/sources/shop-receiver-token.sops.yaml",
+    ]
+
+
+def test_deploy_key_is_an_openssh_ed25519_pair():
+    key = deploykeys.generate_deploy_key("flux-acme-prod-shop")
+    private = load_ssh_private_key(key.private_openssh.encode(), password=None)
+    assert key.public_openssh.startswith("ssh-ed25519 ") and key.public_openssh.endswith(" flux-acme-prod-shop")
+    public = load_ssh_public_key(key.public_openssh.encode())
+    assert private.public_key().public_bytes_raw() == public.public_bytes_raw()
+
+
+def test_webhook_path_is_notification_controllers_digest():
+    expected = hashlib.sha256(b"tokenshopflux-system").hexdigest()
+    assert deploykeys.webhook_path("token", "shop") == f"/hook/{expected}"
+
+
+def test_default_receiver_by_host():
+    assert apps.default_receiver("github.com") == "github"
+    assert apps.default_receiver("gitlab.example.com") == "gitlab"
+    assert apps.default_receiver("bitbucket.org") == "bitbucket"
+    assert apps.default_receiver("git.example.com") == "generic"
+
+
+# The Jinja validator of `apps` (questions/platform.yml) refuses what the hook refuses.
+@pytest.mark.parametrize(("overrides", "field"), [case for case in BAD_ENTRIES if case[0].get("known_hosts") is None
+                                                  or case[1] != "known_hosts" or "2222" not in case[0].get("url", "")])
+def test_the_apps_validator_refuses_the_same_entries(copie, overrides, field):
+    result = copie.copy(extra_answers={"template": "platform", "apps": [entry(**overrides)]})
+    assert result.exit_code != 0
+    assert "apps" in str(result.exception) and field in str(result.exception), result.exception
