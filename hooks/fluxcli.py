@@ -9,17 +9,29 @@ from pathlib import Path
 from hooks.errors import HookError
 
 
-def install_command(version: str) -> list[str]:
-    """`flux install --export` for exactly the pinned release (the CLI wants a leading v)."""
-    return ["flux", "install", "--export", f"--version=v{version}"]
+def available() -> bool:
+    return shutil.which("flux") is not None
 
 
-def render_components(target: Path, version: str) -> bool:
+def install_command(version: str, components: str | None = None) -> list[str]:
+    """`flux install --export` for exactly the pinned release (the CLI wants a leading v).
+
+    `components` (comma-separated, from an existing manifest's `# Components:` header) keeps
+    the same controllers across an upgrade, as Renovate's flux manager does.
+    """
+    command = ["flux", "install", "--export", f"--version=v{version}"]
+    if components:
+        command.append(f"--components={components}")
+    return command
+
+
+def render_components(target: Path, version: str, components: str | None = None) -> bool:
     """Write gotk-components.yaml from `flux install --export`; False when no flux is on PATH."""
-    if shutil.which("flux") is None:
+    if not available():
         return False
-    result = subprocess.run(install_command(version), capture_output=True, text=True, check=False)
+    command = install_command(version, components)
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode != 0 or "kind: " not in result.stdout:
-        raise HookError("flux_version", f"`{' '.join(install_command(version))}` failed: {result.stderr.strip()}")
+        raise HookError("flux_version", f"`{' '.join(command)}` failed: {result.stderr.strip()}")
     target.write_text(result.stdout)
     return True

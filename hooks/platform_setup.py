@@ -1,12 +1,11 @@
-"""Copy-only task of the platform template: age key and Flux components.
+"""Copy-only task of the platform template: the age key.
 
 Runs once, in the freshly rendered platform repository (cwd), after Copier rendered it:
 1. checks the age recipients' checksums (the question validator can only check their form);
 2. with no recipient given, creates (or reuses) the cluster's age key outside the repository and
    records its public key in .sops.yaml and in the answers file, exactly as rendering with that
-   answer would have written them, so a later `copier update` sees no difference;
-3. replaces the gotk-components.yaml placeholder with `flux install --export` output when a flux
-   binary is on PATH.
+   answer would have written them, so a later `copier update` sees no difference.
+gotk-components.yaml is hooks/flux_components.py's task, which also runs on update.
 A failure exits non-zero; Copier then deletes the new repository.
 """
 
@@ -18,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from hooks import agekeys, fluxcli  # noqa: E402
+from hooks import agekeys  # noqa: E402
 from hooks.errors import HookError, run_main  # noqa: E402
 
 PLACEHOLDER = "AGE-RECIPIENT-GENERATED-AT-COPY"
@@ -41,7 +40,6 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--customer", required=True)
     parser.add_argument("--cluster", required=True)
-    parser.add_argument("--flux-version", required=True)
     parser.add_argument("--recipients", default="")
     args = parser.parse_args(argv)
     repo = Path.cwd()
@@ -60,15 +58,6 @@ def main(argv: list[str]) -> int:
             file=sys.stderr,
         )
 
-    components = repo / "applications" / "overlays" / args.cluster / "flux-system" / "gotk-components.yaml"
-    if fluxcli.render_components(components, args.flux_version):
-        print(f"Rendered {components.relative_to(repo)} with flux install --export (v{args.flux_version}).", file=sys.stderr)
-    else:
-        print(
-            "No flux binary on PATH: gotk-components.yaml is a placeholder. Generate it with\n"
-            f"  {' '.join(fluxcli.install_command(args.flux_version))} > {components.relative_to(repo)}",
-            file=sys.stderr,
-        )
     return 0
 
 
