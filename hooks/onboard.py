@@ -99,10 +99,12 @@ def render_apps(platform: Path, apps: list[dict[str, Any]]) -> None:
     """
     import copier  # imported here: the pure parts of this module stay importable without it
 
+    # skip_tasks: only `apps` changes, and the platform tasks depend on other answers (they run,
+    # three times, on every update: Copier replays old and new renders in temporary folders).
     try:
         copier.run_update(
             platform, data={"apps": apps}, defaults=True, overwrite=True, unsafe=True,
-            vcs_ref=copier.VcsRef.CURRENT, quiet=True,
+            vcs_ref=copier.VcsRef.CURRENT, quiet=True, skip_tasks=True,
         )
     except Exception as error:  # Copier raises many types; all mean the render failed
         raise HookError("copier update", f"{type(error).__name__}: {error}") from None
