@@ -14,7 +14,7 @@ import copier
 import pytest
 import yaml
 
-from conftest import commit_all, git
+from conftest import ROOT, commit_all, git
 from updating import (  # noqa: F401  (history is a fixture)
     OVERLAY, COMPONENTS, answers, assert_same_tree, conflicted, copy, edit, history, sample, update,
 )
@@ -53,10 +53,14 @@ def owner_edits(repo: Path) -> dict[str, str]:
     expected[overlay / "services/gateway/allow-monitoring.yaml"] = (
         overlay / "services/gateway/allow-monitoring.yaml").read_text()
     commit_all(repo, "owner edits")
-    # An application registered after the copy (what onboarding does: an answer change at the
-    # repository's current template version).
-    update(repo, ":current:", apps=[APP])
+    # An application registered after the copy, with the onboarding command (an answer change at
+    # the repository's current template version, plus its encrypted deploy key).
+    subprocess.run([sys.executable, str(ROOT / "hooks/onboard.py"), f"--platform={repo}", "--name=shop",
+                    f"--url={APP['url']}"], check=True, capture_output=True)
     commit_all(repo, "register shop")
+    onboarded = [rel for rel in git("ls-files", cwd=repo).splitlines() if "shop" in rel]
+    assert len(onboarded) >= 3, onboarded  # GitRepository, Kustomization and tenant, deploy key
+    expected.update({repo / rel: (repo / rel).read_text() for rel in onboarded})
     return expected
 
 
