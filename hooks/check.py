@@ -46,9 +46,12 @@ def read_answers(repo: Path) -> dict:
     path = repo / ANSWERS_FILE
     if not path.is_file():
         raise HookError(str(repo), f"has no {ANSWERS_FILE}: not a repository rendered from these templates")
-    answers = yaml.safe_load(path.read_text()) or {}
-    if answers.get("template") not in ("platform", "app"):
-        raise HookError(str(path), f"template must be 'platform' or 'app' (got {answers.get('template')!r})")
+    try:
+        answers = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise HookError(str(path), f"is not valid YAML ({error})") from None
+    if not isinstance(answers, dict) or answers.get("template") not in ("platform", "app"):
+        raise HookError(str(path), f"template must be 'platform' or 'app' (got {answers.get('template') if isinstance(answers, dict) else answers!r})")
     return answers
 
 
@@ -104,6 +107,7 @@ def run_checks(
     report.objects = len(objects)
     report.findings += rules.schema_findings(objects, validator)
     report.findings += rules.secret_findings(files, read_sops_rules(repo))
+    report.findings += rules.git_ref_findings(objects)
     if template == "platform":
         out_of_band = rules.out_of_band_secrets(str(answers.get("gitops_base_secret") or ""))
         unbuilt = [doc for f in files if any(under(f.path, root) for root in failed_roots) for doc in f.documents if is_object(doc)]

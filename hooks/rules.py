@@ -188,6 +188,27 @@ def flux_reference_findings(
     return findings
 
 
+# Flux GitRepository refs: exactly one of branch, tag, semver, name, commit ---------------------
+
+GIT_REF_KEYS = ("branch", "tag", "semver", "name", "commit")
+
+
+def git_ref_findings(objects: list[Located]) -> list[Finding]:
+    """A GitRepository ref that sets several of branch/tag/semver/name/commit (openCenter rc03 set
+    branch and tag together): Flux silently takes one by precedence, so the other is a lie."""
+    findings = []
+    for file, obj in objects:
+        if _group(obj) != "source.toolkit.fluxcd.io" or obj.get("kind") != "GitRepository":
+            continue
+        ref = _spec(obj).get("ref")
+        chosen = [key for key in GIT_REF_KEYS if isinstance(ref, dict) and ref.get(key) not in (None, "")]
+        if len(chosen) > 1:
+            findings.append(Finding(file, object_label(obj), "flux-git-ref",
+                                    f"spec.ref sets {' and '.join(chosen)} together; set exactly one "
+                                    "(Flux would silently use one of them by precedence)"))
+    return findings
+
+
 # Secrets ----------------------------------------------------------------------------------------
 
 
