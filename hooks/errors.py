@@ -22,4 +22,7 @@ def run_main(main: Callable[[list[str]], int], argv: list[str] | None = None) ->
     except HookError as error:
         print(f"error: {error}", file=sys.stderr)
         code = 2
+    except KeyboardInterrupt:
+        print("error: interrupted (Ctrl-C)", file=sys.stderr)
+        code = 130
     sys.exit(code)

