@@ -1,0 +1,151 @@
+"""Shared by the reliability tests (tests/test_reliability_*.py): a workspace holding a platform
+repository with one registered app and that app's repository, full-tree snapshots, and the entry
+points run the way a user runs them.
+
+The workspace is built once per module (module-scoped fixtures cannot use conftest's function-scoped
+`isolated_env`, so `isolated` below gives the build the same kind of throwaway HOME) and copied for
+every test that changes anything.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+import stat
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import copier
+import pytest
+from plumbum import local
+from pyrage import x25519
+
+from conftest import commit_all
+from hooks import onboard
+
+SHOP = {"name": "shop", "url": "ssh://git@github.com/acme/shop.git"}
+OVERLAY = "applications/overlays/prod"
+SOURCES = f"{OVERLAY}/services/sources"
+FLUXCD = f"{OVERLAY}/services/fluxcd"
+
+
+@contextlib.contextmanager
+def isolated(home: Path) -> Iterator[None]:
+    """HOME, config, cache, age key folder and Copier settings under `home`, for os.environ and for
+    the environment Copier gives its tasks (plumbum's local.env)."""
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "copier-settings.yml").write_text("{}\n")
+    values = {
+        "HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config"), "XDG_CACHE_HOME": str(home / ".cache"),
+        "OPENCENTER_AGE_KEY_DIR": str(home / "age"), "COPIER_SETTINGS_PATH": str(home / "copier-settings.yml"),
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "GIT_AUTHOR_NAME": "Test", "GIT_COMMITTER_NAME": "Test",
+        "GIT_AUTHOR_EMAIL": "test@example.invalid", "GIT_COMMITTER_EMAIL": "test@example.invalid",
+    }
+    with pytest.MonkeyPatch.context() as patch, local.env(**values):
+        for name, value in values.items():
+            patch.setenv(name, value)
+        yield
+
+
+def copy_template(src: Path, dst: Path, **data) -> None:
+    copier.run_copy(str(src), dst, data=data, defaults=True, unsafe=True, vcs_ref="0.0.1", quiet=True)
+
+
+def build_workspace(root: Path, template: Path, age_key: x25519.Identity) -> Path:
+    """root/platform: a committed platform repository (recipient: the test key) where app `shop` is
+    registered and committed; root/app: shop's committed app repository, with an encrypted Secret and
+    the deploy key's public half."""
+    public = str(age_key.to_public())
+    with isolated(root.parent / f"{root.name}-home"):
+        copy_template(template, root / "platform", template="platform", sops_age_recipients=public)
+        commit_all(root / "platform", "Platform repository")
+        copy_template(template, root / "app", template="app", app_name="shop", secret_keys="API_TOKEN",
+                      secrets_age_recipients=public)
+        commit_all(root / "app", "App repository")
+        onboard.register(root / "platform", SHOP, app_repo=root / "app", out=lambda line: None)
+        commit_all(root / "platform", "Onboard shop")
+        commit_all(root / "app", "Deploy key")
+    return root
+
+
+def copy_workspace(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst, symlinks=True)
+    return dst
+
+
+# SNAPSHOTS --------------------------------------------------------------------------------------
+
+QUIET_GIT = {**os.environ, "GIT_OPTIONAL_LOCKS": "0"}  # reading must not refresh (rewrite) the index
+
+
+def _git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, env=QUIET_GIT).stdout
+
+
+def git_state(repo: Path) -> dict[str, object]:
+    """What a repository is besides its files: HEAD, config, every ref, the index's content and status.
+
+    The index is compared by content (`ls-files --stage`), not bytes: git rewrites it to refresh
+    cached stat data whenever a command looks at a copied tree, which changes nothing it records.
+    Objects and reflogs are left out: an unreferenced object changes nothing either.
+    """
+    dot = repo / ".git"
+    meta = {
+        path.relative_to(dot).as_posix(): path.read_bytes()
+        for path in sorted(dot.rglob("*"))
+        if path.is_file() and path.relative_to(dot).parts[0] not in ("objects", "logs", "index")
+    }
+    return {
+        "meta": meta,
+        "refs": _git(repo, "for-each-ref", "--format=%(refname) %(objectname)"),
+        "index": _git(repo, "ls-files", "--stage"),
+        "status": _git(repo, "status", "--porcelain", "--untracked-files=all", "--ignored"),
+    }
+
+
+def tree_state(root: Path) -> dict[str, object]:
+    """Every directory, file (bytes and mode) and link under root, untracked and ignored ones
+    included; for each git repository met, its git_state instead of its .git folder."""
+    state: dict[str, object] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        here = Path(dirpath)
+        rel = here.relative_to(root).as_posix()
+        if ".git" in dirnames:
+            dirnames.remove(".git")
+            state[f"{rel}/.git"] = git_state(here)
+        state[f"{rel}/"] = ("dir", stat.S_IMODE(here.lstat().st_mode))
+        for name in [*dirnames, *filenames]:
+            path = here / name
+            info = path.lstat()
+            if stat.S_ISLNK(info.st_mode):
+                state[f"{rel}/{name}"] = ("link", os.readlink(path))
+            elif stat.S_ISREG(info.st_mode):
+                state[f"{rel}/{name}"] = ("file", stat.S_IMODE(info.st_mode), hashlib.sha256(path.read_bytes()).hexdigest())
+    return state
+
+
+def differences(before: dict[str, object], after: dict[str, object]) -> list[str]:
+    """Readable list of what changed between two tree_state results (empty: byte-identical)."""
+    changed = [f"changed: {key}" for key in before if key in after and before[key] != after[key]]
+    return ([f"removed: {key}" for key in before if key not in after]
+            + [f"added: {key}" for key in after if key not in before] + changed)
+
+
+# SECRETS ----------------------------------------------------------------------------------------
+
+PRIVATE_KEY_MARKERS = (b"AGE-SECRET-KEY-1", b"PRIVATE KEY-----")
+
+
+def decrypt(path: Path, age_key: x25519.Identity) -> str:
+    """The clear text of a SOPS file, with the test key given in memory (never in a file)."""
+    from hooks import sops
+
+    env = {**os.environ, "SOPS_AGE_KEY": str(age_key)}
+    result = subprocess.run([sops.require_sops(), "decrypt", str(path)], capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
