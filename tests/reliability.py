@@ -92,13 +92,14 @@ def git_state(repo: Path) -> dict[str, object]:
 
     The index is compared by content (`ls-files --stage`), not bytes: git rewrites it to refresh
     cached stat data whenever a command looks at a copied tree, which changes nothing it records.
-    Objects and reflogs are left out: an unreferenced object changes nothing either.
+    Objects and reflogs are left out (an unreferenced object changes nothing either), and so is
+    packed-refs, whose refs are compared as refs (`git branch -D` rewrites the file's header).
     """
     dot = repo / ".git"
     meta = {
         path.relative_to(dot).as_posix(): path.read_bytes()
         for path in sorted(dot.rglob("*"))
-        if path.is_file() and path.relative_to(dot).parts[0] not in ("objects", "logs", "index")
+        if path.is_file() and path.relative_to(dot).parts[0] not in ("objects", "logs", "index", "packed-refs")
     }
     return {
         "meta": meta,
@@ -129,9 +130,20 @@ def tree_state(root: Path) -> dict[str, object]:
     return state
 
 
+def _changed_parts(before: dict, after: dict) -> list[str]:
+    """Which parts of a git_state differ (and, for .git metadata, which files)."""
+    parts = [part for part in before if before[part] != after[part] and part != "meta"]
+    meta_before, meta_after = before["meta"], after["meta"]
+    parts += [f".git/{name}" for name in sorted({*meta_before, *meta_after}) if meta_before.get(name) != meta_after.get(name)]
+    return parts
+
+
 def differences(before: dict[str, object], after: dict[str, object]) -> list[str]:
     """Readable list of what changed between two tree_state results (empty: byte-identical)."""
-    changed = [f"changed: {key}" for key in before if key in after and before[key] != after[key]]
+    changed = [
+        f"changed: {key}" + (f" {_changed_parts(before[key], after[key])}" if isinstance(before[key], dict) else "")
+        for key in before if key in after and before[key] != after[key]
+    ]
     return ([f"removed: {key}" for key in before if key not in after]
             + [f"added: {key}" for key in after if key not in before] + changed)
 
