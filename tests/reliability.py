@@ -153,11 +153,11 @@ def differences(before: dict[str, object], after: dict[str, object]) -> list[str
 PRIVATE_KEY_MARKERS = (b"AGE-SECRET-KEY-1", b"PRIVATE KEY-----")
 
 
-def decrypt(path: Path, age_key: x25519.Identity) -> str:
-    """The clear text of a SOPS file, with the test key given in memory (never in a file)."""
+def decrypt(path: Path, age_keys: x25519.Identity | str) -> str:
+    """The clear text of a SOPS file, with the test key(s) given in memory (never in a file)."""
     from hooks import sops
 
-    env = {**os.environ, "SOPS_AGE_KEY": str(age_key)}
+    env = {**os.environ, "SOPS_AGE_KEY": str(age_keys)}
     result = subprocess.run([sops.require_sops(), "decrypt", str(path)], capture_output=True, text=True, env=env)
     assert result.returncode == 0, result.stderr
     return result.stdout
