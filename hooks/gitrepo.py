@@ -74,7 +74,12 @@ def restore(repo: Path, branch_before: str | None, created_branch: str | None) -
     Used after a failure; ignored files are kept (no `git clean -x`).
     """
     git(repo, "reset", "-q", "--", ".", check=False)
-    git(repo, "checkout", "-q", "--", ".", check=False)
+    if git(repo, "checkout", "-q", "--", ".", check=False).returncode != 0:
+        # .git is not writable (no index.lock), so the index was not changed either: write the
+        # files back from it without taking the lock.
+        tracked = git(repo, "ls-files", "-z", "--", ".", check=False).stdout
+        subprocess.run(["git", "checkout-index", "-f", "-z", "--stdin"], cwd=repo, input=tracked, text=True,
+                       capture_output=True, check=False)
     git(repo, "clean", "-fdq", "--", ".", check=False)
     if created_branch:
         if branch_before:
