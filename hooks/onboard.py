@@ -95,19 +95,14 @@ def read_platform(path: Path) -> Platform:
 def render_apps(platform: Path, apps: list[dict[str, Any]]) -> None:
     """Re-render the platform repository with a new `apps` answer, same template version.
 
-    The one place that calls Copier: issue 7 replaces it with a render of the changed app only.
+    The one place that calls Copier. It renders only the files that `apps` changes (the answers
+    file, both kustomization lists, the changed apps' files), byte-identical to `copier update
+    --vcs-ref=:current: --data apps=…`, and runs that update itself when those files were edited
+    by hand (hooks/apprender.py; equivalence proven in tests/test_onboard_fast.py).
     """
-    import copier  # imported here: the pure parts of this module stay importable without it
+    from hooks import apprender  # imported here: the pure parts of this module stay importable without Copier
 
-    # skip_tasks: only `apps` changes, and the platform tasks depend on other answers (they run,
-    # three times, on every update: Copier replays old and new renders in temporary folders).
-    try:
-        copier.run_update(
-            platform, data={"apps": apps}, defaults=True, overwrite=True, unsafe=True,
-            vcs_ref=copier.VcsRef.CURRENT, quiet=True, skip_tasks=True,
-        )
-    except Exception as error:  # Copier raises many types; all mean the render failed
-        raise HookError("copier update", f"{type(error).__name__}: {error}") from None
+    apprender.render_apps(platform, apps)
 
 
 # WHAT TO WRITE (pure) ---------------------------------------------------------------------------

@@ -1,0 +1,134 @@
+"""Re-render a platform repository for a new `apps` answer, touching only what `apps` renders.
+
+`copier update --vcs-ref=:current: --data apps=…` renders the whole repository three times (the
+recorded answers, the project, the new answers) and forks `git config` for every rendered file:
+with 500 apps that is over 3,000 files per onboarding, and the cost grows with every app. Yet a
+new `apps` answer changes only these files of the platform repository (APPS_FILES below):
+
+- the answers file;
+- the two kustomization.yaml lists (services/sources, services/fluxcd);
+- services/sources/<app>.yaml and services/fluxcd/<app>.yaml of each app whose entry changed.
+
+So Copier renders exactly those (its own `exclude` patterns: `*`, then `!path` for each), from
+the template at the recorded `_src_path`/`_commit`, twice into temporary folders: once with the
+recorded answers (what `copier update` replays as "old") and once with the new `apps`. When the
+repository's copies equal the old render (nobody edited them by hand), the update would write the
+new render verbatim, so that is what is written, the answers file included. When they do not (a
+hand edit that Copier would have to merge), the declarative `copier update` runs instead.
+tests/test_onboard_fast.py proves that both give byte-identical trees, and that a later
+`copier update` finds nothing to change; it also checks that no other payload file uses `apps`.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from hooks import apps as appsmod
+from hooks.errors import HookError
+
+ANSWERS_FILE = ".copier-answers.yml"
+# Payload templates (relative to platform-template/) that render from `apps`; anything else that
+# starts to use it must be added here (tests/test_onboard_fast.py fails until it is).
+APPS_TEMPLATES = (
+    "{{ _copier_conf.answers_file }}.jinja",
+    "applications/overlays/{{ cluster_name }}/services/sources/kustomization.yaml.jinja",
+    "applications/overlays/{{ cluster_name }}/services/fluxcd/kustomization.yaml.jinja",
+    "applications/overlays/{{ cluster_name }}/services/sources/{% yield app from apps %}{{ app.name }}{% endyield %}.yaml.jinja",
+    "applications/overlays/{{ cluster_name }}/services/fluxcd/{% yield app from apps %}{{ app.name }}{% endyield %}.yaml.jinja",
+)
+
+
+def changed_names(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[str]:
+    """Apps added, removed or changed between two `apps` answers."""
+    before = {app["name"]: app for app in old}
+    after = {app["name"]: app for app in new}
+    return sorted(name for name in before.keys() | after.keys() if before.get(name) != after.get(name))
+
+
+def only(apps: list[dict[str, Any]], names: list[str]) -> list[dict[str, Any]]:
+    return [app for app in apps if app["name"] in names]
+
+
+def apps_files(cluster: str, names: list[str]) -> list[str]:
+    """The rendered files a change of `names` in `apps` can touch (answers file first)."""
+    files = [
+        ANSWERS_FILE,
+        f"{appsmod.sources_dir(cluster)}/kustomization.yaml",
+        f"{appsmod.fluxcd_dir(cluster)}/kustomization.yaml",
+    ]
+    for name in names:
+        files += appsmod.rendered_files(name, cluster)
+    return files
+
+
+def render_only(answers: dict[str, Any], data: dict[str, Any], paths: list[str], dst: Path) -> None:
+    """Render just `paths` of the template recorded in `answers`, with `data`, into dst (Copier)."""
+    import copier
+
+    copier.run_copy(
+        str(answers["_src_path"]), dst, data=data, vcs_ref=str(answers["_commit"]),
+        exclude=["*", *(f"!/{rel}" for rel in paths)],
+        defaults=True, overwrite=True, unsafe=True, quiet=True, skip_tasks=True,
+    )
+
+
+def read(path: Path) -> bytes | None:
+    return path.read_bytes() if path.is_file() else None
+
+
+def render_changed_apps(platform: Path, apps: list[dict[str, Any]]) -> bool:
+    """Write what `copier update --data apps=…` would, rendering only the files `apps` changes.
+
+    Returns False, having written nothing, when a file that would change was edited by hand (or
+    deleted): Copier's three-way merge is then needed, and the caller runs the full update.
+    """
+    answers = yaml.safe_load((platform / ANSWERS_FILE).read_text()) or {}
+    recorded = {key: value for key, value in answers.items() if not key.startswith("_")}
+    names = changed_names(recorded.get("apps") or [], apps)
+    paths = apps_files(answers["cluster_name"], names)
+    with tempfile.TemporaryDirectory(prefix="opencenter-apps-") as tmp:
+        old, new = Path(tmp) / "old", Path(tmp) / "new"
+        # app_files: the apps whose own files are rendered (all of `apps` by default; the template's
+        # yield loops run over it, so only the changed apps cost anything).
+        render_only(answers, {**recorded, "app_files": only(recorded.get("apps") or [], names)}, paths[1:], old)
+        render_only(answers, {**recorded, "apps": apps, "app_files": only(apps, names)}, paths, new)
+        # The answers file is rewritten by any update; every other file must be as rendered.
+        if any(read(platform / rel) != read(old / rel) for rel in paths[1:]):
+            return False
+        for rel in paths:
+            target, rendered = platform / rel, new / rel
+            if not rendered.is_file():
+                target.unlink(missing_ok=True)
+            elif read(target) != rendered.read_bytes():
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(rendered, target)
+                shutil.copymode(rendered, target)
+    return True
+
+
+def update_all(platform: Path, apps: list[dict[str, Any]]) -> None:
+    """The declarative path: `copier update --vcs-ref=:current: --data apps=…` (three full renders)."""
+    import copier
+
+    # skip_tasks: only `apps` changes, and the platform tasks depend on other answers (they run,
+    # three times, on every update: Copier replays old and new renders in temporary folders).
+    copier.run_update(
+        platform, data={"apps": apps}, defaults=True, overwrite=True, unsafe=True,
+        vcs_ref=copier.VcsRef.CURRENT, quiet=True, skip_tasks=True,
+    )
+
+
+def render_apps(platform: Path, apps: list[dict[str, Any]]) -> None:
+    """Re-render the platform repository with a new `apps` answer, at its recorded template version."""
+    try:
+        if not render_changed_apps(platform, apps):
+            update_all(platform, apps)
+    except HookError:
+        raise
+    except Exception as error:  # Copier raises many types; all mean the render failed
+        raise HookError("copier update", f"{type(error).__name__}: {error}") from None

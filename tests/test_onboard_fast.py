@@ -1,0 +1,127 @@
+"""Fast onboarding (hooks/apprender.py) writes exactly what `copier update --data apps=…` writes.
+
+Onboarding and offboarding render only the files that the `apps` answer changes. These tests
+prove, with real Copier on a committed snapshot of this template, that the result is
+byte-identical (content and mode of every file, answers file included) to the declarative
+`copier update --vcs-ref=:current: --data apps=…`, for additions at 0, 1 and several registered
+apps, a changed entry and a removal; that a later plain `copier update` then changes nothing;
+that hand edits send it to the full update; and that no other payload file renders from `apps`.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import copier
+import pytest
+import yaml
+from pyrage import x25519
+
+from conftest import ROOT, commit_all, git
+from hooks import apprender
+
+OTHER_HOST_KEYS = "[git.example.com]:2222 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl\n"
+APPS = [
+    {"name": "billing", "url": "ssh://git@git.example.com:2222/acme/billing", "branch": "main", "secrets": False,
+     "receiver": "generic", "known_hosts": OTHER_HOST_KEYS},
+    {"name": "cart", "url": "ssh://git@gitlab.com/acme/cart", "branch": "release/1.0", "secrets": True,
+     "receiver": "", "known_hosts": ""},
+    {"name": "shop", "url": "ssh://git@github.com/acme/shop.git", "branch": "main", "secrets": False,
+     "receiver": "github", "known_hosts": ""},
+]
+NEW = {"name": "api", "url": "ssh://git@github.com/acme/api.git", "branch": "main", "secrets": True,
+       "receiver": "github", "known_hosts": ""}
+FLUXCD_KUSTOMIZATION = "applications/overlays/prod/services/fluxcd/kustomization.yaml"
+
+
+def render_platform(template: Path, dst: Path, apps: list[dict]) -> Path:
+    copier.run_copy(
+        str(template), dst, vcs_ref="0.0.1", defaults=True, unsafe=True, quiet=True,
+        data={"template": "platform", "sops_age_recipients": str(x25519.Identity.generate().to_public()), "apps": apps},
+    )
+    commit_all(dst, "platform")
+    return dst
+
+
+def tree(repo: Path) -> dict[str, tuple[bytes, int]]:
+    """Every file outside .git: content and mode."""
+    return {
+        path.relative_to(repo).as_posix(): (path.read_bytes(), path.stat().st_mode)
+        for path in sorted(repo.rglob("*"))
+        if path.is_file() and ".git" not in path.relative_to(repo).parts
+    }
+
+
+def sorted_apps(apps: list[dict]) -> list[dict]:
+    return sorted(apps, key=lambda app: app["name"])
+
+
+CHANGES = {
+    "add to 0 apps": ([], [NEW]),
+    "add to 1 app": (APPS[2:], APPS[2:] + [NEW]),
+    "add to 3 apps": (APPS, APPS + [NEW]),
+    "change an entry": (APPS, [APPS[0], {**APPS[1], "branch": "main", "secrets": False, "receiver": "gitlab"}, APPS[2]]),
+    "remove one of 3": (APPS, [APPS[0], APPS[2]]),
+    "remove the only app": (APPS[2:], []),
+}
+
+
+@pytest.mark.parametrize("change", CHANGES, ids=list(CHANGES))
+def test_fast_render_is_byte_identical_to_copier_update(template_snapshot, tmp_path, change):
+    before, after = (sorted_apps(apps) for apps in CHANGES[change])
+    fast = render_platform(template_snapshot, tmp_path / "fast", before)
+    declarative = tmp_path / "declarative"
+    shutil.copytree(fast, declarative, symlinks=True)
+
+    assert apprender.render_changed_apps(fast, after) is True  # the fast path was taken
+    apprender.update_all(declarative, after)
+
+    assert tree(fast) == tree(declarative)
+    assert yaml.safe_load((fast / ".copier-answers.yml").read_text())["apps"] == after
+    # The same files are changed, added and removed in git's eyes too.
+    git("add", "-A", cwd=fast)
+    git("add", "-A", cwd=declarative)
+    assert git("status", "--porcelain", cwd=fast) == git("status", "--porcelain", cwd=declarative)
+
+    # A later copier update with no change (tasks included, as users run it) finds nothing to do.
+    git("commit", "-q", "-m", change, cwd=fast)
+    copier.run_update(fast, defaults=True, overwrite=True, unsafe=True, vcs_ref=copier.VcsRef.CURRENT, quiet=True)
+    assert git("status", "--porcelain", "--untracked-files=all", cwd=fast) == ""
+
+
+def test_hand_edits_take_the_declarative_update_which_keeps_them(template_snapshot, tmp_path):
+    repo = render_platform(template_snapshot, tmp_path / "platform", APPS[2:])
+    target = repo / FLUXCD_KUSTOMIZATION
+    target.write_text(target.read_text() + "  # our own Kustomization\n  - extra.yaml\n")
+    (target.parent / "extra.yaml").write_text("# kept\n")
+    commit_all(repo, "hand edit")
+    untouched = tree(repo)
+
+    new_apps = sorted_apps(APPS[2:] + [NEW])
+    assert apprender.render_changed_apps(repo, new_apps) is False
+    assert tree(repo) == untouched  # nothing written when the fast path declines
+
+    declarative = tmp_path / "declarative"
+    shutil.copytree(repo, declarative, symlinks=True)
+    apprender.render_apps(repo, new_apps)
+    apprender.update_all(declarative, new_apps)
+    assert tree(repo) == tree(declarative)
+    assert "  - extra.yaml\n" in target.read_text() and "  - api.yaml\n" in target.read_text()
+
+
+JINJA = re.compile(r"\{[{%](.*?)[%}]\}", re.DOTALL)
+
+
+def test_only_the_files_the_fast_path_renders_use_apps():
+    """A payload file that starts to render from `apps` must be added to apprender.APPS_TEMPLATES,
+    or fast onboarding would leave it stale (and the next copier update would show a diff)."""
+    payload = ROOT / "platform-template"
+    using = set()
+    for path in payload.rglob("*.jinja"):
+        rel = path.relative_to(payload).as_posix()
+        code = " ".join(JINJA.findall(rel) + JINJA.findall(path.read_text()))
+        if re.search(r"\b(apps|app_files|_copier_answers)\b", code):
+            using.add(rel)
+    assert using == set(apprender.APPS_TEMPLATES)
