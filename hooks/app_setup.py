@@ -1,11 +1,16 @@
 """Copy-only task of the app template: encrypt the app's Secret before anyone can commit it.
 
-Runs once, in the freshly rendered app repository (cwd), after Copier rendered it. When the app
+Runs once, in the freshly rendered app repository (cwd), after Copier rendered it and, with
+platform_repo, after onboarding registered the app and recorded the app's age key. When the app
 has secrets (secret.sops.yaml was rendered, with placeholder values only), it
-1. checks the age recipients' checksums (the question validator can only check their form);
-2. encrypts the file in place with sops and the repository's .sops.yaml (public keys only);
+1. checks the age recipients' checksums (the question validator can only check their form) and
+   that the app's Flux key is a real key, not the placeholder onboarding replaces;
+2. encrypts the file in place with sops and the repository's .sops.yaml (public keys only): for
+   the app's own Flux key (flux_age_recipient) and the team's recipients;
 3. verifies that every value is encrypted.
 A failure exits non-zero; Copier then deletes the new repository, so no clear Secret is left.
+
+The app-side helpers onboarding uses on an app repository (record the app's age key) live here too.
 """
 
 from __future__ import annotations
@@ -24,6 +29,12 @@ from hooks.errors import HookError, run_main  # noqa: E402
 
 SECRET_FILE = "secret.sops.yaml"
 SOPS_CONFIG = ".sops.yaml"
+ANSWERS_FILE = ".copier-answers.yml"
+# The answer holding the public half of the app's own age key (Secret <app>-sops-age on the
+# platform), and what a copy with platform_repo records in it and in .sops.yaml until onboarding,
+# the task before this one, writes the real key there (questions/app.yml).
+FLUX_RECIPIENT_ANSWER = "flux_age_recipient"
+FLUX_RECIPIENT_PLACEHOLDER = "AGE-FLUX-RECIPIENT-FROM-ONBOARDING"
 
 
 def encrypt_command(binary: str, path: str) -> list[str]:
@@ -40,12 +51,65 @@ def unencrypted_values(text: str) -> list[str]:
     return [key for key, value in values.items() if not str(value).startswith("ENC[")]
 
 
+def config_recipients(repo: Path) -> list[str]:
+    """The age recipients of every creation rule of repo/.sops.yaml ([] without the file)."""
+    path = repo / SOPS_CONFIG
+    if not path.is_file():
+        return []
+    try:
+        rules = (yaml.safe_load(path.read_text()) or {}).get("creation_rules") or []
+    except (yaml.YAMLError, AttributeError) as error:
+        raise HookError(str(path), f"is not a SOPS configuration ({error})") from None
+    return [key.strip() for rule in rules if isinstance(rule, dict)
+            for key in str(rule.get("age") or "").split(",") if key.strip()]
+
+
+def check_recipients(repo: Path, placeholder_allowed: bool = False) -> list[str]:
+    """The recipients of repo/.sops.yaml, each checked with its checksum. The placeholder of the
+    app's Flux key is refused unless placeholder_allowed (onboarding, which replaces it)."""
+    keys = config_recipients(repo)
+    if FLUX_RECIPIENT_PLACEHOLDER in keys and not placeholder_allowed:
+        raise HookError(
+            str(repo / SOPS_CONFIG),
+            f"still names {FLUX_RECIPIENT_PLACEHOLDER} instead of the app's age key; onboarding records it "
+            "(copy with platform_repo), or set the answer flux_age_recipient",
+        )
+    agekeys.parse_recipients(",".join(key for key in keys if key != FLUX_RECIPIENT_PLACEHOLDER), field=str(repo / SOPS_CONFIG))
+    return keys
+
+
+def recorded_flux_recipient(repo: Path) -> str | None:
+    """The flux_age_recipient answer of an app repository (None: not an app repository of this template)."""
+    try:
+        answers = yaml.safe_load((repo / ANSWERS_FILE).read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return None
+    if not isinstance(answers, dict) or answers.get("template") != "app":
+        return None
+    return str(answers.get(FLUX_RECIPIENT_ANSWER) or "")
+
+
+def record_flux_recipient(repo: Path, public_key: str) -> bool:
+    """In an app repository copied with platform_repo, replace the placeholder with the app's age
+    key in the answers file and .sops.yaml, exactly as rendering with that answer would have
+    written them, so a later `copier update` sees no difference. False when there is no placeholder
+    (the repository existed before: its team adds the key, see the onboarding summary)."""
+    if recorded_flux_recipient(repo) != FLUX_RECIPIENT_PLACEHOLDER:
+        return False
+    for rel in (ANSWERS_FILE, SOPS_CONFIG):
+        path = repo / rel
+        if path.is_file():
+            path.write_text(path.read_text().replace(FLUX_RECIPIENT_PLACEHOLDER, public_key))
+    return True
+
+
 def encrypt_secret(repo: Path, recipients: str) -> bool:
     """Encrypt repo/secret.sops.yaml if it exists; False when the app has no secrets."""
     secret = repo / SECRET_FILE
     if not secret.exists():
         return False
     agekeys.parse_recipients(recipients, field="secrets_age_recipients")
+    check_recipients(repo)
     result = subprocess.run(
         encrypt_command(sops.require_sops(), SECRET_FILE), cwd=repo, capture_output=True, text=True, check=False
     )
@@ -58,15 +122,26 @@ def encrypt_secret(repo: Path, recipients: str) -> bool:
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--recipients", default="")
+    parser.add_argument("--recipients", default="", help="the team's own recipients (answer secrets_age_recipients)")
     args = parser.parse_args(argv)
-    if encrypt_secret(Path.cwd(), args.recipients):
+    repo = Path.cwd()
+    if encrypt_secret(repo, args.recipients):
+        flux_key = recorded_flux_recipient(repo)
         print(
-            f"Encrypted {SECRET_FILE} for the platform's age key(s). Put the real values in with\n"
-            f"  sops edit {SECRET_FILE}        (needs a private key among the recipients)\n"
-            "or replace the file whole as README.md explains; never commit it decrypted.",
+            f"Encrypted {SECRET_FILE} for the recipients in {SOPS_CONFIG}: "
+            + (f"this app's Flux key {flux_key} and your team's key(s)." if flux_key
+               else "your team's key(s) only; Flux cannot decrypt it yet.")
+            + f"\nPut the real values in with\n  sops edit {SECRET_FILE}        (needs a private key among the "
+            "recipients)\nor replace the file whole as README.md explains; never commit it decrypted.",
             file=sys.stderr,
         )
+        if not flux_key:
+            print(
+                "Once the platform team has registered the app, add the app's age key it gives you:\n"
+                f"  copier update --trust --defaults --vcs-ref=:current: --data {FLUX_RECIPIENT_ANSWER}=<age1…>\n"
+                f"  sops updatekeys -y {SECRET_FILE}",
+                file=sys.stderr,
+            )
     return 0
 
 

@@ -7,7 +7,8 @@ template renders it) is a mapping with exactly these keys:
   url          ssh://user@host[:port]/path of the app repository (Flux pulls with a deploy key)
   branch       branch Flux reconciles
   secrets      true: the app repository holds SOPS-encrypted files; its Kustomization decrypts
-               them with the platform's age key (Secret sops-age in flux-system)
+               them with the app's own age key (Secret <name>-sops-age in flux-system, written
+               by onboarding for every app), never with the platform's `sops-age`
   receiver     '' (poll every 5m) or the notification-controller Receiver type for instant
                reconciles: github, gitlab, bitbucket or generic
   known_hosts  '' for github.com, gitlab.com and bitbucket.org (their published host keys are
@@ -55,7 +56,7 @@ FIXED_RESERVED = (
 class OnceFile:
     """A file that onboarding writes once (encrypted) and the template never renders."""
 
-    kind: str  # deploy-key | receiver-token
+    kind: str  # deploy-key | sops-age | receiver-token
     path: str  # relative to the platform repository
 
 
@@ -244,18 +245,24 @@ def fluxcd_dir(cluster: str) -> str:
 
 
 def once_files(entry: dict[str, Any], cluster: str) -> list[OnceFile]:
-    """The encrypted files an entry needs (written once by onboarding, listed by the template)."""
-    base = f"{sources_dir(cluster)}/{entry['name']}"
-    files = [OnceFile("deploy-key", f"{base}-deploy-key.sops.yaml")]
-    if entry["receiver"]:
-        files.append(OnceFile("receiver-token", f"{base}-receiver-token.sops.yaml"))
-    return files
+    """The encrypted files an entry needs (written once by onboarding, listed by the template).
+
+    The age key exists for every app, with or without secrets: its public half is known from the
+    registration on, so enabling secrets later (--update --secrets) needs no new key and the app
+    repository's .sops.yaml can name it from the first copy.
+    """
+    kinds = ["deploy-key", "sops-age"] + (["receiver-token"] if entry["receiver"] else [])
+    return [OnceFile(kind, once_file(entry["name"], cluster, kind)) for kind in kinds]
+
+
+def once_file(name: str, cluster: str, kind: str) -> str:
+    """The path of one once-only file of an app."""
+    return f"{sources_dir(cluster)}/{name}-{kind}.sops.yaml"
 
 
 def all_once_files(name: str, cluster: str) -> list[str]:
     """Every once-only path an app may own (offboarding removes those that exist)."""
-    base = f"{sources_dir(cluster)}/{name}"
-    return [f"{base}-deploy-key.sops.yaml", f"{base}-receiver-token.sops.yaml"]
+    return [once_file(name, cluster, kind) for kind in ("deploy-key", "sops-age", "receiver-token")]
 
 
 def rendered_files(name: str, cluster: str) -> list[str]:

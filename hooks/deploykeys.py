@@ -1,4 +1,4 @@
-"""Key material of an app, generated in memory: ed25519 deploy key and receiver token.
+"""Key material of an app, generated in memory: ed25519 deploy key, age key, receiver token.
 
 Nothing here touches the disk: the clear Secret manifests built below go to sops on stdin
 (hooks/sops.py) and only the encrypted output is written.
@@ -13,6 +13,9 @@ from dataclasses import dataclass
 import yaml
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from pyrage import x25519
+
+from hooks.agekeys import key_file_text
 
 FLUX_NAMESPACE = "flux-system"
 
@@ -64,6 +67,17 @@ def deploy_key_secret(app: str, key: DeployKey, known_hosts: str) -> str:
         app,
         {"identity": key.private_openssh, "identity.pub": key.public_openssh + "\n", "known_hosts": known_hosts},
     )
+
+
+def generate_age_identity() -> x25519.Identity:
+    return x25519.Identity.generate()
+
+
+def sops_age_secret(app: str, identity: x25519.Identity) -> str:
+    """The app's own SOPS key for Flux: its Kustomization's decryption.secretRef (`*.agekey` entry,
+    age-keygen format). Only this app's Kustomization uses it, so a ciphertext made for the
+    platform's key (or another app's) that a tenant copies into its repository never decrypts."""
+    return _secret(f"{app}-sops-age", app, {"age.agekey": key_file_text(identity)})
 
 
 def receiver_token_secret(app: str, token: str) -> str:

@@ -5,9 +5,9 @@
 
 Removes the app's entry from the platform answers' `apps`, re-renders the platform repository
 (its services/sources/<name>.yaml and services/fluxcd/<name>.yaml disappear, and with them the
-kustomization list entries), deletes its once-only encrypted Secrets (deploy key, receiver token)
-and stages the result (or commits it on a branch offboard/<name> with --review-branch). Nothing is
-pushed. The same preconditions as onboarding are checked first, and a failure restores the
+kustomization list entries), deletes its once-only encrypted Secrets (deploy key, the app's own
+age key, receiver token) and stages the result (or commits it on a branch offboard/<name> with
+--review-branch). Nothing is pushed. The same preconditions as onboarding are checked first, and a failure restores the
 repository exactly.
 
 Once merged, Flux deletes the app's Kustomization and PRUNES EVERY OBJECT IT APPLIED. The tenant

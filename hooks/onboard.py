@@ -13,13 +13,18 @@ What it does, in this order:
    repository (answers with _src_path/_commit) in a git repository with a clean tree, sops and
    real age recipients are there, the entry is valid, its name is free (not a platform namespace
    or another app), and a review branch, if asked, does not exist yet;
-2. generates the key material in memory (ed25519 deploy key, receiver token if asked) and
-   encrypts it with sops, through stdin;
+2. generates the key material in memory (ed25519 deploy key, the app's own age key for Flux's
+   SOPS decryption, receiver token if asked) and encrypts it with sops, through stdin;
 3. adds the entry to the platform answers' `apps` and re-renders the platform repository with
    Copier at its current template version (`copier update --vcs-ref=:current:`), then writes the
    encrypted files (once: they are never regenerated) and stages everything (or commits it on a
    branch onboard/<name> with --review-branch). Nothing is ever pushed.
 Any failure after step 1 puts the platform repository back exactly as it was.
+
+With --app-repo, the public deploy key goes to the app repository's docs/deploy-key.pub, and an
+app repository just copied with platform_repo gets the app's age public key recorded (answer
+flux_age_recipient and .sops.yaml, replacing the placeholder the copy rendered), so the copy's
+next task encrypts its Secret for Flux's key of this app.
 """
 
 from __future__ import annotations
@@ -35,11 +40,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import yaml  # noqa: E402
 
 from hooks import apps as appsmod  # noqa: E402
-from hooks import deploykeys, gitrepo, sops  # noqa: E402
+from hooks import app_setup, deploykeys, gitrepo, sops  # noqa: E402
 from hooks.errors import HookError, run_main  # noqa: E402
 
 ANSWERS_FILE = ".copier-answers.yml"
 PUBLIC_KEY_ANNOTATION = "opencenter/deploy-key-public"
+AGE_KEY_ANNOTATION = "opencenter/age-public-key"
 APP_PUBLIC_KEY_FILE = "docs/deploy-key.pub"
 
 
@@ -114,6 +120,7 @@ class Material:
 
     files: dict[str, str]  # relative path -> encrypted text
     public_key: str | None = None
+    age_public_key: str | None = None
     webhook_path: str | None = None
 
 
@@ -137,6 +144,11 @@ def make_material(
                 {PUBLIC_KEY_ANNOTATION: key.public_openssh},
             )
             material.public_key = key.public_openssh
+        elif item.kind == "sops-age":
+            identity = deploykeys.generate_age_identity()
+            material.age_public_key = str(identity.to_public())
+            clear = annotate(deploykeys.sops_age_secret(name, identity), {AGE_KEY_ANNOTATION: material.age_public_key})
+            del identity
         else:
             token = deploykeys.generate_token()
             clear = deploykeys.receiver_token_secret(name, token)
@@ -153,6 +165,24 @@ def annotation_of(path: Path, key: str) -> str | None:
         return doc["metadata"]["annotations"][key]
     except (OSError, yaml.YAMLError, KeyError, TypeError):
         return None
+
+
+@dataclass(frozen=True)
+class PublicKeys:
+    """The public halves of an app's keys: fresh from Material, else from its Secrets' annotations."""
+
+    deploy_key: str | None
+    age_key: str | None
+
+
+def public_keys(platform_path: Path, name: str, cluster: str, material: Material | None = None) -> PublicKeys:
+    def read(kind: str, annotation: str, fresh: str | None) -> str | None:
+        return fresh or annotation_of(platform_path / appsmod.once_file(name, cluster, kind), annotation)
+
+    return PublicKeys(
+        read("deploy-key", PUBLIC_KEY_ANNOTATION, material.public_key if material else None),
+        read("sops-age", AGE_KEY_ANNOTATION, material.age_public_key if material else None),
+    )
 
 
 def app_key_file_text(public_key: str, url: str, cluster: str) -> str:
@@ -198,17 +228,21 @@ def register(
     branch = f"onboard/{entry['name']}"
     if review_branch and gitrepo.branch_exists(platform_path, branch):
         raise HookError("review branch", f"{branch} already exists in {platform_path}; merge or delete it first")
-    if app_repo is not None and not app_repo.is_dir():
-        raise HookError("app repository", f"{app_repo} is not a directory")
+    if app_repo is not None:
+        if not app_repo.is_dir():
+            raise HookError("app repository", f"{app_repo} is not a directory")
+        # Its Secret is encrypted for these after the registration: a bad key must stop us now.
+        app_setup.check_recipients(app_repo, placeholder_allowed=True)
 
-    key_path = platform_path / needed[0].path
     if not plan.changed and not missing and not obsolete:
-        public_key = annotation_of(key_path, PUBLIC_KEY_ANNOTATION)
+        keys = public_keys(platform_path, entry["name"], platform.cluster)
         out(f"App '{entry['name']}' is already registered on {platform_path} with these settings: nothing changed.")
-        if public_key:
-            out(f"Its deploy key (read-only) is: {public_key}")
-            if app_repo is not None:
-                write_app_files(app_repo, entry, platform.cluster, public_key, out)
+        if keys.deploy_key:
+            out(f"Its deploy key (read-only) is: {keys.deploy_key}")
+        if keys.age_key:
+            out(f"Its own age key (Flux decrypts its SOPS files with it) is: {keys.age_key}")
+        if app_repo is not None:
+            write_app_files(app_repo, entry, platform.cluster, keys, out)
         return 0
 
     # 2. Key material, in memory, encrypted before anything reaches the disk.
@@ -229,11 +263,10 @@ def register(
         gitrepo.stage_all(platform_path)
         if review_branch:
             gitrepo.commit(platform_path, f"Onboard app {entry['name']} ({entry['url']}, branch {entry['branch']})")
-        public_key = material.public_key or annotation_of(key_path, PUBLIC_KEY_ANNOTATION)
-        if app_repo is not None and public_key:
-            write_app_files(app_repo, entry, platform.cluster, public_key, out)
+        keys = public_keys(platform_path, entry["name"], platform.cluster, material)
+        recorded = app_repo is not None and write_app_files(app_repo, entry, platform.cluster, keys, out)
 
-    summarize(platform, entry, material, plan, obsolete, review_branch, branch, out)
+    summarize(platform, entry, material, keys, plan, obsolete, review_branch, branch, recorded, out)
     return 0
 
 
@@ -254,17 +287,26 @@ def write_once(path: Path, text: str) -> None:
 
 
 def write_app_files(
-    app_repo: Path, entry: dict[str, Any], cluster: str, public_key: str, out: Callable[[str], None]
-) -> None:
-    target = app_repo / APP_PUBLIC_KEY_FILE
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(app_key_file_text(public_key, entry["url"], cluster))
-    out(f"Wrote {target} (the public deploy key with the instruction).")
+    app_repo: Path, entry: dict[str, Any], cluster: str, keys: PublicKeys, out: Callable[[str], None]
+) -> bool:
+    """The public deploy key into docs/, and the app's age key into a repository just copied with
+    platform_repo. True when the age key is (now) the app repository's flux_age_recipient."""
+    if keys.deploy_key:
+        target = app_repo / APP_PUBLIC_KEY_FILE
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(app_key_file_text(keys.deploy_key, entry["url"], cluster))
+        out(f"Wrote {target} (the public deploy key with the instruction).")
+    if not keys.age_key:
+        return False
+    if app_setup.record_flux_recipient(app_repo, keys.age_key):
+        out(f"Recorded the app's age key in {app_repo} (answer {app_setup.FLUX_RECIPIENT_ANSWER}, .sops.yaml).")
+        return True
+    return app_setup.recorded_flux_recipient(app_repo) == keys.age_key
 
 
 def summarize(
-    platform: Platform, entry: dict[str, Any], material: Material, plan: appsmod.Registration,
-    obsolete: list[str], review_branch: bool, branch: str, out: Callable[[str], None],
+    platform: Platform, entry: dict[str, Any], material: Material, keys: PublicKeys, plan: appsmod.Registration,
+    obsolete: list[str], review_branch: bool, branch: str, recorded: bool, out: Callable[[str], None],
 ) -> None:
     name, path = entry["name"], platform.path
     verb = "Updated" if plan.previous is not None else "Registered"
@@ -290,10 +332,30 @@ def summarize(
         out(f"       secret: sops -d --extract '[\"stringData\"][\"token\"]' {token_file}")
         out("       (expose the flux-system/webhook-receiver Service on that host, see the README)")
         step += 1
+    if keys.age_key and not recorded:
+        step = age_key_steps(entry, keys.age_key, material.age_public_key is not None and plan.previous is not None,
+                             step, out)
     where = f"committed on branch {branch}" if review_branch else "staged"
     out(f"  {step}. Review the changes ({where}, never pushed): git -C {path} "
         + ("show --stat" if review_branch else "diff --cached --stat"))
     out(f"  {step + 1}. Commit, push and merge; Flux then creates namespace '{name}' and applies the app.")
+
+
+def age_key_steps(entry: dict[str, Any], age_key: str, new_for_registered_app: bool, step: int,
+                  out: Callable[[str], None]) -> int:
+    """Tell the app team to encrypt for the app's own age key; the next step number."""
+    secret = app_setup.SECRET_FILE
+    out(f"  {step}. The app's own age key: Flux decrypts the app repository's SOPS files with it, and with no other key.")
+    out(f"       {age_key}")
+    out(f"     In the app repository ({entry['url']}), make it a recipient and re-encrypt, then commit and push:")
+    out(f"       copier update --trust --defaults --vcs-ref=:current: --data {app_setup.FLUX_RECIPIENT_ANSWER}={age_key}")
+    out(f"       sops updatekeys -y {secret}   # for every SOPS file, with a key that decrypts it today")
+    if not entry["secrets"]:
+        out("     (No secrets yet: do it when the app adds some, and onboard again with --secrets --update.)")
+    elif new_for_registered_app:
+        out(f"     WARNING: Kustomization {entry['name']} now decrypts with {entry['name']}-sops-age only, not with "
+            "sops-age: re-encrypt the app's files for this key before merging, or its reconciliation fails.")
+    return step + 1
 
 
 # CLI --------------------------------------------------------------------------------------------
@@ -336,12 +398,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--url", required=True, help="ssh://git@host/org/repo of the app repository")
     parser.add_argument("--branch", default="main", help="branch Flux reconciles (default main)")
     parser.add_argument("--secrets", nargs="?", const="true", default="false",
-                        help="the app repository holds SOPS files (encrypted for the platform's age key)")
+                        help="the app repository holds SOPS files (encrypted for the app's own age key)")
     parser.add_argument("--receiver", nargs="?", const="auto", default="",
                         help="add a webhook Receiver; type github|gitlab|bitbucket|generic (default: by host)")
     parser.add_argument("--known-hosts-file", help="known_hosts lines of the Git host (hosts other than "
                         "github.com, gitlab.com, bitbucket.org)")
-    parser.add_argument("--app-repo", type=Path, help="also write the public key into this app repository")
+    parser.add_argument("--app-repo", type=Path, help="also write the public deploy key into this app repository "
+                        "(and, in one just copied with platform_repo, the app's age key)")
     parser.add_argument("--review-branch", action="store_true",
                         help="commit the changes on a new branch onboard/<name> instead of staging them")
     parser.add_argument("--update", action="store_true",

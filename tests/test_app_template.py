@@ -225,15 +225,17 @@ def decrypt(repo: Path, key: x25519.Identity) -> dict:
 
 
 def test_secrets_are_encrypted_at_copy_for_the_recipients_and_validate(render_app, assert_check_passes):
-    platform_key, team_key = x25519.Identity.generate(), x25519.Identity.generate()
-    recipients = f"{platform_key.to_public()}, {team_key.to_public()}"
-    repo = render_app(secret_keys="DATABASE_URL,API_TOKEN", secrets_age_recipients=recipients)
+    """Stand-alone, with the app's Flux key known (printed by the platform's onboarding): the
+    Secret is encrypted for that key first, then the team's."""
+    flux_key, team_key, other_team_key = (x25519.Identity.generate() for _ in range(3))
+    repo = render_app(secret_keys="DATABASE_URL,API_TOKEN", flux_age_recipient=str(flux_key.to_public()),
+                      secrets_age_recipients=f"{team_key.to_public()}, {other_team_key.to_public()}")
     text = (repo / "secret.sops.yaml").read_text()
     assert "CHANGE-ME" not in text and app_setup.unencrypted_values(text) == []
     sops_rules = yaml.safe_load((repo / ".sops.yaml").read_text())["creation_rules"]
-    assert sops_rules[0]["age"] == f"{platform_key.to_public()},{team_key.to_public()}"
+    assert sops_rules[0]["age"] == f"{flux_key.to_public()},{team_key.to_public()},{other_team_key.to_public()}"
     assert "AGE-SECRET-KEY" not in (repo / ".sops.yaml").read_text() + text
-    for key in (platform_key, team_key):
+    for key in (flux_key, team_key, other_team_key):
         secret = decrypt(repo, key)
         assert secret["stringData"] == {"DATABASE_URL": "CHANGE-ME", "API_TOKEN": "CHANGE-ME"}
     assert_check_passes(repo)
@@ -308,13 +310,20 @@ def test_relative_platform_repo_resolves_against_the_working_directory(copie, pl
     assert_follows_platform(result.project_dir, platform)
 
 
-def test_platform_repo_supplies_the_age_recipients(render_app, platform_checkout):
+def test_platform_repo_gives_the_secret_the_apps_own_key_not_the_platforms(render_app, platform_checkout):
+    """Onboarding (a copy task) makes the app's age key and records it before the Secret is
+    encrypted: .sops.yaml names it (and the team's key), never the platform's key."""
     platform = platform_checkout
     platform_key = yaml.safe_load((platform / ".copier-answers.yml").read_text())["sops_age_recipients"]
-    assert platform_key.startswith("age1")
-    repo = render_app(platform_repo=str(platform), secret_keys="TOKEN")
-    assert yaml.safe_load((repo / ".sops.yaml").read_text())["creation_rules"][0]["age"] == platform_key
+    team_key = str(x25519.Identity.generate().to_public())
+    repo = render_app(platform_repo=str(platform), secret_keys="TOKEN", secrets_age_recipients=team_key)
+    flux_key = yaml.safe_load((repo / ".copier-answers.yml").read_text())["flux_age_recipient"]
+    assert flux_key.startswith("age1") and flux_key != platform_key
+    assert yaml.safe_load((repo / ".sops.yaml").read_text())["creation_rules"][0]["age"] == f"{flux_key},{team_key}"
+    encrypted = yaml.safe_load((repo / "secret.sops.yaml").read_text())
+    assert sorted(item["recipient"] for item in encrypted["sops"]["age"]) == sorted([flux_key, team_key])
     assert app_setup.unencrypted_values((repo / "secret.sops.yaml").read_text()) == []
+    assert app_setup.FLUX_RECIPIENT_PLACEHOLDER not in "".join(p.read_text() for p in repo.rglob("*") if p.is_file())
 
 
 def test_answers_given_explicitly_win_over_the_platform(render_app, platform_checkout):

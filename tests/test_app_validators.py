@@ -7,7 +7,6 @@ from pathlib import Path
 
 import copier
 import pytest
-from pyrage import x25519
 
 from conftest import ROOT
 
@@ -57,6 +56,9 @@ BAD_ANSWERS = [
     ({"secret_keys": "DB-URL"}, "secret_keys", "environment variable names"),
     ({"secret_keys": "TOKEN"}, "secrets_age_recipients", "required with secret_keys"),
     ({"secret_keys": "TOKEN", "secrets_age_recipients": "age1notakey"}, "secrets_age_recipients", "age public keys"),
+    ({"secret_keys": "TOKEN", "flux_age_recipient": "age1notakey"}, "flux_age_recipient", "one age public key"),
+    ({"secret_keys": "TOKEN", "flux_age_recipient": GOOD_KEY, "secrets_age_recipients": GOOD_KEY},
+     "secrets_age_recipients", "must not repeat flux_age_recipient"),
     ({"platform_contact": " "}, "platform_contact", "non-empty"),
 ]
 
@@ -124,13 +126,13 @@ def test_platform_repo_that_is_an_app_repo_is_refused(tmp_path):
                    "says template 'app', expected 'platform'")
 
 
-def test_secrets_must_stay_decryptable_by_the_platform(tmp_path, render_platform):
-    platform = render_platform()
-    other = str(x25519.Identity.generate().to_public())
-    assert_refused(
-        tmp_path / "app", {"platform_repo": str(platform), "secret_keys": "TOKEN", "secrets_age_recipients": other},
-        "secrets_age_recipients", "must include the platform's key",
-    )
+@pytest.mark.parametrize(("answers", "field", "rule"), [
+    # The app's Flux key comes from onboarding: a key given by hand would not be the one Flux has.
+    ({"secret_keys": "TOKEN", "flux_age_recipient": GOOD_KEY}, "flux_age_recipient", "recorded by onboarding"),
+], ids=["flux-key-by-hand"])
+def test_answers_that_onboarding_provides_or_needs_are_checked_with_platform_repo(tmp_path, render_platform, answers,
+                                                                                  field, rule):
+    assert_refused(tmp_path / "app", {"platform_repo": str(render_platform()), **answers}, field, rule)
 
 
 def test_recipient_with_a_bad_checksum_fails_the_copy_and_leaves_no_clear_secret(tmp_path):

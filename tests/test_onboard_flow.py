@@ -56,11 +56,31 @@ def platform(template_snapshot: Path, tmp_path: Path, age_key: x25519.Identity) 
     return dst
 
 
-def decrypt(path: Path, age_key: x25519.Identity) -> dict:
+def sops_decrypt(path: Path, age_key: x25519.Identity) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "SOPS_AGE_KEY": str(age_key)}
-    result = subprocess.run([sops.require_sops(), "decrypt", str(path)], capture_output=True, text=True, env=env)
+    return subprocess.run([sops.require_sops(), "decrypt", str(path)], capture_output=True, text=True, env=env)
+
+
+def decrypt(path: Path, age_key: x25519.Identity) -> dict:
+    result = sops_decrypt(path, age_key)
     assert result.returncode == 0, result.stderr
     return yaml.safe_load(result.stdout)
+
+
+def app_identity(platform: Path, name: str, age_key: x25519.Identity) -> x25519.Identity:
+    """The app's own age key, as Flux gets it: Secret <name>-sops-age decrypted with the platform key."""
+    text = decrypt(platform / SOURCES / f"{name}-sops-age.sops.yaml", age_key)["stringData"]["age.agekey"]
+    return x25519.Identity.from_str(next(line for line in text.splitlines() if line.startswith("AGE-SECRET-KEY-")))
+
+
+def app_kustomizations(platform: Path) -> dict[str, dict]:
+    """The Flux Kustomizations of the registered apps, by name."""
+    return {
+        doc["metadata"]["name"]: doc for path in sorted((platform / FLUXCD).glob("*.yaml"))
+        for doc in yaml.safe_load_all(path.read_text())
+        if doc and doc["apiVersion"].startswith("kustomize.toolkit.fluxcd.io/")
+        and "toolkit.fluxcd.io/tenant" in doc["metadata"].get("labels", {})
+    }
 
 
 def snapshot(repo: Path) -> dict[str, object]:
@@ -154,7 +174,7 @@ def test_three_apps_then_offboarding_one_then_update_gives_no_diff(platform, age
     cart = yaml.safe_load_all((platform / FLUXCD / "cart.yaml").read_text())
     kinds = {doc["kind"]: doc for doc in cart}
     assert kinds["Kustomization"]["spec"]["serviceAccountName"] == "tenant-cart"
-    assert kinds["Kustomization"]["spec"]["decryption"]["secretRef"]["name"] == "sops-age"
+    assert kinds["Kustomization"]["spec"]["decryption"]["secretRef"]["name"] == "cart-sops-age"
     assert kinds["RoleBinding"]["metadata"]["namespace"] == "cart"
     assert kinds["RoleBinding"]["roleRef"]["name"] == "admin"
     assert kinds["Namespace"]["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
@@ -178,6 +198,39 @@ def test_three_apps_then_offboarding_one_then_update_gives_no_diff(platform, age
     copier.run_update(platform, defaults=True, overwrite=True, unsafe=True, vcs_ref=copier.VcsRef.CURRENT, quiet=True)
     assert git("status", "--porcelain", "--untracked-files=all", cwd=platform) == ""
     print(f"onboarding 3 apps: {seconds:.1f}s")
+
+
+def test_app_kustomizations_decrypt_with_their_own_age_key_only(platform, age_key, capsys):
+    """The confused-deputy fix. Were an app's Kustomization to decrypt with the platform's sops-age,
+    a tenant could copy any platform ciphertext (another app's deploy key, a service's Helm values)
+    into its repository and have Flux decrypt it into its namespace. Each app gets its own key."""
+    for app in ({**SHOP, "secrets": True}, {"name": "cart", "url": "ssh://git@gitlab.com/acme/cart"}):
+        assert onboard.register(platform, app) == 0
+        git("commit", "-q", "-m", f"onboard {app['name']}", cwd=platform)
+    out = capsys.readouterr().out
+    assert_valid(platform)
+
+    kustomizations = app_kustomizations(platform)
+    assert set(kustomizations) == {"shop", "cart"}
+    assert kustomizations["shop"]["spec"]["decryption"] == {"provider": "sops", "secretRef": {"name": "shop-sops-age"}}
+    assert "decryption" not in kustomizations["cart"]["spec"]  # no secrets: no decryption at all
+    for name, kustomization in kustomizations.items():
+        assert "sops-age" not in yaml.safe_dump(kustomization).replace(f"{name}-sops-age", ""), name
+
+    shop_key, cart_key = app_identity(platform, "shop", age_key), app_identity(platform, "cart", age_key)
+    assert str(shop_key.to_public()) != str(cart_key.to_public())
+    for name, key in (("shop", shop_key), ("cart", cart_key)):
+        public = str(key.to_public())
+        secret_file = platform / SOURCES / f"{name}-sops-age.sops.yaml"
+        assert onboard.annotation_of(secret_file, onboard.AGE_KEY_ANNOTATION) == public  # readable, reviewable
+        assert public in out  # printed, with what the app team does with it
+        assert "AGE-SECRET-KEY" not in secret_file.read_text()
+    assert "--data flux_age_recipient=" in out
+
+    # What a tenant could copy: none of the platform's ciphertexts decrypts with an app's key.
+    for ciphertext in sorted((platform / SOURCES).glob("*.sops.yaml")):
+        result = sops_decrypt(ciphertext, shop_key)
+        assert result.returncode != 0 and "stringData" not in result.stdout, ciphertext.name
 
 
 def test_same_app_again_changes_nothing_other_settings_are_refused_update_changes(platform, capsys):
@@ -311,6 +364,36 @@ def test_onboarding_from_the_app_side(template_snapshot, platform, age_key, tmp_
     assert secret["identity.pub"].strip() == public
     body = "".join(secret["identity"].splitlines()[1:-1])[20:80].encode()
     assert files_holding(body, app_repo, since=0) == [] and files_holding(body, platform, since=0) == []
+
+
+def test_app_side_copy_encrypts_the_secret_for_the_apps_own_key(template_snapshot, platform, age_key, tmp_path):
+    """Onboarding runs before the Secret is encrypted: the app's key, generated on the platform,
+    is a recipient of the app's secret file; the platform's key is not, and the app's key opens
+    nothing of the platform's."""
+    app_repo, team = tmp_path / "shop", x25519.Identity.generate()
+    copy_app(template_snapshot, app_repo, platform, secret_keys="TOKEN", secrets_age_recipients=str(team.to_public()))
+    assert answers(platform)["apps"][0]["secrets"] is True
+    assert app_kustomizations(platform)["shop"]["spec"]["decryption"]["secretRef"] == {"name": "shop-sops-age"}
+
+    flux_key = app_identity(platform, "shop", age_key)  # what Flux decrypts shop's repository with
+    public = str(flux_key.to_public())
+    recipients = [item["recipient"] for item in yaml.safe_load((app_repo / "secret.sops.yaml").read_text())["sops"]["age"]]
+    assert sorted(recipients) == sorted([public, str(team.to_public())])
+    assert str(age_key.to_public()) not in recipients
+    assert decrypt(app_repo / "secret.sops.yaml", flux_key)["stringData"] == {"TOKEN": "CHANGE-ME"}
+    # A tenant copying the platform's ciphertext (its own deploy key Secret) into its repository:
+    stolen = app_repo / "stolen.sops.yaml"
+    stolen.write_text((platform / SOURCES / "shop-deploy-key.sops.yaml").read_text())
+    assert sops_decrypt(stolen, flux_key).returncode != 0
+    stolen.unlink()
+
+    # Recorded exactly as rendering with the answer would have: an update at the same version is a no-op.
+    assert answers(app_repo)["flux_age_recipient"] == public
+    assert_valid(app_repo)
+    assert_valid(platform)
+    commit_all(app_repo)
+    copier.run_update(app_repo, defaults=True, overwrite=True, unsafe=True, vcs_ref=copier.VcsRef.CURRENT, quiet=True)
+    assert git("status", "--porcelain", "--untracked-files=all", cwd=app_repo) == ""
 
 
 def test_a_refused_app_side_onboarding_leaves_both_trees_as_they_were(template_snapshot, platform, tmp_path):

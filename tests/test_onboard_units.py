@@ -5,7 +5,9 @@ from __future__ import annotations
 import hashlib
 
 import pytest
+import yaml
 from cryptography.hazmat.primitives.serialization import load_ssh_private_key, load_ssh_public_key
+from pyrage import x25519
 
 from hooks import apps, deploykeys, knownhosts
 from hooks.errors import HookError
@@ -98,11 +100,14 @@ def test_plan_remove():
 
 
 def test_once_files_follow_the_entry():
-    assert [f.kind for f in apps.once_files(entry(), "prod")] == ["deploy-key"]
-    assert [f.path for f in apps.once_files(entry(receiver="github"), "prod")] == [
+    # The app's own age key exists with or without secrets (enabling them later needs no new key).
+    assert [f.kind for f in apps.once_files(entry(), "prod")] == ["deploy-key", "sops-age"]
+    assert [f.path for f in apps.once_files(entry(receiver="github", secrets=True), "prod")] == [
         "applications/overlays/prod/services/sources/shop-deploy-key.sops.yaml",
+        "applications/overlays/prod/services/sources/shop-sops-age.sops.yaml",
         "applications/overlays/prod/services/sources/shop-receiver-token.sops.yaml",
     ]
+    assert apps.all_once_files("shop", "prod") == [f.path for f in apps.once_files(entry(receiver="github"), "prod")]
 
 
 def test_deploy_key_is_an_openssh_ed25519_pair():
@@ -111,6 +116,16 @@ def test_deploy_key_is_an_openssh_ed25519_pair():
     assert key.public_openssh.startswith("ssh-ed25519 ") and key.public_openssh.endswith(" flux-acme-prod-shop")
     public = load_ssh_public_key(key.public_openssh.encode())
     assert private.public_key().public_bytes_raw() == public.public_bytes_raw()
+
+
+def test_sops_age_secret_holds_an_age_identity_for_flux():
+    identity = deploykeys.generate_age_identity()
+    secret = yaml.safe_load(deploykeys.sops_age_secret("shop", identity))
+    assert (secret["metadata"]["name"], secret["metadata"]["namespace"]) == ("shop-sops-age", "flux-system")
+    (name, text), = secret["stringData"].items()
+    assert name.endswith(".agekey")  # the entries kustomize-controller reads as age identities
+    line = next(line for line in text.splitlines() if line.startswith("AGE-SECRET-KEY-"))
+    assert str(x25519.Identity.from_str(line).to_public()) == str(identity.to_public())
 
 
 def test_webhook_path_is_notification_controllers_digest():
