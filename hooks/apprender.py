@@ -38,8 +38,8 @@ APPS_TEMPLATES = (
     "{{ _copier_conf.answers_file }}.jinja",
     "applications/overlays/{{ cluster_name }}/services/sources/kustomization.yaml.jinja",
     "applications/overlays/{{ cluster_name }}/services/fluxcd/kustomization.yaml.jinja",
-    "applications/overlays/{{ cluster_name }}/services/sources/{% yield app from apps %}{{ app.name }}{% endyield %}.yaml.jinja",
-    "applications/overlays/{{ cluster_name }}/services/fluxcd/{% yield app from apps %}{{ app.name }}{% endyield %}.yaml.jinja",
+    "applications/overlays/{{ cluster_name }}/services/sources/{% yield app from app_files %}{{ app.name }}{% endyield %}.yaml.jinja",
+    "applications/overlays/{{ cluster_name }}/services/fluxcd/{% yield app from app_files %}{{ app.name }}{% endyield %}.yaml.jinja",
 )
 
 
@@ -66,15 +66,28 @@ def apps_files(cluster: str, names: list[str]) -> list[str]:
     return files
 
 
-def render_only(answers: dict[str, Any], data: dict[str, Any], paths: list[str], dst: Path) -> None:
-    """Render just `paths` of the template recorded in `answers`, with `data`, into dst (Copier)."""
-    import copier
+def render_both(answers: dict[str, Any], renders: list[tuple[dict[str, Any], list[str], Path]]) -> None:
+    """Render, for each (data, paths, dst), just `paths` of the template recorded in `answers`.
 
-    copier.run_copy(
-        str(answers["_src_path"]), dst, data=data, vcs_ref=str(answers["_commit"]),
-        exclude=["*", *(f"!/{rel}" for rel in paths)],
-        defaults=True, overwrite=True, unsafe=True, quiet=True, skip_tasks=True,
-    )
+    One Copier Worker per render (copier.run_copy's own), sharing one clone of the template at
+    `_commit` and its parsed copier.yml: the second render costs no clone and no config parse.
+    """
+    from dataclasses import replace
+
+    from copier._main import Worker  # run_copy's Worker, kept open so that its template is reused
+
+    def restrict(paths: list[str]) -> list[str]:
+        return ["*", *(f"!/{rel}" for rel in paths)]
+
+    (data, paths, dst), *rest = renders
+    options = dict(defaults=True, overwrite=True, unsafe=True, quiet=True, skip_tasks=True)
+    with Worker(src_path=str(answers["_src_path"]), vcs_ref=str(answers["_commit"]), dst_path=dst, data=data,
+                exclude=restrict(paths), **options) as first:
+        first.run_copy()
+        for data, paths, dst in rest:
+            with replace(first, dst_path=dst, data=data, exclude=restrict(paths)) as worker:
+                worker.__dict__["template"] = first.template  # the cached_property, already cloned
+                worker.run_copy()
 
 
 def read(path: Path) -> bytes | None:
@@ -87,7 +100,7 @@ def render_changed_apps(platform: Path, apps: list[dict[str, Any]]) -> bool:
     Returns False, having written nothing, when a file that would change was edited by hand (or
     deleted): Copier's three-way merge is then needed, and the caller runs the full update.
     """
-    answers = yaml.safe_load((platform / ANSWERS_FILE).read_text()) or {}
+    answers = yaml.load((platform / ANSWERS_FILE).read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}
     recorded = {key: value for key, value in answers.items() if not key.startswith("_")}
     names = changed_names(recorded.get("apps") or [], apps)
     paths = apps_files(answers["cluster_name"], names)
@@ -95,8 +108,10 @@ def render_changed_apps(platform: Path, apps: list[dict[str, Any]]) -> bool:
         old, new = Path(tmp) / "old", Path(tmp) / "new"
         # app_files: the apps whose own files are rendered (all of `apps` by default; the template's
         # yield loops run over it, so only the changed apps cost anything).
-        render_only(answers, {**recorded, "app_files": only(recorded.get("apps") or [], names)}, paths[1:], old)
-        render_only(answers, {**recorded, "apps": apps, "app_files": only(apps, names)}, paths, new)
+        render_both(answers, [
+            ({**recorded, "apps": apps, "app_files": only(apps, names)}, paths, new),
+            ({**recorded, "app_files": only(recorded.get("apps") or [], names)}, paths[1:], old),
+        ])
         # The answers file is rewritten by any update; every other file must be as rendered.
         if any(read(platform / rel) != read(old / rel) for rel in paths[1:]):
             return False
