@@ -1,0 +1,226 @@
+"""Benchmarks of the templates: copy, onboarding at scale, update and check of a 500-app repository.
+
+    .venv/bin/python bench/run.py [--runs 5] [--sizes 1,50,200,500] [--only copy,onboard,update,check]
+
+Every figure is a real command, timed from the outside as a user runs it (wall clock, a fresh
+process each time, an isolated HOME):
+
+- copy:    `copier copy` of the platform template with the defaults, and of a one-file template
+           (Copier's own fixed cost), and their ratio;
+- onboard: `copier copy` of the app template with platform_repo set (the app repository, its
+           registration on the platform repository: answers, rendered files, deploy key and
+           age key SOPS-encrypted, staged) into platform repositories that hold N apps already;
+- update:  `copier update` of the 500-app repository to a release that changes every app's files;
+- check:   `python -m hooks.check` of the 500-app repository.
+
+Fixtures (template snapshot, platform repositories with N apps) are built once, outside the timed
+part, and cached in bench/.cache (bench/fixtures.py). Runs are interleaved (one run of every
+measure, then the next run), so a burst of load from elsewhere spreads over all of them; the
+1-minute load average is recorded before every run. Writes bench/results.json and prints a
+markdown table (the README's "Performance" section).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import fixtures as fx  # noqa: E402
+
+RESULTS = fx.ROOT / "bench" / "results.json"
+PY = sys.executable
+COPIER = [PY, "-m", "copier"]
+
+
+def machine() -> dict[str, str | int]:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else platform.processor()
+    mem = next((line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines()
+                if line.startswith("MemTotal")), "0") if Path("/proc/meminfo").exists() else "0"
+
+    def version(command: list[str]) -> str:
+        try:
+            return subprocess.run(command, capture_output=True, text=True).stdout.strip().splitlines()[0]
+        except (OSError, IndexError):
+            return "?"
+
+    return {
+        "cpu": cpu, "cores": os.cpu_count() or 0, "memory_gib": round(int(mem) / 2**20, 1),
+        "os": platform.platform(), "python": platform.python_version(),
+        "copier": version([*COPIER, "--version"]).split()[-1], "git": version(["git", "--version"]),
+        "sops": version([str(Path(PY).parent / "sops"), "--version", "--disable-version-check"]),
+    }
+
+
+class Measure:
+    """One timed command, prepared afresh (untimed) before every run."""
+
+    def __init__(self, key: str, label: str, prepare, command, check=None) -> None:
+        self.key, self.label, self.prepare, self.command, self.check = key, label, prepare, command, check
+        self.seconds: list[float] = []
+        self.loads: list[float] = []
+
+    def run_once(self, env: dict[str, str]) -> None:
+        workdir = self.prepare()
+        load = os.getloadavg()[0]
+        started = time.perf_counter()
+        result = subprocess.run(self.command(workdir), env=env, cwd=workdir, capture_output=True, text=True)
+        elapsed = time.perf_counter() - started
+        if result.returncode != 0:
+            raise SystemExit(f"{self.label} failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+        if self.check:
+            self.check(workdir, result)
+        self.seconds.append(elapsed)
+        self.loads.append(load)
+
+    def summary(self) -> dict:
+        return {
+            "label": self.label, "runs": len(self.seconds), "median_s": round(statistics.median(self.seconds), 3),
+            "min_s": round(min(self.seconds), 3), "max_s": round(max(self.seconds), 3),
+            "seconds": [round(s, 3) for s in self.seconds], "load_1m": [round(x, 2) for x in self.loads],
+        }
+
+
+def build(args: argparse.Namespace, env: dict[str, str], scratch: Path) -> list[Measure]:
+    template = fx.template_snapshot()
+    sizes = [int(size) for size in args.sizes.split(",")]
+    repos = {size: fx.platform_with_apps(size, env) for size in sorted(set(sizes) | {args.big})}
+    measures: list[Measure] = []
+
+    def fresh(name: str) -> Path:
+        path = scratch / name
+        shutil.rmtree(path, ignore_errors=True)
+        path.mkdir(parents=True)
+        shutil.rmtree(Path(env["OPENCENTER_AGE_KEY_DIR"]), ignore_errors=True)
+        return path
+
+    if "copy" in args.only:
+        measures.append(Measure(
+            "copy_one_file", "copier copy, one-file template", lambda: fresh("one"),
+            lambda wd: [*COPIER, "copy", "--trust", "--defaults", "--quiet", "--vcs-ref", "0.0.1",
+                        str(fx.one_file_template()), str(wd / "out")]))
+        measures.append(Measure(
+            "copy_platform", "copier copy, platform template (default services)", lambda: fresh("platform"),
+            lambda wd: [*COPIER, "copy", "--trust", "--defaults", "--quiet", "--vcs-ref", "0.0.1",
+                        "--data", "template=platform", str(template), str(wd / "out")],
+            lambda wd, _: (wd / "out" / ".copier-answers.yml").is_file() or sys.exit("platform copy wrote nothing")))
+    if "onboard" in args.only:
+        for size in sizes:
+            def prepare(size: int = size) -> Path:
+                wd = fresh(f"onboard-{size}")
+                fx.fresh_copy(repos[size], wd / "platform")
+                return wd
+
+            def registered(wd: Path, _result, size: int = size) -> None:
+                status = fx.git("status", "--porcelain", cwd=wd / "platform")
+                if "onboarded.yaml" not in status or not (wd / "onboarded" / "docs" / "deploy-key.pub").is_file():
+                    sys.exit(f"onboarding at {size} apps did not register the app:\n{status}")
+
+            measures.append(Measure(
+                f"onboard_{size}", f"onboard one more app (app copy + registration), platform with {size} apps",
+                prepare,
+                lambda wd: [*COPIER, "copy", "--trust", "--defaults", "--quiet", "--vcs-ref", "0.0.1",
+                            "--data", "template=app", "--data", "app_name=onboarded",
+                            "--data", f"platform_repo={wd / 'platform'}", str(template), str(wd / "onboarded")],
+                registered))
+    if "update" in args.only:
+        def prepare_update() -> Path:
+            wd = fresh("update")
+            fx.fresh_copy(repos[args.big], wd / "platform")
+            return wd / "platform"
+
+        def updated(wd: Path, _result) -> None:
+            changed = fx.git("diff", "--name-only", cwd=wd).split()
+            if fx.git("diff", "--name-only", "--diff-filter=U", cwd=wd).strip() or len(changed) < 2 * args.big:
+                sys.exit(f"update of the {args.big}-app repository changed {len(changed)} files or left conflicts")
+
+        measures.append(Measure(
+            f"update_{args.big}", f"copier update of the {args.big}-app repository (every app's files change)",
+            prepare_update,
+            lambda wd: [*COPIER, "update", "--trust", "--defaults", "--quiet", "--vcs-ref", "0.0.2"],
+            updated))
+    if "check" in args.only:
+        # Fill the CRD cache once, untimed (the check then reads the cache, as in CI after a download).
+        fx.run([PY, "-m", "hooks.check", str(repos[min(repos)]), "--crd-dir", str(fx.SHARED_CRDS)], env, cwd=fx.ROOT)
+        measures.append(Measure(
+            f"check_{args.big}", f"check (python -m hooks.check) of the {args.big}-app repository",
+            lambda: repos[args.big], lambda wd: [PY, "-m", "hooks.check", str(wd)]))
+    return measures
+
+
+def table(results: dict) -> str:
+    rows = ["| measure | median | min–max | runs | load (1 min) |", "|---|---:|---:|---:|---:|"]
+    for item in results["measures"].values():
+        loads = item["load_1m"]
+        rows.append(f"| {item['label']} | {item['median_s']:.2f} s | {item['min_s']:.2f}–{item['max_s']:.2f} s "
+                    f"| {item['runs']} | {min(loads):.1f}–{max(loads):.1f} |")
+    for name, ratio in results["ratios"].items():
+        rows.append(f"| ratio {name} | {ratio['value']:.2f} | target ≤ {ratio['target']} | | |")
+    return "\n".join(rows)
+
+
+def ratios(measures: dict[str, dict], sizes: list[int]) -> dict[str, dict]:
+    out = {}
+    if "copy_platform" in measures and "copy_one_file" in measures:
+        out["platform copy / one-file copy"] = {
+            "value": round(measures["copy_platform"]["median_s"] / measures["copy_one_file"]["median_s"], 2), "target": 1.3}
+    small, large = min(sizes), max(sizes)
+    if f"onboard_{small}" in measures and f"onboard_{large}" in measures and small != large:
+        out[f"onboarding at {large} / at {small} apps"] = {
+            "value": round(measures[f"onboard_{large}"]["median_s"] / measures[f"onboard_{small}"]["median_s"], 2),
+            "target": 2.0}
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=5, help="runs of every measure (default 5)")
+    parser.add_argument("--sizes", default="1,50,200,500", help="apps already registered when onboarding one more")
+    parser.add_argument("--big", type=int, default=500, help="apps in the repository that is updated and checked")
+    parser.add_argument("--only", default="copy,onboard,update,check", help="comma-separated subset of the measures")
+    parser.add_argument("--output", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    args.only = set(args.only.split(","))
+
+    env = fx.isolated_env(fx.CACHE / "home")
+    print(f"fixtures in {fx.cache_dir()} (built once, not timed) ...", file=sys.stderr)
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="opencenter-bench-") as tmp:
+        measures = build(args, env, Path(tmp))
+        print(f"fixtures ready in {time.perf_counter() - started:.0f} s; {args.runs} run(s) of "
+              f"{len(measures)} measures", file=sys.stderr)
+        for run in range(args.runs):
+            for measure in measures:
+                measure.run_once(env)
+                print(f"  run {run + 1}: {measure.key} {measure.seconds[-1]:.2f} s (load {measure.loads[-1]:.1f})",
+                      file=sys.stderr)
+    summaries = {m.key: m.summary() for m in measures}
+    results = {
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "command": "python bench/run.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "machine": machine(),
+        "measures": summaries,
+        "ratios": ratios(summaries, [int(size) for size in args.sizes.split(",")]),
+    }
+    args.output.write_text(json.dumps(results, indent=2) + "\n")
+    info = results["machine"]
+    print(f"{results['date']}, {info['cores']} cores {info['cpu']}, {info['memory_gib']} GiB, {info['os']}, "
+          f"Python {info['python']}, {info['copier']}")
+    print(table(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
