@@ -2,7 +2,7 @@
 
     python -m hooks.onboard --platform ../acme-gitops --name shop \\
         --url ssh://git@github.com/acme/shop.git [--branch main] [--secrets] [--receiver[=TYPE]] \\
-        [--known-hosts-file FILE] [--app-repo ../shop] [--review-branch] [--update]
+        [--known-hosts-file FILE | --known-hosts TEXT] [--app-repo ../shop] [--review-branch] [--update]
     opencenter-onboard …                       (console script of this package)
 
 The app template runs the same code as a copy-only task (`copier copy --data template=app
@@ -377,7 +377,9 @@ def entry_from_args(args: argparse.Namespace) -> dict[str, Any]:
             receiver = appsmod.default_receiver(appsmod.parse_url(args.url)[1])
         except HookError as error:
             raise HookError("url", error.rule) from None
-    known = ""
+    known = args.known_hosts or ""
+    if args.known_hosts and args.known_hosts_file:
+        raise HookError("known_hosts", "give --known-hosts or --known-hosts-file, not both")
     if args.known_hosts_file:
         try:
             known = Path(args.known_hosts_file).read_text()
@@ -403,6 +405,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="add a webhook Receiver; type github|gitlab|bitbucket|generic (default: by host)")
     parser.add_argument("--known-hosts-file", help="known_hosts lines of the Git host (hosts other than "
                         "github.com, gitlab.com, bitbucket.org)")
+    parser.add_argument("--known-hosts", help="the same lines as text (the app template's task passes its answer)")
     parser.add_argument("--app-repo", type=Path, help="also write the public deploy key into this app repository "
                         "(and, in one just copied with platform_repo, the app's age key)")
     parser.add_argument("--review-branch", action="store_true",

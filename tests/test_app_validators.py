@@ -11,6 +11,7 @@ import pytest
 from conftest import ROOT
 
 GOOD_KEY = "age16x2cw6zzszw4s9nlv6esudny0p9qr7v9hn50rymcl3398tmnfesqeydvdv"
+OTHER_HOST_KEYS = "[git.example.com]:2222 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl\n"
 # Same form as an age key, last character changed: the bech32 checksum no longer matches.
 BAD_CHECKSUM_KEY = GOOD_KEY[:-1] + ("q" if GOOD_KEY[-1] != "q" else "p")
 
@@ -59,6 +60,13 @@ BAD_ANSWERS = [
     ({"secret_keys": "TOKEN", "flux_age_recipient": "age1notakey"}, "flux_age_recipient", "one age public key"),
     ({"secret_keys": "TOKEN", "flux_age_recipient": GOOD_KEY, "secrets_age_recipients": GOOD_KEY},
      "secrets_age_recipients", "must not repeat flux_age_recipient"),
+    ({"app_repo_known_hosts": OTHER_HOST_KEYS}, "app_repo_known_hosts", "must be empty for github.com"),
+    ({"app_repo_url": "ssh://git@git.example.com:2222/acme/shop", "app_repo_known_hosts": "git.example.com ssh-ed25519\n"},
+     "app_repo_known_hosts", "'<host> <key type> <base64 key>'"),
+    ({"app_repo_url": "ssh://git@git.example.com:2222/acme/shop",
+      "app_repo_known_hosts": OTHER_HOST_KEYS.replace("[git.example.com]:2222", "git.example.com")},
+     "app_repo_known_hosts", "must have a line for [git.example.com]:2222"),
+    ({"webhook_receiver": "gitea"}, "webhook_receiver", "gitea"),
     ({"platform_contact": " "}, "platform_contact", "non-empty"),
 ]
 
@@ -91,6 +99,8 @@ def test_validators_accept_the_good_forms(tmp_path):
         hostnames="shop.prod.acme.example.com,api.shop.prod.acme.example.com",
         path_prefix="/shop/v1", cpu_request="0.5", cpu_limit="500m", memory_request="1Gi",
         memory_limit="1024Mi", extra_egress="0.0.0.0/0:443", secret_keys="TOKEN", secrets_age_recipients=GOOD_KEY,
+        app_repo_url="ssh://git@git.example.com:2222/acme/shop", app_repo_known_hosts=f"# keyscan\n{OTHER_HOST_KEYS}",
+        webhook_receiver="generic",
     )
     assert (tmp_path / "app" / "secret.sops.yaml").is_file()
 
@@ -129,7 +139,9 @@ def test_platform_repo_that_is_an_app_repo_is_refused(tmp_path):
 @pytest.mark.parametrize(("answers", "field", "rule"), [
     # The app's Flux key comes from onboarding: a key given by hand would not be the one Flux has.
     ({"secret_keys": "TOKEN", "flux_age_recipient": GOOD_KEY}, "flux_age_recipient", "recorded by onboarding"),
-], ids=["flux-key-by-hand"])
+    # Registering needs the host keys of a Git server that publishes none this template knows.
+    ({"app_repo_url": "ssh://git@git.example.com:2222/acme/shop"}, "app_repo_known_hosts", "is required for [git.example.com]:2222"),
+], ids=["flux-key-by-hand", "no-known-hosts"])
 def test_answers_that_onboarding_provides_or_needs_are_checked_with_platform_repo(tmp_path, render_platform, answers,
                                                                                   field, rule):
     assert_refused(tmp_path / "app", {"platform_repo": str(render_platform()), **answers}, field, rule)

@@ -339,11 +339,11 @@ def test_the_documented_commands_run(platform, tmp_path):
     assert run.returncode == 2 and run.stderr.startswith("error: ")
 
 
-def copy_app(template_snapshot: Path, dst: Path, platform: Path, **answers) -> None:
+def copy_app(template_snapshot: Path, dst: Path, platform: Path, quiet: bool = True, **answers) -> None:
     copier.run_copy(
         str(template_snapshot), dst,
         data={"template": "app", "app_name": "shop", "platform_repo": str(platform), **answers},
-        defaults=True, unsafe=True, vcs_ref="0.0.1", quiet=True,
+        defaults=True, unsafe=True, vcs_ref="0.0.1", quiet=quiet,
     )
 
 
@@ -394,6 +394,34 @@ def test_app_side_copy_encrypts_the_secret_for_the_apps_own_key(template_snapsho
     commit_all(app_repo)
     copier.run_update(app_repo, defaults=True, overwrite=True, unsafe=True, vcs_ref=copier.VcsRef.CURRENT, quiet=True)
     assert git("status", "--porcelain", "--untracked-files=all", cwd=app_repo) == ""
+
+
+def test_app_side_copy_passes_receiver_and_known_hosts_and_says_the_app_is_registered(
+    template_snapshot, platform, tmp_path, capfd
+):
+    copy_app(template_snapshot, tmp_path / "billing", platform, quiet=False, app_name="billing",
+             app_repo_url="ssh://git@git.example.com:2222/acme/billing", app_repo_known_hosts=OTHER_HOST_KEYS,
+             webhook_receiver="generic")
+    (entry,) = answers(platform)["apps"]
+    assert (entry["receiver"], entry["known_hosts"]) == ("generic", OTHER_HOST_KEYS)
+    assert (platform / SOURCES / "billing-receiver-token.sops.yaml").is_file()
+    assert_valid(platform)
+    captured = capfd.readouterr()
+    err = captured.err
+    assert "/hook/" in captured.out  # onboarding's summary (the task's output)
+    assert "The app IS REGISTERED on the platform repository" in err
+    assert f"git -C {platform} diff --cached --stat" in err and "docs/deploy-key.pub as a READ-ONLY deploy key" in err
+    assert "Ask " not in err
+
+
+def test_app_side_copy_without_platform_repo_says_ask_the_platform_team(template_snapshot, tmp_path, capfd):
+    copier.run_copy(str(template_snapshot), tmp_path / "shop", data={"template": "app", "app_name": "shop",
+                    "webhook_receiver": "github", "secret_keys": "TOKEN",
+                    "secrets_age_recipients": str(x25519.Identity.generate().to_public())},
+                    defaults=True, unsafe=True, vcs_ref="0.0.1")
+    err = capfd.readouterr().err
+    assert "Ask the customer platform team to register the app" in err and "IS REGISTERED" not in err
+    assert "--secrets --receiver=github" in err and "--data flux_age_recipient=" in err
 
 
 def test_a_refused_app_side_onboarding_leaves_both_trees_as_they_were(template_snapshot, platform, tmp_path):
