@@ -3,12 +3,18 @@
 One row per combination: add a row when a template grows an answer. Each row is rendered
 with the real templates (pytest-copie, tasks included) and checked with the real kustomize,
 sops and schemas. A row whose answers need an age key gets the test's own (`AGE` below).
+Platform repositories with registered apps are made with the onboarding command (hooks.onboard),
+a Copier update per app: those rows are few.
 """
 
 from __future__ import annotations
 
 import pytest
+import yaml
 from pyrage import x25519
+
+from conftest import commit_all
+from hooks import onboard
 
 AGE = "{age}"  # replaced by a fresh test age public key
 ALL_SERVICES = [
@@ -32,12 +38,31 @@ APP = [
     pytest.param({"app_name": "cart", "hostnames": "cart.prod.acme.example.com,shop.prod.acme.example.com", "path_prefix": "/cart"}, id="app-two-hostnames-prefix"),
     pytest.param({"extra_egress": "10.20.0.0/16:5432,0.0.0.0/0:443", "replicas": 1}, id="app-egress"),
     pytest.param({"secret_keys": "DATABASE_URL,API_TOKEN", "secrets_age_recipients": AGE}, id="app-secrets"),
+    pytest.param({"secret_keys": "TOKEN", "flux_age_recipient": AGE, "webhook_receiver": "generic",
+                  "app_repo_url": "ssh://git@git.example.com:2222/acme/shop", "app_repo_known_hosts": "{known_hosts}"},
+                 id="app-secrets-flux-key-only-other-host"),
+]
+
+OTHER_HOST_KEYS = "[git.example.com]:2222 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl\n"
+# Apps onboarded on a default platform repository: 0, 1 and 3 apps, receiver and secrets on and off.
+APPS = [
+    pytest.param([], id="apps-0"),
+    pytest.param([{"name": "shop", "url": "ssh://git@github.com/acme/shop"}], id="apps-1-plain"),
+    pytest.param([{"name": "shop", "url": "ssh://git@github.com/acme/shop", "secrets": True, "receiver": "github"}],
+                 id="apps-1-secrets-receiver"),
+    pytest.param([
+        {"name": "shop", "url": "ssh://git@github.com/acme/shop", "receiver": "github"},
+        {"name": "cart", "url": "ssh://git@gitlab.com/acme/cart", "branch": "release/1.0", "secrets": True},
+        {"name": "billing", "url": "ssh://git@git.example.com:2222/acme/billing", "known_hosts": OTHER_HOST_KEYS,
+         "receiver": "generic", "secrets": True},
+    ], id="apps-3-mixed"),
 ]
 
 
 def with_key(answers: dict) -> dict:
     public = str(x25519.Identity.generate().to_public())
-    return {name: public if value == AGE else value for name, value in answers.items()}
+    values = {AGE: public, "{known_hosts}": OTHER_HOST_KEYS}
+    return {name: values.get(value, value) if isinstance(value, str) else value for name, value in answers.items()}
 
 
 @pytest.mark.parametrize("answers", PLATFORM)
@@ -52,3 +77,22 @@ def test_rendered_app_repo_passes_the_check(copie, answers, assert_check_passes)
     result = copie.copy(extra_answers={"template": "app", **with_key(answers)})
     assert result.exit_code == 0, result.exception
     assert_check_passes(result.project_dir)
+
+
+@pytest.mark.parametrize("apps", APPS)
+def test_platform_repo_with_onboarded_apps_passes_the_check(copie, template_snapshot, apps, assert_check_passes):
+    result = copie.copy(extra_answers={"template": "platform", **with_key({"sops_age_recipients": AGE})},
+                        template_dir=template_snapshot)  # a committed template: onboarding updates from it
+    assert result.exit_code == 0, result.exception
+    repo = result.project_dir
+    commit_all(repo)
+    for app in apps:
+        assert onboard.register(repo, app, out=lambda _line: None) == 0
+        commit_all(repo, f"onboard {app['name']}")
+    assert_check_passes(repo)
+    fluxcd = repo / "applications/overlays/prod/services/fluxcd"
+    for app in apps:
+        (kustomization,) = (doc for doc in yaml.safe_load_all((fluxcd / f"{app['name']}.yaml").read_text())
+                            if doc["apiVersion"].startswith("kustomize.toolkit.fluxcd.io/"))
+        expected = {"provider": "sops", "secretRef": {"name": f"{app['name']}-sops-age"}} if app.get("secrets") else None
+        assert kustomization["spec"].get("decryption") == expected
