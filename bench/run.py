@@ -1,6 +1,6 @@
 """Benchmarks of the templates: copy, onboarding at scale, update and check of a 500-app repository.
 
-    .venv/bin/python bench/run.py [--runs 5] [--sizes 1,50,200,500] [--only copy,onboard,update,check]
+    .venv/bin/python bench/run.py [--runs 5] [--sizes 1,50,200,500] [--only copy,onboard,update,check] [--readme]
 
 Every figure is a real command, timed from the outside as a user runs it (wall clock, a fresh
 process each time, an isolated HOME):
@@ -16,8 +16,8 @@ process each time, an isolated HOME):
 Fixtures (template snapshot, platform repositories with N apps) are built once, outside the timed
 part, and cached in bench/.cache (bench/fixtures.py). Runs are interleaved (one run of every
 measure, then the next run), so a burst of load from elsewhere spreads over all of them; the
-1-minute load average is recorded before every run. Writes bench/results.json and prints a
-markdown table (the README's "Performance" section).
+1-minute load average is recorded before every run. Writes bench/results.json and prints the
+markdown tables; --readme also puts them into README.md's "Performance" section.
 """
 
 from __future__ import annotations
@@ -129,7 +129,7 @@ def build(args: argparse.Namespace, env: dict[str, str], scratch: Path) -> list[
                     sys.exit(f"onboarding at {size} apps did not register the app:\n{status}")
 
             measures.append(Measure(
-                f"onboard_{size}", f"onboard one more app (app copy + registration), platform with {size} apps",
+                f"onboard_{size}", f"onboard one more app (app copy + registration), platform holding {size} app{'s' if size != 1 else ''}",
                 prepare,
                 lambda wd: [*COPIER, "copy", "--trust", "--defaults", "--quiet", "--vcs-ref", "0.0.1",
                             "--data", "template=app", "--data", "app_name=onboarded",
@@ -160,6 +160,16 @@ def build(args: argparse.Namespace, env: dict[str, str], scratch: Path) -> list[
     return measures
 
 
+TARGETS = (  # (measure or ratio, target, unit): issue 7's targets on a 2-core machine, medians
+    ("ratio platform copy / one-file copy", 1.3, "×"),
+    ("ratio onboarding at 500 / at 1 apps", 2.0, "×"),
+    ("onboard_1", 2.5, "s"),
+    ("update_500", 20.0, "s"),
+    ("check_500", 30.0, "s"),
+)
+README_BEGIN, README_END = "<!-- bench:begin (python bench/run.py --readme) -->", "<!-- bench:end -->"
+
+
 def table(results: dict) -> str:
     rows = ["| measure | median | min–max | runs | load (1 min) |", "|---|---:|---:|---:|---:|"]
     for item in results["measures"].values():
@@ -169,6 +179,40 @@ def table(results: dict) -> str:
     for name, ratio in results["ratios"].items():
         rows.append(f"| ratio {name} | {ratio['value']:.2f} | target ≤ {ratio['target']} | | |")
     return "\n".join(rows)
+
+
+def targets(results: dict) -> str:
+    rows = ["| target (2 cores, medians) | result |", "|---|---|"]
+    for key, limit, unit in TARGETS:
+        if key.startswith("ratio "):
+            value = results["ratios"].get(key[len("ratio "):], {}).get("value")
+            what = key[len("ratio "):].replace(" / ", " ÷ ")
+        else:
+            value = results["measures"].get(key, {}).get("median_s")
+            what = results["measures"].get(key, {}).get("label", key)
+        if value is None:
+            continue
+        verdict = "met" if value <= limit else "**not met**"
+        rows.append(f"| {what} ≤ {limit:g}{' ' if unit == 's' else ''}{unit} | {verdict}: {value:.2f}{' ' if unit == 's' else ''}{unit} |")
+    return "\n".join(rows)
+
+
+def readme_block(results: dict) -> str:
+    info = results["machine"]
+    loads = [x for item in results["measures"].values() for x in item["load_1m"]]
+    return (
+        f"Latest figures: {results['date']}, `{results['command']}`, {info['cores']} cores {info['cpu']}, "
+        f"{info['memory_gib']} GiB, {info['os']}, Python {info['python']}, Copier {info['copier']}, "
+        f"{info['git']}, {info['sops']}. 1-minute load average during the runs: "
+        f"{min(loads):.1f}–{max(loads):.1f} (the benchmark itself keeps about one core busy).\n\n"
+        f"{table(results)}\n\n{targets(results)}"
+    )
+
+
+def write_readme(results: dict, readme: Path = fx.ROOT / "README.md") -> None:
+    text = readme.read_text()
+    start, end = text.index(README_BEGIN) + len(README_BEGIN), text.index(README_END)
+    readme.write_text(text[:start] + "\n" + readme_block(results) + "\n" + text[end:])
 
 
 def ratios(measures: dict[str, dict], sizes: list[int]) -> dict[str, dict]:
@@ -191,6 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--big", type=int, default=500, help="apps in the repository that is updated and checked")
     parser.add_argument("--only", default="copy,onboard,update,check", help="comma-separated subset of the measures")
     parser.add_argument("--output", type=Path, default=RESULTS)
+    parser.add_argument("--readme", action="store_true", help="also write the figures into README.md (Performance)")
     args = parser.parse_args(argv)
     args.only = set(args.only.split(","))
 
@@ -215,10 +260,9 @@ def main(argv: list[str] | None = None) -> int:
         "ratios": ratios(summaries, [int(size) for size in args.sizes.split(",")]),
     }
     args.output.write_text(json.dumps(results, indent=2) + "\n")
-    info = results["machine"]
-    print(f"{results['date']}, {info['cores']} cores {info['cpu']}, {info['memory_gib']} GiB, {info['os']}, "
-          f"Python {info['python']}, {info['copier']}")
-    print(table(results))
+    print(readme_block(results))
+    if args.readme:
+        write_readme(results)
     return 0
 
 

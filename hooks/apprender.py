@@ -3,20 +3,26 @@
 `copier update --vcs-ref=:current: --data apps=…` renders the whole repository three times (the
 recorded answers, the project, the new answers) and forks `git config` for every rendered file:
 with 500 apps that is over 3,000 files per onboarding, and the cost grows with every app. Yet a
-new `apps` answer changes only these files of the platform repository (APPS_FILES below):
+new `apps` answer changes only these files of the platform repository (apps_files() below, from
+the templates in APPS_TEMPLATES):
 
 - the answers file;
 - the two kustomization.yaml lists (services/sources, services/fluxcd);
 - services/sources/<app>.yaml and services/fluxcd/<app>.yaml of each app whose entry changed.
 
 So Copier renders exactly those (its own `exclude` patterns: `*`, then `!path` for each), from
-the template at the recorded `_src_path`/`_commit`, twice into temporary folders: once with the
-recorded answers (what `copier update` replays as "old") and once with the new `apps`. When the
-repository's copies equal the old render (nobody edited them by hand), the update would write the
-new render verbatim, so that is what is written, the answers file included. When they do not (a
-hand edit that Copier would have to merge), the declarative `copier update` runs instead.
-tests/test_onboard_fast.py proves that both give byte-identical trees, and that a later
-`copier update` finds nothing to change; it also checks that no other payload file uses `apps`.
+the template at the recorded `_src_path`/`_commit`, twice into temporary folders, with one Worker's
+template clone: once with the recorded answers (what `copier update` replays as "old") and once
+with the new `apps`. The per-app templates loop over the computed answer `app_files` (all of
+`apps` unless given), which both renders set to the changed apps only, so Copier's per-path loop
+does not run over every registered app. When the repository's copies equal the old render
+(nobody edited them by hand), the update would write the new render verbatim, so that is what is
+written, the answers file included. When they do not (a hand edit that Copier would have to
+merge), the declarative `copier update` runs instead.
+
+tests/test_onboard_fast.py proves that both give byte-identical trees, that a later `copier
+update` finds nothing to change, and that no other payload file renders from `apps`. A platform
+repository at a release older than `app_files` renders the same files, only more slowly.
 """
 
 from __future__ import annotations
