@@ -29,6 +29,8 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from dataclasses import replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -72,23 +74,39 @@ def apps_files(cluster: str, names: list[str]) -> list[str]:
     return files
 
 
+def copier_worker() -> type | None:
+    """Copier's Worker class, if it still caches its template clone in a `template` cached_property."""
+    try:
+        from copier._main import Worker
+    except ImportError:
+        return None
+    return Worker if isinstance(vars(Worker).get("template"), cached_property) else None
+
+
 def render_both(answers: dict[str, Any], renders: list[tuple[dict[str, Any], list[str], Path]]) -> None:
     """Render, for each (data, paths, dst), just `paths` of the template recorded in `answers`.
 
     One Copier Worker per render (copier.run_copy's own), sharing one clone of the template at
     `_commit` and its parsed copier.yml: the second render costs no clone and no config parse.
+    Worker is Copier's internal class (pinned Copier); should it move, each render goes through
+    the public copier.run_copy instead, with a clone of its own.
     """
-    from dataclasses import replace
+    import copier
 
-    from copier._main import Worker  # run_copy's Worker, kept open so that its template is reused
+    options = dict(vcs_ref=str(answers["_commit"]), defaults=True, overwrite=True, unsafe=True, quiet=True,
+                   skip_tasks=True)
 
     def restrict(paths: list[str]) -> list[str]:
         return ["*", *(f"!/{rel}" for rel in paths)]
 
+    Worker = copier_worker()
+    if Worker is None:
+        for data, paths, dst in renders:
+            copier.run_copy(str(answers["_src_path"]), dst, data=data, exclude=restrict(paths), **options)
+        return
     (data, paths, dst), *rest = renders
-    options = dict(defaults=True, overwrite=True, unsafe=True, quiet=True, skip_tasks=True)
-    with Worker(src_path=str(answers["_src_path"]), vcs_ref=str(answers["_commit"]), dst_path=dst, data=data,
-                exclude=restrict(paths), **options) as first:
+    with Worker(src_path=str(answers["_src_path"]), dst_path=dst, data=data, exclude=restrict(paths),
+                **options) as first:
         first.run_copy()
         for data, paths, dst in rest:
             with replace(first, dst_path=dst, data=data, exclude=restrict(paths)) as worker:

@@ -91,6 +91,18 @@ def test_fast_render_is_byte_identical_to_copier_update(template_snapshot, tmp_p
     assert git("status", "--porcelain", "--untracked-files=all", cwd=fast) == ""
 
 
+def test_without_copiers_worker_each_render_uses_run_copy(template_snapshot, tmp_path, monkeypatch):
+    """The shared template clone relies on Copier's internal Worker; without it, same result."""
+    assert apprender.copier_worker() is not None  # the pinned Copier has it: one clone per onboarding
+    fast = render_platform(template_snapshot, tmp_path / "fast", APPS)
+    declarative = tmp_path / "declarative"
+    shutil.copytree(fast, declarative, symlinks=True)
+    monkeypatch.setattr(apprender, "copier_worker", lambda: None)
+    assert apprender.render_changed_apps(fast, sorted_apps(APPS + [NEW])) is True
+    apprender.update_all(declarative, sorted_apps(APPS + [NEW]))
+    assert tree(fast) == tree(declarative)
+
+
 def test_hand_edits_take_the_declarative_update_which_keeps_them(template_snapshot, tmp_path):
     repo = render_platform(template_snapshot, tmp_path / "platform", APPS[2:])
     target = repo / FLUXCD_KUSTOMIZATION
