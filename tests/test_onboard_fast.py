@@ -126,14 +126,34 @@ def test_hand_edits_take_the_declarative_update_which_keeps_them(template_snapsh
 JINJA = re.compile(r"\{[{%](.*?)[%}]\}", re.DOTALL)
 
 
+def names_derived_from_apps() -> set[str]:
+    """`apps` and every question whose default (transitively) renders from it, e.g. app_files."""
+    questions = {}
+    for path in (ROOT / "questions").glob("*.yml"):
+        for doc in yaml.safe_load_all(path.read_text()):
+            questions.update({k: v for k, v in (doc or {}).items() if isinstance(v, dict) and not k.startswith("_")})
+    names, grew = {"apps"}, True
+    while grew:
+        grew = False
+        for name, spec in questions.items():
+            uses = re.compile(r"\b(" + "|".join(map(re.escape, names)) + r")\b")
+            if name not in names and uses.search(" ".join(JINJA.findall(str(spec.get("default", ""))))):
+                names.add(name)
+                grew = True
+    return names
+
+
 def test_only_the_files_the_fast_path_renders_use_apps():
-    """A payload file that starts to render from `apps` must be added to apprender.APPS_TEMPLATES,
-    or fast onboarding would leave it stale (and the next copier update would show a diff)."""
+    """A payload file that starts to render from `apps` (or from a question computed from it) must
+    be added to apprender.APPS_TEMPLATES, or fast onboarding would leave it stale (and the next
+    copier update would show a diff)."""
+    derived = names_derived_from_apps()
+    assert "app_files" in derived
+    uses = re.compile(r"\b(" + "|".join(map(re.escape, derived | {"_copier_answers"})) + r")\b")
     payload = ROOT / "platform-template"
     using = set()
     for path in payload.rglob("*.jinja"):
         rel = path.relative_to(payload).as_posix()
-        code = " ".join(JINJA.findall(rel) + JINJA.findall(path.read_text()))
-        if re.search(r"\b(apps|app_files|_copier_answers)\b", code):
+        if uses.search(" ".join(JINJA.findall(rel) + JINJA.findall(path.read_text()))):
             using.add(rel)
     assert using == set(apprender.APPS_TEMPLATES)
