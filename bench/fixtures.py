@@ -193,6 +193,9 @@ def platform_with_apps(count: int, env: dict[str, str]) -> Path:
     template = template_snapshot()
     entries = [app_entry(i) for i in range(1, count + 1)]
     cache_dir().mkdir(parents=True, exist_ok=True)
+    for stale in CACHE.glob("fixtures-*"):  # fixtures of an older template
+        if stale != cache_dir():
+            shutil.rmtree(stale, ignore_errors=True)
     data_file = cache_dir() / f"apps-{count}.yml"
     import yaml
 
