@@ -31,6 +31,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -265,7 +267,8 @@ def register(
         if review_branch:
             gitrepo.commit(platform_path, f"Onboard app {entry['name']} ({entry['url']}, branch {entry['branch']})")
         keys = public_keys(platform_path, entry["name"], platform.cluster, material)
-        recorded = app_repo is not None and write_app_files(app_repo, entry, platform.cluster, keys, out)
+        with app_repo_restored_on_failure(app_repo):
+            recorded = app_repo is not None and write_app_files(app_repo, entry, platform.cluster, keys, out)
 
     summarize(platform, entry, material, keys, plan, obsolete, review_branch, branch, recorded, out)
     return 0
@@ -285,6 +288,30 @@ def write_once(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("x") as handle:
         handle.write(text)
+
+
+@contextmanager
+def app_repo_restored_on_failure(app_repo: Path | None) -> Iterator[None]:
+    """The files onboarding writes into an app repository are put back (or removed) on any
+    failure or interruption, as the platform transaction does for the platform repository."""
+    if app_repo is None:
+        yield
+        return
+    paths = [app_repo / rel for rel in (APP_PUBLIC_KEY_FILE, app_setup.ANSWERS_FILE, app_setup.SOPS_CONFIG)]
+    saved = {path: path.read_bytes() if path.is_file() else None for path in paths}
+    new_dirs = {path.parent for path in paths if not path.parent.exists()}
+    try:
+        yield
+    except BaseException:
+        for path, content in saved.items():
+            if content is None:
+                path.unlink(missing_ok=True)
+            else:
+                path.write_bytes(content)
+        for folder in new_dirs:
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
+        raise
 
 
 def write_app_files(

@@ -226,15 +226,8 @@ STEPS = {
     "after-staging-on-a-review-branch": (gitrepo, "stage_all", ("--review-branch",)),
     "after-the-app-repo-key-file": (onboard, "write_app_files", ("--app-repo", "{ws}/app")),
 }
-# Known gap: the transaction (gitrepo.all_or_nothing) restores the platform repository only. A
-# Ctrl-C after onboarding wrote into an existing app repository (--app-repo) leaves the new key
-# file there while the platform is put back; a retry overwrites it, so it heals, but it is a
-# half-written state. Fix: write into the app repository after the platform transaction (or
-# restore it too) in hooks/onboard.py register().
-APP_REPO_GAP = pytest.mark.xfail(strict=True, reason="app repository writes are not undone by the platform transaction")
-
-
-@pytest.mark.parametrize("step", [pytest.param(step, marks=APP_REPO_GAP) if "app-repo" in step else step for step in STEPS])
+# The app repository's files (--app-repo) are put back too (onboard.app_repo_restored_on_failure).
+@pytest.mark.parametrize("step", STEPS)
 def test_ctrl_c_between_onboarding_steps(step, ws, monkeypatch, capsys):
     module, attribute, extra = STEPS[step]
     monkeypatch.setattr(module, attribute, fail_after(getattr(module, attribute), KeyboardInterrupt()))
