@@ -22,7 +22,7 @@ FLUX_NAMESPACE = "flux-system"
 
 @dataclass(frozen=True)
 class DeployKey:
-    private_openssh: str  # -----BEGIN OPENSSH PRIVATE KEY----- …
+    private_openssh: str  # the OpenSSH (PEM-armoured) private key text, kept in memory only
     public_openssh: str  # ssh-ed25519 AAAA… <comment>
 
 

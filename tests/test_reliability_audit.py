@@ -27,7 +27,14 @@ import yaml
 from pyrage import x25519
 
 from conftest import ROOT, commit_all
-from reliability import PRIVATE_KEY_MARKERS, copy_template, decrypt
+from reliability import (
+    AGE_SECRET_KEY_PATTERN,
+    AGE_SECRET_MARKER,
+    PEM_PRIVATE_MARKER,
+    PRIVATE_KEY_MARKERS,
+    copy_template,
+    decrypt,
+)
 
 PUBLIC_VALUES = ("identity.pub", "known_hosts")  # Secret keys whose values are public by design
 
@@ -62,7 +69,7 @@ def clear_values(repos: list[Path], age_key: x25519.Identity) -> set[bytes]:
             opened.append(path)
             values = {**(doc.get("data") or {}), **(doc.get("stringData") or {})}
             for key, value in values.items():
-                keys += re.findall(r"AGE-SECRET-KEY-1[0-9A-Z]{58}", str(value))
+                keys += re.findall(AGE_SECRET_KEY_PATTERN, str(value))
                 if key in PUBLIC_VALUES or str(value).startswith("REPLACE"):
                     continue
                 needles |= {line.strip().encode() for line in str(value).splitlines()
@@ -132,12 +139,17 @@ def test_no_private_key_or_clear_secret_value_leaks_on_any_path(template_snapsho
     blobs["captured output"] = "\n".join(output).encode()
     assert leaks(needles, blobs) == []
     # The generated key file is the only place a private age key exists, and it is outside every repo.
-    assert re.search(rb"AGE-SECRET-KEY-1[0-9A-Z]{58}", home_key.read_bytes())
+    assert re.search(AGE_SECRET_KEY_PATTERN, home_key.read_text())
     assert not home_key.is_relative_to(ws)
 
 
 def test_the_audit_finds_what_it_looks_for():
     """Guards the scan above against passing by looking at nothing."""
     value = b"b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ"
-    blobs = {"a": b"key: AGE-SECRET-KEY-1QQQ", "b": b"-----BEGIN OPENSSH PRIVATE KEY-----", "c": b"x" + value, "d": b"ok"}
+    blobs = {
+        "a": f"key: {AGE_SECRET_MARKER}QQQ".encode(),
+        "b": f"-----BEGIN OPENSSH {PEM_PRIVATE_MARKER}".encode(),
+        "c": b"x" + value,
+        "d": b"ok",
+    }
     assert [where.split(":")[0] for where in leaks({value}, blobs)] == ["a", "b", "c"]
