@@ -214,7 +214,6 @@ def register(
     platform_path = platform_path.resolve()
     # 1. Preconditions: nothing is written before all of them hold.
     platform = read_platform(platform_path)
-    gitrepo.require_clean_repo(platform_path)
     sops_binary = sops.require_sops()
     sops.check_config(platform_path)
     reserved = platform.reserved()
@@ -247,6 +246,9 @@ def register(
         if app_repo is not None:
             write_app_files(app_repo, entry, platform.cluster, keys, out)
         return 0
+    # Checked after the no-op above: re-running an app-side copy whose encryption step failed after
+    # the registration was staged must complete, not be refused for the staged registration.
+    gitrepo.require_clean_repo(platform_path)
 
     # 2. Key material, in memory, encrypted before anything reaches the disk.
     comment = f"flux-{platform.answers.get('customer_name', 'platform')}-{platform.cluster}-{entry['name']}"

@@ -68,8 +68,8 @@ def offboard_argv(ws: Path) -> list[str]:
 
 
 def app_copy_argv(ws: Path, template: Path) -> list[str]:
-    """The app template with platform_repo and a Secret: app_setup encrypts (sops call 1), then the
-    onboarding task registers the app (sops call 2, copier update of the platform repository)."""
+    """The app template with platform_repo and a Secret: the onboarding task registers the app (sops
+    calls 1 and 2: deploy key, app age key), then app_setup encrypts the app's Secret (call 3)."""
     return ["-m", "copier", "copy", "--trust", "--defaults", "--quiet", "--vcs-ref=0.0.1", "--data", "template=app",
             "--data", "app_name=cart", "--data", f"platform_repo={ws / 'platform'}", "--data", "secret_keys=TOKEN",
             str(template), str(ws / "cart")]
@@ -105,6 +105,28 @@ def bare_python(tmp_path: Path) -> tuple[str, dict[str, str]]:
     path = [folder, *(Path(p) for p in os.environ["PATH"].split(os.pathsep) if p)]
     path = [str(p) for p in path if not (p / "sops").exists()]
     return str(folder / "python"), {"PATH": os.pathsep.join(path)}
+
+
+def test_app_side_encryption_failing_after_registration_completes_on_retry(ws, template_snapshot, bare_python, tmp_path):
+    """The registration is staged in the platform repository before the app's Secret is encrypted
+    (the Secret needs the app's age key, which registration creates). If that last step fails,
+    Copier removes the new app repository and the staged registration stays for review; the same
+    copy again must complete it, not be refused because the platform tree is no longer clean."""
+    python, env = bare_python
+    fake = Path(python).parent / "sops"
+    fake.write_text(
+        "#!/bin/sh\n"
+        f'n=$(cat "{tmp_path}/calls" 2>/dev/null || echo 0); n=$((n + 1)); echo $n > "{tmp_path}/calls"\n'
+        'if [ "$n" -eq 3 ]; then echo "simulated sops failure on call $n" >&2; exit 1; fi\n'
+        f'exec "{sops.require_sops()}" "$@"\n'
+    )
+    fake.chmod(0o755)
+    done = run(python, app_copy_argv(ws, template_snapshot), env)
+    assert done.returncode != 0 and "simulated sops failure" in done.stderr, done.stderr
+    assert not (ws / "cart").exists()
+    assert registered(ws / "platform") == ["cart", "shop"]
+    assert_retry_succeeds("app-copy", ws, template_snapshot)
+    assert "sops:" in (ws / "cart" / "secret.sops.yaml").read_text()
 
 
 # sops -------------------------------------------------------------------------------------------
