@@ -13,7 +13,10 @@ migration raises the answer, `copier update --data flux_version=…`, or Renovat
 - the file is newer than flux_version: never downgrade; print how to record its version.
 
 Copier runs update tasks three times (replay of the old version, the project, render of the new
-version), so the task is idempotent: a second run finds the file at flux_version and stops.
+version). The replays are temporary folders that are not git work trees, and their copy of this
+file never reaches the project (it is skip-if-exists, so left out of the update's patch): the task
+does nothing there, so an update never runs `flux install` for them. In the project it is
+idempotent: a second run finds the file at flux_version and stops.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from packaging.version import InvalidVersion, Version
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from hooks import fluxcli  # noqa: E402
+from hooks import fluxcli, gitrepo  # noqa: E402
 from hooks.errors import HookError, run_main  # noqa: E402
 
 PLACEHOLDER_MARK = "# PLACEHOLDER"
@@ -94,7 +97,10 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--cluster", required=True)
     parser.add_argument("--flux-version", required=True)
+    parser.add_argument("--operation", choices=["copy", "update"], default="copy")
     args = parser.parse_args(argv)
+    if args.operation == "update" and not gitrepo.is_work_tree(Path.cwd()):
+        return 0  # one of Copier's temporary replays (the project itself is a git work tree)
     if not (Path.cwd() / components_path(args.cluster)).parent.is_dir():
         raise HookError("cluster_name", f"no {components_path(args.cluster).parent} in {Path.cwd()}")
     outcome = sync(Path.cwd(), args.cluster, args.flux_version)

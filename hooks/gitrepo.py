@@ -22,9 +22,13 @@ def git(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProce
     return result
 
 
+def is_work_tree(folder: Path) -> bool:
+    return git(folder, "rev-parse", "--is-inside-work-tree", check=False).stdout.strip() == "true"
+
+
 def require_clean_repo(repo: Path) -> None:
     """A git work tree with at least one commit and nothing uncommitted (untracked files count)."""
-    if git(repo, "rev-parse", "--is-inside-work-tree", check=False).stdout.strip() != "true":
+    if not is_work_tree(repo):
         raise HookError(str(repo), "is not inside a git repository (git init, add and commit it first)")
     if git(repo, "rev-parse", "--verify", "-q", "HEAD", check=False).returncode != 0:
         raise HookError(str(repo), "has no commit yet; commit the rendered platform repository first")
@@ -61,11 +65,6 @@ def commit(repo: Path, message: str) -> None:
 
 def unmerged(repo: Path) -> list[str]:
     return git(repo, "diff", "--name-only", "--diff-filter=U", "--", ".").stdout.split()
-
-
-def staged_changes(repo: Path) -> list[str]:
-    """`git status --short` lines of the folder (what onboarding left for review)."""
-    return git(repo, "status", "--short", "--untracked-files=all", "--", ".").stdout.splitlines()
 
 
 def restore(repo: Path, branch_before: str | None, created_branch: str | None) -> None:

@@ -95,10 +95,6 @@ def remote_findings(remote: dict[str, list[str]], template: str, remote_bases_al
 # Flux references (platform repository) ---------------------------------------------------------
 
 
-def _flux_objects(objects: list[Located], group: str) -> list[Located]:
-    return [(file, obj) for file, obj in objects if _group(obj) == group]
-
-
 def _secret_refs(node: object, path: str = "spec"):
     """(field path, name) of every secretRef / *SecretRef under a Flux object's spec."""
     if isinstance(node, dict):
