@@ -47,6 +47,7 @@ BAD_ANSWERS = [
     ({"app_repo_url": "git@github.com:acme/shop.git"}, "app_repo_url", "scp-style"),
     ({"app_repo_url": "ssh://git:pw@github.com/acme/shop"}, "app_repo_url", "must not embed credentials"),
     ({"app_repo_branch": "main..dev"}, "app_repo_branch", "no '..'"),
+    ({"app_repo_branch": "release."}, "app_repo_branch", "not ending in '/', '.' or '.lock'"),
     ({"route_gateway_name": "Platform_Gateway"}, "route_gateway_name", "DNS-1123 label"),
     ({"route_gateway_namespace": "gateway.system"}, "route_gateway_namespace", "DNS-1123 label"),
     ({"route_section_name": "HTTPS"}, "route_section_name", "DNS-1123 label"),

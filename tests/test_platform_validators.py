@@ -28,6 +28,7 @@ BAD_ANSWERS = [
     ("platform_repo_url", "https://bot:s3cret@github.com/acme/gitops", "must not embed credentials"),
     ("platform_repo_branch", "main..dev", "no '..'"),
     ("platform_repo_branch", "feature/", "not ending in '/'"),
+    ("platform_repo_branch", "release.", "not ending in '/', '.'"),
     ("flux_version", "v2.9.4", "X.Y.Z without a 'v'"),
     ("flux_version", "2.9", "X.Y.Z"),
     ("flux_version", "2-9-4", "X.Y.Z"),
