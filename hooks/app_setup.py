@@ -25,11 +25,11 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from hooks import agekeys, sops  # noqa: E402
+from hooks.answers import ANSWERS_FILE, load_answers  # noqa: E402
 from hooks.errors import HookError, run_main  # noqa: E402
 
 SECRET_FILE = "secret.sops.yaml"
 SOPS_CONFIG = ".sops.yaml"
-ANSWERS_FILE = ".copier-answers.yml"
 # The answer holding the public half of the app's own age key (Secret <app>-sops-age on the
 # platform), and what a copy with platform_repo records in it and in .sops.yaml until onboarding,
 # the task before this one, writes the real key there (questions/app.yml).
@@ -81,7 +81,7 @@ def check_recipients(repo: Path, placeholder_allowed: bool = False) -> list[str]
 def recorded_flux_recipient(repo: Path) -> str | None:
     """The flux_age_recipient answer of an app repository (None: not an app repository of this template)."""
     try:
-        answers = yaml.safe_load((repo / ANSWERS_FILE).read_text()) or {}
+        answers = load_answers(repo)
     except (OSError, yaml.YAMLError):
         return None
     if not isinstance(answers, dict) or answers.get("template") != "app":

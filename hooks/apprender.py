@@ -34,12 +34,11 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-import yaml
 
 from hooks import apps as appsmod
+from hooks.answers import ANSWERS_FILE, load_answers
 from hooks.errors import HookError
 
-ANSWERS_FILE = ".copier-answers.yml"
 # Payload templates (relative to platform-template/) that render from `apps`; anything else that
 # starts to use it must be added here (tests/test_onboard_fast.py fails until it is).
 APPS_TEMPLATES = (
@@ -124,7 +123,7 @@ def render_changed_apps(platform: Path, apps: list[dict[str, Any]]) -> bool:
     Returns False, having written nothing, when a file that would change was edited by hand (or
     deleted): Copier's three-way merge is then needed, and the caller runs the full update.
     """
-    answers = yaml.load((platform / ANSWERS_FILE).read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}
+    answers = load_answers(platform)
     recorded = {key: value for key, value in answers.items() if not key.startswith("_")}
     names = changed_names(recorded.get("apps") or [], apps)
     paths = apps_files(answers["cluster_name"], names)

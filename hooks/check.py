@@ -21,13 +21,13 @@ from pathlib import Path
 import yaml
 
 from hooks import crds, rules
+from hooks.answers import ANSWERS_FILE, load_answers
 from hooks.errors import HookError
 from hooks.kustomize import build_all, find_roots, kustomization_file, remote_references
 from hooks.manifests import is_object, object_label, read_yaml_files, source_index, source_of, under
 from hooks.rules import Finding
 from hooks.validate import DEFAULT_KUBE_VERSION, Validator
 
-ANSWERS_FILE = ".copier-answers.yml"
 
 
 @dataclass
@@ -47,7 +47,7 @@ def read_answers(repo: Path) -> dict:
     if not path.is_file():
         raise HookError(str(repo), f"has no {ANSWERS_FILE}: not a repository rendered from these templates")
     try:
-        answers = yaml.safe_load(path.read_text()) or {}
+        answers = load_answers(repo)
     except yaml.YAMLError as error:
         raise HookError(str(path), f"is not valid YAML ({error})") from None
     if not isinstance(answers, dict) or answers.get("template") not in ("platform", "app"):

@@ -22,6 +22,7 @@ from pathlib import Path
 import yaml
 
 from hooks.errors import HookError
+from hooks.manifests import FAST_LOADER
 
 # The CRDs the templates render, at the versions Flux 2.9.4, Gateway API 1.6.1 and Kyverno 1.19.0
 # ship (the same refs as ../shared/crds/SOURCES.md). Pinned to commits or tags, so a download
@@ -159,7 +160,7 @@ def default_cache_dir() -> Path:
 def _read_crds(path: Path) -> list[dict]:
     # The C loader: the Kyverno CRDs are 1.4 MB each, the pure-Python loader takes seconds.
     with path.open() as handle:
-        return crds_in(list(yaml.load_all(handle, Loader=yaml.CSafeLoader)))
+        return crds_in(list(yaml.load_all(handle, Loader=FAST_LOADER)))
 
 
 def fill_from_dir(cache: Path, crd_dir: Path) -> None:

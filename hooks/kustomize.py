@@ -19,6 +19,7 @@ from pathlib import Path
 import yaml
 
 from hooks.errors import HookError
+from hooks.manifests import FAST_LOADER
 
 KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
 
@@ -109,7 +110,7 @@ def build(root: Path, command: list[str]) -> Build:
     if result.returncode != 0:
         return Build(root, error=result.stderr.strip() or f"exit status {result.returncode}")
     try:
-        objects = [doc for doc in yaml.load_all(result.stdout, Loader=yaml.CSafeLoader) if doc]
+        objects = [doc for doc in yaml.load_all(result.stdout, Loader=FAST_LOADER) if doc]
     except yaml.YAMLError as error:
         return Build(root, error=f"unparsable build output: {error}")
     return Build(root, objects)

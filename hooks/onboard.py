@@ -43,9 +43,9 @@ import yaml  # noqa: E402
 
 from hooks import apps as appsmod  # noqa: E402
 from hooks import app_setup, deploykeys, gitrepo, sops  # noqa: E402
+from hooks.answers import ANSWERS_FILE, load_answers  # noqa: E402
 from hooks.errors import HookError, run_main  # noqa: E402
 
-ANSWERS_FILE = ".copier-answers.yml"
 PUBLIC_KEY_ANNOTATION = "opencenter/deploy-key-public"
 AGE_KEY_ANNOTATION = "opencenter/age-public-key"
 APP_PUBLIC_KEY_FILE = "docs/deploy-key.pub"
@@ -79,8 +79,7 @@ def read_platform(path: Path) -> Platform:
     if not answers_path.is_file():
         raise HookError("platform", f"{path} has no {ANSWERS_FILE}: not a repository rendered by this template")
     try:
-        # libyaml when available: the answers grow with every registered app (500 apps: 70 KB).
-        answers = yaml.load(answers_path.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}
+        answers = load_answers(path)
     except yaml.YAMLError as error:
         raise HookError(str(answers_path), f"is not valid YAML ({error})") from None
     if answers.get("template") != "platform":
@@ -299,7 +298,7 @@ def app_repo_restored_on_failure(app_repo: Path | None) -> Iterator[None]:
     if app_repo is None:
         yield
         return
-    paths = [app_repo / rel for rel in (APP_PUBLIC_KEY_FILE, app_setup.ANSWERS_FILE, app_setup.SOPS_CONFIG)]
+    paths = [app_repo / rel for rel in (APP_PUBLIC_KEY_FILE, ANSWERS_FILE, app_setup.SOPS_CONFIG)]
     saved = {path: path.read_bytes() if path.is_file() else None for path in paths}
     new_dirs = {path.parent for path in paths if not path.parent.exists()}
     try:

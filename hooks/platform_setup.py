@@ -18,21 +18,21 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from hooks import agekeys  # noqa: E402
+from hooks.answers import ANSWERS_FILE  # noqa: E402
 from hooks.errors import HookError, run_main  # noqa: E402
 
 PLACEHOLDER = "AGE-RECIPIENT-GENERATED-AT-COPY"
-ANSWERS = Path(".copier-answers.yml")
 
 
 def record_generated_recipient(repo: Path, public_key: str) -> None:
     """Write the generated public key where the template would have rendered the answer."""
     sops = repo / ".sops.yaml"
     sops.write_text(sops.read_text().replace(PLACEHOLDER, public_key))
-    answers = repo / ANSWERS
+    answers = repo / ANSWERS_FILE
     text = answers.read_text()
     empty = "sops_age_recipients: ''\n"
     if empty not in text:
-        raise HookError(str(ANSWERS), "has no empty sops_age_recipients answer to record the generated key in")
+        raise HookError(ANSWERS_FILE, "has no empty sops_age_recipients answer to record the generated key in")
     answers.write_text(text.replace(empty, f"sops_age_recipients: {public_key}\n"))
 
 

@@ -22,7 +22,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-import pytest
 import yaml
 from pyrage import x25519
 
