@@ -42,9 +42,10 @@ def require_clean_repo(repo: Path) -> None:
         )
 
 
-def current_branch(repo: Path) -> str | None:
-    result = git(repo, "symbolic-ref", "-q", "--short", "HEAD", check=False)
-    return result.stdout.strip() or None
+def current_position(repo: Path) -> list[str]:
+    """`git switch` arguments that come back here: the current branch, or the commit of a detached HEAD."""
+    branch = git(repo, "symbolic-ref", "-q", "--short", "HEAD", check=False).stdout.strip()
+    return [branch] if branch else ["--detach", git(repo, "rev-parse", "HEAD").stdout.strip()]
 
 
 def branch_exists(repo: Path, branch: str) -> bool:
@@ -67,7 +68,7 @@ def unmerged(repo: Path) -> list[str]:
     return git(repo, "diff", "--name-only", "--diff-filter=U", "--", ".").stdout.split()
 
 
-def restore(repo: Path, branch_before: str | None, created_branch: str | None) -> None:
+def restore(repo: Path, position_before: list[str], created_branch: str | None) -> None:
     """Put a folder that was clean at HEAD back exactly as it was: index, tracked and new files.
 
     Used after a failure; ignored files are kept (no `git clean -x`).
@@ -81,8 +82,7 @@ def restore(repo: Path, branch_before: str | None, created_branch: str | None) -
                        capture_output=True, check=False)
     git(repo, "clean", "-fdq", "--", ".", check=False)
     if created_branch:
-        if branch_before:
-            git(repo, "switch", "-q", branch_before, check=False)
+        git(repo, "switch", "-q", *position_before, check=False)
         git(repo, "branch", "-q", "-D", created_branch, check=False)
 
 
@@ -90,7 +90,7 @@ def restore(repo: Path, branch_before: str | None, created_branch: str | None) -
 def all_or_nothing(repo: Path, review_branch: str | None = None) -> Iterator[None]:
     """Changes made inside happen on a new branch review_branch (if given); on any failure the
     folder, its index and the current branch are put back as they were (it must start clean)."""
-    before = current_branch(repo)
+    before = current_position(repo)
     created = None
     try:
         if review_branch:

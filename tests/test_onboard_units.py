@@ -9,7 +9,8 @@ import yaml
 from cryptography.hazmat.primitives.serialization import load_ssh_private_key, load_ssh_public_key
 from pyrage import x25519
 
-from hooks import apps, deploykeys, knownhosts
+from conftest import commit_all, git
+from hooks import apps, deploykeys, gitrepo, knownhosts
 from hooks.errors import HookError
 
 RESERVED = apps.reserved_names(apps.load_catalog(), "gateway-system")
@@ -147,3 +148,25 @@ def test_the_apps_validator_refuses_the_same_entries(copie, overrides, field):
     result = copie.copy(extra_answers={"template": "platform", "apps": [entry(**overrides)]})
     assert result.exit_code != 0
     assert "apps" in str(result.exception) and field in str(result.exception), result.exception
+
+
+@pytest.mark.parametrize("detached", [False, True])
+def test_a_failed_review_branch_goes_back_where_it_started(tmp_path, detached):
+    """On a branch or on a detached HEAD, the transaction returns there and drops its branch."""
+    repo = tmp_path / "platform"
+    repo.mkdir()
+    (repo / "a.txt").write_text("a\n")
+    commit_all(repo)
+    if detached:
+        git("switch", "-q", "--detach", "HEAD", cwd=repo)
+    head = git("rev-parse", "HEAD", cwd=repo)
+    with pytest.raises(HookError, match="put back exactly as it was"):
+        with gitrepo.all_or_nothing(repo, "onboard/shop"):
+            (repo / "b.txt").write_text("b\n")
+            gitrepo.stage_all(repo)
+            gitrepo.commit(repo, "onboard shop")
+            raise HookError("step", "failed")
+    assert git("rev-parse", "HEAD", cwd=repo) == head
+    assert git("branch", "--list", "onboard/shop", cwd=repo) == ""
+    assert git("status", "--porcelain", cwd=repo) == ""
+    assert git("rev-parse", "--abbrev-ref", "HEAD", cwd=repo).strip() == ("HEAD" if detached else "main")
