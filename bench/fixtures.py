@@ -23,7 +23,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / "bench" / ".cache"
-SHARED_CRDS = ROOT.parent / "shared" / "crds"
 sys.path.insert(0, str(ROOT))
 
 GIT_ENV = {

@@ -1,13 +1,13 @@
 """Validate a rendered platform or app repository: one command for developers and for CI.
 
-    python -m hooks.check PATH [--crd-dir DIR] [--kube-version 1.34] [--format text|json]
+    python -m hooks.check PATH [--kube-version 1.34] [--format text|json]
     opencenter-check PATH ...            (console script of this package)
 
 Builds every kustomization root and validates every built object strictly against its schema;
 checks that Secrets are SOPS-encrypted under a .sops.yaml rule; in a platform repository, that
 Flux references (sources, dependsOn, paths, secretRefs) resolve; in an app repository, that
 everything stays inside the app's namespace. The rules themselves are in hooks.rules.
-Exits 1 on any finding, 2 when the check itself cannot run (e.g. no CRDs available).
+Exits 1 on any finding, 2 when the check itself cannot run (e.g. not a rendered repository).
 """
 
 from __future__ import annotations
@@ -37,6 +37,8 @@ class Report:
     findings: list[Finding] = field(default_factory=list)
     roots: int = 0
     objects: int = 0
+    cel_rules: int = 0  # CRD rule evaluations
+    transition_rules_skipped: int = 0  # rules on oldSelf: only an update can be judged by them
 
 
 # I/O: gather the repository, run the rules ------------------------------------------------------
@@ -68,17 +70,11 @@ def repo_dirs(repo: Path) -> set[str]:
     return {""} | {p.relative_to(repo).as_posix() for p in repo.rglob("*") if p.is_dir() and ".git" not in p.parts}
 
 
-def run_checks(
-    repo: Path,
-    crd_dir: Path | None = None,
-    kube_version: str = DEFAULT_KUBE_VERSION,
-    cache_dir: Path | None = None,
-) -> Report:
+def run_checks(repo: Path, kube_version: str = DEFAULT_KUBE_VERSION) -> Report:
     repo = repo.resolve()
     answers = read_answers(repo)
     template = answers["template"]
-    cache = crds.ensure_cache(cache_dir or crds.default_cache_dir(), crd_dir.resolve() if crd_dir else None)
-    validator = Validator(crds.load_cache(cache), kube_version)
+    validator = Validator(crds.load_bundle(), kube_version)
     files = read_yaml_files(repo)
     index = source_index(files)
     roots = find_roots(repo)
@@ -114,22 +110,14 @@ def run_checks(
         report.findings += rules.flux_reference_findings(objects, repo_dirs(repo), out_of_band, unbuilt)
     else:
         report.findings += rules.tenancy_findings(objects, str(answers.get("app_name")), validator)
+    report.cel_rules, report.transition_rules_skipped = validator.rules_evaluated, validator.transition_rules_skipped
     report.findings = rules.unique(report.findings)
     return report
 
 
-def check_repo(
-    path: Path,
-    crd_dir: Path | None = None,
-    kube_version: str = DEFAULT_KUBE_VERSION,
-    cache_dir: Path | None = None,
-) -> list[Finding]:
-    """Every finding of the check on a rendered repository (empty: the repository passes).
-
-    crd_dir refreshes the CRD cache (cache_dir, default crds.default_cache_dir()) from a folder
-    of CRD manifests; without it the cache is used as is, or downloaded when empty.
-    """
-    return run_checks(path, crd_dir, kube_version, cache_dir).findings
+def check_repo(path: Path, kube_version: str = DEFAULT_KUBE_VERSION) -> list[Finding]:
+    """Every finding of the check on a rendered repository (empty: the repository passes)."""
+    return run_checks(path, kube_version).findings
 
 
 # CLI --------------------------------------------------------------------------------------------
@@ -140,13 +128,15 @@ def format_text(report: Report) -> str:
         f"{f.file}: [{f.rule}] {f.object + ': ' if f.object else ''}{f.message}" for f in report.findings
     ]
     verdict = f"{len(report.findings)} finding(s)" if report.findings else "OK"
-    lines.append(f"{verdict}: {report.roots} kustomization root(s), {report.objects} object(s) checked")
+    lines.append(f"{verdict}: {report.roots} kustomization root(s), {report.objects} object(s) checked, "
+                 f"{report.cel_rules} CRD rule evaluation(s) ({report.transition_rules_skipped} transition rule(s) skipped)")
     return "\n".join(lines)
 
 
 def format_json(report: Report) -> str:
     return json.dumps(
-        {"findings": [asdict(f) for f in report.findings], "roots": report.roots, "objects": report.objects},
+        {"findings": [asdict(f) for f in report.findings], "roots": report.roots, "objects": report.objects,
+         "cel_rules": report.cel_rules, "transition_rules_skipped": report.transition_rules_skipped},
         indent=2,
     )
 
@@ -155,13 +145,11 @@ def main(argv: list[str] | None = None) -> int:
     """The console script (`opencenter-check`); returns the exit status, 2 when the check cannot run."""
     parser = argparse.ArgumentParser(prog="opencenter-check", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("path", type=Path, help="the rendered repository to check")
-    parser.add_argument("--crd-dir", type=Path, help="folder of CRD manifests to fill the CRD cache from (default: cache, else download)")
-    parser.add_argument("--crd-cache", type=Path, help="CRD cache folder (default: $OPENCENTER_CRD_CACHE, else $XDG_CACHE_HOME/opencenter-templates/crds)")
     parser.add_argument("--kube-version", default=DEFAULT_KUBE_VERSION, help=f"Kubernetes version of the core schemas (default {DEFAULT_KUBE_VERSION})")
     parser.add_argument("--format", choices=("text", "json"), default="text")
     args = parser.parse_args(argv)
     try:
-        report = run_checks(args.path, args.crd_dir, args.kube_version, args.crd_cache)
+        report = run_checks(args.path, args.kube_version)
     except HookError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

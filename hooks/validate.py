@@ -1,8 +1,9 @@
 """Strict schema validation of one Kubernetes object.
 
 Core kinds are checked by kubernetes-validate's strict schemas for the chosen Kubernetes
-version; custom resources by the strict schemas derived from their CRDs (hooks.crds). A kind
-known to neither is a finding: a misspelt apiVersion must not pass unchecked.
+version; custom resources by the strict schemas derived from their CRDs (hooks.crds) and, once
+structurally valid, by the CRD's defaults and CEL rules (hooks.celrules). A kind known to
+neither is a finding: a misspelt apiVersion must not pass unchecked.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from kubernetes_validate import utils as kv
 from kubernetes_validate.utils import all_versions
 from referencing import Registry, Resource
 
+from hooks.celrules import RuleEvaluator
 from hooks.crds import KindSchema
 from hooks.errors import HookError
 
@@ -109,6 +111,9 @@ class Validator:
         self.custom = custom
         self.kube_version = kube_schema_version(kube_version)
         self._compiled: dict[tuple[str, str], jsonschema.Draft7Validator] = {}
+        self.rules = RuleEvaluator()
+        self.rules_evaluated = 0
+        self.transition_rules_skipped = 0
 
     def cluster_scoped(self, obj: dict) -> bool:
         """Whether the object's kind lives outside namespaces (custom kinds: the CRD's scope)."""
@@ -127,7 +132,9 @@ class Validator:
             if validator is None:
                 validator = self._compiled[key] = jsonschema.Draft7Validator(self.custom[key].schema)
             errors = sorted(validator.iter_errors(obj), key=lambda e: [str(p) for p in e.absolute_path])
-            return [Problem("schema", f"{_field_path(e.absolute_path)}: {e.message}") for e in errors]
+            if errors:
+                return [Problem("schema", f"{_field_path(e.absolute_path)}: {e.message}") for e in errors]
+            return self._rule_problems(self.custom[key].structural, obj)
         try:
             core_validator(key[0], key[1], self.kube_version).validate(obj)
         except kubernetes_validate.SchemaNotFoundError:
@@ -137,3 +144,10 @@ class Validator:
             # Like kubernetes-validate: the first error of an object.
             return [Problem("schema", f"{_field_path(error.absolute_path)}: {error.message}")]
         return []
+
+    def _rule_problems(self, structural: dict, obj: dict) -> list[Problem]:
+        """The CRD's CEL rules the (defaulted) object breaks, as the API server reports them."""
+        outcome = self.rules.check(structural, obj)
+        self.rules_evaluated += outcome.evaluated
+        self.transition_rules_skipped += outcome.transition_rules_skipped
+        return [Problem("cel-unevaluable" if f.unevaluable else "cel", f"{f.path}: {f.message}") for f in outcome.failures]

@@ -16,8 +16,6 @@ from plumbum import local
 from hooks.check import check_repo
 
 ROOT = Path(__file__).resolve().parent.parent
-# Upstream CRDs live beside the project (../shared/crds); they are read from there, never copied.
-SHARED_CRDS = ROOT.parent / "shared" / "crds"
 
 
 @pytest.fixture(autouse=True)
@@ -124,13 +122,10 @@ def template_snapshot(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def assert_check_passes() -> Callable[[Path], None]:
-    """Run the repository check (hooks.check) with the shared CRDs; fail listing every finding.
-
-    The CRD cache is under the test's XDG_CACHE_HOME (isolated_env), filled from SHARED_CRDS.
-    """
+    """Run the repository check (hooks.check); fail listing every finding."""
 
     def run(repo: Path) -> None:
-        findings = check_repo(repo, crd_dir=SHARED_CRDS)
+        findings = check_repo(repo)
         assert not findings, "\n".join(f"{f.file}: [{f.rule}] {f.object}: {f.message}" for f in findings)
 
     return run

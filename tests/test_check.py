@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 from pyrage import x25519
 
-from conftest import SHARED_CRDS
 from hooks.check import Finding, check_repo
 
 OVERLAY = "applications/overlays/prod"
@@ -98,19 +97,19 @@ def test_seeded_fault_is_caught_by_its_rule(platform_repo, edits, expected):
             (platform_repo / rel).unlink()
         else:
             (platform_repo / rel).write_text(new)
-    assert check_repo(platform_repo, crd_dir=SHARED_CRDS) == [expected]
+    assert check_repo(platform_repo) == [expected]
 
 
 def test_a_root_that_does_not_build_names_the_root_and_the_error(platform_repo):
     edit(platform_repo / OVERLAY / "services/sources/kustomization.yaml", "resources:\n", "resources:\n  - missing.yaml\n")
-    findings = check_repo(platform_repo, crd_dir=SHARED_CRDS)
+    findings = check_repo(platform_repo)
     assert [(f.file, f.rule) for f in findings] == [(f"{OVERLAY}/services/sources/kustomization.yaml", "kustomize-build")]
     assert "missing.yaml: no such file or directory" in findings[0].message
 
 
 def test_core_kinds_are_strict_and_follow_the_chosen_kubernetes_version(platform_repo):
     edit(platform_repo / OVERLAY / "services/gateway/namespace.yaml", "  labels:\n", "  lables:\n")
-    findings = check_repo(platform_repo, crd_dir=SHARED_CRDS, kube_version="1.30")
+    findings = check_repo(platform_repo, kube_version="1.30")
     assert [(f.object, f.rule, f.message) for f in findings] == [
         ("Namespace/gateway-system", "schema", "metadata: Additional properties are not allowed ('lables' was unexpected)")
     ]
@@ -122,14 +121,14 @@ def test_a_kind_without_schema_is_a_finding(platform_repo):
         "apiVersion: kustomize.toolkit.fluxcd.io/v1\n",
         "apiVersion: kustomize.toolkit.fluxcd.io/v1beta2\n",
     )
-    findings = check_repo(platform_repo, crd_dir=SHARED_CRDS)
+    findings = check_repo(platform_repo)
     assert ("Kustomization/flux-system/sources", "unknown-kind") in {(f.object, f.rule) for f in findings}
 
 
 def test_paths_on_gitops_base_sources_are_not_looked_up_in_the_repo(platform_repo):
     # kyverno-base's path lives in openCenter-gitops-base: a path the repo lacks is not a finding.
     assert not (platform_repo / "applications/base/services/kyverno/policy-engine").exists()
-    assert check_repo(platform_repo, crd_dir=SHARED_CRDS) == []
+    assert check_repo(platform_repo) == []
 
 
 @pytest.fixture
@@ -153,7 +152,7 @@ def test_secret_refs_resolve_to_encrypted_secrets_or_out_of_band_ones(render_pla
     # Every base GitRepository names base-creds (out of band); two are pointed elsewhere.
     edit(sources / "opencenter-kyverno.yaml", "    name: base-creds\n", "    name: kyverno-creds\n")
     edit(sources / "opencenter-gateway-api.yaml", "    name: base-creds\n", "    name: nope\n")
-    findings = check_repo(repo, crd_dir=SHARED_CRDS)
+    findings = check_repo(repo)
     assert findings == [
         Finding(
             f"{OVERLAY}/services/sources/opencenter-gateway-api.yaml",
@@ -179,7 +178,7 @@ def test_an_encrypted_file_without_a_sops_rule_is_a_sops_rule_finding(platform_r
                     "--encrypted-regex", "^(data|stringData)$", "--in-place", str(outside)], check=True, capture_output=True)
     (platform_repo / "extra").mkdir()
     outside.rename(platform_repo / "extra/stray.yaml")
-    findings = check_repo(platform_repo, crd_dir=SHARED_CRDS)
+    findings = check_repo(platform_repo)
     assert findings == [
         Finding("extra/stray.yaml", "", "sops-rule", ".sops.yaml has no creation_rules entry whose path_regex matches this file")
     ]
@@ -190,7 +189,7 @@ def test_a_sops_block_with_plaintext_values_is_still_unencrypted(platform_repo):
     (overlay / "fake.yaml").write_text(
         "apiVersion: v1\nkind: Secret\nmetadata:\n  name: fake\nstringData:\n  token: hunter2\nsops:\n  version: 3.11.0\n"
     )
-    findings = check_repo(platform_repo, crd_dir=SHARED_CRDS)
+    findings = check_repo(platform_repo)
     assert [(f.rule, f.message) for f in findings] == [
         ("secret-unencrypted", "stringData.token not encrypted although the file has a sops block")
     ]

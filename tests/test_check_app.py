@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SHARED_CRDS
 from hooks.check import Finding, check_repo
 
 CONFIGMAP = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  MODE: prod\n"
@@ -34,7 +33,7 @@ def app_repo(root: Path, resources: dict[str, str], extra_entries: tuple[str, ..
 
 def test_a_clean_app_repo_passes(tmp_path):
     repo = app_repo(tmp_path / "shop", {"configmap.yaml": CONFIGMAP})
-    assert check_repo(repo, crd_dir=SHARED_CRDS) == []
+    assert check_repo(repo) == []
 
 
 @pytest.mark.parametrize(
@@ -68,11 +67,11 @@ def test_a_clean_app_repo_passes(tmp_path):
 )
 def test_tenancy_faults_are_caught_with_their_rule(tmp_path, resources, extra, expected):
     repo = app_repo(tmp_path / "shop", resources, extra)
-    assert check_repo(repo, crd_dir=SHARED_CRDS) == [expected]
+    assert check_repo(repo) == [expected]
 
 
 def test_a_local_folder_named_like_a_host_is_not_remote(tmp_path):
     repo = app_repo(tmp_path / "shop", {"configmap.yaml": CONFIGMAP}, ("example.com/",))
     (repo / "example.com").mkdir()
     (repo / "example.com/kustomization.yaml").write_text("resources: []\n")
-    assert check_repo(repo, crd_dir=SHARED_CRDS) == []
+    assert check_repo(repo) == []

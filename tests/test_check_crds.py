@@ -1,4 +1,4 @@
-"""CRD -> strict JSON Schema, the CRD cache, and the check command line."""
+"""CRD schema -> strict JSON Schema, the shipped CRD bundle, and the check command line."""
 
 from __future__ import annotations
 
@@ -9,24 +9,17 @@ import sys
 import jsonschema
 import pytest
 
-from conftest import ROOT, SHARED_CRDS
+from conftest import ROOT
 from hooks import crds
 from hooks.errors import HookError
 from hooks.validate import kube_schema_version
 
 
 def crd(properties: dict, scope: str = "Namespaced") -> dict:
+    """A bundle entry (scripts/regenerate_data.py's shape) of kind Widget."""
     return {
-        "kind": "CustomResourceDefinition",
-        "spec": {
-            "group": "example.com",
-            "scope": scope,
-            "names": {"kind": "Widget"},
-            "versions": [
-                {"name": "v1", "served": True, "schema": {"openAPIV3Schema": {"type": "object", "properties": {"spec": {"type": "object", "properties": properties}}}}},
-                {"name": "v0", "served": False, "schema": {"openAPIV3Schema": {"type": "object"}}},
-            ],
-        },
+        "apiVersion": "example.com/v1", "kind": "Widget", "plural": "widgets", "namespaced": scope == "Namespaced",
+        "schema": {"type": "object", "properties": {"spec": {"type": "object", "properties": properties}}},
     }
 
 
@@ -35,61 +28,45 @@ def errors(schema: dict, spec: dict) -> list[str]:
     return [e.message for e in jsonschema.Draft7Validator(schema).iter_errors(doc)]
 
 
-def test_only_served_versions_become_schemas_with_the_crd_scope():
-    (found,) = crds.kind_schemas(crd({}, scope="Cluster"))
+def test_a_bundle_entry_becomes_a_schema_with_the_crd_scope():
+    found = crds.kind_schema(crd({}, scope="Cluster"))
     assert (found.api_version, found.kind, found.namespaced) == ("example.com/v1", "Widget", False)
 
 
 def test_unknown_fields_are_refused_except_under_preserve_unknown_fields():
-    (found,) = crds.kind_schemas(crd({"known": {"type": "string"}, "free": {"type": "object", "x-kubernetes-preserve-unknown-fields": True, "properties": {"a": {"type": "string"}}}}))
+    found = crds.kind_schema(crd({"known": {"type": "string"}, "free": {"type": "object", "x-kubernetes-preserve-unknown-fields": True, "properties": {"a": {"type": "string"}}}}))
     assert errors(found.schema, {"known": "x", "free": {"anything": 1}}) == []
     assert errors(found.schema, {"knwon": "x"}) == ["Additional properties are not allowed ('knwon' was unexpected)"]
 
 
 def test_int_or_string_accepts_both_and_nothing_else():
-    (found,) = crds.kind_schemas(crd({"port": {"x-kubernetes-int-or-string": True}}))
+    found = crds.kind_schema(crd({"port": {"x-kubernetes-int-or-string": True}}))
     assert errors(found.schema, {"port": 80}) == errors(found.schema, {"port": "http"}) == []
     assert errors(found.schema, {"port": [80]})
 
 
 def test_nullable_accepts_null_also_in_enums():
-    (found,) = crds.kind_schemas(crd({"mode": {"type": "string", "enum": ["a", "b"], "nullable": True}}))
+    found = crds.kind_schema(crd({"mode": {"type": "string", "enum": ["a", "b"], "nullable": True}}))
     assert errors(found.schema, {"mode": None}) == errors(found.schema, {"mode": "a"}) == []
     assert errors(found.schema, {"mode": "c"})
 
 
 def test_metadata_is_checked_as_object_meta():
-    (found,) = crds.kind_schemas(crd({}))
+    found = crds.kind_schema(crd({}))
     doc = {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w", "namspace": "x"}}
     assert [e.message for e in jsonschema.Draft7Validator(found.schema).iter_errors(doc)] == [
         "Additional properties are not allowed ('namspace' was unexpected)"
     ]
 
 
-def test_the_cache_is_filled_from_a_crd_dir_and_loaded(tmp_path):
-    cache = crds.ensure_cache(tmp_path / "cache", SHARED_CRDS)
-    assert sorted(p.name for p in cache.iterdir()) == sorted(p.name for p in SHARED_CRDS.glob("*.yaml"))
-    assert sorted(p.name for p in SHARED_CRDS.glob("*.yaml")) == sorted(crds.UPSTREAM_CRDS)
-    schemas = crds.load_cache(cache)
+def test_the_shipped_bundle_holds_every_kind_the_templates_render():
+    schemas = crds.load_bundle()
     assert ("kustomize.toolkit.fluxcd.io/v1", "Kustomization") in schemas
     assert ("gateway.networking.k8s.io/v1", "HTTPRoute") in schemas
+    assert ("notification.toolkit.fluxcd.io/v1", "Receiver") in schemas
     assert schemas[("kyverno.io/v1", "ClusterPolicy")].namespaced is False
-
-
-def test_a_crd_dir_without_crds_is_refused(tmp_path):
-    (tmp_path / "notes.yaml").write_text("hello: world\n")
-    with pytest.raises(HookError, match="holds no CustomResourceDefinition"):
-        crds.ensure_cache(tmp_path / "cache", tmp_path)
-
-
-def test_no_crds_and_no_network_says_how_to_provide_them(tmp_path, monkeypatch):
-    # A proxy that refuses every connection: offline, whatever the machine's network.
-    monkeypatch.setenv("https_proxy", "http://127.0.0.1:9")
-    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")
-    with pytest.raises(HookError, match="Pass --crd-dir DIR") as error:
-        crds.ensure_cache(tmp_path / "empty-cache")
-    assert "downloading the upstream CRDs failed" in str(error.value)
-    assert not (tmp_path / "empty-cache").exists()
+    # The CEL rules the API server evaluates travel with the schema.
+    assert "x-kubernetes-validations" in json.dumps(schemas[("gateway.networking.k8s.io/v1", "HTTPRoute")].structural)
 
 
 def test_kubernetes_versions_outside_the_bundled_schemas_are_refused():
@@ -103,7 +80,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_cli_reports_ok_and_exits_zero_on_a_fresh_platform_repo(render_platform):
-    result = run_cli(str(render_platform()), "--crd-dir", str(SHARED_CRDS))
+    result = run_cli(str(render_platform()))
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.startswith("OK: 8 kustomization root(s)")
 
@@ -113,7 +90,7 @@ def test_cli_json_lists_findings_and_exits_one(render_platform):
     (repo / "applications/overlays/prod/services/gateway/namespace.yaml").write_text(
         "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: gateway-system\n  lables: {}\n"
     )
-    result = run_cli(str(repo), "--crd-dir", str(SHARED_CRDS), "--format", "json")
+    result = run_cli(str(repo), "--format", "json")
     assert result.returncode == 1, result.stderr
     report = json.loads(result.stdout)
     assert report["findings"] == [{
@@ -125,6 +102,6 @@ def test_cli_json_lists_findings_and_exits_one(render_platform):
 
 
 def test_cli_exits_two_with_one_line_when_the_check_cannot_run(tmp_path):
-    result = run_cli(str(tmp_path), "--crd-dir", str(SHARED_CRDS))
+    result = run_cli(str(tmp_path))
     assert result.returncode == 2
     assert result.stderr.strip() == f"error: {tmp_path}: has no .copier-answers.yml: not a repository rendered from these templates"

@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import load_ssh_private_key
 from pyrage import x25519
 
-from conftest import ROOT, SHARED_CRDS, commit_all, git
+from conftest import ROOT, commit_all, git
 from hooks import knownhosts, offboard, onboard, sops
 from hooks.errors import HookError
 
@@ -119,7 +119,7 @@ def files_holding(needle: bytes, folder: Path, since: float) -> list[str]:
 def assert_valid(repo: Path) -> None:
     from hooks.check import check_repo
 
-    assert check_repo(repo, crd_dir=SHARED_CRDS) == []
+    assert check_repo(repo) == []
 
 
 def answers(repo: Path) -> dict:

@@ -26,7 +26,7 @@ import pytest
 import yaml
 from pyrage import x25519
 
-from conftest import SHARED_CRDS, commit_all, git
+from conftest import commit_all, git
 from hooks import check, offboard, onboard
 from hooks.errors import run_main
 from reliability import OVERLAY, SOURCES, SHOP, build_workspace, copy_template, copy_workspace, differences, tree_state
@@ -68,7 +68,7 @@ def offboard_args(name: str = "shop", where: str = "platform") -> Callable[[Path
 
 
 def check_args(where: str) -> Callable[[Path], list[str]]:
-    return lambda ws: [str(ws / where), "--crd-dir", str(SHARED_CRDS)]
+    return lambda ws: [str(ws / where)]
 
 
 # Bad states of a repository --------------------------------------------------------------------

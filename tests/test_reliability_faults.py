@@ -229,13 +229,14 @@ def run_in_process(main: Callable[[list[str]], int], argv: list[str]) -> int:
 
 
 def test_copier_crashing_after_writing_the_platform_repository(ws, monkeypatch, capsys):
-    monkeypatch.setattr(onboard, "render_apps", fail_after(onboard.render_apps, RuntimeError("simulated Copier crash")))
     before = tree_state(ws)
-    assert run_in_process(onboard.main, onboard_argv(ws)) == 2
+    # A context, not monkeypatch.undo(): undo would also drop isolated_env's HOME and git identity.
+    with monkeypatch.context() as patch:
+        patch.setattr(onboard, "render_apps", fail_after(onboard.render_apps, RuntimeError("simulated Copier crash")))
+        assert run_in_process(onboard.main, onboard_argv(ws)) == 2
     err = capsys.readouterr().err
     assert "RuntimeError: simulated Copier crash" in err and "put back exactly as it was" in err and RETRY in err, err
     assert differences(before, tree_state(ws)) == []
-    monkeypatch.undo()
     assert run_in_process(onboard.main, onboard_argv(ws)) == 0
     assert registered(ws / "platform") == ["cart", "shop"]
 
@@ -252,25 +253,25 @@ STEPS = {
 @pytest.mark.parametrize("step", STEPS)
 def test_ctrl_c_between_onboarding_steps(step, ws, monkeypatch, capsys):
     module, attribute, extra = STEPS[step]
-    monkeypatch.setattr(module, attribute, fail_after(getattr(module, attribute), KeyboardInterrupt()))
     argv = onboard_argv(ws, *[arg.replace("{ws}", str(ws)) for arg in extra])
     before = tree_state(ws)
-    assert run_in_process(onboard.main, argv) == 130
+    with monkeypatch.context() as patch:
+        patch.setattr(module, attribute, fail_after(getattr(module, attribute), KeyboardInterrupt()))
+        assert run_in_process(onboard.main, argv) == 130
     err = capsys.readouterr().err
     assert "interrupted" in err and "put back exactly as it was" in err and RETRY in err, err
     assert differences(before, tree_state(ws)) == []
-    monkeypatch.undo()
     assert run_in_process(onboard.main, argv) == 0
     assert registered(ws / "platform") == ["cart", "shop"] and (ws / "platform" / SOURCES / "cart-deploy-key.sops.yaml").is_file()
 
 
 def test_ctrl_c_after_offboarding_deleted_the_secrets(ws, monkeypatch, capsys):
-    monkeypatch.setattr(gitrepo, "stage_all", fail_after(gitrepo.stage_all, KeyboardInterrupt()))
     before = tree_state(ws)
-    assert run_in_process(offboard.main, offboard_argv(ws)) == 130
+    with monkeypatch.context() as patch:
+        patch.setattr(gitrepo, "stage_all", fail_after(gitrepo.stage_all, KeyboardInterrupt()))
+        assert run_in_process(offboard.main, offboard_argv(ws)) == 130
     assert "put back exactly as it was" in capsys.readouterr().err
     assert differences(before, tree_state(ws)) == []
     assert (ws / "platform" / SOURCES / "shop-deploy-key.sops.yaml").is_file()
-    monkeypatch.undo()
     assert run_in_process(offboard.main, offboard_argv(ws)) == 0
     assert registered(ws / "platform") == []

@@ -1,4 +1,4 @@
-"""Regression tests for openCenter's known failures (../shared/reference/opencenter.md §6), one per
+"""Regression tests for openCenter's known failures (openCenter reference notes, §6 "known failures"), one per
 item that applies to what these templates render. Item 9 (a pinned openCenter-gitops-base tag
 that lacks a path the generator references) is not checkable offline: README "Safety guarantees".
 
@@ -16,7 +16,7 @@ import pytest
 import yaml
 from pyrage import x25519
 
-from conftest import SHARED_CRDS, commit_all, load_all
+from conftest import commit_all, load_all
 from hooks import apps as appsmod
 from hooks.check import check_repo
 from reliability import copy_template, isolated
@@ -90,7 +90,7 @@ def test_3_one_ref_per_source_no_invalid_fields_and_a_strictly_valid_repository(
     for doc in objects(repos[0]):
         if doc["kind"] == "GitRepository":
             assert len(doc["spec"]["ref"]) == 1, doc["metadata"]["name"]
-    assert check_repo(repos[0], crd_dir=SHARED_CRDS) == []
+    assert check_repo(repos[0]) == []
 
 
 def test_4_app_routes_attach_to_a_listener_that_exists(repos):

@@ -1,0 +1,134 @@
+"""Regenerate the upstream data the check ships with (hooks/data/): CRD schemas and Kubernetes roles.
+
+    python scripts/regenerate_data.py --crd-dir ../shared/crds --rbac-file ../shared/k8s-rbac/user-facing-roles.yaml
+    python scripts/regenerate_data.py --download      # the pinned upstream URLs below (needs network)
+
+The project never reads upstream files at run time: the check, the tests and generated
+repositories' CI all load hooks/data/. This script is how that data changes: bump a pin below,
+regenerate, commit the result together with SOURCES.md.
+
+What is kept: per served version of each CRD, its group/version, kind, scope and
+openAPIV3Schema without `description` fields (prose, 80% of the bytes), so types, enums,
+defaults and the CEL rules (`x-kubernetes-validations`) stay; of the roles, name, labels,
+aggregationRule and rules. Output is deterministic (sorted keys, one kind per line).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import urllib.request
+from pathlib import Path
+
+import yaml
+
+DATA = Path(__file__).resolve().parent.parent / "hooks" / "data"
+
+# The CRDs the templates render, at the versions Flux 2.9.4, Gateway API 1.6.1 and Kyverno 1.19.0
+# ship. Pinned to commits or tags, so a download always yields the same bytes.
+_SOURCE_CONTROLLER = "https://raw.githubusercontent.com/fluxcd/source-controller/c4adb7f9a2feeb9dccf6150bae4be291e846c130/config/crd/bases"
+_KUSTOMIZE_CONTROLLER = "https://raw.githubusercontent.com/fluxcd/kustomize-controller/v1.9.4/config/crd/bases"
+_HELM_CONTROLLER = "https://raw.githubusercontent.com/fluxcd/helm-controller/v1.6.3/config/crd/bases"
+_NOTIFICATION_CONTROLLER = "https://raw.githubusercontent.com/fluxcd/notification-controller/v1.9.3/config/crd/bases"
+_GATEWAY_API = "https://raw.githubusercontent.com/kubernetes-sigs/gateway-api/v1.6.1/config/crd/standard"
+_KYVERNO = "https://raw.githubusercontent.com/kyverno/kyverno/v1.19.0/config/crds"
+UPSTREAM_CRDS: dict[str, str] = {
+    "source.toolkit.fluxcd.io_gitrepositories.yaml": f"{_SOURCE_CONTROLLER}/source.toolkit.fluxcd.io_gitrepositories.yaml",
+    "source.toolkit.fluxcd.io_ocirepositories.yaml": f"{_SOURCE_CONTROLLER}/source.toolkit.fluxcd.io_ocirepositories.yaml",
+    "source.toolkit.fluxcd.io_helmrepositories.yaml": f"{_SOURCE_CONTROLLER}/source.toolkit.fluxcd.io_helmrepositories.yaml",
+    "kustomize.toolkit.fluxcd.io_kustomizations.yaml": f"{_KUSTOMIZE_CONTROLLER}/kustomize.toolkit.fluxcd.io_kustomizations.yaml",
+    "helm.toolkit.fluxcd.io_helmreleases.yaml": f"{_HELM_CONTROLLER}/helm.toolkit.fluxcd.io_helmreleases.yaml",
+    "notification.toolkit.fluxcd.io_receivers.yaml": f"{_NOTIFICATION_CONTROLLER}/notification.toolkit.fluxcd.io_receivers.yaml",
+    "notification.toolkit.fluxcd.io_alerts.yaml": f"{_NOTIFICATION_CONTROLLER}/notification.toolkit.fluxcd.io_alerts.yaml",
+    "notification.toolkit.fluxcd.io_providers.yaml": f"{_NOTIFICATION_CONTROLLER}/notification.toolkit.fluxcd.io_providers.yaml",
+    "gateway.networking.k8s.io_httproutes.yaml": f"{_GATEWAY_API}/gateway.networking.k8s.io_httproutes.yaml",
+    "gateway.networking.k8s.io_gateways.yaml": f"{_GATEWAY_API}/gateway.networking.k8s.io_gateways.yaml",
+    "kyverno.io_clusterpolicies.yaml": f"{_KYVERNO}/kyverno/kyverno.io_clusterpolicies.yaml",
+    "kyverno.io_policies.yaml": f"{_KYVERNO}/kyverno/kyverno.io_policies.yaml",
+    "policies.kyverno.io_validatingpolicies.yaml": f"{_KYVERNO}/policies.kyverno.io/policies.kyverno.io_validatingpolicies.yaml",
+}
+# kubernetes/kubernetes bootstrap policy test data: the roles the API server creates.
+UPSTREAM_ROLES = ("https://raw.githubusercontent.com/kubernetes/kubernetes/025f2834a128798cef30018a5e6a6ae82b5ad885/"
+                  "plugin/pkg/auth/authorizer/rbac/bootstrappolicy/testdata/cluster-roles.yaml")
+USER_FACING_ROLES = ("admin", "edit", "view", "system:aggregate-to-admin", "system:aggregate-to-edit", "system:aggregate-to-view")
+
+
+def _without_descriptions(node: object) -> object:
+    if isinstance(node, dict):
+        # A property may be *named* "description" (e.g. a CRD field); only drop the prose string.
+        return {k: _without_descriptions(v) for k, v in node.items() if not (k == "description" and isinstance(v, str))}
+    if isinstance(node, list):
+        return [_without_descriptions(item) for item in node]
+    return node
+
+
+def crd_entries(documents: list) -> list[dict]:
+    """One entry per served version of every CustomResourceDefinition among the documents."""
+    entries = []
+    for crd in documents:
+        if not isinstance(crd, dict) or crd.get("kind") != "CustomResourceDefinition":
+            continue
+        spec = crd["spec"]
+        for version in spec["versions"]:
+            if version.get("served", True):
+                entries.append({
+                    "apiVersion": f"{spec['group']}/{version['name']}",
+                    "kind": spec["names"]["kind"],
+                    "plural": spec["names"]["plural"],
+                    "namespaced": spec.get("scope") == "Namespaced",
+                    "schema": _without_descriptions(version["schema"]["openAPIV3Schema"]),
+                })
+    return entries
+
+
+def role_entries(document: dict) -> list[dict]:
+    items = {item["metadata"]["name"]: item for item in document["items"]}
+    missing = [name for name in USER_FACING_ROLES if name not in items]
+    if missing:
+        sys.exit(f"error: the roles file lacks {', '.join(missing)}")
+    return [
+        {
+            "name": name,
+            "labels": items[name]["metadata"].get("labels") or {},
+            "aggregationRule": items[name].get("aggregationRule"),
+            "rules": items[name].get("rules") or [],
+        }
+        for name in USER_FACING_ROLES
+    ]
+
+
+def one_per_line(entries: list[dict]) -> str:
+    return "[\n" + ",\n".join(json.dumps(e, sort_keys=True, separators=(",", ":")) for e in entries) + "\n]\n"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--crd-dir", type=Path, help="folder holding the upstream CRD files named in UPSTREAM_CRDS")
+    parser.add_argument("--rbac-file", type=Path, help="Kubernetes' cluster-roles.yaml (or the user-facing subset)")
+    parser.add_argument("--download", action="store_true", help="fetch both from the pinned upstream URLs")
+    args = parser.parse_args()
+    if not args.download and not (args.crd_dir and args.rbac_file):
+        parser.error("give --crd-dir and --rbac-file, or --download")
+
+    def read(name_or_url: str, local: Path | None) -> str:
+        if local is not None:
+            return local.read_text()
+        with urllib.request.urlopen(name_or_url, timeout=30) as response:  # noqa: S310 (pinned https URLs)
+            return response.read().decode()
+
+    entries = []
+    for name, url in UPSTREAM_CRDS.items():
+        text = read(url, args.crd_dir / name if args.crd_dir and not args.download else None)
+        entries += crd_entries(list(yaml.load_all(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))))
+    entries.sort(key=lambda e: (e["apiVersion"], e["kind"]))
+    roles = role_entries(yaml.safe_load(read(UPSTREAM_ROLES, None if args.download else args.rbac_file)))
+    DATA.mkdir(parents=True, exist_ok=True)
+    (DATA / "crds.json").write_text(one_per_line(entries))
+    (DATA / "k8s-roles.json").write_text(one_per_line(roles))
+    print(f"wrote {len(entries)} kind versions and {len(roles)} roles to {DATA}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,164 @@
+"""The check applies what the API server applies to custom objects: schema defaults, then CEL rules.
+
+For each CRD kind the templates render, a valid object passes and each mutation below is refused
+with the rule's own message at the field the API server names.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from hooks import crds
+from hooks.celrules import RuleEvaluator, apply_defaults
+from hooks.validate import Problem, Validator
+
+VALID = {
+    "HTTPRoute": {
+        "apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute", "metadata": {"name": "shop", "namespace": "shop"},
+        "spec": {
+            "parentRefs": [{"name": "platform-gateway", "namespace": "gateway-system", "sectionName": "https"}],
+            "hostnames": ["shop.prod.acme.example.com"],
+            "rules": [{"matches": [{"path": {"type": "PathPrefix", "value": "/"}}],
+                       "backendRefs": [{"name": "shop", "port": 80}]}],
+        },
+    },
+    "Gateway": {
+        "apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway", "metadata": {"name": "gw", "namespace": "gateway-system"},
+        "spec": {"gatewayClassName": "envoy", "listeners": [
+            {"name": "https", "port": 443, "protocol": "HTTPS", "hostname": "*.acme.example.com",
+             "tls": {"mode": "Terminate", "certificateRefs": [{"name": "wildcard-tls"}]}},
+            {"name": "http", "port": 80, "protocol": "HTTP"},
+        ]},
+    },
+    "GitRepository": {
+        "apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "GitRepository", "metadata": {"name": "shop", "namespace": "flux-system"},
+        "spec": {"interval": "5m", "url": "ssh://git@github.com/acme/shop", "ref": {"branch": "main"}},
+    },
+    "Kustomization": {
+        "apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization", "metadata": {"name": "shop", "namespace": "flux-system"},
+        "spec": {"interval": "10m", "prune": True, "sourceRef": {"kind": "GitRepository", "name": "shop"}},
+    },
+    "Receiver": {
+        "apiVersion": "notification.toolkit.fluxcd.io/v1", "kind": "Receiver", "metadata": {"name": "shop", "namespace": "flux-system"},
+        "spec": {"type": "github", "secretRef": {"name": "token"},
+                 "resources": [{"apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "GitRepository", "name": "shop"}]},
+    },
+    "HelmRelease": {
+        "apiVersion": "helm.toolkit.fluxcd.io/v2", "kind": "HelmRelease", "metadata": {"name": "x", "namespace": "flux-system"},
+        "spec": {"interval": "10m", "chart": {"spec": {"chart": "x", "sourceRef": {"kind": "HelmRepository", "name": "x"}}}},
+    },
+}
+
+
+def mutate(kind: str, change) -> dict:
+    obj = copy.deepcopy(VALID[kind])
+    change(obj["spec"])
+    return obj
+
+
+def rules_of(problems: list[Problem]) -> list[str]:
+    return [p.message for p in problems]
+
+
+@pytest.fixture(scope="module")
+def validator() -> Validator:
+    return Validator(crds.load_bundle())
+
+
+@pytest.mark.parametrize("kind", sorted(VALID))
+def test_valid_objects_pass(kind, validator):
+    assert validator.problems(VALID[kind]) == []
+
+
+def _route(spec: dict, **path) -> None:
+    spec["rules"][0]["matches"][0]["path"] = path
+
+
+CORPUS = [
+    # HTTPRoute: the two mistakes of the issue, then one per rule family
+    ("HTTPRoute", lambda s: _route(s, type="PathPrefix", value="api"),
+     "spec.rules[0].matches[0].path: value must be an absolute path and start with '/' when type one of ['Exact', 'PathPrefix']"),
+    ("HTTPRoute", lambda s: s["parentRefs"].append(dict(s["parentRefs"][0])),
+     "spec.parentRefs: sectionName must be unique when parentRefs includes 2 or more references to the same parent"),
+    ("HTTPRoute", lambda s: s["parentRefs"].append({"name": "platform-gateway", "namespace": "gateway-system"}),
+     "spec.parentRefs: sectionName must be specified when parentRefs includes 2 or more references to the same parent"),
+    # the match type defaults to PathPrefix (schema default), so the rule applies without it
+    ("HTTPRoute", lambda s: _route(s, value="api"),
+     "spec.rules[0].matches[0].path: value must be an absolute path and start with '/' when type one of ['Exact', 'PathPrefix']"),
+    ("HTTPRoute", lambda s: _route(s, type="Exact", value="/a//b"),
+     "spec.rules[0].matches[0].path: must not contain '//' when type one of ['Exact', 'PathPrefix']"),
+    ("HTTPRoute", lambda s: _route(s, type="PathPrefix", value="/a/.."),
+     "spec.rules[0].matches[0].path: must not end with '/..' when type one of ['Exact', 'PathPrefix']"),
+    ("HTTPRoute", lambda s: s["rules"][0]["backendRefs"][0].pop("port"),
+     "spec.rules[0].backendRefs[0]: Must have port for Service reference"),
+    ("HTTPRoute", lambda s: s["rules"][0].update(filters=[{"type": "RequestRedirect", "requestRedirect": {"scheme": "https"}}]),
+     "spec.rules[0]: RequestRedirect filter must not be used together with backendRefs"),
+    ("HTTPRoute", lambda s: s["rules"][0].update(filters=[{"type": "RequestHeaderModifier"}]),
+     "spec.rules[0].filters[0]: filter.requestHeaderModifier must be specified for RequestHeaderModifier filter.type"),
+    ("HTTPRoute", lambda s: s["rules"][0].update(filters=[
+        {"type": "RequestHeaderModifier", "requestHeaderModifier": {"add": [{"name": "a", "value": "b"}]}}] * 2),
+     "spec.rules[0].filters: RequestHeaderModifier filter cannot be repeated"),
+    ("HTTPRoute", lambda s: s["rules"][0].update(timeouts={"request": "10s", "backendRequest": "20s"}),
+     "spec.rules[0].timeouts: backendRequest timeout cannot be longer than request timeout"),
+    # Gateway
+    ("Gateway", lambda s: s["listeners"].append(dict(s["listeners"][0])),
+     "spec.listeners: Listener name must be unique within the Gateway"),
+    ("Gateway", lambda s: s["listeners"][1].update(tls={"mode": "Terminate", "certificateRefs": [{"name": "x"}]}),
+     "spec.listeners: tls must not be specified for protocols ['HTTP', 'TCP', 'UDP']"),
+    ("Gateway", lambda s: s["listeners"][0]["tls"].update(certificateRefs=[], options={}),
+     "spec.listeners[0].tls: certificateRefs or options must be specified when mode is Terminate"),
+    # a rule that fails on an absent field refuses the object, in the API server's words
+    ("Gateway", lambda s: s["listeners"][0]["tls"].update(certificateRefs=[]),
+     "spec.listeners[0].tls: no such key: options evaluating rule: certificateRefs or options must be specified when mode is Terminate"),
+    # Flux
+    ("GitRepository", lambda s: s.update(serviceAccountName="x"),
+     "spec: serviceAccountName can only be set when provider is 'azure' or 'aws'"),
+    ("Kustomization", lambda s: s.update(kubeConfig={"secretRef": {"name": "a"}, "configMapRef": {"name": "b"}}),
+     "spec.kubeConfig: exactly one of spec.kubeConfig.configMapRef or spec.kubeConfig.secretRef must be specified"),
+    ("Receiver", lambda s: s.pop("secretRef"), "spec: secretRef is required when type is not generic-oidc"),
+    ("Receiver", lambda s: s.update(type="generic-oidc"), "spec: generic-oidc receivers must define at least one oidcProvider"),
+    ("HelmRelease", lambda s: s.update(chartRef={"kind": "OCIRepository", "name": "x"}), "spec: either chart or chartRef must be set"),
+    ("HelmRelease", lambda s: s.update(install={"strategy": {"name": "RemediateOnFailure", "retryInterval": "1m"}}),
+     "spec.install.strategy: .retryInterval cannot be set when .name is 'RemediateOnFailure'"),
+]
+
+
+@pytest.mark.parametrize(("kind", "change", "message"), CORPUS, ids=[f"{k}:{m.split(': ', 1)[1][:50]}" for k, _, m in CORPUS])
+def test_each_rule_is_refused_with_the_api_servers_message(kind, change, message, validator):
+    problems = validator.problems(mutate(kind, change))
+    assert message in rules_of(problems), problems
+    assert {p.rule for p in problems} == {"cel"}
+
+
+def test_defaults_fill_absent_fields_only():
+    schema = crds.load_bundle()[("gateway.networking.k8s.io/v1", "HTTPRoute")].structural
+    route = {"spec": {"rules": [{"matches": [{"path": {"value": "/x"}}]}]}}
+    defaulted = apply_defaults(schema, route)
+    assert defaulted["spec"]["rules"][0]["matches"][0]["path"] == {"type": "PathPrefix", "value": "/x"}
+    assert route["spec"]["rules"][0]["matches"][0]["path"] == {"value": "/x"}  # input untouched
+
+
+def test_transition_rules_are_skipped_and_counted_and_unevaluable_rules_reported():
+    schema = {"type": "object", "properties": {"spec": {
+        "type": "object",
+        "x-kubernetes-validations": [
+            {"rule": "self == oldSelf", "message": "immutable"},
+            {"rule": "ip(self.addr).family() == 4", "message": "IPv4 only"},
+            {"rule": "self.addr != ''", "messageExpression": "'addr of ' + self.name + ' is empty'"},
+        ],
+        "properties": {"addr": {"type": "string"}, "name": {"type": "string"}},
+    }}}
+    outcome = RuleEvaluator().check(schema, {"spec": {"addr": "", "name": "w"}})
+    assert outcome.transition_rules_skipped == 1 and outcome.evaluated == 2
+    unevaluable, failed = outcome.failures
+    assert unevaluable.unevaluable and "calls family, ip" in unevaluable.message
+    assert (failed.path, failed.message, failed.unevaluable) == ("spec", "addr of w is empty", False)
+
+
+def test_the_memo_gives_each_object_its_own_verdict(validator):
+    bad = mutate("HTTPRoute", lambda s: _route(s, type="PathPrefix", value="api"))
+    for _ in range(3):
+        assert validator.problems(VALID["HTTPRoute"]) == []
+        assert len(validator.problems(bad)) == 1

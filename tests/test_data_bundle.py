@@ -1,0 +1,69 @@
+"""The upstream data shipped in hooks/data: what scripts/regenerate_data.py makes of its sources."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+
+from conftest import ROOT
+from hooks import crds
+
+spec = importlib.util.spec_from_file_location("regenerate_data", ROOT / "scripts" / "regenerate_data.py")
+regenerate = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(regenerate)
+
+
+def test_served_versions_keep_rules_and_defaults_and_lose_the_prose():
+    crd = {
+        "kind": "CustomResourceDefinition",
+        "spec": {
+            "group": "example.com", "scope": "Cluster", "names": {"kind": "Widget", "plural": "widgets"},
+            "versions": [
+                {"name": "v1", "served": True, "schema": {"openAPIV3Schema": {
+                    "type": "object", "description": "A widget.",
+                    "properties": {"spec": {
+                        "type": "object", "description": "prose",
+                        "x-kubernetes-validations": [{"rule": "self.a > 0", "message": "a must be positive"}],
+                        "properties": {"a": {"type": "integer", "default": 1},
+                                       "description": {"type": "string", "description": "a field named description"}},
+                    }},
+                }}},
+                {"name": "v0", "served": False, "schema": {"openAPIV3Schema": {"type": "object"}}},
+            ],
+        },
+    }
+    (entry,) = regenerate.crd_entries([crd, {"kind": "ConfigMap"}])
+    assert entry == {
+        "apiVersion": "example.com/v1", "kind": "Widget", "plural": "widgets", "namespaced": False,
+        "schema": {"type": "object", "properties": {"spec": {
+            "type": "object",
+            "x-kubernetes-validations": [{"rule": "self.a > 0", "message": "a must be positive"}],
+            "properties": {"a": {"type": "integer", "default": 1}, "description": {"type": "string"}},
+        }}},
+    }
+
+
+def test_the_shipped_crd_bundle_is_in_the_script_output_form():
+    text = (ROOT / "hooks" / "data" / "crds.json").read_text()
+    entries = json.loads(text)
+    assert regenerate.one_per_line(entries) == text  # deterministic, one kind per line: readable diffs
+    assert entries == sorted(entries, key=lambda e: (e["apiVersion"], e["kind"]))
+    assert '"description":"' not in text
+    kinds = {(e["apiVersion"], e["kind"]) for e in entries}
+    assert {
+        ("source.toolkit.fluxcd.io/v1", "GitRepository"), ("kustomize.toolkit.fluxcd.io/v1", "Kustomization"),
+        ("helm.toolkit.fluxcd.io/v2", "HelmRelease"), ("notification.toolkit.fluxcd.io/v1", "Receiver"),
+        ("gateway.networking.k8s.io/v1", "HTTPRoute"), ("gateway.networking.k8s.io/v1", "Gateway"),
+        ("kyverno.io/v1", "ClusterPolicy"),
+    } <= kinds
+    assert len(crds.load_bundle()) == len(entries)
+
+
+def test_the_shipped_roles_are_the_user_facing_roles_and_their_aggregation():
+    roles = {role["name"]: role for role in json.loads((ROOT / "hooks" / "data" / "k8s-roles.json").read_text())}
+    assert sorted(roles) == sorted(regenerate.USER_FACING_ROLES)
+    assert roles["admin"]["rules"] == []  # filled by aggregation only
+    assert roles["admin"]["aggregationRule"]["clusterRoleSelectors"] == [
+        {"matchLabels": {"rbac.authorization.k8s.io/aggregate-to-admin": "true"}}]
+    assert roles["edit"]["labels"]["rbac.authorization.k8s.io/aggregate-to-admin"] == "true"
+    assert any("rolebindings" in rule["resources"] for rule in roles["system:aggregate-to-admin"]["rules"])
