@@ -14,6 +14,13 @@ template renders it) is a mapping with exactly these keys:
   known_hosts  '' for github.com, gitlab.com and bitbucket.org (their published host keys are
                used); for any other host the known_hosts lines of the Git server
 
+and, optionally (absent when empty; set by the platform team, see docs/tenancy.md):
+
+  hostnames    hostnames under cluster_domain the app may publish besides <name>.<cluster_domain>
+               and its subdomains; never another app's (Namespace annotation opencenter/hostnames)
+  egress       CIDRs the team's NetworkPolicies may open egress to (opencenter/egress-cidrs)
+  quota        ResourceQuota `hard` entries that replace the defaults, e.g. {requests.cpu: "8"}
+
 The same rules are mirrored in the `apps` validator of questions/platform.yml (Jinja), so a
 hand-written `copier update --data apps=…` is refused as well; tests/test_onboard_units.py checks
 that both refuse the same entries.
@@ -21,6 +28,7 @@ that both refuse the same entries.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,10 +38,14 @@ import yaml
 
 from hooks import knownhosts
 from hooks.errors import HookError
+from hooks.quantity import is_quantity
 
 SERVICES_FILE = Path(__file__).resolve().parent.parent / "includes" / "services.yml"
 
 KEYS = ("name", "url", "branch", "secrets", "receiver", "known_hosts")
+OPTIONAL_KEYS = ("hostnames", "egress", "quota")
+HOSTNAME_RE = re.compile(r"^(\*\.)?[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)+$")
+QUOTA_KEY_RE = re.compile(r"^(requests\.|limits\.)?[a-z0-9]([-a-z0-9.]*[a-z0-9])?$|^count/[a-z0-9.-]+$")
 NAME_RE = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
 NAME_MAX = 63
 URL_RE = re.compile(r"^ssh://([A-Za-z0-9._-]+)@([A-Za-z0-9.-]+)(:([0-9]{1,5}))?/[A-Za-z0-9._~-]+(/[A-Za-z0-9._~-]+)*$")
@@ -48,7 +60,7 @@ RECEIVER_EVENTS = {
 # Namespaces and Flux object names that belong to the platform, whatever services are selected.
 FIXED_RESERVED = (
     "default", "kube-system", "kube-public", "kube-node-lease", "flux-system",
-    "sources", "kustomization",
+    "sources", "kustomization", "tenancy",
 )
 
 
@@ -104,9 +116,9 @@ def normalize(raw: Any) -> dict[str, Any]:
     """An entry with every key, in KEYS order and with defaults; unknown keys are refused."""
     if not isinstance(raw, dict):
         raise HookError("apps", f"every entry must be a mapping with keys {', '.join(KEYS)} (got {raw!r})")
-    unknown = sorted(set(raw) - set(KEYS))
+    unknown = sorted(set(raw) - set(KEYS) - set(OPTIONAL_KEYS))
     if unknown:
-        raise HookError(f"apps[{raw.get('name', '?')}]", f"unknown keys {unknown}; allowed: {', '.join(KEYS)}")
+        raise HookError(f"apps[{raw.get('name', '?')}]", f"unknown keys {unknown}; allowed: {', '.join(KEYS + OPTIONAL_KEYS)}")
     entry = {
         "name": raw.get("name", ""),
         "url": raw.get("url", ""),
@@ -115,6 +127,9 @@ def normalize(raw: Any) -> dict[str, Any]:
         "receiver": raw.get("receiver", "") or "",
         "known_hosts": raw.get("known_hosts", "") or "",
     }
+    # Kept when given, even empty: an empty value given to an update clears the setting
+    # (plan_register drops it), an absent one keeps what the app had.
+    entry.update({key: raw[key] for key in OPTIONAL_KEYS if key in raw})
     return entry
 
 
@@ -175,10 +190,72 @@ def validate_entry(entry: dict[str, Any], reserved: set[str]) -> None:
         problem = knownhosts.check_lines(known, host, port)
         if problem:
             raise HookError(f"{where}.known_hosts", problem)
+    _validate_tenancy_keys(entry, where)
 
 
-def validate_apps(apps: Any, reserved: set[str]) -> list[dict[str, Any]]:
-    """The whole `apps` answer: a list of valid entries with unique names (normalized)."""
+def _validate_tenancy_keys(entry: dict[str, Any], where: str) -> None:
+    hostnames = entry.get("hostnames", [])
+    if not isinstance(hostnames, list) or not all(isinstance(h, str) and HOSTNAME_RE.match(h) for h in hostnames):
+        raise HookError(f"{where}.hostnames", f"must be a list of lowercase DNS names, optionally '*.'-prefixed (got {hostnames!r})")
+    egress = entry.get("egress", [])
+    for cidr in egress if isinstance(egress, list) else [None]:
+        try:
+            ok = isinstance(cidr, str) and "/" in cidr and str(ipaddress.ip_network(cidr)) == cidr
+        except ValueError:
+            ok = False
+        if not ok:
+            raise HookError(f"{where}.egress", f"must be a list of CIDRs in canonical form, e.g. 10.20.0.0/16 (got {egress!r})")
+    quota = entry.get("quota", {})
+    if not isinstance(quota, dict):
+        raise HookError(f"{where}.quota", f"must be a mapping of ResourceQuota entries to quantities (got {quota!r})")
+    for key, value in quota.items():
+        if not isinstance(key, str) or not QUOTA_KEY_RE.match(key) or not isinstance(value, str) or not is_quantity(value):
+            raise HookError(f"{where}.quota", f"{key}: {value!r} must be a ResourceQuota resource name and a quantity as a string, e.g. requests.cpu: \"4\"")
+
+
+def zone(name: str, domain: str) -> str:
+    """The hostnames every app owns: <name>.<domain> and its subdomains."""
+    return f"{name}.{domain}"
+
+
+def _overlap(a: str, b: str) -> bool:
+    """Whether two hostnames ('*.x' wildcards included) can match one host (Gateway API: '*.x'
+    matches any name ending in '.x')."""
+    wild_a, wild_b = a.startswith("*."), b.startswith("*.")
+    bare_a, bare_b = a.removeprefix("*."), b.removeprefix("*.")
+    if wild_a and wild_b:
+        return bare_a == bare_b or bare_a.endswith("." + bare_b) or bare_b.endswith("." + bare_a)
+    if wild_a:
+        return b.endswith("." + bare_a)
+    if wild_b:
+        return a.endswith("." + bare_b)
+    return a == b
+
+
+def hostname_conflicts(apps: list[dict[str, Any]], domain: str) -> list[str]:
+    """Why two apps would serve one hostname (empty: none). Every app owns its zone; assigned
+    names must lie under the domain (the Gateway listener serves *.<domain> only) and in no other
+    app's zone or assigned names."""
+    problems = []
+    owners: list[tuple[str, str]] = []  # (hostname or *.pattern, app)
+    for app in apps:
+        owners += [(f"*.{zone(app['name'], domain)}", app["name"]), (zone(app["name"], domain), app["name"])]
+    for app in apps:
+        for hostname in app.get("hostnames", []):
+            bare = hostname.removeprefix("*.")
+            if domain and not bare.endswith("." + domain):
+                problems.append(f"apps[{app['name']}].hostnames: {hostname} is not under {domain}, the only domain the Gateway serves")
+                continue
+            for other, owner in owners:
+                if owner != app["name"] and _overlap(other, hostname):
+                    problems.append(f"apps[{app['name']}].hostnames: {hostname} is also served by app {owner} ({other})")
+                    break
+            owners.append((hostname, app["name"]))
+    return problems
+
+
+def validate_apps(apps: Any, reserved: set[str], domain: str = "") -> list[dict[str, Any]]:
+    """The whole `apps` answer: a list of valid entries with unique names and hostnames (normalized)."""
     if not isinstance(apps, list):
         raise HookError("apps", f"must be a YAML list of app entries (got {apps!r})")
     seen: set[str] = set()
@@ -190,6 +267,10 @@ def validate_apps(apps: Any, reserved: set[str]) -> list[dict[str, Any]]:
             raise HookError(f"apps[{entry['name']}].name", "is registered twice; app names must be unique")
         seen.add(entry["name"])
         result.append(entry)
+    conflicts = hostname_conflicts(result, domain)
+    if conflicts:
+        field, _, why = conflicts[0].partition(": ")
+        raise HookError(field, why)
     return result
 
 
@@ -216,10 +297,15 @@ def plan_register(apps: list[dict[str, Any]], entry: dict[str, Any], allow_updat
     unless allow_update, which replaces the entry."""
     current = {app["name"]: app for app in apps}
     old = current.get(entry["name"])
+    if old is not None and allow_update:
+        # Tenancy settings the platform team gave the app stay unless the update names them.
+        entry = {**entry, **{key: old[key] for key in OPTIONAL_KEYS if key in old and key not in entry}}
+    entry = {key: value for key, value in entry.items() if key in KEYS or value}
     if old == entry:
         return Registration(apps, False, old)
     if old is not None and not allow_update:
-        diffs = ", ".join(f"{key}: {old[key]!r} -> {entry[key]!r}" for key in KEYS if old[key] != entry[key])
+        diffs = ", ".join(f"{key}: {old.get(key)!r} -> {entry.get(key)!r}" for key in KEYS + OPTIONAL_KEYS
+                          if old.get(key) != entry.get(key))
         raise HookError(
             f"apps[{entry['name']}]",
             f"is already registered with other settings ({diffs}). To change the app, run the same "

@@ -25,6 +25,8 @@ from urllib.parse import urlsplit
 
 import cel
 
+from hooks.quantity import is_quantity, parse_quantity
+
 # Functions and operators the interpreter implements itself (CEL spec, standard definitions).
 _STANDARD = frozenset({
     "@in", "@not_strictly_false", "_!=_", "_%_", "_&&_", "_*_", "_+_", "_-_", "_/_", "_<=_", "_<_",
@@ -123,32 +125,6 @@ def _url_part(value: dict, part: str):
     }[part]
 
 
-_SUFFIXES = {
-    "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60,
-    "n": Fraction(1, 10**9), "u": Fraction(1, 10**6), "m": Fraction(1, 1000), "": 1,
-    "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18,
-}
-_QUANTITY = re.compile(r"^([+-]?(?:\d+\.?\d*|\.\d+))(?:([eE][+-]?\d+)|(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E)?)$")
-
-
-def parse_quantity(text: str) -> Fraction:
-    """A Kubernetes resource quantity ('500m', '1Gi', '1e3') as an exact number; ValueError if invalid."""
-    match = _QUANTITY.match(text.strip()) if isinstance(text, str) else None
-    if not match:
-        raise ValueError(f"quantities must match the regular expression '{_QUANTITY.pattern}': {text!r}")
-    number, exponent, suffix = match.groups()
-    value = Fraction(number)
-    return value * Fraction(10) ** int(exponent[1:]) if exponent else value * _SUFFIXES[suffix or ""]
-
-
-def _is_quantity(text: str) -> bool:
-    try:
-        parse_quantity(text)
-    except ValueError:
-        return False
-    return True
-
-
 def _quantity(text: str) -> dict:
     parse_quantity(text)  # refuses an invalid quantity, as the API server does
     return {"__quantity__": text}
@@ -216,7 +192,7 @@ KUBERNETES_FUNCTIONS = {
     "getEscapedPath": lambda u: _url_part(u, "path"),
     "getQuery": lambda u: _url_part(u, "query"),
     # quantities
-    "isQuantity": _is_quantity,
+    "isQuantity": is_quantity,
     "quantity": _quantity,
     "compareTo": _compare,
     "isGreaterThan": lambda a, b: _compare(a, b) > 0,

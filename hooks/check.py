@@ -1,12 +1,17 @@
 """Validate a rendered platform or app repository: one command for developers and for CI.
 
     python -m hooks.check PATH [--kube-version 1.34] [--format text|json]
+    python -m hooks.check APP_REPO --platform PLATFORM_REPO          (what the cluster would admit)
+    python -m hooks.check PLATFORM_REPO --tenant APP=APP_REPO ...
     opencenter-check PATH ...            (console script of this package)
 
 Builds every kustomization root and validates every built object strictly against its schema;
 checks that Secrets are SOPS-encrypted under a .sops.yaml rule; in a platform repository, that
 Flux references (sources, dependsOn, paths, secretRefs) resolve; in an app repository, that
-everything stays inside the app's namespace. The rules themselves are in hooks.rules.
+everything stays inside the app's namespace. With --platform / --tenant, the offline admission
+model (hooks.admission) says what the platform's cluster would refuse of an app's objects:
+`[denied]` findings from RBAC, the admission policies and the quotas. The rules themselves are
+in hooks.rules.
 Exits 1 on any finding, 2 when the check itself cannot run (e.g. not a rendered repository).
 """
 
@@ -15,12 +20,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import asdict, dataclass, field
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import yaml
 
 from hooks import crds, rules
+from hooks.admission import Cluster, admit
 from hooks.answers import ANSWERS_FILE, load_answers
 from hooks.errors import HookError
 from hooks.kustomize import build_all, find_roots, kustomization_file, remote_references
@@ -70,11 +77,20 @@ def repo_dirs(repo: Path) -> set[str]:
     return {""} | {p.relative_to(repo).as_posix() for p in repo.rglob("*") if p.is_dir() and ".git" not in p.parts}
 
 
-def run_checks(repo: Path, kube_version: str = DEFAULT_KUBE_VERSION) -> Report:
-    repo = repo.resolve()
-    answers = read_answers(repo)
-    template = answers["template"]
-    validator = Validator(crds.load_bundle(), kube_version)
+@dataclass
+class Collected:
+    """A repository read and built: its YAML files, roots, the built objects by source file, and
+    what went wrong building them."""
+
+    files: list
+    roots: list[Path]
+    objects: list[tuple[str, dict]]
+    findings: list[Finding]
+    failed_roots: list[str]
+
+
+def collect(repo: Path, template: str, remote_allowed: bool = False) -> Collected:
+    """Build every kustomization root of a repository and locate each object in its source file."""
     files = read_yaml_files(repo)
     index = source_index(files)
     roots = find_roots(repo)
@@ -83,41 +99,104 @@ def run_checks(repo: Path, kube_version: str = DEFAULT_KUBE_VERSION) -> Report:
         return path.relative_to(repo).as_posix()
 
     remote = {rel(kustomization_file(root)): entries for root in roots if (entries := remote_references(root))}
-    remote_allowed = template == "platform" and bool(answers.get("flux_allow_remote_bases"))
     # Remote entries are fetched only where Flux would fetch them, so the check is otherwise hermetic.
     to_build = [root for root in roots if remote_allowed or rel(kustomization_file(root)) not in remote]
-
-    report = Report(rules.parse_findings(files), roots=len(roots))
-    report.findings += rules.remote_findings(remote, template, remote_allowed)
+    findings = rules.parse_findings(files) + rules.remote_findings(remote, template, remote_allowed)
     located: dict[tuple[str, str], tuple[str, dict]] = {}
     failed_roots: list[str] = []
     for build in build_all(to_build):
         root_file = rel(kustomization_file(build.root))
-        report.findings += rules.build_findings(build, root_file, f"{repo}/")
+        findings += rules.build_findings(build, root_file, f"{repo}/")
         if build.error is not None:
             failed_roots.append(rel(build.root))
         for obj in build.objects:
             file = source_of(obj, index, rel(build.root), root_file)
             located.setdefault((file, object_label(obj)), (file, obj))
-    objects = list(located.values())
-    report.objects = len(objects)
+    return Collected(files, roots, list(located.values()), findings, failed_roots)
+
+
+def run_checks(
+    repo: Path,
+    kube_version: str = DEFAULT_KUBE_VERSION,
+    platform: Path | None = None,
+    tenants: Sequence[tuple[str, Path]] = (),
+) -> Report:
+    """Check a repository. For an app repository with `platform`, also what that platform's
+    cluster would answer to the app's objects; for a platform repository, the same for each
+    (app name, app repository) of `tenants`."""
+    repo = repo.resolve()
+    answers = read_answers(repo)
+    template = answers["template"]
+    if platform is not None and template != "app":
+        raise HookError("--platform", "is for checking an app repository against its platform")
+    if tenants and template != "platform":
+        raise HookError("--tenant", "is for checking app repositories from their platform repository")
+    validator = Validator(crds.load_bundle(), kube_version)
+    remote_allowed = template == "platform" and bool(answers.get("flux_allow_remote_bases"))
+    here = collect(repo, template, remote_allowed)
+    objects = here.objects
+    report = Report(here.findings, roots=len(here.roots), objects=len(objects))
     report.findings += rules.schema_findings(objects, validator)
-    report.findings += rules.secret_findings(files, read_sops_rules(repo))
+    report.findings += rules.secret_findings(here.files, read_sops_rules(repo))
     report.findings += rules.git_ref_findings(objects)
     if template == "platform":
         out_of_band = rules.out_of_band_secrets(str(answers.get("gitops_base_secret") or ""))
-        unbuilt = [doc for f in files if any(under(f.path, root) for root in failed_roots) for doc in f.documents if is_object(doc)]
+        unbuilt = [doc for f in here.files if any(under(f.path, root) for root in here.failed_roots)
+                   for doc in f.documents if is_object(doc)]
         report.findings += rules.flux_reference_findings(objects, repo_dirs(repo), out_of_band, unbuilt)
+        report.findings += rules.aggregated_flux_write_findings(objects)
+        report.findings += rules.hostname_findings(answers)
+        if tenants:
+            cluster = Cluster([obj for _, obj in objects], validator.custom)
+            for app, path in tenants:
+                report.findings += tenant_findings(cluster, app, path.resolve(), str(path))
     else:
-        report.findings += rules.tenancy_findings(objects, str(answers.get("app_name")), validator)
+        app = str(answers.get("app_name"))
+        report.findings += rules.tenancy_findings(objects, app, validator)
+        if platform is not None:
+            cluster = platform_cluster(platform.resolve(), validator)
+            report.findings += admission_findings(cluster, app, objects)
     report.cel_rules, report.transition_rules_skipped = validator.rules_evaluated, validator.transition_rules_skipped
     report.findings = rules.unique(report.findings)
     return report
 
 
-def check_repo(path: Path, kube_version: str = DEFAULT_KUBE_VERSION) -> list[Finding]:
+def platform_cluster(platform: Path, validator: Validator) -> Cluster:
+    """The cluster a platform repository sets up (its built objects)."""
+    answers = read_answers(platform)
+    if answers["template"] != "platform":
+        raise HookError("--platform", f"{platform} is not a platform repository (template: {answers['template']})")
+    built = collect(platform, "platform", bool(answers.get("flux_allow_remote_bases")))
+    return Cluster([obj for _, obj in built.objects], validator.custom)
+
+
+def tenant_findings(cluster: Cluster, app: str, path: Path, shown: str) -> list[Finding]:
+    """The platform's verdict on one app repository (its build findings, then admission)."""
+    if not path.is_dir():
+        raise HookError("--tenant", f"{shown} is not a directory (the checkout of app {app})")
+    built = collect(path, "app")
+    prefix = shown.rstrip("/") + "/"
+    findings = [replace(f, file=prefix + f.file) for f in built.findings]
+    return findings + [replace(f, file=prefix + f.file) for f in admission_findings(cluster, app, built.objects)]
+
+
+def admission_findings(cluster: Cluster, app: str, objects: list[tuple[str, dict]]) -> list[Finding]:
+    """`[denied]` for every object of the app that RBAC, a policy or a quota would refuse."""
+    tenant = cluster.tenant(app)
+    if tenant is None:
+        return [Finding("", "", "denied", f"app {app} is not registered on the platform (no Flux Kustomization {app} in flux-system)")]
+    who, namespace = tenant
+    file_of = {id(obj): file for file, obj in objects}
+    return [
+        Finding(file_of[id(obj)], object_label(obj), "denied", f"{denial.source}: {denial.message}")
+        for obj, denial in admit(cluster, [obj for _, obj in objects], who, namespace)
+    ]
+
+
+def check_repo(path: Path, kube_version: str = DEFAULT_KUBE_VERSION, platform: Path | None = None,
+               tenants: Sequence[tuple[str, Path]] = ()) -> list[Finding]:
     """Every finding of the check on a rendered repository (empty: the repository passes)."""
-    return run_checks(path, kube_version).findings
+    return run_checks(path, kube_version, platform, tenants).findings
 
 
 # CLI --------------------------------------------------------------------------------------------
@@ -141,15 +220,28 @@ def format_json(report: Report) -> str:
     )
 
 
+def parse_tenant(item: str) -> tuple[str, Path]:
+    app, sep, path = item.partition("=")
+    if not sep or not app or not path:
+        raise HookError("--tenant", f"takes APP=PATH, e.g. shop=../shop (got {item!r})")
+    return app, Path(path)
+
+
 def main(argv: list[str] | None = None) -> int:
     """The console script (`opencenter-check`); returns the exit status, 2 when the check cannot run."""
     parser = argparse.ArgumentParser(prog="opencenter-check", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("path", type=Path, help="the rendered repository to check")
     parser.add_argument("--kube-version", default=DEFAULT_KUBE_VERSION, help=f"Kubernetes version of the core schemas (default {DEFAULT_KUBE_VERSION})")
+    parser.add_argument("--platform", type=Path, metavar="PLATFORM_REPO",
+                        help="app repository: also check what this platform's cluster would admit of it "
+                             "(RBAC, admission policies, quotas)")
+    parser.add_argument("--tenant", action="append", default=[], metavar="APP=PATH",
+                        help="platform repository: also check the app repository at PATH as tenant APP (repeatable)")
     parser.add_argument("--format", choices=("text", "json"), default="text")
     args = parser.parse_args(argv)
     try:
-        report = run_checks(args.path, args.kube_version)
+        tenants = [parse_tenant(item) for item in args.tenant]
+        report = run_checks(args.path, args.kube_version, args.platform, tenants)
     except HookError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

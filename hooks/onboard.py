@@ -216,10 +216,11 @@ def register(
     sops_binary = sops.require_sops()
     sops.check_config(platform_path)
     reserved = platform.reserved()
-    current = appsmod.validate_apps(platform.apps, reserved)
+    current = appsmod.validate_apps(platform.apps, reserved, str(platform.answers.get("cluster_domain", "")))
     entry = appsmod.normalize(raw_entry)
     appsmod.validate_entry(entry, reserved)
     plan = appsmod.plan_register(current, entry, allow_update=update)
+    appsmod.validate_apps(plan.apps, reserved, str(platform.answers.get("cluster_domain", "")))
     needed = appsmod.once_files(entry, platform.cluster)
     missing = [item for item in needed if not (platform_path / item.path).exists()]
     obsolete = [
@@ -414,10 +415,30 @@ def entry_from_args(args: argparse.Namespace) -> dict[str, Any]:
             known = Path(args.known_hosts_file).read_text()
         except OSError as error:
             raise HookError("known_hosts", f"cannot read {args.known_hosts_file}: {error.strerror}") from None
-    return {
+    entry = {
         "name": args.name, "url": args.url, "branch": args.branch,
         "secrets": parse_bool(args.secrets), "receiver": receiver, "known_hosts": known,
     }
+    # Tenancy settings: given (even empty, to clear one with --update) or carried over.
+    if args.hostname is not None:
+        entry["hostnames"] = split_values(args.hostname)
+    if args.egress is not None:
+        entry["egress"] = split_values(args.egress)
+    if args.quota is not None:
+        entry["quota"] = dict(parse_quota(item) for item in args.quota if item)
+    return entry
+
+
+def split_values(given: list[str]) -> list[str]:
+    """Repeated and comma-separated values, in order, without empties or repeats."""
+    return list(dict.fromkeys(value.strip() for item in given for value in item.split(",") if value.strip()))
+
+
+def parse_quota(item: str) -> tuple[str, str]:
+    key, sep, value = item.partition("=")
+    if not sep or not key or not value:
+        raise HookError("quota", f"--quota takes RESOURCE=QUANTITY, e.g. requests.cpu=4 (got {item!r})")
+    return key, value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -439,6 +460,13 @@ def build_parser() -> argparse.ArgumentParser:
                         "(and, in one just copied with platform_repo, the app's age key)")
     parser.add_argument("--review-branch", action="store_true",
                         help="commit the changes on a new branch onboard/<name> instead of staging them")
+    parser.add_argument("--hostname", action="append", metavar="NAME",
+                        help="a hostname under cluster_domain the app may publish besides <name>.<cluster_domain> "
+                             "(repeatable or comma-separated; '' clears them with --update)")
+    parser.add_argument("--egress", action="append", metavar="CIDR",
+                        help="a CIDR the team's NetworkPolicies may open egress to (repeatable or comma-separated; '' clears)")
+    parser.add_argument("--quota", action="append", metavar="RESOURCE=QUANTITY",
+                        help="replace a default of the app's ResourceQuota, e.g. requests.cpu=8 (repeatable; '' clears)")
     parser.add_argument("--update", action="store_true",
                         help="change the settings of an app that is already registered (keeps its deploy key)")
     return parser

@@ -9,6 +9,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from hooks import apps as appsmod
+from hooks import rbac
+from hooks.answers import ANSWERS_FILE
 from hooks.kustomize import Build
 from hooks.manifests import YamlFile, is_object, object_label
 from hooks.validate import Validator, is_sops_encrypted
@@ -252,6 +255,41 @@ def tenancy_findings(objects: list[Located], namespace: str, validator: Validato
             findings.append(Finding(file, object_label(obj), "tenancy-namespace",
                                     f"metadata.namespace is {other}; an app repository only holds objects of namespace {namespace}"))
     return findings
+
+
+FLUX_GROUP_SUFFIX = ".toolkit.fluxcd.io"
+WRITE_VERBS = {"create", "update", "patch", "delete", "deletecollection", "*"}
+
+
+def aggregated_flux_write_findings(objects: list[Located]) -> list[Finding]:
+    """A ClusterRole that aggregates write rights on Flux kinds into `admin` or `edit`: every
+    namespace admin could then create a HelmRelease, which helm-controller installs as
+    cluster-admin. Judged on the built objects (the flux-system patch's effect, whatever the role's
+    name), not on the patch's text."""
+    selectors = [
+        selector
+        for role in rbac.builtin_roles() if role["metadata"]["name"] in ("admin", "edit")
+        for selector in role["aggregationRule"]["clusterRoleSelectors"]
+    ]
+    findings = []
+    for file, obj in objects:
+        if obj.get("kind") != "ClusterRole" or not any(rbac.selector_matches(s, _meta(obj).get("labels")) for s in selectors):
+            continue
+        for rule in obj.get("rules") or []:
+            groups = rule.get("apiGroups") or []
+            if set(rule.get("verbs") or []) & WRITE_VERBS and any(g == "*" or g.endswith(FLUX_GROUP_SUFFIX) for g in groups):
+                findings.append(Finding(file, object_label(obj), "tenancy-flux-rbac",
+                                        "aggregates write on Flux kinds into admin/edit: a namespace admin could create a "
+                                        "HelmRelease, which helm-controller installs as cluster-admin"))
+                break
+    return findings
+
+
+def hostname_findings(answers: dict) -> list[Finding]:
+    """Two registered apps that would serve one hostname (assigned names or their zones)."""
+    registered = [app for app in answers.get("apps") or [] if isinstance(app, dict) and isinstance(app.get("name"), str)]
+    return [Finding(ANSWERS_FILE, "", "tenancy-hostname", problem)
+            for problem in appsmod.hostname_conflicts(registered, str(answers.get("cluster_domain", "")))]
 
 
 def unique(findings: list[Finding]) -> list[Finding]:

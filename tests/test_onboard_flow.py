@@ -176,7 +176,7 @@ def test_three_apps_then_offboarding_one_then_update_gives_no_diff(platform, age
     assert kinds["Kustomization"]["spec"]["serviceAccountName"] == "tenant-cart"
     assert kinds["Kustomization"]["spec"]["decryption"]["secretRef"]["name"] == "cart-sops-age"
     assert kinds["RoleBinding"]["metadata"]["namespace"] == "cart"
-    assert kinds["RoleBinding"]["roleRef"]["name"] == "admin"
+    assert kinds["RoleBinding"]["roleRef"]["name"] == "opencenter-tenant"
     assert kinds["Namespace"]["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
     assert decrypt(platform / SOURCES / "billing-deploy-key.sops.yaml", age_key)["stringData"]["known_hosts"] == OTHER_HOST_KEYS
     token = decrypt(platform / SOURCES / "shop-receiver-token.sops.yaml", age_key)["stringData"]["token"]

@@ -32,6 +32,8 @@ def test_published_host_keys_match_the_published_fingerprints():
     {"url": "ssh://git@gitlab.com/acme/shop", "receiver": "gitlab", "secrets": True},
     {"url": "ssh://git@bitbucket.org/acme/shop.git", "branch": "release/1.0"},
     {"url": "ssh://git@git.example.com:2222/acme/shop", "known_hosts": OTHER_HOST_KEYS, "receiver": "generic"},
+    {"hostnames": ["www.prod.acme.example.com", "*.api.prod.acme.example.com"], "egress": ["10.20.0.0/16", "fd00::/8"],
+     "quota": {"requests.cpu": "8", "count/httproutes.gateway.networking.k8s.io": "20"}},
 ])
 def test_valid_entries_pass(overrides):
     apps.validate_entry(entry(**overrides), RESERVED)
@@ -49,6 +51,13 @@ BAD_ENTRIES = [
     ({"name": "gateway-system"}, "name"),
     ({"name": "sources"}, "name"),
     ({"name": "kyverno-base"}, "name"),
+    ({"name": "tenancy"}, "name"),
+    ({"hostnames": ["Shop.prod.acme.example.com"]}, "hostnames"),
+    ({"hostnames": "www.prod.acme.example.com"}, "hostnames"),
+    ({"egress": ["10.0.0.0/33x"]}, "egress"),
+    ({"egress": "10.0.0.0/8"}, "egress"),
+    ({"quota": {"requests.cpu": 4}}, "quota"),
+    ({"quota": {"pods": "lots"}}, "quota"),
     ({"url": "git@github.com:acme/shop.git"}, "url"),
     ({"url": "https://github.com/acme/shop"}, "url"),
     ({"url": "ssh://git@github.com/acme shop"}, "url"),
@@ -70,6 +79,30 @@ def test_bad_entries_are_refused_naming_the_field(overrides, field):
     with pytest.raises(HookError) as error:
         apps.validate_entry(entry(**overrides), RESERVED)
     assert error.value.field.endswith(f".{field}"), error.value
+
+
+def test_hostnames_are_never_served_by_two_apps():
+    domain = "prod.acme.example.com"
+    shop, cart = entry(hostnames=[f"www.{domain}"]), entry(name="cart", url="ssh://git@github.com/acme/cart")
+    assert apps.validate_apps([cart, shop], RESERVED, domain) == [cart, shop]
+    assert apps.validate_apps([{**cart, "hostnames": [f"api.cart.{domain}", f"shop2.{domain}"]}, shop], RESERVED, domain)
+    for claimant, taken in (("cart", f"www.{domain}"), ("cart", f"*.{domain}"), ("shop", f"cart.{domain}"),
+                            ("shop", f"api.cart.{domain}"), ("cart", f"*.shop.{domain}"), ("cart", "www.example.org")):
+        claimed = [{**app, "hostnames": [*app.get("hostnames", []), taken]} if app["name"] == claimant else app
+                   for app in (cart, shop)]
+        with pytest.raises(HookError) as error:
+            apps.validate_apps(claimed, RESERVED, domain)
+        # the app listed later is the one refused (onboarding: the one being registered)
+        assert error.value.field in ("apps[cart].hostnames", "apps[shop].hostnames"), (taken, error.value)
+        assert taken in error.value.rule, (taken, error.value)
+
+
+def test_an_update_keeps_the_tenancy_settings_it_does_not_name():
+    registered = apps.plan_register([], entry(hostnames=["www.prod.acme.example.com"], quota={"pods": "40"})).apps
+    moved = apps.plan_register(registered, entry(branch="release"), allow_update=True).apps
+    assert moved[0]["hostnames"] == ["www.prod.acme.example.com"] and moved[0]["quota"] == {"pods": "40"}
+    cleared = apps.plan_register(moved, entry(branch="release", hostnames=[]), allow_update=True).apps
+    assert "hostnames" not in cleared[0] and cleared[0]["quota"] == {"pods": "40"}
 
 
 def test_unknown_keys_and_duplicates_are_refused():

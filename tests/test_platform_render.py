@@ -182,13 +182,16 @@ def test_each_service_renders_alone(render_platform, service):
         }
     ]
     assert kustomization["generatorOptions"]["disableNameSuffixHash"] is True
-    assert yaml.safe_load((overlay_dir / "helm-values/override-values.yaml").read_text()) == {}
+    # Values start empty, except the charts whose RBAC aggregation into `admin` is switched off (docs/tenancy.md)
+    expected_values = {"cert-manager": {"global": {"rbac": {"aggregateClusterRoles": False}}},
+                       "kyverno": {"rbac": {"roles": {"aggregate": {"admin": False}}}}}.get(service, {})
+    assert yaml.safe_load((overlay_dir / "helm-values/override-values.yaml").read_text()) == expected_values
 
 
 def test_services_left_out_leave_no_files(render_platform):
     repo = render_platform(platform_services=["cert-manager"])
     services = repo / OVERLAY / "services"
-    assert sorted(p.name for p in services.iterdir()) == ["cert-manager", "fluxcd", "sources"]
+    assert sorted(p.name for p in services.iterdir()) == ["cert-manager", "fluxcd", "sources", "tenancy"]
     assert sorted(p.name for p in (services / "sources").iterdir()) == [
         "kustomization.yaml", "opencenter-cert-manager.yaml"
     ]
@@ -199,7 +202,7 @@ def test_no_services_still_renders_a_buildable_skeleton(render_platform):
     sources = yaml.safe_load((repo / OVERLAY / "services/sources/kustomization.yaml").read_text())
     assert sources["resources"] == []
     assert yaml.safe_load((repo / OVERLAY / "services/fluxcd/kustomization.yaml").read_text())["resources"] == [
-        "sources.yaml"
+        "sources.yaml", "tenancy.yaml"
     ]
 
 
@@ -222,7 +225,10 @@ def test_gateway_follows_the_answers(render_platform):
     https = [l for l in gateway["spec"]["listeners"] if l["name"] == "apps"][0]
     assert https["port"] == 8443 and https["protocol"] == "HTTPS"
     assert https["hostname"] == "*.k8s.acme.test"
-    assert https["allowedRoutes"] == {"namespaces": {"from": "All"}}
+    assert https["allowedRoutes"] == {
+        "namespaces": {"from": "Selector", "selector": {"matchLabels": {"opencenter/gateway-access": "true"}}},
+        "kinds": [{"kind": "HTTPRoute"}, {"kind": "GRPCRoute"}],
+    }
     ks = flux_kustomizations(repo)["gateway"]
     assert ks["spec"]["dependsOn"] == [{"name": "sources"}, {"name": "gateway-api-base"}]
 

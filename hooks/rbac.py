@@ -1,0 +1,176 @@
+"""Kubernetes RBAC, offline: would this identity be allowed this verb on this resource?
+
+The cluster's roles are Kubernetes' built-in user-facing roles (`admin`, `edit`, `view` and the
+bootstrap roles that aggregate into them; hooks/data/k8s-roles.json, from kubernetes/kubernetes)
+plus every ClusterRole, Role, RoleBinding and ClusterRoleBinding a repository renders.
+ClusterRole aggregation is resolved as the aggregation controller does: a ClusterRole with an
+aggregationRule holds the rules of every ClusterRole whose labels match one of its selectors,
+transitively (`view` into `edit` into `admin`).
+
+Not modelled: the API server's escalation check on Role/RoleBinding writes (a tenant can only
+grant what it holds), non-resource URLs, and roles that charts create at install time (they are
+not in the repository; the tenant role aggregates nothing, so they cannot reach tenants).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+
+# kind -> (API group, resource) of the built-in kinds an app or platform repository holds.
+# Custom kinds take theirs from the CRD bundle (hooks.crds).
+CORE_RESOURCES = {
+    "ConfigMap": ("", "configmaps"), "Secret": ("", "secrets"), "Service": ("", "services"),
+    "ServiceAccount": ("", "serviceaccounts"), "PersistentVolumeClaim": ("", "persistentvolumeclaims"),
+    "Pod": ("", "pods"), "ReplicationController": ("", "replicationcontrollers"),
+    "Endpoints": ("", "endpoints"), "Event": ("", "events"), "LimitRange": ("", "limitranges"),
+    "ResourceQuota": ("", "resourcequotas"), "Namespace": ("", "namespaces"), "Node": ("", "nodes"),
+    "PersistentVolume": ("", "persistentvolumes"),
+    "Deployment": ("apps", "deployments"), "StatefulSet": ("apps", "statefulsets"),
+    "DaemonSet": ("apps", "daemonsets"), "ReplicaSet": ("apps", "replicasets"),
+    "Job": ("batch", "jobs"), "CronJob": ("batch", "cronjobs"),
+    "HorizontalPodAutoscaler": ("autoscaling", "horizontalpodautoscalers"),
+    "PodDisruptionBudget": ("policy", "poddisruptionbudgets"),
+    "NetworkPolicy": ("networking.k8s.io", "networkpolicies"), "Ingress": ("networking.k8s.io", "ingresses"),
+    "IngressClass": ("networking.k8s.io", "ingressclasses"),
+    "Role": ("rbac.authorization.k8s.io", "roles"), "RoleBinding": ("rbac.authorization.k8s.io", "rolebindings"),
+    "ClusterRole": ("rbac.authorization.k8s.io", "clusterroles"),
+    "ClusterRoleBinding": ("rbac.authorization.k8s.io", "clusterrolebindings"),
+    "PriorityClass": ("scheduling.k8s.io", "priorityclasses"), "StorageClass": ("storage.k8s.io", "storageclasses"),
+    "CustomResourceDefinition": ("apiextensions.k8s.io", "customresourcedefinitions"),
+    "ValidatingAdmissionPolicy": ("admissionregistration.k8s.io", "validatingadmissionpolicies"),
+    "ValidatingAdmissionPolicyBinding": ("admissionregistration.k8s.io", "validatingadmissionpolicybindings"),
+    "ValidatingWebhookConfiguration": ("admissionregistration.k8s.io", "validatingwebhookconfigurations"),
+    "MutatingWebhookConfiguration": ("admissionregistration.k8s.io", "mutatingwebhookconfigurations"),
+    "Lease": ("coordination.k8s.io", "leases"),
+}
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who sends a request: the user name and groups the authenticator gives it."""
+
+    username: str
+    groups: tuple[str, ...] = ()
+
+
+def service_account(namespace: str, name: str) -> Identity:
+    return Identity(
+        f"system:serviceaccount:{namespace}:{name}",
+        ("system:serviceaccounts", f"system:serviceaccounts:{namespace}", "system:authenticated"),
+    )
+
+
+def selector_matches(selector: dict | None, labels: dict | None) -> bool:
+    """A Kubernetes label selector (matchLabels, matchExpressions) against labels; {} matches all."""
+    selector, labels = selector or {}, labels or {}
+    if any(labels.get(key) != value for key, value in (selector.get("matchLabels") or {}).items()):
+        return False
+    for expression in selector.get("matchExpressions") or []:
+        key, operator, values = expression.get("key"), expression.get("operator"), expression.get("values") or []
+        if operator == "In" and labels.get(key) not in values:
+            return False
+        if operator == "NotIn" and key in labels and labels[key] in values:
+            return False
+        if operator == "Exists" and key not in labels:
+            return False
+        if operator == "DoesNotExist" and key in labels:
+            return False
+    return True
+
+
+@lru_cache(maxsize=1)
+def builtin_roles() -> tuple[dict, ...]:
+    """Kubernetes' user-facing ClusterRoles as ClusterRole objects (hooks/data/k8s-roles.json)."""
+    entries = json.loads(resources.files("hooks").joinpath("data/k8s-roles.json").read_text())
+    return tuple(
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+         "metadata": {"name": e["name"], "labels": e["labels"]},
+         **({"aggregationRule": e["aggregationRule"]} if e["aggregationRule"] else {}), "rules": e["rules"]}
+        for e in entries
+    )
+
+
+def _rule_allows(rule: dict, verb: str, group: str, resource: str, name: str) -> bool:
+    def has(field: str, value: str) -> bool:
+        listed = rule.get(field) or []
+        return "*" in listed or value in listed
+
+    if not (has("verbs", verb) and has("apiGroups", group)):
+        return False
+    listed = rule.get("resources") or []
+    base, _, sub = resource.partition("/")
+    if not ("*" in listed or resource in listed or (sub and f"{base}/*" in listed)):
+        return False
+    names = rule.get("resourceNames") or []
+    return not names or name in names
+
+
+class Authorizer:
+    """The RBAC decisions of a cluster that holds the built-in roles and the given objects."""
+
+    def __init__(self, objects: list[dict]) -> None:
+        cluster_roles = {role["metadata"]["name"]: role for role in builtin_roles()}
+        self.roles: dict[tuple[str, str], list[dict]] = {}
+        self.bindings: list[tuple[str | None, dict, list[dict]]] = []  # (namespace or None, roleRef, subjects)
+        for obj in objects:
+            kind, meta = obj.get("kind"), obj.get("metadata") or {}
+            if kind == "ClusterRole":
+                cluster_roles[meta.get("name")] = obj
+            elif kind == "Role":
+                self.roles[(meta.get("namespace", ""), meta.get("name"))] = obj.get("rules") or []
+            elif kind in ("RoleBinding", "ClusterRoleBinding"):
+                namespace = meta.get("namespace", "") if kind == "RoleBinding" else None
+                self.bindings.append((namespace, obj.get("roleRef") or {}, obj.get("subjects") or []))
+        self.cluster_roles = aggregate(cluster_roles)
+
+    def rules_of(self, role_ref: dict, namespace: str | None) -> list[dict]:
+        if role_ref.get("kind") == "ClusterRole":
+            return self.cluster_roles.get(role_ref.get("name"), [])
+        return self.roles.get((namespace or "", role_ref.get("name")), [])
+
+    def allows(self, who: Identity, verb: str, group: str, resource: str, namespace: str | None, name: str = "") -> bool:
+        """Whether any binding that names `who` grants the verb (namespace None: cluster-scoped)."""
+        for bound_in, role_ref, subjects in self.bindings:
+            if bound_in is not None and bound_in != namespace:
+                continue
+            if not any(_subject_is(s, who, bound_in) for s in subjects):
+                continue
+            if any(_rule_allows(rule, verb, group, resource, name) for rule in self.rules_of(role_ref, bound_in)):
+                return True
+        return False
+
+
+def _subject_is(subject: dict, who: Identity, binding_namespace: str | None) -> bool:
+    kind, name = subject.get("kind"), subject.get("name")
+    if kind == "User":
+        return name == who.username
+    if kind == "Group":
+        return name in who.groups
+    if kind == "ServiceAccount":
+        return who.username == f"system:serviceaccount:{subject.get('namespace') or binding_namespace}:{name}"
+    return False
+
+
+def aggregate(cluster_roles: dict[str, dict]) -> dict[str, list[dict]]:
+    """The effective rules of every ClusterRole, aggregation resolved to a fixed point."""
+    rules = {name: list(role.get("rules") or []) for name, role in cluster_roles.items()}
+    for _ in range(len(cluster_roles) + 1):
+        changed = False
+        for name, role in cluster_roles.items():
+            selectors = (role.get("aggregationRule") or {}).get("clusterRoleSelectors")
+            if not selectors:
+                continue
+            gathered = [
+                rule
+                for other, other_role in cluster_roles.items()
+                if other != name and any(selector_matches(s, (other_role.get("metadata") or {}).get("labels")) for s in selectors)
+                for rule in rules[other]
+            ]
+            if gathered != rules[name]:
+                rules[name], changed = gathered, True
+        if not changed:
+            break
+    return rules

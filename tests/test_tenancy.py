@@ -1,0 +1,326 @@
+"""Tenants on a cluster set up by the platform repository: admitted, and unable to harm each other.
+
+A platform repository with two apps onboarded (shop, billing) by the real onboarding command and
+the two default app repositories, checked with the offline admission model (hooks.admission; no
+API server can run here, so RBAC, the ValidatingAdmissionPolicies and the quotas are evaluated by
+the model, which tests/test_tenancy_model.py tests on its own).
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+from pyrage import x25519
+
+from conftest import commit_all
+from hooks import admission, crds, onboard, rules
+from hooks.check import check_repo, collect
+from hooks.errors import HookError
+from hooks.kustomize import build_all
+from hooks.rbac import Authorizer, service_account
+from reliability import copy_template, isolated
+from updating import run_git
+
+OVERLAY = "applications/overlays/prod"
+DOMAIN = "prod.acme.example.com"
+APPS = [{"name": "shop", "url": "ssh://git@github.com/acme/shop"},
+        {"name": "billing", "url": "ssh://git@github.com/acme/billing", "hostnames": [f"pay.{DOMAIN}"]}]
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory: pytest.TempPathFactory, template_snapshot: Path) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("tenancy")
+    repos = {"platform": root / "platform", "shop": root / "shop", "billing": root / "billing"}
+    with isolated(root / "home"):
+        copy_template(template_snapshot, repos["platform"], template="platform",
+                      sops_age_recipients=str(x25519.Identity.generate().to_public()))
+        commit_all(repos["platform"])
+        for app in APPS:
+            assert onboard.register(repos["platform"], app, out=lambda _line: None) == 0
+            commit_all(repos["platform"], f"onboard {app['name']}")
+        for app in APPS:
+            copy_template(template_snapshot, repos[app["name"]], template="app", app_name=app["name"])
+    return repos
+
+
+def test_the_default_apps_are_fully_admitted(fleet):
+    assert check_repo(fleet["platform"], tenants=[("shop", fleet["shop"]), ("billing", fleet["billing"])]) == []
+    assert check_repo(fleet["shop"], platform=fleet["platform"]) == []
+
+
+def test_the_platform_renders_the_guardrails(fleet):
+    fluxcd = fleet["platform"] / OVERLAY / "services/fluxcd"
+    docs = {(d["kind"], d["metadata"]["name"]): d for d in yaml.safe_load_all((fluxcd / "billing.yaml").read_text())}
+    assert docs[("RoleBinding", "tenant-billing")]["roleRef"]["name"] == "opencenter-tenant"
+    assert docs[("Kustomization", "billing")]["spec"]["dependsOn"] == [{"name": "sources"}, {"name": "tenancy"}]
+    assert docs[("Namespace", "billing")]["metadata"]["annotations"]["opencenter/hostnames"] == f"pay.{DOMAIN}"
+    assert docs[("ResourceQuota", "tenant-quota")]["spec"]["hard"]["services.loadbalancers"] == "0"
+    gateway = yaml.safe_load((fleet["platform"] / OVERLAY / "services/gateway/gateway.yaml").read_text())
+    https = gateway["spec"]["listeners"][1]
+    assert https["allowedRoutes"]["namespaces"] == {"from": "Selector", "selector": {"matchLabels": {"opencenter/gateway-access": "true"}}}
+    values = {svc: yaml.safe_load((fleet["platform"] / OVERLAY / f"services/{svc}/helm-values/override-values.yaml").read_text())
+              for svc in ("cert-manager", "kyverno")}
+    assert values == {"cert-manager": {"global": {"rbac": {"aggregateClusterRoles": False}}},
+                      "kyverno": {"rbac": {"roles": {"aggregate": {"admin": False}}}}}
+
+
+# The attack corpus: one object per way out of the tenant's namespace (issue "Why"), each with
+# the gate and the reason that stops it.
+ROUTE = {"parentRefs": [{"name": "platform-gateway", "namespace": "gateway-system", "sectionName": "https"}],
+         "rules": [{"backendRefs": [{"name": "shop", "port": 80}]}]}
+ATTACKS = [
+    ("HTTPRoute", "billing-host", {"spec": {**ROUTE, "hostnames": [f"billing.{DOMAIN}"]}},
+     "opencenter-tenant-routes: hostnames must be shop.prod.acme.example.com, a subdomain of it"),
+    ("HTTPRoute", "billing-path", {"spec": {**ROUTE, "hostnames": [f"billing.{DOMAIN}"],
+                                            "rules": [{"matches": [{"path": {"type": "PathPrefix", "value": "/api"}}],
+                                                       "backendRefs": [{"name": "shop", "port": 80}]}]}},
+     "opencenter-tenant-routes: hostnames must be"),
+    ("HTTPRoute", "assigned-elsewhere", {"spec": {**ROUTE, "hostnames": [f"pay.{DOMAIN}"]}},
+     "opencenter-tenant-routes: hostnames must be"),
+    ("HTTPRoute", "catch-all", {"spec": ROUTE}, "opencenter-tenant-routes: a tenant route must list its hostnames"),
+    ("HTTPRoute", "wildcard", {"spec": {**ROUTE, "hostnames": [f"*.{DOMAIN}"]}}, "opencenter-tenant-routes: hostnames must be"),
+    ("HTTPRoute", "other-listener", {"spec": {**ROUTE, "hostnames": [f"shop.{DOMAIN}"],
+                                              "parentRefs": [{"name": "platform-gateway", "namespace": "gateway-system"}]}},
+     "opencenter-tenant-routes: tenant routes attach only to Gateway gateway-system/platform-gateway, sectionName https"),
+    ("Service", "load-balancer", {"spec": {"type": "LoadBalancer", "ports": [{"port": 80}]}},
+     "opencenter-tenant-services: tenant Services are ClusterIP only"),
+    ("Service", "node-port", {"spec": {"type": "NodePort", "ports": [{"port": 80}]}}, "opencenter-tenant-services: tenant Services are ClusterIP only"),
+    ("Service", "external-name", {"spec": {"type": "ExternalName", "externalName": "billing.billing.svc.cluster.local"}},
+     "opencenter-tenant-services: tenant Services are ClusterIP only"),
+    ("Service", "external-ips", {"spec": {"externalIPs": ["10.0.0.10"], "ports": [{"port": 80}]}},
+     "opencenter-tenant-services: spec.externalIPs is refused"),
+    ("Service", "load-balancer", {}, "ResourceQuota/tenant-quota: exceeded quota: tenant-quota, requested: services.loadbalancers=1"),
+    ("RoleBinding", "everyone-admin", {"roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"},
+                                       "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "system:authenticated"}]},
+     "opencenter-tenant-rolebindings: tenant RoleBindings may only name ServiceAccounts of their own namespace"),
+    ("RoleBinding", "other-namespace", {"roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"},
+                                        "subjects": [{"kind": "ServiceAccount", "name": "default", "namespace": "billing"}]},
+     "opencenter-tenant-rolebindings: tenant RoleBindings may only name ServiceAccounts of their own namespace"),
+    ("HelmRelease", "cluster-admin", {"spec": {"interval": "1m", "chart": {"spec": {"chart": "x", "sourceRef": {"kind": "HelmRepository", "name": "x"}}}}},
+     'RBAC: system:serviceaccount:flux-system:tenant-shop cannot create or patch resource "helmreleases.helm.toolkit.fluxcd.io"'),
+    ("HelmRelease", "cluster-admin", {}, "opencenter-tenant-platform-kinds: HelmRelease objects belong to the platform repository"),
+    ("HelmRelease", "cluster-admin", {}, "opencenter-helmrelease-service-account: a HelmRelease not applied by the platform must set spec.serviceAccountName"),
+    ("GitRepository", "ssrf", {"spec": {"interval": "1m", "url": "https://169.254.169.254/latest"}},
+     "opencenter-tenant-platform-kinds: GitRepository objects belong to the platform repository"),
+    ("Policy", "kyverno-api-call", {"spec": {"rules": []}}, "opencenter-tenant-platform-kinds: Policy objects belong to the platform repository"),
+    ("Gateway", "own-gateway", {"spec": {"gatewayClassName": "eg", "listeners": [{"name": "h", "port": 80, "protocol": "HTTP"}]}},
+     "opencenter-tenant-platform-kinds: Gateway objects belong to the platform repository"),
+    ("NetworkPolicy", "allow-all", {"spec": {"podSelector": {}, "ingress": [{}], "egress": [{}]}},
+     "opencenter-tenant-networkpolicies: tenant ingress rules may only admit the namespace's own pods or the Gateway data plane"),
+    ("NetworkPolicy", "allow-all", {}, "opencenter-tenant-networkpolicies: tenant egress rules may only reach"),
+    ("NetworkPolicy", "metadata-ip", {"spec": {"podSelector": {}, "egress": [{"to": [{"ipBlock": {"cidr": "169.254.169.254/32"}}]}]}},
+     "opencenter-tenant-networkpolicies: tenant egress rules may only reach"),
+    ("NetworkPolicy", "opencenter-default-deny", {"metadata": {"labels": {"opencenter/managed-by": "opencenter"}},
+                                                  "spec": {"podSelector": {}, "policyTypes": ["Ingress"]}},
+     "opencenter-tenant-networkpolicies: platform-owned NetworkPolicies (label opencenter/managed-by) are changed in the platform repository only"),
+    ("PodDisruptionBudget", "no-drain", {"spec": {"maxUnavailable": 0, "selector": {"matchLabels": {"a": "b"}}}},
+     "opencenter-tenant-disruption-budgets: tenant PodDisruptionBudgets set maxUnavailable of at least 1"),
+    ("PodDisruptionBudget", "min-available", {"spec": {"minAvailable": 2, "selector": {"matchLabels": {"a": "b"}}}},
+     "opencenter-tenant-disruption-budgets: tenant PodDisruptionBudgets set maxUnavailable of at least 1"),
+    ("Deployment", "pinned", {"spec": {"template": {"spec": {"nodeName": "control-plane-1"}}}},
+     "opencenter-tenant-pods: tenant pods are placed by the scheduler"),
+    ("Deployment", "tolerant", {"spec": {"template": {"spec": {"tolerations": [{"operator": "Exists"}]}}}},
+     "opencenter-tenant-pods: tenant pods may only tolerate the taints Kubernetes adds itself"),
+    ("Deployment", "critical", {"spec": {"template": {"spec": {"priorityClassName": "system-cluster-critical"}}}},
+     "opencenter-tenant-pods: tenant pods run at the default priority"),
+    ("Deployment", "critical", {}, "ResourceQuota/tenant-no-system-priority: exceeded quota: tenant-no-system-priority, requested: pods=1"),
+    ("Deployment", "hog", {"spec": {"replicas": 40}}, "ResourceQuota/tenant-quota: exceeded quota: tenant-quota"),
+    ("ClusterRole", "escalate", {"rules": []}, 'RBAC: system:serviceaccount:flux-system:tenant-shop cannot create or patch resource "clusterroles.rbac.authorization.k8s.io"'),
+    ("Ingress", "bypass", {"spec": {"rules": [{"host": f"billing.{DOMAIN}"}]}},
+     'RBAC: system:serviceaccount:flux-system:tenant-shop cannot create or patch resource "ingresses.networking.k8s.io"'),
+]
+API_VERSIONS = {"HTTPRoute": "gateway.networking.k8s.io/v1", "Gateway": "gateway.networking.k8s.io/v1", "Service": "v1",
+                "RoleBinding": "rbac.authorization.k8s.io/v1", "ClusterRole": "rbac.authorization.k8s.io/v1",
+                "HelmRelease": "helm.toolkit.fluxcd.io/v2", "GitRepository": "source.toolkit.fluxcd.io/v1",
+                "Policy": "kyverno.io/v1", "NetworkPolicy": "networking.k8s.io/v1", "PodDisruptionBudget": "policy/v1",
+                "Deployment": "apps/v1", "Ingress": "networking.k8s.io/v1"}
+
+
+def attack_objects() -> list[dict]:
+    """One object per (kind, name) of ATTACKS (later rows of the same object only add expectations)."""
+    objects: dict[tuple[str, str], dict] = {}
+    for kind, name, body, _ in ATTACKS:
+        if (kind, name) in objects:
+            continue
+        obj = {"apiVersion": API_VERSIONS[kind], "kind": kind, "metadata": {"name": name, **body.get("metadata", {})},
+               **{k: v for k, v in body.items() if k != "metadata"}}
+        if kind == "Deployment":
+            pod = {"containers": [{"name": "c", "image": "docker.io/library/nginx:1.27"}], **body["spec"]["template"]["spec"]} \
+                if "template" in body.get("spec", {}) else {"containers": [{"name": "c", "image": "docker.io/library/nginx:1.27"}]}
+            obj["spec"] = {"replicas": body.get("spec", {}).get("replicas", 1), "selector": {"matchLabels": {"app": name}},
+                           "template": {"metadata": {"labels": {"app": name}}, "spec": pod}}
+        if kind == "Service":
+            obj["spec"] = {"selector": {"app": "x"}, **obj.get("spec", {})}
+        objects[(kind, name)] = obj
+    return list(objects.values())
+
+
+@pytest.fixture(scope="module")
+def hostile_shop(fleet, tmp_path_factory) -> Path:
+    """The shop repository with every attack object added (attacks.yaml, listed in its kustomization)."""
+    repo = tmp_path_factory.mktemp("hostile") / "shop"
+    shutil.copytree(fleet["shop"], repo)
+    (repo / "attacks.yaml").write_text(yaml.safe_dump_all(attack_objects(), sort_keys=False))
+    kustomization = yaml.safe_load((repo / "kustomization.yaml").read_text())
+    kustomization["resources"].append("attacks.yaml")
+    (repo / "kustomization.yaml").write_text(yaml.safe_dump(kustomization, sort_keys=False))
+    return repo
+
+
+@pytest.fixture(scope="module")
+def hostile_findings(fleet, hostile_shop) -> list:
+    return check_repo(hostile_shop, platform=fleet["platform"])
+
+
+@pytest.mark.parametrize(("kind", "name", "reason"), [(k, n, r) for k, n, _, r in ATTACKS],
+                         ids=[f"{k}/{n}:{r.split(':')[0]}" for k, n, _, r in ATTACKS])
+def test_every_attack_is_denied_with_its_reason(hostile_findings, kind, name, reason):
+    denied = [f.message for f in hostile_findings if f.rule == "denied" and f.object == f"{kind}/{name}"]
+    assert any(message.startswith(reason) for message in denied), denied
+    assert all(f.file == "attacks.yaml" for f in hostile_findings if f.rule == "denied" and f.object == f"{kind}/{name}")
+
+
+def test_the_default_objects_stay_admitted_beside_the_attacks(hostile_findings):
+    # Only the quota is shared: the attacks' pods use it up, so the app's own Deployment is refused
+    # its pods too (as on a cluster where they were applied first); nothing else of the app is denied.
+    denied_elsewhere = {(f.file, f.message.split(":")[0]) for f in hostile_findings
+                        if f.rule == "denied" and f.file != "attacks.yaml"}
+    assert denied_elsewhere == {("deployment.yaml", "ResourceQuota/tenant-quota")}
+    # the report is in the documented form: <file>: [denied] <kind>/<name>: <policy>: <message>
+    assert any(f.object == "Service/external-ips" and f.message.startswith("opencenter-tenant-services: ") for f in hostile_findings)
+
+
+def test_any_other_service_account_of_the_namespace_is_held_to_the_same_rules(fleet, hostile_shop):
+    """A pod's ServiceAccount that the team made admin-like by a RoleBinding of its own: RBAC lets
+    it, and every policy and quota still denies exactly what it denies the Flux identity."""
+    platform = [obj for _, obj in collect(fleet["platform"], "platform").objects]
+    runner = service_account("shop", "runner")
+    own_binding = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+                   "metadata": {"name": "runner", "namespace": "shop"},
+                   "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "opencenter-tenant"},
+                   "subjects": [{"kind": "ServiceAccount", "name": "runner", "namespace": "shop"}]}
+    cluster = admission.Cluster([*platform, own_binding], crds.load_bundle())
+    objects = [obj for _, obj in collect(hostile_shop, "app").objects]
+    tenant, namespace = cluster.tenant("shop")
+
+    def verdicts(who):
+        return {(obj["kind"], obj["metadata"]["name"], d.source, d.message)
+                for obj, d in admission.admit(cluster, objects, who, namespace) if d.gate != "rbac"}
+
+    as_flux = verdicts(tenant)
+    assert len(as_flux) >= len({(k, n) for k, n, _, r in ATTACKS if not r.startswith("RBAC")})
+    assert verdicts(runner) == as_flux
+
+
+def test_two_apps_can_never_be_assigned_one_hostname(fleet, tmp_path):
+    platform = tmp_path / "platform"
+    shutil.copytree(fleet["platform"], platform)
+    with pytest.raises(HookError, match=f"apps\\[cart\\].hostnames: pay.{DOMAIN} is also served by app billing"):
+        onboard.register(platform, {"name": "cart", "url": "ssh://git@github.com/acme/cart", "hostnames": [f"pay.{DOMAIN}"]},
+                         out=lambda _line: None)
+    with pytest.raises(HookError, match=f"shop.{DOMAIN} is also served by app shop"):
+        onboard.register(platform, {"name": "cart", "url": "ssh://git@github.com/acme/cart", "hostnames": [f"shop.{DOMAIN}"]},
+                         out=lambda _line: None)
+    answers = yaml.safe_load((platform / ".copier-answers.yml").read_text())
+    next(app for app in answers["apps"] if app["name"] == "shop")["hostnames"] = [f"pay.{DOMAIN}"]  # a hand edit
+    assert [f.message for f in rules.hostname_findings(answers)] == [
+        f"apps[shop].hostnames: pay.{DOMAIN} is also served by app billing (pay.{DOMAIN})"]
+
+
+# Flux RBAC: judged on the built flux-system output, not on the patch's text ------------------------
+
+# A stand-in for the RBAC part of `flux install --export` (fluxcd/flux2 manifests/rbac): the two
+# aggregated roles (no flux binary can run here).
+FLUX_RBAC = """\
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata:
+  name: {edit}
+  labels:
+    rbac.authorization.k8s.io/aggregate-to-admin: "true"
+    rbac.authorization.k8s.io/aggregate-to-edit: "true"
+rules:
+  - apiGroups: [notification.toolkit.fluxcd.io, source.toolkit.fluxcd.io, helm.toolkit.fluxcd.io,
+                image.toolkit.fluxcd.io, kustomize.toolkit.fluxcd.io]
+    resources: ["*"]
+    verbs: [create, delete, deletecollection, patch, update]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata:
+  name: flux-view-flux-system
+  labels:
+    rbac.authorization.k8s.io/aggregate-to-admin: "true"
+    rbac.authorization.k8s.io/aggregate-to-edit: "true"
+    rbac.authorization.k8s.io/aggregate-to-view: "true"
+rules:
+  - apiGroups: [notification.toolkit.fluxcd.io, source.toolkit.fluxcd.io, helm.toolkit.fluxcd.io,
+                image.toolkit.fluxcd.io, kustomize.toolkit.fluxcd.io]
+    resources: ["*"]
+    verbs: [get, list, watch]
+"""
+
+
+@pytest.mark.parametrize(("role_name", "reaches_admin"), [("flux-edit-flux-system", False), ("flux-edit", True)])
+def test_no_flux_write_role_reaches_admin_or_edit_after_the_built_patch(fleet, tmp_path, role_name, reaches_admin):
+    flux_system = tmp_path / "flux-system"
+    shutil.copytree(fleet["platform"] / OVERLAY / "flux-system", flux_system)
+    (flux_system / "gotk-components.yaml").write_text(FLUX_RBAC.format(edit=role_name))
+    (build,) = build_all([flux_system])
+    assert build.error is None, build.error
+    admin = service_account("shop", "human")
+    bound = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": {"name": "h", "namespace": "shop"},
+             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "admin"},
+             "subjects": [{"kind": "ServiceAccount", "name": "human", "namespace": "shop"}]}
+    auth = Authorizer([*build.objects, bound])
+    assert auth.allows(admin, "create", "helm.toolkit.fluxcd.io", "helmreleases", "shop") is reaches_admin
+    assert auth.allows(admin, "get", "helm.toolkit.fluxcd.io", "helmreleases", "shop")  # reading stays
+    findings = rules.aggregated_flux_write_findings([("gotk-components.yaml", obj) for obj in build.objects])
+    assert [f.object for f in findings] == ([f"ClusterRole/{role_name}"] if reaches_admin else [])
+
+
+# Upgrading: registrations of the previous release (bound to admin) move to the tenant role ---------
+
+
+def test_update_moves_existing_registrations_to_the_tenant_role(template_snapshot, tmp_path):
+    tpl = tmp_path / "template"
+    run_git("clone", "-q", str(template_snapshot), str(tpl), cwd=tmp_path)
+    per_app = next((tpl / "platform-template" / OVERLAY.replace("prod", "{{ cluster_name }}") / "services/fluxcd").glob("{% yield app*"))
+    current = per_app.read_text()
+    previous = current.replace("    kustomize.toolkit.fluxcd.io/force: enabled\n", "").replace(
+        "  name: opencenter-tenant\n", "  name: admin\n")
+    assert previous != current
+    per_app.write_text(previous)
+    run_git("commit", "-q", "-am", "the previous release: tenants bound to admin", cwd=tpl)
+    run_git("tag", "1.0.0", cwd=tpl)
+    per_app.write_text(current)
+    run_git("commit", "-q", "-am", "tenant role", cwd=tpl)
+    run_git("tag", "1.1.0", cwd=tpl)
+
+    import copier
+
+    repo = tmp_path / "platform"
+    copier.run_copy(str(tpl), repo, data={"template": "platform", "apps": [{**APPS[0], "branch": "main", "secrets": False,
+                                                                            "receiver": "", "known_hosts": ""}],
+                                          "sops_age_recipients": str(x25519.Identity.generate().to_public())},
+                    defaults=True, unsafe=True, vcs_ref="1.0.0", quiet=True)
+    commit_all(repo)
+    binding_file = repo / OVERLAY / "services/fluxcd/shop.yaml"
+
+    def binding() -> dict:
+        return next(d for d in yaml.safe_load_all(binding_file.read_text()) if d["kind"] == "RoleBinding")
+
+    assert binding()["roleRef"]["name"] == "admin"
+    copier.run_update(repo, defaults=True, overwrite=True, unsafe=True, vcs_ref="1.1.0", quiet=True)
+    updated = binding()
+    assert updated["roleRef"]["name"] == "opencenter-tenant"
+    # roleRef is immutable: Flux deletes and recreates the binding instead of failing the apply
+    assert updated["metadata"]["annotations"]["kustomize.toolkit.fluxcd.io/force"] == "enabled"
+    assert updated["metadata"]["name"] == "tenant-shop"
+    status = subprocess.run(["git", "status", "--porcelain"], cwd=repo, capture_output=True, text=True).stdout
+    assert "UU" not in status and "<<<<<<<" not in binding_file.read_text()

@@ -1,0 +1,203 @@
+"""The offline admission model itself (hooks.rbac, hooks.admission), on hand-written cases.
+
+Each gate is shown to allow and to deny, so that a verdict of the tenancy tests cannot come
+from a model that answers the same whatever it is given.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from hooks import crds
+from hooks.admission import Cluster, admit
+from hooks.rbac import Authorizer, Identity, aggregate, builtin_roles, service_account
+
+TENANT = service_account("flux-system", "tenant-shop")
+
+
+def cluster_role(name: str, rules: list[dict], labels: dict | None = None, aggregation: list[dict] | None = None) -> dict:
+    role = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+            "metadata": {"name": name, "labels": labels or {}}, "rules": rules}
+    if aggregation is not None:
+        role["aggregationRule"] = {"clusterRoleSelectors": aggregation}
+    return role
+
+
+def binding(role: str, namespace: str | None, subjects: list[dict], kind: str = "ClusterRole") -> dict:
+    meta = {"name": f"bind-{role}"} | ({"namespace": namespace} if namespace else {})
+    return {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding" if namespace else "ClusterRoleBinding",
+            "metadata": meta, "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": kind, "name": role},
+            "subjects": subjects}
+
+
+SA = [{"kind": "ServiceAccount", "name": "tenant-shop", "namespace": "flux-system"}]
+ROUTES = {"apiGroups": ["gateway.networking.k8s.io"], "resources": ["httproutes"], "verbs": ["create", "patch"]}
+
+
+# RBAC ------------------------------------------------------------------------------------------
+
+
+def test_builtin_admin_lacks_routes_until_a_role_aggregates_them():
+    plain = Authorizer([binding("admin", "shop", SA)])
+    assert plain.allows(TENANT, "create", "apps", "deployments", "shop")
+    assert not plain.allows(TENANT, "create", "gateway.networking.k8s.io", "httproutes", "shop")
+    # labelled into edit: reaches admin through edit's own aggregation label
+    extra = cluster_role("routes", [ROUTES], {"rbac.authorization.k8s.io/aggregate-to-edit": "true"})
+    assert Authorizer([binding("admin", "shop", SA), extra]).allows(TENANT, "create", "gateway.networking.k8s.io", "httproutes", "shop")
+
+
+def test_a_rolebinding_grants_in_its_namespace_only_and_only_to_its_subjects():
+    auth = Authorizer([cluster_role("routes", [ROUTES]), binding("routes", "shop", SA)])
+    assert auth.allows(TENANT, "create", "gateway.networking.k8s.io", "httproutes", "shop")
+    assert not auth.allows(TENANT, "create", "gateway.networking.k8s.io", "httproutes", "billing")
+    assert not auth.allows(TENANT, "delete", "gateway.networking.k8s.io", "httproutes", "shop")
+    assert not auth.allows(service_account("flux-system", "tenant-billing"), "create", "gateway.networking.k8s.io", "httproutes", "shop")
+    assert not auth.allows(TENANT, "create", "gateway.networking.k8s.io", "httproutes", None)  # cluster scope
+
+
+def test_groups_cluster_bindings_subresources_and_resource_names():
+    auth = Authorizer([
+        cluster_role("logs", [{"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
+                              {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get"], "resourceNames": ["one"]}]),
+        binding("logs", None, [{"kind": "Group", "name": "readers"}]),
+    ])
+    reader = Identity("alice", ("readers",))
+    assert auth.allows(reader, "get", "", "pods/log", "any")
+    assert not auth.allows(reader, "get", "", "pods", "any")
+    assert auth.allows(reader, "get", "", "configmaps", "x", "one") and not auth.allows(reader, "get", "", "configmaps", "x", "two")
+    assert not auth.allows(Identity("bob"), "get", "", "pods/log", "any")
+
+
+def test_aggregation_is_resolved_transitively_from_the_shipped_roles():
+    roles = {role["metadata"]["name"]: role for role in builtin_roles()}
+    rules = aggregate(roles)
+    # view's own rules reach admin through edit
+    assert any("configmaps" in r.get("resources", []) and "get" in r["verbs"] for r in rules["admin"])
+    assert any("rolebindings" in r.get("resources", []) for r in rules["admin"])
+    assert not any("rolebindings" in r.get("resources", []) for r in rules["edit"])
+
+
+# Admission policies -------------------------------------------------------------------------------
+
+
+def namespace(name: str, labels: dict | None = None, annotations: dict | None = None) -> dict:
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels or {}, "annotations": annotations or {}}}
+
+
+def policy(name: str, validations: list[dict], rules: list[dict] | None = None, **spec) -> list[dict]:
+    vap = {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy", "metadata": {"name": name},
+           "spec": {"failurePolicy": spec.pop("failurePolicy", "Fail"),
+                    "matchConstraints": {"resourceRules": rules or [{"apiGroups": [""], "apiVersions": ["v1"],
+                                                                       "operations": ["CREATE", "UPDATE"], "resources": ["services"]}]},
+                    "validations": validations, **spec}}
+    bind = {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicyBinding", "metadata": {"name": name},
+            "spec": {"policyName": name, "validationActions": ["Deny"],
+                     "matchResources": {"namespaceSelector": {"matchLabels": {"tenant": "yes"}}}}}
+    return [vap, bind]
+
+
+def service(name: str = "web", **spec) -> dict:
+    return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name}, "spec": {"ports": [{"port": 80}], **spec}}
+
+
+ADMIN = [binding("admin", "shop", SA), binding("admin", "other", SA)]
+CLUSTER_IP = [{"expression": "object.spec.type == 'ClusterIP'", "message": "ClusterIP only"}]
+
+
+def make(*objects) -> Cluster:
+    return Cluster([*ADMIN, namespace("shop", {"tenant": "yes"}), namespace("other"), *objects], crds.load_bundle())
+
+
+def denials(cluster: Cluster, obj: dict, ns: str = "shop", who: Identity = TENANT) -> list[tuple[str, str, str]]:
+    return [(d.gate, d.source, d.message) for _, d in admit(cluster, [obj], who, ns)]
+
+
+def test_a_policy_applies_after_defaulting_and_only_where_its_binding_selects():
+    cluster = make(*policy("cluster-ip", CLUSTER_IP))
+    assert denials(cluster, service()) == []  # type defaults to ClusterIP
+    assert denials(cluster, service(type="NodePort")) == [("policy", "cluster-ip", "ClusterIP only")]
+    assert denials(cluster, service(type="NodePort"), ns="other") == []  # namespace not selected
+
+
+def test_match_conditions_variables_message_expressions_and_operations():
+    cluster = make(*policy(
+        "named", [{"expression": "object.metadata.name.startsWith(variables.prefix)",
+                   "messageExpression": "'name must start with ' + variables.prefix"}],
+        matchConditions=[{"name": "not-platform", "expression": "request.userInfo.username != 'platform'"}],
+        variables=[{"name": "prefix", "expression": "namespaceObject.metadata.name + '-'"}],
+    ))
+    assert denials(cluster, service("web")) == [("policy", "named", "name must start with shop-")]
+    assert denials(cluster, service("shop-web")) == []
+    assert denials(cluster, service("web"), who=Identity("platform")) == [  # exempted from the policy, not from RBAC
+        ("rbac", "RBAC", 'platform cannot create or patch resource "services" in API group "" in the namespace "shop"')]
+    deletes_only = make(*policy("no-delete", [{"expression": "false", "message": "never"}],
+                                rules=[{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["DELETE"], "resources": ["services"]}]))
+    assert denials(deletes_only, service()) == []
+    assert [d.message for d in deletes_only.policy_denials(None, TENANT, "shop", "DELETE", old=service())] == ["never"]
+
+
+def test_an_expression_error_denies_under_fail_and_not_under_ignore():
+    broken = [{"expression": "object.spec.missing.field == 1", "message": "unused"}]
+    failing = denials(make(*policy("strict", broken)), service())
+    assert [(gate, source) for gate, source, _ in failing] == [("policy", "strict")]
+    assert "resulted in error: no such key: missing" in failing[0][2]
+    assert denials(make(*policy("lenient", broken, failurePolicy="Ignore")), service()) == []
+
+
+def test_rbac_refuses_what_no_role_grants():
+    assert denials(make(), {"apiVersion": "helm.toolkit.fluxcd.io/v2", "kind": "HelmRelease", "metadata": {"name": "x"},
+                            "spec": {"interval": "1m", "chartRef": {"kind": "OCIRepository", "name": "x"}}}) == [
+        ("rbac", "RBAC", 'system:serviceaccount:flux-system:tenant-shop cannot create or patch resource '
+                         '"helmreleases.helm.toolkit.fluxcd.io" in API group "helm.toolkit.fluxcd.io" in the namespace "shop"')]
+    cluster_scoped = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "mine"}}
+    assert "at the cluster scope" in denials(make(), cluster_scoped)[0][2]
+
+
+def test_pods_get_the_default_tolerations_before_policies_see_them():
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "x:1"}]}}
+    defaulted = make().defaulted(pod, "shop")
+    assert {t["key"] for t in defaulted["spec"]["tolerations"]} == {"node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"}
+
+
+# Quotas --------------------------------------------------------------------------------------------
+
+
+def quota(hard: dict, scope: list | None = None) -> dict:
+    spec = {"hard": hard} | ({"scopeSelector": {"matchExpressions": scope}} if scope else {})
+    return {"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "q", "namespace": "shop"}, "spec": spec}
+
+
+def deployment(replicas: int, cpu: str | None = None, priority: str | None = None) -> dict:
+    container = {"name": "c", "image": "x:1"} | ({"resources": {"requests": {"cpu": cpu}}} if cpu else {})
+    pod = {"containers": [container]} | ({"priorityClassName": priority} if priority else {})
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": f"d{replicas}"},
+            "spec": {"replicas": replicas, "selector": {"matchLabels": {"a": "b"}},
+                     "template": {"metadata": {"labels": {"a": "b"}}, "spec": pod}}}
+
+
+@pytest.mark.parametrize(("objects", "expected"), [
+    ([deployment(2, "500m"), deployment(2, "500m")], []),
+    ([deployment(2, "500m"), deployment(3, "500m")],
+     ["exceeded quota: q, requested: requests.cpu=1500m, used: requests.cpu=1, limited: requests.cpu=2"]),
+])
+def test_quota_counts_replicas_times_requests(objects, expected):
+    cluster = make(quota({"requests.cpu": "2"}))
+    found = [d.message for _, d in cluster.quota_denials([cluster.defaulted(o, "shop") for o in objects], "shop")]
+    assert found == expected
+
+
+def test_limit_range_defaults_count_and_scoped_quotas_count_their_class_only():
+    limits = {"apiVersion": "v1", "kind": "LimitRange", "metadata": {"name": "l", "namespace": "shop"},
+              "spec": {"limits": [{"type": "Container", "defaultRequest": {"cpu": "1"}}]}}
+    cluster = make(quota({"requests.cpu": "2"}), limits)
+    assert len(cluster.quota_denials([cluster.defaulted(deployment(3), "shop")], "shop")) == 1
+    scoped = make(quota({"pods": "0"}, [{"scopeName": "PriorityClass", "operator": "In", "values": ["system-node-critical"]}]))
+    assert scoped.quota_denials([deployment(1)], "shop") == []
+    assert len(scoped.quota_denials([deployment(1, priority="system-node-critical")], "shop")) == 1
+
+
+def test_load_balancers_and_node_ports_are_counted():
+    cluster = make(quota({"services.loadbalancers": "0", "services.nodeports": "1"}))
+    assert cluster.quota_denials([service(type="NodePort")], "shop") == []
+    (_, denial), = cluster.quota_denials([service(type="LoadBalancer")], "shop")
+    assert "services.loadbalancers=1" in denial.message
