@@ -155,7 +155,18 @@ def build(args: argparse.Namespace, env: dict[str, str], scratch: Path) -> list[
         measures.append(Measure(
             f"check_{args.big}", f"check (python -m hooks.check) of the {args.big}-app repository",
             lambda: repos[args.big], lambda wd: [PY, "-m", "hooks.check", str(wd)]))
+        # The same check with the CRD rules (defaults and CEL) switched off, in the bench only:
+        # what evaluating them costs (target: at most 1.2x).
+        measures.append(Measure(
+            f"check_{args.big}_no_crd_rules", f"the same check without CRD defaults and CEL rules",
+            lambda: repos[args.big], lambda wd: [PY, "-c", NO_CRD_RULES, str(wd)]))
     return measures
+
+
+NO_CRD_RULES = (
+    "import sys; from hooks import validate; validate.Validator._rule_problems = lambda self, schema, obj: []; "
+    "from hooks.check import main; sys.exit(main(sys.argv[1:]))"
+)
 
 
 TARGETS = (  # (measure or ratio, target, unit): issue 7's targets on a 2-core machine, medians
@@ -164,6 +175,7 @@ TARGETS = (  # (measure or ratio, target, unit): issue 7's targets on a 2-core m
     ("onboard_1", 2.5, "s"),
     ("update_500", 20.0, "s"),
     ("check_500", 30.0, "s"),
+    ("ratio check with / without CRD rules", 1.2, "×"),
 )
 README_BEGIN, README_END = "<!-- bench:begin (python bench/run.py --readme) -->", "<!-- bench:end -->"
 
@@ -223,6 +235,10 @@ def ratios(measures: dict[str, dict], sizes: list[int]) -> dict[str, dict]:
         out[f"onboarding at {large} / at {small} apps"] = {
             "value": round(measures[f"onboard_{large}"]["median_s"] / measures[f"onboard_{small}"]["median_s"], 2),
             "target": 2.0}
+    big = next((key for key in measures if key.startswith("check_") and not key.endswith("_no_crd_rules")), None)
+    if big and f"{big}_no_crd_rules" in measures:
+        out["check with / without CRD rules"] = {
+            "value": round(measures[big]["median_s"] / measures[f"{big}_no_crd_rules"]["median_s"], 2), "target": 1.2}
     return out
 
 

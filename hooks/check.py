@@ -2,7 +2,7 @@
 
     python -m hooks.check PATH [--kube-version 1.34] [--format text|json]
     python -m hooks.check APP_REPO --platform PLATFORM_REPO          (what the cluster would admit)
-    python -m hooks.check PLATFORM_REPO --tenant APP=APP_REPO ...
+    python -m hooks.check PLATFORM_REPO --tenant APP=APP_REPO ... | --all-tenants
     opencenter-check PATH ...            (console script of this package)
 
 Builds every kustomization root and validates every built object strictly against its schema;
@@ -19,14 +19,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
+import tempfile
 from collections.abc import Sequence
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import yaml
 
-from hooks import crds, rules
+from hooks import crds, gitrepo, rules
 from hooks.admission import Cluster, admit
 from hooks.answers import ANSWERS_FILE, load_answers
 from hooks.errors import HookError
@@ -46,6 +49,7 @@ class Report:
     objects: int = 0
     cel_rules: int = 0  # CRD rule evaluations
     transition_rules_skipped: int = 0  # rules on oldSelf: only an update can be judged by them
+    notes: list[str] = field(default_factory=list)  # what was not checked, and why (not findings)
 
 
 # I/O: gather the repository, run the rules ------------------------------------------------------
@@ -118,18 +122,26 @@ def collect(repo: Path, template: str, remote_allowed: bool = False) -> Collecte
 def run_checks(
     repo: Path,
     kube_version: str = DEFAULT_KUBE_VERSION,
-    platform: Path | None = None,
-    tenants: Sequence[tuple[str, Path]] = (),
+    platform: Path | str | None = None,
+    tenants: Sequence[tuple[str, Path | str]] = (),
+    all_tenants: bool = False,
 ) -> Report:
     """Check a repository. For an app repository with `platform`, also what that platform's
     cluster would answer to the app's objects; for a platform repository, the same for each
-    (app name, app repository) of `tenants`."""
+    (app name, app repository) of `tenants`, or with `all_tenants` for every registered app
+    cloned from its URL. A checkout is a folder or a git URL; a URL that cannot be read is a note
+    in the report, not a finding (CI reads only what its credentials allow)."""
+    with ExitStack() as cleanup:
+        return _run_checks(repo, kube_version, platform, tenants, all_tenants, cleanup)
+
+
+def _run_checks(repo, kube_version, platform, tenants, all_tenants, cleanup: ExitStack) -> Report:
     repo = repo.resolve()
     answers = read_answers(repo)
     template = answers["template"]
     if platform is not None and template != "app":
         raise HookError("--platform", "is for checking an app repository against its platform")
-    if tenants and template != "platform":
+    if (tenants or all_tenants) and template != "platform":
         raise HookError("--tenant", "is for checking app repositories from their platform repository")
     validator = Validator(crds.load_bundle(), kube_version)
     remote_allowed = template == "platform" and bool(answers.get("flux_allow_remote_bases"))
@@ -146,19 +158,42 @@ def run_checks(
         report.findings += rules.flux_reference_findings(objects, repo_dirs(repo), out_of_band, unbuilt)
         report.findings += rules.aggregated_flux_write_findings(objects)
         report.findings += rules.hostname_findings(answers)
+        if all_tenants:
+            tenants = [*tenants, *((app["name"], app["url"], app.get("branch")) for app in answers.get("apps") or [])]
         if tenants:
             cluster = Cluster([obj for _, obj in objects], validator.custom)
-            for app, path in tenants:
-                report.findings += tenant_findings(cluster, app, path.resolve(), str(path))
+            for app, where, *branch in tenants:
+                path = checkout(where, branch[0] if branch else None, "--tenant", cleanup, report.notes, f"app {app}")
+                if path is not None:
+                    report.findings += tenant_findings(cluster, app, path, str(where))
     else:
         app = str(answers.get("app_name"))
         report.findings += rules.tenancy_findings(objects, app, validator)
         if platform is not None:
-            cluster = platform_cluster(platform.resolve(), validator)
-            report.findings += admission_findings(cluster, app, objects)
+            path = checkout(platform, None, "--platform", cleanup, report.notes, "the platform repository")
+            if path is not None:
+                report.findings += admission_findings(platform_cluster(path, validator), app, objects)
     report.cel_rules, report.transition_rules_skipped = validator.rules_evaluated, validator.transition_rules_skipped
     report.findings = rules.unique(report.findings)
     return report
+
+
+GIT_URL = re.compile(r"^(ssh|https?|git|file)://|^[\w.-]+@[\w.-]+:")
+
+
+def checkout(where: Path | str, branch: str | None, option: str, cleanup: ExitStack, notes: list[str], what: str) -> Path | None:
+    """A folder as given, or a shallow clone of a git URL (None, with a note, when it cannot be read)."""
+    if GIT_URL.match(str(where)) and not Path(where).is_dir():
+        dest = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="opencenter-check-"))) / "checkout"
+        problem = gitrepo.shallow_clone(str(where), branch, dest)
+        if problem is not None:
+            notes.append(f"{what} not checked: cannot clone {where} ({problem})")
+            return None
+        return dest
+    path = Path(where)
+    if not path.is_dir():
+        raise HookError(option, f"{where} is neither a directory nor a git URL ({what})")
+    return path.resolve()
 
 
 def platform_cluster(platform: Path, validator: Validator) -> Cluster:
@@ -172,8 +207,6 @@ def platform_cluster(platform: Path, validator: Validator) -> Cluster:
 
 def tenant_findings(cluster: Cluster, app: str, path: Path, shown: str) -> list[Finding]:
     """The platform's verdict on one app repository (its build findings, then admission)."""
-    if not path.is_dir():
-        raise HookError("--tenant", f"{shown} is not a directory (the checkout of app {app})")
     built = collect(path, "app")
     prefix = shown.rstrip("/") + "/"
     findings = [replace(f, file=prefix + f.file) for f in built.findings]
@@ -193,10 +226,10 @@ def admission_findings(cluster: Cluster, app: str, objects: list[tuple[str, dict
     ]
 
 
-def check_repo(path: Path, kube_version: str = DEFAULT_KUBE_VERSION, platform: Path | None = None,
-               tenants: Sequence[tuple[str, Path]] = ()) -> list[Finding]:
+def check_repo(path: Path, kube_version: str = DEFAULT_KUBE_VERSION, platform: Path | str | None = None,
+               tenants: Sequence[tuple[str, Path | str]] = (), all_tenants: bool = False) -> list[Finding]:
     """Every finding of the check on a rendered repository (empty: the repository passes)."""
-    return run_checks(path, kube_version, platform, tenants).findings
+    return run_checks(path, kube_version, platform, tenants, all_tenants).findings
 
 
 # CLI --------------------------------------------------------------------------------------------
@@ -205,7 +238,7 @@ def check_repo(path: Path, kube_version: str = DEFAULT_KUBE_VERSION, platform: P
 def format_text(report: Report) -> str:
     lines = [
         f"{f.file}: [{f.rule}] {f.object + ': ' if f.object else ''}{f.message}" for f in report.findings
-    ]
+    ] + [f"note: {note}" for note in report.notes]
     verdict = f"{len(report.findings)} finding(s)" if report.findings else "OK"
     lines.append(f"{verdict}: {report.roots} kustomization root(s), {report.objects} object(s) checked, "
                  f"{report.cel_rules} CRD rule evaluation(s) ({report.transition_rules_skipped} transition rule(s) skipped)")
@@ -215,16 +248,17 @@ def format_text(report: Report) -> str:
 def format_json(report: Report) -> str:
     return json.dumps(
         {"findings": [asdict(f) for f in report.findings], "roots": report.roots, "objects": report.objects,
-         "cel_rules": report.cel_rules, "transition_rules_skipped": report.transition_rules_skipped},
+         "cel_rules": report.cel_rules, "transition_rules_skipped": report.transition_rules_skipped,
+         "notes": report.notes},
         indent=2,
     )
 
 
-def parse_tenant(item: str) -> tuple[str, Path]:
+def parse_tenant(item: str) -> tuple[str, str]:
     app, sep, path = item.partition("=")
     if not sep or not app or not path:
         raise HookError("--tenant", f"takes APP=PATH, e.g. shop=../shop (got {item!r})")
-    return app, Path(path)
+    return app, path
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -232,16 +266,20 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="opencenter-check", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("path", type=Path, help="the rendered repository to check")
     parser.add_argument("--kube-version", default=DEFAULT_KUBE_VERSION, help=f"Kubernetes version of the core schemas (default {DEFAULT_KUBE_VERSION})")
-    parser.add_argument("--platform", type=Path, metavar="PLATFORM_REPO",
+    parser.add_argument("--platform", metavar="PLATFORM_REPO",
                         help="app repository: also check what this platform's cluster would admit of it "
-                             "(RBAC, admission policies, quotas)")
+                             "(RBAC, admission policies, quotas); a folder or a git URL")
     parser.add_argument("--tenant", action="append", default=[], metavar="APP=PATH",
-                        help="platform repository: also check the app repository at PATH as tenant APP (repeatable)")
+                        help="platform repository: also check the app repository at PATH (a folder or a git URL) "
+                             "as tenant APP (repeatable)")
+    parser.add_argument("--all-tenants", action="store_true",
+                        help="platform repository: also check every registered app, cloned from its URL and branch "
+                             "(apps that cannot be cloned are noted, not findings)")
     parser.add_argument("--format", choices=("text", "json"), default="text")
     args = parser.parse_args(argv)
     try:
         tenants = [parse_tenant(item) for item in args.tenant]
-        report = run_checks(args.path, args.kube_version, args.platform, tenants)
+        report = run_checks(args.path, args.kube_version, args.platform, tenants, args.all_tenants)
     except HookError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -6,6 +6,7 @@ repository, as Copier allows). Ignored files are never touched.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -106,3 +107,19 @@ def all_or_nothing(repo: Path, review_branch: str | None = None) -> Iterator[Non
             raise HookError(type(error).__name__, f"{error}. {retry}") from None
         print(f"interrupted: {retry}", file=sys.stderr)
         raise
+
+
+def shallow_clone(url: str, branch: str | None, dest: Path, timeout: float = 120.0) -> str | None:
+    """Clone one branch of `url` into `dest` (depth 1) without ever prompting: None when it worked,
+    else why not (git's own words). The check uses it for repositories it may not be able to read."""
+    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0"}
+    env.setdefault("GIT_SSH_COMMAND", "ssh -o BatchMode=yes -o ConnectTimeout=15")
+    command = ["git", "clone", "-q", "--depth", "1", *(["--branch", branch] if branch else []), url, str(dest)]
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired:
+        return f"git clone did not finish in {timeout:.0f} s"
+    if result.returncode == 0:
+        return None
+    said = " ".join(line.strip() for line in result.stderr.splitlines() if line.strip())
+    return said[:300] or f"git clone exited with {result.returncode}"

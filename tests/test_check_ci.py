@@ -13,6 +13,8 @@ import pytest
 import yaml
 
 GITHUB = ".github/workflows/validate.yaml"
+# The platform also checks every registered app its CI can clone; an app alone (no platform_check_url) itself only.
+CHECK = {"platform": "opencenter-check . --all-tenants", "app": "opencenter-check ."}
 GITLAB = ".gitlab-ci.yml"
 
 
@@ -36,7 +38,7 @@ def test_github_workflow_runs_the_check_on_every_push_and_pull_request(copie, te
     workflow = yaml.safe_load((repo / GITHUB).read_text())
     assert set(workflow[True]) == {"push", "pull_request"}  # YAML 1.1 reads the key `on` as True
     runs = [step.get("run", "") for step in workflow["jobs"]["check"]["steps"]]
-    assert runs[-1] == "opencenter-check ."
+    assert runs[-1] == CHECK[template]
 
 
 @pytest.mark.parametrize("template", ["platform", "app"])
@@ -47,7 +49,16 @@ def test_gitlab_pipeline_runs_the_check_on_every_push_and_merge_request(copie, t
     assert {rule["if"] for rule in pipeline["workflow"]["rules"]} == {
         '$CI_PIPELINE_SOURCE == "merge_request_event"', "$CI_COMMIT_BRANCH"
     }
-    assert pipeline["validate"]["script"] == ["opencenter-check ."]
+    assert pipeline["validate"]["script"] == [CHECK[template]]
+
+
+def test_an_app_with_a_platform_url_is_checked_against_its_platform_in_ci(copie):
+    result = copie.copy(extra_answers={"template": "app", "ci": "github", "platform_check_url": "ssh://git@github.com/acme/acme-gitops"})
+    assert result.exit_code == 0, result.exception
+    steps = yaml.safe_load((result.project_dir / GITHUB).read_text())["jobs"]["check"]["steps"]
+    assert steps[-1]["run"] == "opencenter-check . --platform ssh://git@github.com/acme/acme-gitops"
+    refused = copie.copy(extra_answers={"template": "app", "platform_check_url": "https://me:secret@github.com/acme/acme-gitops"})
+    assert refused.exit_code != 0 and "must not embed credentials" in str(refused.exception)
 
 
 @pytest.mark.parametrize("ci", ["github", "gitlab"])

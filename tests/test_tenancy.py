@@ -18,7 +18,7 @@ from pyrage import x25519
 
 from conftest import commit_all
 from hooks import admission, crds, onboard, rules
-from hooks.check import check_repo, collect
+from hooks.check import check_repo, collect, run_checks
 from hooks.errors import HookError
 from hooks.kustomize import build_all
 from hooks.rbac import Authorizer, service_account
@@ -50,6 +50,25 @@ def fleet(tmp_path_factory: pytest.TempPathFactory, template_snapshot: Path) -> 
 def test_the_default_apps_are_fully_admitted(fleet):
     assert check_repo(fleet["platform"], tenants=[("shop", fleet["shop"]), ("billing", fleet["billing"])]) == []
     assert check_repo(fleet["shop"], platform=fleet["platform"]) == []
+
+
+def test_platform_ci_checks_every_app_it_can_clone_and_notes_the_others(fleet, monkeypatch, tmp_path):
+    """`--all-tenants` clones each registered app from its URL and branch. The apps' ssh:// URLs are
+    pointed at local repositories with git's own url.<base>.insteadOf (no network here)."""
+    mirrors = tmp_path / "mirrors"
+    for app in APPS:
+        shutil.copytree(fleet[app["name"]], mirrors / app["name"])
+        commit_all(mirrors / app["name"])
+    monkeypatch.setenv("GIT_CONFIG_COUNT", "1")
+    monkeypatch.setenv("GIT_CONFIG_KEY_0", f"url.{mirrors}/.insteadOf")
+    monkeypatch.setenv("GIT_CONFIG_VALUE_0", "ssh://git@github.com/acme/")
+    report = run_checks(fleet["platform"], all_tenants=True)
+    assert report.findings == [] and report.notes == []
+    shutil.rmtree(mirrors / "billing")
+    report = run_checks(fleet["platform"], all_tenants=True)
+    assert report.findings == []
+    (note,) = report.notes
+    assert note.startswith("app billing not checked: cannot clone ssh://git@github.com/acme/billing (")
 
 
 def test_the_platform_renders_the_guardrails(fleet):
