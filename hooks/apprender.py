@@ -8,7 +8,8 @@ the templates in APPS_TEMPLATES):
 
 - the answers file;
 - the two kustomization.yaml lists (services/sources, services/fluxcd);
-- services/sources/<app>.yaml and services/fluxcd/<app>.yaml of each app whose entry changed.
+- services/sources/<app>.yaml, services/fluxcd/<app>.yaml and services/tenants/<app>/ of each app
+  whose entry changed.
 
 So Copier renders exactly those (its own `exclude` patterns: `*`, then `!path` for each), from
 the template at the recorded `_src_path`/`_commit`, twice into temporary folders, with one Worker's
@@ -47,6 +48,8 @@ APPS_TEMPLATES = (
     "applications/overlays/{{ cluster_name }}/services/fluxcd/kustomization.yaml.jinja",
     "applications/overlays/{{ cluster_name }}/services/sources/{% yield app from app_files %}{{ app.name }}{% endyield %}.yaml.jinja",
     "applications/overlays/{{ cluster_name }}/services/fluxcd/{% yield app from app_files %}{{ app.name }}{% endyield %}.yaml.jinja",
+    "applications/overlays/{{ cluster_name }}/services/{% if app_files %}tenants{% endif %}/{% yield app from app_files %}{{ app.name }}{% endyield %}/kustomization.yaml.jinja",
+    "applications/overlays/{{ cluster_name }}/services/{% if app_files %}tenants{% endif %}/{% yield app from app_files %}{{ app.name }}{% endyield %}/tenant.yaml.jinja",
 )
 
 
@@ -142,6 +145,9 @@ def render_changed_apps(platform: Path, apps: list[dict[str, Any]]) -> bool:
             target, rendered = platform / rel, new / rel
             if not rendered.is_file():
                 target.unlink(missing_ok=True)
+                for folder in (target.parent, target.parent.parent):  # services/tenants/<app>, then tenants/
+                    if folder.is_dir() and not any(folder.iterdir()):
+                        folder.rmdir()
             elif read(target) != rendered.read_bytes():
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(rendered, target)

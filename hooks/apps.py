@@ -58,6 +58,8 @@ RECEIVER_EVENTS = {
     "generic": [],
 }
 # Namespaces and Flux object names that belong to the platform, whatever services are selected.
+# Flux Kustomization tenant-<app> applies each app's tenant: no app may be named like one.
+TENANT_PREFIX = "tenant-"
 FIXED_RESERVED = (
     "default", "kube-system", "kube-public", "kube-node-lease", "flux-system",
     "sources", "kustomization", "tenancy",
@@ -143,11 +145,12 @@ def validate_entry(entry: dict[str, Any], reserved: set[str]) -> None:
             f"must be a DNS-1123 label of at most {NAME_MAX} characters: lowercase letters, digits and '-', "
             f"starting with a letter, ending with a letter or digit (got '{name}')",
         )
-    if name in reserved:
+    if name in reserved or name.startswith(TENANT_PREFIX):
         raise HookError(
             f"{where}.name",
-            f"'{name}' is reserved by the platform (a system or platform-service namespace, or the name of "
-            "a platform Flux object); choose another name",
+            f"'{name}' is reserved by the platform (a system or platform-service namespace, the name of "
+            f"a platform Flux object, or '{TENANT_PREFIX}…', the prefix of every app's tenant Kustomization); "
+            "choose another name",
         )
     if not isinstance(entry["url"], str):
         raise HookError(f"{where}.url", f"must be a string (got {entry['url']!r})")
@@ -351,6 +354,12 @@ def all_once_files(name: str, cluster: str) -> list[str]:
     return [once_file(name, cluster, kind) for kind in ("deploy-key", "sops-age", "receiver-token")]
 
 
+def tenant_dir(name: str, cluster: str) -> str:
+    """The app's own kustomize root: its tenant (namespace, identity, quota, baseline policies)."""
+    return f"applications/overlays/{cluster}/services/tenants/{name}"
+
+
 def rendered_files(name: str, cluster: str) -> list[str]:
     """The files the template renders for an app."""
-    return [f"{sources_dir(cluster)}/{name}.yaml", f"{fluxcd_dir(cluster)}/{name}.yaml"]
+    return [f"{sources_dir(cluster)}/{name}.yaml", f"{fluxcd_dir(cluster)}/{name}.yaml",
+            f"{tenant_dir(name, cluster)}/kustomization.yaml", f"{tenant_dir(name, cluster)}/tenant.yaml"]

@@ -72,8 +72,9 @@ def offboard(
     for rel in secrets:
         out(f"  removed (encrypted Secret): {rel}")
     out(f"WARNING: once this change is merged, Flux deletes Kustomization flux-system/{name} and prunes every")
-    out(f"  object it applied in namespace '{name}' (Deployments, Services, Secrets, PVCs, ...).")
-    out(f"  The tenant objects are kept (prune disabled); the namespace '{name}' is kept"
+    out(f"  object it applied in namespace '{name}' (Deployments, Services, Secrets, PVCs, ...), and")
+    out(f"  Kustomization flux-system/tenant-{name} with the namespace's quota and baseline NetworkPolicies.")
+    out(f"  The tenant Namespace, ServiceAccount and RoleBinding are kept (prune disabled); the namespace '{name}' is kept"
         + (" until you delete it below." if delete_namespace else "."))
     out("Next steps:")
     where = f"committed on branch {branch}" if review_branch else "staged"

@@ -93,6 +93,6 @@ def test_platform_repo_with_onboarded_apps_passes_the_check(copie, template_snap
     fluxcd = repo / "applications/overlays/prod/services/fluxcd"
     for app in apps:
         (kustomization,) = (doc for doc in yaml.safe_load_all((fluxcd / f"{app['name']}.yaml").read_text())
-                            if doc["apiVersion"].startswith("kustomize.toolkit.fluxcd.io/"))
+                            if doc["apiVersion"].startswith("kustomize.toolkit.fluxcd.io/") and doc["metadata"]["name"] == app["name"])
         expected = {"provider": "sops", "secretRef": {"name": f"{app['name']}-sops-age"}} if app.get("secrets") else None
         assert kustomization["spec"].get("decryption") == expected

@@ -29,6 +29,7 @@ from hooks.errors import HookError
 OVERLAY = "applications/overlays/prod"
 SOURCES = f"{OVERLAY}/services/sources"
 FLUXCD = f"{OVERLAY}/services/fluxcd"
+TENANTS = f"{OVERLAY}/services/tenants"
 OTHER_HOST_KEYS = "[git.example.com]:2222 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl\n"
 SHOP = {"name": "shop", "url": "ssh://git@github.com/acme/shop.git"}
 THREE = [
@@ -80,6 +81,7 @@ def app_kustomizations(platform: Path) -> dict[str, dict]:
         for doc in yaml.safe_load_all(path.read_text())
         if doc and doc["apiVersion"].startswith("kustomize.toolkit.fluxcd.io/")
         and "toolkit.fluxcd.io/tenant" in doc["metadata"].get("labels", {})
+        and doc["spec"].get("targetNamespace")  # the app's, not its tenant-<app> Kustomization
     }
 
 
@@ -171,8 +173,9 @@ def test_three_apps_then_offboarding_one_then_update_gives_no_diff(platform, age
     assert [app["name"] for app in answers(platform)["apps"]] == ["billing", "cart", "shop"]
     assert_valid(platform)
 
-    cart = yaml.safe_load_all((platform / FLUXCD / "cart.yaml").read_text())
-    kinds = {doc["kind"]: doc for doc in cart}
+    cart = [*yaml.safe_load_all((platform / FLUXCD / "cart.yaml").read_text()),
+            *yaml.safe_load_all((platform / TENANTS / "cart/tenant.yaml").read_text())]
+    kinds = {doc["kind"]: doc for doc in cart if doc["metadata"]["name"] != "tenant-cart" or doc["kind"] != "Kustomization"}
     assert kinds["Kustomization"]["spec"]["serviceAccountName"] == "tenant-cart"
     assert kinds["Kustomization"]["spec"]["decryption"]["secretRef"]["name"] == "cart-sops-age"
     assert kinds["RoleBinding"]["metadata"]["namespace"] == "cart"
@@ -188,7 +191,7 @@ def test_three_apps_then_offboarding_one_then_update_gives_no_diff(platform, age
     out = capsys.readouterr().out
     assert "prunes every" in out and "namespace 'cart' is kept" in out
     assert [app["name"] for app in answers(platform)["apps"]] == ["billing", "shop"]
-    for rel in (f"{SOURCES}/cart.yaml", f"{SOURCES}/cart-deploy-key.sops.yaml", f"{FLUXCD}/cart.yaml"):
+    for rel in (f"{SOURCES}/cart.yaml", f"{SOURCES}/cart-deploy-key.sops.yaml", f"{FLUXCD}/cart.yaml", f"{TENANTS}/cart"):
         assert not (platform / rel).exists()
     assert "cart" not in (platform / SOURCES / "kustomization.yaml").read_text()
     assert_valid(platform)

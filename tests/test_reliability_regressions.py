@@ -174,7 +174,7 @@ def test_11_apps_get_receivers_and_tenant_scoped_kustomizations(template_snapsho
     services = tmp_path / "p" / "applications/overlays/prod/services"
     receiver = next(doc for doc in load_all(services / "sources" / "billing.yaml") if doc["kind"] == "Receiver")
     assert receiver["apiVersion"] == "notification.toolkit.fluxcd.io/v1" and receiver["spec"]["type"] == "github"
-    flux = next(doc for doc in load_all(services / "fluxcd" / "billing.yaml") if doc["kind"] == "Kustomization")
+    flux = next(doc for doc in load_all(services / "fluxcd" / "billing.yaml") if doc["metadata"]["name"] == "billing")
     assert flux["spec"]["serviceAccountName"] == "tenant-billing" and flux["spec"]["targetNamespace"] == "billing"
 
 

@@ -72,10 +72,13 @@ def test_platform_ci_checks_every_app_it_can_clone_and_notes_the_others(fleet, m
 
 
 def test_the_platform_renders_the_guardrails(fleet):
-    fluxcd = fleet["platform"] / OVERLAY / "services/fluxcd"
-    docs = {(d["kind"], d["metadata"]["name"]): d for d in yaml.safe_load_all((fluxcd / "billing.yaml").read_text())}
+    services = fleet["platform"] / OVERLAY / "services"
+    docs = {(d["kind"], d["metadata"]["name"]): d for path in ("fluxcd/billing.yaml", "tenants/billing/tenant.yaml")
+            for d in yaml.safe_load_all((services / path).read_text())}
     assert docs[("RoleBinding", "tenant-billing")]["roleRef"]["name"] == "opencenter-tenant"
-    assert docs[("Kustomization", "billing")]["spec"]["dependsOn"] == [{"name": "sources"}, {"name": "tenancy"}]
+    assert docs[("Kustomization", "billing")]["spec"]["dependsOn"] == [{"name": "sources"}, {"name": "tenant-billing"}]
+    assert docs[("Kustomization", "tenant-billing")]["spec"]["dependsOn"] == [{"name": "tenancy"}]
+    assert docs[("Kustomization", "tenant-billing")]["spec"]["path"] == f"./{OVERLAY}/services/tenants/billing"
     assert docs[("Namespace", "billing")]["metadata"]["annotations"]["opencenter/hostnames"] == f"pay.{DOMAIN}"
     assert docs[("ResourceQuota", "tenant-quota")]["spec"]["hard"]["services.loadbalancers"] == "0"
     gateway = yaml.safe_load((fleet["platform"] / OVERLAY / "services/gateway/gateway.yaml").read_text())
@@ -309,7 +312,7 @@ def test_no_flux_write_role_reaches_admin_or_edit_after_the_built_patch(fleet, t
 def test_update_moves_existing_registrations_to_the_tenant_role(template_snapshot, tmp_path):
     tpl = tmp_path / "template"
     run_git("clone", "-q", str(template_snapshot), str(tpl), cwd=tmp_path)
-    per_app = next((tpl / "platform-template" / OVERLAY.replace("prod", "{{ cluster_name }}") / "services/fluxcd").glob("{% yield app*"))
+    per_app = next((tpl / "platform-template" / OVERLAY.replace("prod", "{{ cluster_name }}") / "services/{% if app_files %}tenants{% endif %}").glob("{% yield app*")) / "tenant.yaml.jinja"
     current = per_app.read_text()
     previous = current.replace("    kustomize.toolkit.fluxcd.io/force: enabled\n", "").replace(
         "  name: opencenter-tenant\n", "  name: admin\n")
@@ -329,7 +332,7 @@ def test_update_moves_existing_registrations_to_the_tenant_role(template_snapsho
                                           "sops_age_recipients": str(x25519.Identity.generate().to_public())},
                     defaults=True, unsafe=True, vcs_ref="1.0.0", quiet=True)
     commit_all(repo)
-    binding_file = repo / OVERLAY / "services/fluxcd/shop.yaml"
+    binding_file = repo / OVERLAY / "services/tenants/shop/tenant.yaml"
 
     def binding() -> dict:
         return next(d for d in yaml.safe_load_all(binding_file.read_text()) if d["kind"] == "RoleBinding")
