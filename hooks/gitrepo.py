@@ -6,11 +6,15 @@ repository, as Copier allows). Ignored files are never touched.
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 
 from hooks.errors import HookError
@@ -27,8 +31,9 @@ def is_work_tree(folder: Path) -> bool:
     return git(folder, "rev-parse", "--is-inside-work-tree", check=False).stdout.strip() == "true"
 
 
-def require_clean_repo(repo: Path) -> None:
-    """A git work tree with at least one commit and nothing uncommitted (untracked files count)."""
+def require_clean_repo(repo: Path, waited: bool = False) -> None:
+    """A git work tree with at least one commit and nothing uncommitted (untracked files count).
+    `waited`: this run waited for another command's lock, whose changes are then the likely cause."""
     if not is_work_tree(repo):
         raise HookError(str(repo), "is not inside a git repository (git init, add and commit it first)")
     if git(repo, "rev-parse", "--verify", "-q", "HEAD", check=False).returncode != 0:
@@ -36,6 +41,13 @@ def require_clean_repo(repo: Path) -> None:
     status = git(repo, "status", "--porcelain", "--untracked-files=all", "--", ".").stdout
     if status.strip():
         first = status.strip().splitlines()[:5]
+        if waited:
+            raise HookError(
+                str(repo),
+                "was changed by the onboarding or offboarding this run waited for, which left its changes "
+                f"to review ({'; '.join(first)}); nothing was changed by this run. Commit those changes, "
+                "then run this command again",
+            )
         raise HookError(
             str(repo),
             "has uncommitted changes; commit or stash them first so that onboarding's changes stay "
@@ -123,3 +135,51 @@ def shallow_clone(url: str, branch: str | None, dest: Path, timeout: float = 120
         return None
     said = " ".join(line.strip() for line in result.stderr.splitlines() if line.strip())
     return said[:300] or f"git clone exited with {result.returncode}"
+
+
+LOCK_FILE = "opencenter.lock"
+DEFAULT_LOCK_WAIT = 60.0
+
+
+@contextmanager
+def exclusive(repo: Path, command: str, wait: float = DEFAULT_LOCK_WAIT) -> Iterator[bool]:
+    """One writer at a time: an exclusive lock on the repository's git directory for the whole of a
+    command that changes it (onboarding, offboarding). Waits up to `wait` seconds for another holder,
+    then refuses, naming it; yields whether it waited. The lock is an flock on a file in the git
+    directory: released by the kernel when its holder exits, however it exits, so it never goes stale.
+    """
+    if not is_work_tree(repo):
+        raise HookError(str(repo), "is not inside a git repository (git init, add and commit it first)")
+    path = Path(git(repo, "rev-parse", "--absolute-git-dir").stdout.strip()) / LOCK_FILE
+    try:
+        handle = path.open("a+")
+    except OSError as error:
+        if error.errno in (errno.EROFS, errno.EACCES):
+            yield False  # nobody can change a repository we cannot even lock; the write fails clearly
+            return
+        raise
+    with handle:
+        waited, deadline = False, time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    handle.seek(0)
+                    holder = handle.read().strip() or "another command"
+                    raise HookError(str(repo), f"{holder} holds this repository; nothing was changed. Run this again once it "
+                                               f"has finished (it waited {wait:.0f} s)") from None
+                waited = True
+                time.sleep(0.1)
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{command} (pid {os.getpid()}, since {datetime.now():%Y-%m-%d %H:%M:%S})")
+        handle.flush()
+        try:
+            yield waited
+        finally:
+            handle.seek(0)
+            handle.truncate()
+            handle.flush()
+            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -38,11 +38,20 @@ def offboard(
     *,
     delete_namespace: bool = False,
     review_branch: bool = False,
+    lock_wait: float = gitrepo.DEFAULT_LOCK_WAIT,
     out: Callable[[str], None] = print,
 ) -> int:
+    """Remove an app's registration; one writer at a time per platform repository."""
     platform_path = platform_path.resolve()
+    read_platform(platform_path)  # its errors first: not a platform repository at all
+    with gitrepo.exclusive(platform_path, f"offboarding of app '{name}'", lock_wait) as waited:
+        return _offboard(platform_path, name, delete_namespace, review_branch, waited, out)
+
+
+def _offboard(platform_path: Path, name: str, delete_namespace: bool, review_branch: bool, waited: bool,
+              out: Callable[[str], None]) -> int:
     platform = read_platform(platform_path)
-    gitrepo.require_clean_repo(platform_path)
+    gitrepo.require_clean_repo(platform_path, waited)
     sops.require_sops()  # the same toolset as onboarding: the repository stays re-encryptable
     current = appsmod.validate_apps(platform.apps, platform.reserved())
     remaining = appsmod.plan_remove(current, name)
@@ -97,10 +106,14 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--name", required=True, help="the registered app to remove")
     parser.add_argument("--delete-namespace", action="store_true",
                         help="also print the command that deletes the app's namespace (kept by default)")
+    parser.add_argument("--lock-wait", type=float, default=gitrepo.DEFAULT_LOCK_WAIT, metavar="SECONDS",
+                        help="how long to wait for another onboarding or offboarding of the same platform "
+                             f"repository to finish (default {gitrepo.DEFAULT_LOCK_WAIT:.0f})")
     parser.add_argument("--review-branch", action="store_true",
                         help="commit the changes on a new branch offboard/<name> instead of staging them")
     args = parser.parse_args(argv)
-    return offboard(args.platform, args.name, delete_namespace=args.delete_namespace, review_branch=args.review_branch)
+    return offboard(args.platform, args.name, delete_namespace=args.delete_namespace, review_branch=args.review_branch,
+                    lock_wait=args.lock_wait)
 
 
 def cli() -> None:

@@ -208,9 +208,26 @@ def register(
     update: bool = False,
     review_branch: bool = False,
     app_repo: Path | None = None,
+    lock_wait: float = gitrepo.DEFAULT_LOCK_WAIT,
     out: Callable[[str], None] = print,
 ) -> int:
+    """Register (or with update, change) an app; one writer at a time per platform repository."""
     platform_path = platform_path.resolve()
+    read_platform(platform_path)  # its errors first: not a platform repository at all
+    what = f"onboarding of app '{raw_entry.get('name', '?')}'"
+    with gitrepo.exclusive(platform_path, what, lock_wait) as waited:
+        return _register(platform_path, raw_entry, update, review_branch, app_repo, waited, out)
+
+
+def _register(
+    platform_path: Path,
+    raw_entry: dict[str, Any],
+    update: bool,
+    review_branch: bool,
+    app_repo: Path | None,
+    waited: bool,
+    out: Callable[[str], None],
+) -> int:
     # 1. Preconditions: nothing is written before all of them hold.
     platform = read_platform(platform_path)
     sops_binary = sops.require_sops()
@@ -248,7 +265,7 @@ def register(
         return 0
     # Checked after the no-op above: re-running an app-side copy whose encryption step failed after
     # the registration was staged must complete, not be refused for the staged registration.
-    gitrepo.require_clean_repo(platform_path)
+    gitrepo.require_clean_repo(platform_path, waited)
 
     # 2. Key material, in memory, encrypted before anything reaches the disk.
     comment = f"flux-{platform.answers.get('customer_name', 'platform')}-{platform.cluster}-{entry['name']}"
@@ -467,6 +484,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="a CIDR the team's NetworkPolicies may open egress to (repeatable or comma-separated; '' clears)")
     parser.add_argument("--quota", action="append", metavar="RESOURCE=QUANTITY",
                         help="replace a default of the app's ResourceQuota, e.g. requests.cpu=8 (repeatable; '' clears)")
+    parser.add_argument("--lock-wait", type=float, default=gitrepo.DEFAULT_LOCK_WAIT, metavar="SECONDS",
+                        help="how long to wait for another onboarding or offboarding of the same platform "
+                             f"repository to finish (default {gitrepo.DEFAULT_LOCK_WAIT:.0f})")
     parser.add_argument("--update", action="store_true",
                         help="change the settings of an app that is already registered (keeps its deploy key)")
     return parser
@@ -476,7 +496,7 @@ def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     return register(
         args.platform, entry_from_args(args), update=args.update, review_branch=args.review_branch,
-        app_repo=args.app_repo,
+        app_repo=args.app_repo, lock_wait=args.lock_wait,
     )
 
 

@@ -26,6 +26,7 @@ from pyrage import x25519
 
 from conftest import commit_all
 from hooks import onboard
+from hooks.gitrepo import LOCK_FILE
 
 SHOP = {"name": "shop", "url": "ssh://git@github.com/acme/shop.git"}
 OVERLAY = "applications/overlays/prod"
@@ -93,13 +94,15 @@ def git_state(repo: Path) -> dict[str, object]:
     The index is compared by content (`ls-files --stage`), not bytes: git rewrites it to refresh
     cached stat data whenever a command looks at a copied tree, which changes nothing it records.
     Objects and reflogs are left out (an unreferenced object changes nothing either), and so is
-    packed-refs, whose refs are compared as refs (`git branch -D` rewrites the file's header).
+    packed-refs, whose refs are compared as refs (`git branch -D` rewrites the file's header), and
+    the commands' lock file (gitrepo.LOCK_FILE: held while a command runs, empty otherwise, never
+    removed, so that its flock cannot be split between two inodes).
     """
     dot = repo / ".git"
     meta = {
         path.relative_to(dot).as_posix(): path.read_bytes()
         for path in sorted(dot.rglob("*"))
-        if path.is_file() and path.relative_to(dot).parts[0] not in ("objects", "logs", "index", "packed-refs")
+        if path.is_file() and path.relative_to(dot).parts[0] not in ("objects", "logs", "index", "packed-refs", LOCK_FILE)
     }
     return {
         "meta": meta,
