@@ -48,7 +48,6 @@ APPS_TEMPLATES = (
     "applications/overlays/{{ cluster_name }}/services/fluxcd/kustomization.yaml.jinja",
     "applications/overlays/{{ cluster_name }}/services/sources/{% yield app from app_files %}{{ app.name }}{% endyield %}.yaml.jinja",
     "applications/overlays/{{ cluster_name }}/services/fluxcd/{% yield app from app_files %}{{ app.name }}{% endyield %}.yaml.jinja",
-    "applications/overlays/{{ cluster_name }}/services/{% if app_files %}tenants{% endif %}/{% yield app from app_files %}{{ app.name }}{% endyield %}/kustomization.yaml.jinja",
     "applications/overlays/{{ cluster_name }}/services/{% if app_files %}tenants{% endif %}/{% yield app from app_files %}{{ app.name }}{% endyield %}/tenant.yaml.jinja",
 )
 

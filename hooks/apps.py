@@ -58,12 +58,12 @@ RECEIVER_EVENTS = {
     "generic": [],
 }
 # Namespaces and Flux object names that belong to the platform, whatever services are selected.
-# Flux Kustomization tenant-<app> applies each app's tenant: no app may be named like one.
-TENANT_PREFIX = "tenant-"
-FIXED_RESERVED = (
-    "default", "kube-system", "kube-public", "kube-node-lease", "flux-system",
-    "sources", "kustomization", "tenancy",
-)
+RESERVED_FILE = Path(__file__).resolve().parent.parent / "includes" / "reserved.yml"
+
+
+def load_reserved(path: Path = RESERVED_FILE) -> dict[str, list[str]]:
+    """Names refused for namespaces and apps (includes/reserved.yml, shared with the validators)."""
+    return yaml.safe_load(path.read_text())
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,8 @@ def load_catalog(path: Path = SERVICES_FILE) -> dict[str, dict]:
 
 def reserved_names(catalog: dict[str, dict], gateway_namespace: str) -> set[str]:
     """Names an app may not take: platform namespaces and the names of platform Flux objects/files."""
-    names = set(FIXED_RESERVED) | {gateway_namespace}
+    fixed = load_reserved()
+    names = {*fixed["namespaces"], *fixed["flux_objects"], gateway_namespace}
     for svc, spec in catalog.items():
         names |= {svc, f"{svc}-base", f"{svc}-override"}
         for key in ("namespace", "source"):
@@ -145,12 +146,13 @@ def validate_entry(entry: dict[str, Any], reserved: set[str]) -> None:
             f"must be a DNS-1123 label of at most {NAME_MAX} characters: lowercase letters, digits and '-', "
             f"starting with a letter, ending with a letter or digit (got '{name}')",
         )
-    if name in reserved or name.startswith(TENANT_PREFIX):
+    fixed = load_reserved()
+    prefixes = (*fixed["namespace_prefixes"], *fixed["app_prefixes"])
+    if name in reserved or name.startswith(prefixes):
         raise HookError(
             f"{where}.name",
             f"'{name}' is reserved by the platform (a system or platform-service namespace, the name of "
-            f"a platform Flux object, or '{TENANT_PREFIX}…', the prefix of every app's tenant Kustomization); "
-            "choose another name",
+            f"a platform Flux object, or a {'/'.join(prefixes)} prefix); choose another name",
         )
     if not isinstance(entry["url"], str):
         raise HookError(f"{where}.url", f"must be a string (got {entry['url']!r})")
@@ -355,11 +357,11 @@ def all_once_files(name: str, cluster: str) -> list[str]:
 
 
 def tenant_dir(name: str, cluster: str) -> str:
-    """The app's own kustomize root: its tenant (namespace, identity, quota, baseline policies)."""
+    """The folder of the app's tenant (namespace, identity, quota, baseline policies), applied on its own."""
     return f"applications/overlays/{cluster}/services/tenants/{name}"
 
 
 def rendered_files(name: str, cluster: str) -> list[str]:
     """The files the template renders for an app."""
     return [f"{sources_dir(cluster)}/{name}.yaml", f"{fluxcd_dir(cluster)}/{name}.yaml",
-            f"{tenant_dir(name, cluster)}/kustomization.yaml", f"{tenant_dir(name, cluster)}/tenant.yaml"]
+            f"{tenant_dir(name, cluster)}/tenant.yaml"]

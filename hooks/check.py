@@ -116,7 +116,19 @@ def collect(repo: Path, template: str, remote_allowed: bool = False) -> Collecte
         for obj in build.objects:
             file = source_of(obj, index, rel(build.root), root_file)
             located.setdefault((file, object_label(obj)), (file, obj))
-    return Collected(files, roots, list(located.values()), findings, failed_roots)
+    # Folders that a Flux Kustomization on this repository applies without a kustomization.yaml:
+    # Flux generates one listing every manifest under the folder, with no transformer, so their
+    # objects are the files' documents (services/tenants/<app>: one small root per app).
+    generated = sorted({path for _, obj in located.values() if obj.get("kind") == "Kustomization"
+                        and (path := rules.own_source_path(obj)) is not None
+                        and (repo / path).is_dir() and kustomization_file(repo / path) is None})
+    for folder in generated:
+        for yaml_file in files:
+            if under(yaml_file.path, folder):
+                for doc in yaml_file.documents:
+                    if is_object(doc):
+                        located.setdefault((yaml_file.path, object_label(doc)), (yaml_file.path, doc))
+    return Collected(files, [*roots, *(repo / folder for folder in generated)], list(located.values()), findings, failed_roots)
 
 
 def run_checks(

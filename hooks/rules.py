@@ -135,7 +135,7 @@ def _depends_on(obj: dict):
             yield f"spec.dependsOn.{index}", str(obj["kind"]), str(dep.get("namespace") or namespace), str(dep.get("name"))
 
 
-def _own_source_path(obj: dict) -> str | None:
+def own_source_path(obj: dict) -> str | None:
     """The repository-relative spec.path of a Kustomization on the platform repository's own source."""
     spec, namespace = _spec(obj), _meta(obj).get("namespace", "")
     ref = spec.get("sourceRef") if isinstance(spec.get("sourceRef"), dict) else {}
@@ -171,7 +171,7 @@ def flux_reference_findings(
                     if _ref(kind, ref_namespace, name) not in present and (kind, name) not in unbuilt_names:
                         finding(rule, f"{field} {_ref(kind, ref_namespace, name)} does not exist in the repository")
         # Paths on other sources (openCenter-gitops-base, app repositories) live elsewhere.
-        if group == "kustomize.toolkit.fluxcd.io" and (path := _own_source_path(obj)) is not None and path not in repo_dirs:
+        if group == "kustomize.toolkit.fluxcd.io" and (path := own_source_path(obj)) is not None and path not in repo_dirs:
             finding("flux-path", f"spec.path ./{path} is not a directory of this repository")
         if not group.endswith(".toolkit.fluxcd.io"):
             continue

@@ -71,6 +71,18 @@ def test_platform_ci_checks_every_app_it_can_clone_and_notes_the_others(fleet, m
     assert note.startswith("app billing not checked: cannot clone ssh://git@github.com/acme/billing (")
 
 
+def test_tenant_folders_are_checked_as_flux_applies_them(fleet, tmp_path):
+    """services/tenants/<app> has no kustomization.yaml (Flux generates one): its objects are still
+    validated, in the file they come from."""
+    platform = tmp_path / "platform"
+    shutil.copytree(fleet["platform"], platform)
+    tenant = platform / OVERLAY / "services/tenants/shop/tenant.yaml"
+    tenant.write_text(tenant.read_text().replace("  hard:\n", "  hrad:\n", 1))
+    (finding,) = check_repo(platform)
+    assert (finding.file, finding.object, finding.rule) == (
+        f"{OVERLAY}/services/tenants/shop/tenant.yaml", "ResourceQuota/shop/tenant-quota", "schema")
+
+
 def test_the_platform_renders_the_guardrails(fleet):
     services = fleet["platform"] / OVERLAY / "services"
     docs = {(d["kind"], d["metadata"]["name"]): d for path in ("fluxcd/billing.yaml", "tenants/billing/tenant.yaml")
