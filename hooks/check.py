@@ -162,6 +162,7 @@ def _run_checks(repo, kube_version, platform, tenants, all_tenants, cleanup: Exi
     report = Report(here.findings, roots=len(here.roots), objects=len(objects))
     report.findings += rules.schema_findings(objects, validator)
     report.findings += rules.secret_findings(here.files, read_sops_rules(repo))
+    report.findings += rules.secret_generator_findings(generator_sources(repo, here.roots))
     report.findings += rules.git_ref_findings(objects)
     if template == "platform":
         out_of_band = rules.out_of_band_secrets(str(answers.get("gitops_base_secret") or ""))
@@ -188,6 +189,34 @@ def _run_checks(repo, kube_version, platform, tenants, all_tenants, cleanup: Exi
     report.cel_rules, report.transition_rules_skipped = validator.rules_evaluated, validator.transition_rules_skipped
     report.findings = rules.unique(report.findings)
     return report
+
+
+def generator_sources(repo: Path, roots: list[Path]) -> list[rules.GeneratorSource]:
+    """The inputs of every secretGenerator of the repository's kustomizations, files read."""
+    sources = []
+    for root in roots:
+        file = kustomization_file(root)
+        if file is None:
+            continue
+        try:
+            kustomization = yaml.safe_load(file.read_text()) or {}
+        except yaml.YAMLError:
+            continue  # reported by the YAML and build rules
+        rel = file.relative_to(repo).as_posix()
+        for generator in kustomization.get("secretGenerator") or [] if isinstance(kustomization, dict) else []:
+            if not isinstance(generator, dict):
+                continue
+            name = str(generator.get("name", "?"))
+            for literal in generator.get("literals") or []:
+                key, _, value = str(literal).partition("=")
+                sources.append(rules.GeneratorSource(rel, name, "literal", key, value))
+            for kind, entries in (("env", generator.get("envs") or []), ("file", generator.get("files") or [])):
+                for entry in entries:
+                    path = (root / str(entry).split("=", 1)[-1]).resolve()
+                    text = path.read_text(errors="replace") if path.is_file() and path.is_relative_to(repo) else None
+                    ref = path.relative_to(repo).as_posix() if path.is_relative_to(repo) else str(entry)
+                    sources.append(rules.GeneratorSource(rel, name, kind, ref, text))
+    return sources
 
 
 GIT_URL = re.compile(r"^(ssh|https?|git|file)://|^[\w.-]+@[\w.-]+:")

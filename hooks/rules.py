@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+import yaml
+
 from hooks import apps as appsmod
 from hooks import rbac
 from hooks.answers import ANSWERS_FILE
@@ -238,6 +240,81 @@ def secret_findings(files: list[YamlFile], sops_rules: list[dict] | None) -> lis
                 findings.append(Finding(yaml_file.path, "", "sops-rule", "there is no .sops.yaml to encrypt this file with"))
             elif not any(re.search(str(rule.get("path_regex", "")), yaml_file.path) for rule in sops_rules if isinstance(rule, dict)):
                 findings.append(Finding(yaml_file.path, "", "sops-rule", ".sops.yaml has no creation_rules entry whose path_regex matches this file"))
+    return findings
+
+
+# A key whose value is a credential, in env files and structured (YAML/JSON) files.
+CREDENTIAL_KEY = re.compile(r"(pass(word|wd)?|secret|token|api[_-]?key|private[_-]?key|credential|auth|"
+                            r"access[_-]?key|client[_-]?secret|dsn|connection[_-]?string)", re.IGNORECASE)
+PRIVATE_KEY_BLOCK = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----")
+
+
+@dataclass(frozen=True)
+class GeneratorSource:
+    """One input of a kustomize secretGenerator: a literal, or a referenced file and its text."""
+
+    kustomization: str  # repository-relative path of the kustomization file
+    generator: str  # the generated Secret's name
+    kind: str  # literal | env | file
+    ref: str  # the literal's key, or the file's repository-relative path
+    text: str | None  # the literal's value or the file's content (None: unreadable)
+
+
+def _sops_encrypted_text(text: str) -> bool:
+    """SOPS metadata in any of the formats sops writes: YAML/JSON `sops` key, dotenv `sops_*=`, INI [sops]."""
+    if re.search(r"^sops_(version|mac|lastmodified)=", text, re.MULTILINE) or re.search(r"^\[sops\]$", text, re.MULTILINE):
+        return True
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return False
+    return is_sops_encrypted(doc)
+
+
+def _credentials_in(node: object, path: str = "") -> list[str]:
+    """Paths of credential-like keys with a non-empty scalar value in parsed YAML/JSON."""
+    found = []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            here = f"{path}.{key}" if path else str(key)
+            if isinstance(value, (str, int, float)) and not isinstance(value, bool) and str(value) and CREDENTIAL_KEY.search(str(key)):
+                found.append(here)
+            else:
+                found += _credentials_in(value, here)
+    elif isinstance(node, list):
+        for index, item in enumerate(node):
+            found += _credentials_in(item, f"{path}[{index}]")
+    return found
+
+
+def secret_generator_findings(sources: list[GeneratorSource]) -> list[Finding]:
+    """What a kustomize secretGenerator would put into a Secret from clear text in Git: every
+    literal, every value of an env file, and credentials (credential-like keys, private key blocks)
+    in a file, unless that file is SOPS-encrypted (Flux decrypts it before kustomize reads it)."""
+    findings = []
+    for source in sources:
+        where = f"secretGenerator {source.generator}"
+        if source.kind == "literal":
+            findings.append(Finding(source.kustomization, "", "secret-unencrypted",
+                                    f"{where}: literal {source.ref} is a Secret value in clear text; put it in a "
+                                    "SOPS-encrypted env file (envs:) instead"))
+            continue
+        if source.text is None or _sops_encrypted_text(source.text):
+            continue
+        if source.kind == "env":
+            keys = [line.split("=", 1)[0].strip() for line in source.text.splitlines()
+                    if "=" in line and not line.lstrip().startswith("#") and line.split("=", 1)[1].strip()]
+            clear = keys
+        else:
+            clear = ["a private key"] if PRIVATE_KEY_BLOCK.search(source.text) else []
+            try:
+                clear += _credentials_in(yaml.safe_load(source.text))
+            except yaml.YAMLError:
+                pass
+        if clear:
+            findings.append(Finding(source.ref, "", "secret-unencrypted",
+                                    f"{where} ({source.kustomization}) reads {', '.join(clear)} from this file in "
+                                    f"clear text: run `sops --encrypt --in-place {source.ref}`"))
     return findings
 
 

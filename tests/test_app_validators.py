@@ -106,6 +106,20 @@ def test_validators_accept_the_good_forms(tmp_path):
     assert (tmp_path / "app" / "secret.sops.yaml").is_file()
 
 
+@pytest.mark.parametrize(("answers", "limits"), [
+    ({"cpu_request": "1"}, {"cpu": "1", "memory": "256Mi"}),
+    ({"memory_request": "1Gi"}, {"cpu": "500m", "memory": "1Gi"}),
+    ({"cpu_request": "250m", "memory_request": "64Mi"}, {"cpu": "500m", "memory": "256Mi"}),
+])
+def test_a_limit_defaults_to_at_least_its_request(tmp_path, answers, limits):
+    """The default of a limit must pass its own validator: a larger request raises it (no crash)."""
+    import yaml
+
+    copy_app(tmp_path / "app", **answers)
+    deployment = yaml.safe_load((tmp_path / "app" / "deployment.yaml").read_text())
+    assert deployment["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"] == limits
+
+
 # platform_repo ----------------------------------------------------------------------------------
 
 
