@@ -20,9 +20,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-import yaml
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+if __name__ == "__main__":  # a template task: say what is missing before anything imports it
+    from hooks.preflight import require_task_packages
+
+    require_task_packages()
+
+import yaml  # noqa: E402
 
 from hooks import agekeys, sops  # noqa: E402
 from hooks.answers import ANSWERS_FILE, load_answers  # noqa: E402

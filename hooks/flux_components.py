@@ -30,6 +30,11 @@ from packaging.version import InvalidVersion, Version
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+if __name__ == "__main__":  # a template task: say what is missing before anything imports it
+    from hooks.preflight import require_task_packages
+
+    require_task_packages()
+
 from hooks import fluxcli, gitrepo  # noqa: E402
 from hooks.errors import HookError, run_main  # noqa: E402
 

@@ -26,6 +26,11 @@ from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+if __name__ == "__main__":  # a template task: say what is missing before anything imports it
+    from hooks.preflight import require_task_packages
+
+    require_task_packages()
+
 from hooks import apps as appsmod  # noqa: E402
 from hooks import gitrepo, sops  # noqa: E402
 from hooks.errors import HookError, run_main  # noqa: E402

@@ -39,6 +39,11 @@ from typing import Any, Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+if __name__ == "__main__":  # a template task: say what is missing before anything imports it
+    from hooks.preflight import require_task_packages
+
+    require_task_packages()
+
 import yaml  # noqa: E402
 
 from hooks import apps as appsmod  # noqa: E402
