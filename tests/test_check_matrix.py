@@ -2,7 +2,8 @@
 
 One row per combination: add a row when a template grows an answer. Each row is rendered
 with the real templates (pytest-copie, tasks included) and checked with the real kustomize,
-sops and schemas. A row whose answers need an age key gets the test's own (`AGE` below).
+sops and schemas, and its CI, Renovate and pre-commit files with their own linters (tests/gates.py).
+A row whose answers need an age key gets the test's own (`AGE` below).
 Platform repositories with registered apps are made with the onboarding command (hooks.onboard),
 a Copier update per app: those rows are few.
 """
@@ -13,6 +14,7 @@ import pytest
 import yaml
 from pyrage import x25519
 
+import gates
 from conftest import commit_all
 from hooks import onboard
 
@@ -25,18 +27,19 @@ ALL_SERVICES = [
 
 PLATFORM = [
     pytest.param({}, id="platform-defaults"),
-    pytest.param({"platform_services": []}, id="platform-no-services"),
+    pytest.param({"platform_services": [], "ci": "gitlab"}, id="platform-no-services-gitlab"),
     pytest.param({"platform_services": ["cert-manager"]}, id="platform-one-base-first-service"),
     pytest.param({"platform_services": ["harbor", "kube-prometheus-stack", "loki", "tempo"]}, id="platform-override-first-services"),
-    pytest.param({"platform_services": ["gateway-api", "gateway"], "gateway_namespace": "edge", "gateway_listener": "web"}, id="platform-gateway-only"),
+    pytest.param({"platform_services": ["gateway-api", "gateway"], "gateway_namespace": "edge", "gateway_listener": "web", "ci": "gitlab"}, id="platform-gateway-only-gitlab"),
     pytest.param({"platform_services": ALL_SERVICES, "flux_allow_remote_bases": True}, id="platform-all-services"),
     pytest.param({"gitops_base_secret": "opencenter-base", "sops_age_recipients": AGE}, id="platform-private-base-own-key"),
 ]
 
 APP = [
     pytest.param({}, id="app-defaults"),
-    pytest.param({"app_name": "cart", "hostnames": "cart.prod.acme.example.com,shop.prod.acme.example.com", "path_prefix": "/cart"}, id="app-two-hostnames-prefix"),
-    pytest.param({"extra_egress": "10.20.0.0/16:5432,0.0.0.0/0:443", "replicas": 1}, id="app-egress"),
+    pytest.param({"app_name": "cart", "hostnames": "cart.prod.acme.example.com,shop.prod.acme.example.com", "path_prefix": "/cart",
+                  "platform_check_url": "ssh://git@github.com/acme/acme-gitops"}, id="app-two-hostnames-prefix-platform-check"),
+    pytest.param({"extra_egress": "10.20.0.0/16:5432,0.0.0.0/0:443", "replicas": 1, "ci": "gitlab"}, id="app-egress-gitlab"),
     pytest.param({"secret_keys": "DATABASE_URL,API_TOKEN", "secrets_age_recipients": AGE}, id="app-secrets"),
     pytest.param({"secret_keys": "TOKEN", "flux_age_recipient": AGE, "webhook_receiver": "generic",
                   "app_repo_url": "ssh://git@git.example.com:2222/acme/shop", "app_repo_known_hosts": "{known_hosts}"},
@@ -70,6 +73,7 @@ def test_rendered_platform_repo_passes_the_check(copie, answers, assert_check_pa
     result = copie.copy(extra_answers={"template": "platform", **with_key(answers)})
     assert result.exit_code == 0, result.exception
     assert_check_passes(result.project_dir)
+    assert gates.problems(result.project_dir) == []
 
 
 @pytest.mark.parametrize("answers", APP)
@@ -77,6 +81,7 @@ def test_rendered_app_repo_passes_the_check(copie, answers, assert_check_passes)
     result = copie.copy(extra_answers={"template": "app", **with_key(answers)})
     assert result.exit_code == 0, result.exception
     assert_check_passes(result.project_dir)
+    assert gates.problems(result.project_dir) == []
 
 
 @pytest.mark.parametrize("apps", APPS)
@@ -90,6 +95,7 @@ def test_platform_repo_with_onboarded_apps_passes_the_check(copie, template_snap
         assert onboard.register(repo, app, out=lambda _line: None) == 0
         commit_all(repo, f"onboard {app['name']}")
     assert_check_passes(repo)
+    assert gates.problems(repo) == []
     fluxcd = repo / "applications/overlays/prod/services/fluxcd"
     for app in apps:
         (kustomization,) = (doc for doc in yaml.safe_load_all((fluxcd / f"{app['name']}.yaml").read_text())

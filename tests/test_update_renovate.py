@@ -7,6 +7,7 @@ manager finds the files it targets, each regex matches there, and a Renovate-sty
 exactly the tree that `copier copy` renders with the new versions (nothing stale for a later
 `copier update` to resurrect). Renovate's own defaults below are quoted from its documentation
 (docs.renovatebot.com/modules/manager/copier and /flux) and its flux manager source.
+Renovate itself (config validator, offline extract) runs in tests/test_renovate.py.
 """
 
 from __future__ import annotations
@@ -83,7 +84,7 @@ def test_platform_config_enables_copier_flux_and_regex_managers(render_platform)
     repo = render_platform(sops_age_recipients=RECIPIENT)
     cfg = config(repo)
     assert cfg["$schema"] == "https://docs.renovatebot.com/renovate-schema.json"
-    assert cfg["enabledManagers"] == ["copier", "flux", "custom.regex"]
+    assert cfg["enabledManagers"] == ["copier", "flux", "custom.regex", "github-actions", "pre-commit"]
     assert cfg["ignoreScripts"] is False  # copier update --trust (with self-hosted allowScripts)
     rules = {tuple(r.get("matchPackageNames", r.get("matchDepNames", r.get("matchManagers")))): r for r in cfg["packageRules"]}
     assert rules[("fluxcd/flux2",)]["groupName"] == "Flux"  # components and flux_version in one PR
@@ -158,12 +159,37 @@ def test_a_renovate_bump_leaves_what_copier_renders_with_the_new_versions(render
     assert_same_tree(repo, fresh)
 
 
-def test_app_config_enables_the_copier_manager(copie):
+def test_app_config_enables_the_copier_image_ci_and_pre_commit_managers(copie):
     result = copie.copy(extra_answers={"template": "app"})
     assert result.exit_code == 0, result.exception
     repo = result.project_dir
     cfg = config(repo)
-    assert cfg["enabledManagers"] == ["copier"] and cfg["ignoreScripts"] is False
+    assert cfg["enabledManagers"] == ["copier", "kubernetes", "custom.regex", "github-actions", "pre-commit"]
+    assert cfg["ignoreScripts"] is False
     assert [rel for rel in files(repo) if COPIER_FILES.search(rel)] == [".copier-answers.yml"]
     answers = yaml.safe_load((repo / ".copier-answers.yml").read_text())
     assert answers["_src_path"] and answers["_commit"]
+
+
+def test_an_image_bump_leaves_what_copier_renders_with_the_new_image(copie):
+    """The kubernetes manager replaces the image in deployment.yaml, the regex manager the answer
+    (its autoReplaceStringTemplate, digest included): together they leave the fresh render."""
+    old, new = "docker.io/nginxinc/nginx-unprivileged:1.27-alpine", "docker.io/nginxinc/nginx-unprivileged:1.28-alpine"
+    digest = "sha256:" + "ab" * 32
+    result = copie.copy(extra_answers={"template": "app", "image": old})
+    assert result.exit_code == 0, result.exception
+    repo = result.project_dir
+    deployment = repo / "deployment.yaml"
+    deployment.write_text(deployment.read_text().replace(f"image: {old}\n", f"image: {new}@{digest}\n"))
+    [manager] = config(repo)["customManagers"]
+    answers = repo / ".copier-answers.yml"
+    text = answers.read_text()
+    [match] = match_string(manager["matchStrings"][0]).finditer(text)
+    name, tag = new.rsplit(":", 1)
+    assert (match.group("depName"), match.group("currentValue")) == tuple(old.rsplit(":", 1))
+    replacement = (manager["autoReplaceStringTemplate"].replace("{{{depName}}}", name).replace("{{{newValue}}}", tag)
+                   .replace("{{#if newDigest}}@{{{newDigest}}}{{/if}}", "@" + digest))
+    answers.write_text(text[:match.start()] + replacement + text[match.end():])
+    fresh = copie.copy(extra_answers={"template": "app", "image": f"{new}@{digest}"})
+    assert fresh.exit_code == 0, fresh.exception
+    assert_same_tree(repo, fresh.project_dir)

