@@ -29,6 +29,12 @@ def default_key_dir() -> Path:
     return Path(config) / "sops" / "age"
 
 
+def platform_key_file(customer: str, cluster: str) -> Path:
+    """The platform's generated key pair (platform_setup writes it once); also what the commands
+    printed for sops name in SOPS_AGE_KEY_FILE."""
+    return default_key_dir() / f"{customer}-{cluster}.agekey"
+
+
 def key_file_text(identity: x25519.Identity) -> str:
     """The age-keygen file format, readable by sops (SOPS_AGE_KEY_FILE) and by age."""
     return f"# public key: {identity.to_public()}\n{identity}\n"

@@ -47,7 +47,7 @@ if __name__ == "__main__":  # a template task: say what is missing before anythi
 import yaml  # noqa: E402
 
 from hooks import apps as appsmod  # noqa: E402
-from hooks import app_setup, deploykeys, gitrepo, sops  # noqa: E402
+from hooks import agekeys, app_setup, deploykeys, gitrepo, sops  # noqa: E402
 from hooks.answers import ANSWERS_FILE, load_answers  # noqa: E402
 from hooks.errors import HookError, run_main  # noqa: E402
 
@@ -381,8 +381,9 @@ def summarize(
         token_file = next(rel for rel in material.files if rel.endswith("-receiver-token.sops.yaml"))
         out(f"  {step}. Configure a {entry['receiver']} webhook (push events) on the app repository:")
         out(f"       URL:    https://{host}{material.webhook_path}")
-        out(f"       secret: sops -d --extract '[\"stringData\"][\"token\"]' {token_file}")
-        out("       (expose the flux-system/webhook-receiver Service on that host, see the README)")
+        out(f"       secret: SOPS_AGE_KEY_FILE={platform_key(platform)} sops -d --extract "
+            f"'[\"stringData\"][\"token\"]' {path / token_file}")
+        out("       (expose the flux-system/webhook-receiver Service on that host: the templates' docs/onboarding.md)")
         step += 1
     if keys.age_key and not recorded:
         step = age_key_steps(entry, keys.age_key, material.age_public_key is not None and plan.previous is not None,
@@ -391,6 +392,13 @@ def summarize(
     out(f"  {step}. Review the changes ({where}, never pushed): git -C {path} "
         + ("show --stat" if review_branch else "diff --cached --stat"))
     out(f"  {step + 1}. Commit, push and merge; Flux then creates namespace '{name}' and applies the app.")
+
+
+def platform_key(platform: Platform) -> str:
+    """The platform's age key file as sops needs it: the generated one when this machine has it."""
+    answers = platform.answers
+    generated = agekeys.platform_key_file(answers.get("customer_name", ""), answers.get("cluster_name", ""))
+    return str(generated) if generated.is_file() else "<the platform's age key file>"
 
 
 def age_key_steps(entry: dict[str, Any], age_key: str, new_for_registered_app: bool, step: int,

@@ -50,7 +50,7 @@ def main(argv: list[str]) -> int:
     repo = Path.cwd()
 
     if not agekeys.parse_recipients(args.recipients):
-        key_file = agekeys.default_key_dir() / f"{args.customer}-{args.cluster}.agekey"
+        key_file = agekeys.platform_key_file(args.customer, args.cluster)
         public_key, created = agekeys.ensure_key_file(key_file)
         record_generated_recipient(repo, public_key)
         state = "Generated" if created else "Reused the existing"

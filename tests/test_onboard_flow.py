@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.serialization import load_ssh_private_key
 from pyrage import x25519
 
 from conftest import ROOT, commit_all, git
-from hooks import knownhosts, offboard, onboard, sops
+from hooks import agekeys, knownhosts, offboard, onboard, sops
 from hooks.errors import HookError
 
 OVERLAY = "applications/overlays/prod"
@@ -164,7 +164,11 @@ def test_onboarding_one_app_from_the_platform_side(platform, age_key, tmp_path, 
     print(f"onboarding 1 app: {seconds:.1f}s")
 
 
-def test_three_apps_then_offboarding_one_then_update_gives_no_diff(platform, age_key, capsys):
+def test_three_apps_then_offboarding_one_then_update_gives_no_diff(platform, age_key, capsys, tmp_path):
+    # Where the platform's generated key would be: the printed sops command names it.
+    key_file = agekeys.platform_key_file("acme", "prod")
+    key_file.parent.mkdir(parents=True, exist_ok=True)
+    key_file.write_text(agekeys.key_file_text(age_key))
     started = time.time()
     for app in THREE:
         assert onboard.register(platform, app) == 0
@@ -184,7 +188,13 @@ def test_three_apps_then_offboarding_one_then_update_gives_no_diff(platform, age
     assert decrypt(platform / SOURCES / "billing-deploy-key.sops.yaml", age_key)["stringData"]["known_hosts"] == OTHER_HOST_KEYS
     token = decrypt(platform / SOURCES / "shop-receiver-token.sops.yaml", age_key)["stringData"]["token"]
     digest = hashlib.sha256(f"{token}shopflux-system".encode()).hexdigest()
-    assert f"/hook/{digest}" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert f"/hook/{digest}" in printed
+    # The printed command gives the webhook secret as printed, from anywhere (tmp_path is not the repo).
+    [command] = [line.split("secret: ", 1)[1] for line in printed.splitlines()
+                 if line.strip().startswith("secret: ") and "shop-receiver-token" in line]
+    shown = subprocess.run(["bash", "-c", command], cwd=tmp_path, capture_output=True, text=True)
+    assert shown.stdout == token, shown.stderr
 
     # Offboarding cart: entry, rendered files and Secrets go; the others stay and still validate.
     assert offboard.offboard(platform, "cart") == 0

@@ -1,6 +1,6 @@
 """Regression tests for openCenter's known failures (openCenter reference notes, §6 "known failures"), one per
 item that applies to what these templates render. Item 9 (a pinned openCenter-gitops-base tag
-that lacks a path the generator references) is not checkable offline: README "Safety guarantees".
+that lacks a path the generator references) is not checkable offline: docs/safety.md.
 
 One platform repository with every service, a cluster named `dev-cluster` (item 5), a tag YAML
 would read as a number (item 2), a non-default listener (item 4) and hand edits (item 6), on which
