@@ -9,6 +9,7 @@ import copier
 import pytest
 
 from conftest import ROOT
+from messages import check_any_refusal
 
 GOOD_KEY = "age16x2cw6zzszw4s9nlv6esudny0p9qr7v9hn50rymcl3398tmnfesqeydvdv"
 OTHER_HOST_KEYS = "[git.example.com]:2222 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl\n"
@@ -62,6 +63,10 @@ BAD_ANSWERS = [
     ({"secret_keys": "TOKEN", "flux_age_recipient": GOOD_KEY, "secrets_age_recipients": GOOD_KEY},
      "secrets_age_recipients", "must not repeat flux_age_recipient"),
     ({"app_repo_known_hosts": OTHER_HOST_KEYS}, "app_repo_known_hosts", "must be empty for github.com"),
+    # Long inputs: the refused value never makes the first line longer (tests/messages.py).
+    ({"app_name": "shop-" * 20}, "app_name", "at most 63 characters"),
+    ({"image": "registry.example.com/" + "team/" * 30 + "web"}, "image", "must carry a tag or a digest"),
+    ({"check_package_url": "file:///srv/templates"}, "check_package_url", "https://host/path"),
     ({"app_repo_url": "ssh://git@git.example.com:2222/acme/shop", "app_repo_known_hosts": "git.example.com ssh-ed25519\n"},
      "app_repo_known_hosts", "'<host> <key type> <base64 key>'"),
     ({"app_repo_url": "ssh://git@git.example.com:2222/acme/shop",
@@ -84,6 +89,7 @@ def assert_refused(dst: Path, answers: dict, field: str, rule: str) -> None:
         copy_app(dst, **answers)
     message = str(error.value)
     assert field in message and rule in message, message
+    check_any_refusal(message)
     assert not dst.exists() or not any(dst.iterdir()), sorted(p.name for p in dst.iterdir())
 
 

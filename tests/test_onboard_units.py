@@ -12,6 +12,7 @@ from pyrage import x25519
 from conftest import commit_all, git
 from hooks import apps, deploykeys, gitrepo, knownhosts
 from hooks.errors import HookError
+from messages import assert_leads_with_the_answer
 
 RESERVED = apps.reserved_names(apps.load_catalog(), "gateway-system")
 OTHER_HOST_KEYS = "[git.example.com]:2222 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl\n"
@@ -181,6 +182,7 @@ def test_the_apps_validator_refuses_the_same_entries(copie, overrides, field):
     result = copie.copy(extra_answers={"template": "platform", "apps": [entry(**overrides)]})
     assert result.exit_code != 0
     assert "apps" in str(result.exception) and field in str(result.exception), result.exception
+    assert_leads_with_the_answer(str(result.exception))
 
 
 @pytest.mark.parametrize("detached", [False, True])

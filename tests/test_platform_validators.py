@@ -8,6 +8,7 @@ import copier
 import pytest
 
 from conftest import ROOT
+from messages import assert_leads_with_the_answer
 
 # A public key (its private half was discarded): fixed so that test ids are stable across workers.
 GOOD_KEY = "age16x2cw6zzszw4s9nlv6esudny0p9qr7v9hn50rymcl3398tmnfesqeydvdv"
@@ -44,9 +45,16 @@ BAD_ANSWERS = [
     ("gateway_listener_port", 0, "between 1 and 65535"),
     ("gateway_listener_port", 70000, "between 1 and 65535"),
     ("gateway_namespace", "Gateway", "DNS-1123 label"),
+    ("gateway_name", "Platform_Gateway", "DNS-1123 label"),
+    ("gateway_class", "Envoy_Gateway", "DNS-1123 subdomain"),
+    ("gateway_tls_secret", "*.acme", "DNS-1123 subdomain"),
     ("sops_age_recipients", "age1notakey", "age public keys"),
     ("sops_age_recipients", f"{GOOD_KEY},ssh-ed25519 AAAA", "age public keys"),
     ("apps", {"name": "shop"}, "YAML list"),
+    ("check_package_url", "git@github.com:opencenter-cloud/openCenter-gitops-templates.git", "https://host/path"),
+    ("check_package_url", "https://bot:t0ken@github.com/o/templates.git", "without credentials"),
+    # Long inputs: the refused value never makes the first line longer (tests/messages.py).
+    ("platform_repo_url", "https://github.com/" + "a" * 100 + "/gitops?ref=main", "https://host/path"),
 ]
 
 
@@ -64,6 +72,7 @@ def test_bad_answer_is_refused_and_nothing_is_written(tmp_path, field, value, ru
         copy_platform(dst, **{field: value})
     message = str(refused.value)
     assert field in message and rule in message, message
+    assert_leads_with_the_answer(message)
     assert not dst.exists()
 
 

@@ -29,6 +29,7 @@ from pyrage import x25519
 from conftest import commit_all, git
 from hooks import check, offboard, onboard
 from hooks.errors import run_main
+from messages import check_any_refusal
 from reliability import OVERLAY, SOURCES, SHOP, build_workspace, copy_template, copy_workspace, differences, tree_state
 
 # A well-formed age public key whose private half was discarded, and the same key with a broken checksum.
@@ -123,7 +124,7 @@ CASES = [
     Case("platform-url-credentials", "platform", platform(gitops_base_url="https://bot:t0ken@github.com/o/base"),
          "gitops_base_url", "must not embed credentials"),
     Case("platform-malformed-url", "platform", platform(platform_repo_url="ssh://git@github.com:acme/acme-gitops"),
-         "platform_repo_url", "must be ssh://user@host/path"),
+         "platform_repo_url", "ssh://user@host/path or https://host/path"),
     Case("platform-tag-read-as-number", "platform", platform(gitops_base_tag=yaml.safe_load("2026.10")),
          "gitops_base_tag", "two-digit month"),
     Case("platform-flux-version-form", "platform", platform(flux_version="latest"), "flux_version", "X.Y.Z"),
@@ -301,6 +302,7 @@ def test_bad_input_is_refused_by_name_and_changes_nothing(case, workspace, templ
     message = f"{message}\n{out}\n{err}"
     assert status != 0, message
     assert case.field in message and case.rule in message, message
+    check_any_refusal(message)  # a validator's refusal leads with what to answer (tests/messages.py)
     assert differences(before, tree_state(ws)) == []
 
 

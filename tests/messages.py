@@ -1,0 +1,44 @@
+"""How a validator's refusal reads (questions/common.yml), shared by the bad-answer tables
+(tests/test_platform_validators.py, tests/test_app_validators.py, tests/test_reliability_corpus.py,
+tests/test_onboard_units.py): Copier prints "Validation error for question '<name>': <message>",
+where <message> is the validator's rendered output. Its first line says what to answer: at most
+80 characters, starting with one of LEADS, naming the answer to change, and without the refused
+value (which may be arbitrarily long); the detail and the refused value follow on later lines.
+"""
+
+from __future__ import annotations
+
+import re
+
+LEADS = ("Answer ", "Leave ", "Add ", "Remove ")
+MAX_FIRST_LINE = 80
+REFUSAL = re.compile(r"Validation error for question '(?P<question>[^']+)': (?P<message>.*)", re.DOTALL)
+# A validator that checks another answer than its own: platform_answers is read from platform_repo,
+# the answer a person gives.
+ANSWERED_AS = {"platform_answers": "platform_repo"}
+
+
+def validator_refusal(text: str) -> tuple[str, str] | None:
+    """(question, message) of Copier's validator refusal in `text`, or None when there is none
+    (a task's error, an invalid choice, a refusal by the hooks)."""
+    match = REFUSAL.search(text)
+    return (match["question"], match["message"]) if match else None
+
+
+def assert_leads_with_the_answer(text: str) -> None:
+    """`text` holds a validator's refusal whose first line says what to answer."""
+    refusal = validator_refusal(text)
+    assert refusal is not None, f"no validator refusal in: {text}"
+    question, message = refusal
+    first = message.split("\n", 1)[0]
+    assert len(first) <= MAX_FIRST_LINE, f"first line of {len(first)} characters: {first!r}"
+    assert first.startswith(LEADS), f"first line does not lead with what to answer ({'/'.join(LEADS)}): {first!r}"
+    assert ANSWERED_AS.get(question, question) in first, f"first line does not name {question}: {first!r}"
+    assert "(got" not in first, f"the refused value belongs after the first line: {first!r}"
+    assert "\n" in message.strip(), f"no detail after the first line: {message!r}"
+
+
+def check_any_refusal(text: str) -> None:
+    """Where a failure may come from a validator or from elsewhere: check the validator's, if any."""
+    if validator_refusal(text) is not None:
+        assert_leads_with_the_answer(text)
