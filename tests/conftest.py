@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import itertools
+import json
 import os
 import shutil
 import subprocess
@@ -9,6 +12,7 @@ import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import copier
 import pytest
 import yaml
 from plumbum import local
@@ -16,6 +20,28 @@ from plumbum import local
 from hooks.check import check_repo
 
 ROOT = Path(__file__).resolve().parent.parent
+PATH_AT_START = os.environ["PATH"]  # before any test puts a fake tool in front
+
+
+@contextlib.contextmanager
+def isolated(home: Path, path: str | None = None) -> Iterator[None]:
+    """HOME, config, cache, age key folder and Copier settings under `home`, for os.environ and for
+    the environment Copier gives its tasks (plumbum's local.env): what `isolated_env` gives a test,
+    for work done outside one test (module- and session-scoped fixtures). PATH is the venv's bin
+    then `path` (default: the current PATH)."""
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "copier-settings.yml").write_text("{}\n")
+    values = {
+        "HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config"), "XDG_CACHE_HOME": str(home / ".cache"),
+        "OPENCENTER_AGE_KEY_DIR": str(home / "age"), "COPIER_SETTINGS_PATH": str(home / "copier-settings.yml"),
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{path if path is not None else os.environ['PATH']}",
+        "GIT_AUTHOR_NAME": "Test", "GIT_COMMITTER_NAME": "Test",
+        "GIT_AUTHOR_EMAIL": "test@example.invalid", "GIT_COMMITTER_EMAIL": "test@example.invalid",
+    }
+    with pytest.MonkeyPatch.context() as patch, local.env(**values):
+        for name, value in values.items():
+            patch.setenv(name, value)
+        yield
 
 
 @pytest.fixture(autouse=True)
@@ -77,6 +103,70 @@ def render_platform(copie):
         result = copie.copy(extra_answers={"template": "platform", **answers})
         assert result.exit_code == 0, result.exception
         return result.project_dir
+
+    return render
+
+
+class SharedRenders:
+    """Renders made once per session (once per xdist worker) and shared by every test that needs
+    the same one: rendering is the suite's main cost, copying a rendered tree costs next to nothing.
+
+    `get(key, build)` runs `build(dst)` the first time `key` is asked for, in an environment of its
+    own (a throwaway HOME, Copier settings and age key folder; PATH as at the start of the session,
+    so no fake tool of the asking test), and returns dst. The shared tree is never changed: a test
+    takes its own copy with `copy_of` (or the `rendered` fixture) and changes that.
+    A build that fails is not remembered: every test that asks fails with the build's own error.
+    """
+
+    def __init__(self, factory: pytest.TempPathFactory) -> None:
+        self._factory = factory
+        self._made: dict[tuple, Path] = {}
+
+    def get(self, key: tuple, build: Callable[[Path], object]) -> Path:
+        if key not in self._made:
+            root = self._factory.mktemp("shared")
+            with isolated(root / "home", path=PATH_AT_START):
+                build(root / "repo")
+            self._made[key] = root / "repo"
+        return self._made[key]
+
+
+def copy_of(src: Path, dst: Path) -> Path:
+    """A private copy of a (shared) rendered repository, .git included."""
+    shutil.copytree(src, dst, symlinks=True)
+    return dst
+
+
+@pytest.fixture(scope="session")
+def shared_renders(tmp_path_factory: pytest.TempPathFactory) -> SharedRenders:
+    return SharedRenders(tmp_path_factory)
+
+
+@pytest.fixture
+def rendered(shared_renders: SharedRenders, tmp_path: Path) -> Callable[..., Path]:
+    """`rendered(template=…, **answers)`: what `copie.copy(extra_answers={"template": …, **answers})`
+    renders (the working tree at HEAD, dirty changes included, tasks run, defaults for the rest),
+    rendered once per session for those answers and copied into this test's tmp_path, where the
+    test may change it. `template_dir`/`vcs_ref` as for copie; `commit=True` commits the render.
+
+    For renders that need nothing of the test's own environment: not where a test reads or plants
+    the generated age key in its HOME, or puts a fake tool on PATH (use render_platform / copie)."""
+    count = itertools.count()
+
+    def render(*, template: str, template_dir: Path | None = None, vcs_ref: str = "HEAD", commit: bool = False,
+               **answers) -> Path:
+        src = str(template_dir or ROOT)
+        extra = {"template": template, **answers}
+
+        def build(dst: Path) -> None:
+            # The call pytest-copie's Copie.copy makes.
+            copier.run_copy(src_path=src, dst_path=str(dst), unsafe=True, defaults=True, user_defaults=extra,
+                            vcs_ref=vcs_ref)
+            if commit:
+                commit_all(dst)
+
+        key = ("copie", src, vcs_ref, commit, json.dumps(extra, sort_keys=True, default=str))
+        return copy_of(shared_renders.get(key, build), tmp_path / f"rendered{next(count):03d}")
 
     return render
 

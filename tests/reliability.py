@@ -3,28 +3,23 @@ repository with one registered app and that app's repository, full-tree snapshot
 points run the way a user runs them.
 
 The workspace is built once per module (module-scoped fixtures cannot use conftest's function-scoped
-`isolated_env`, so `isolated` below gives the build the same kind of throwaway HOME) and copied for
+`isolated_env`, so conftest's `isolated` gives the build the same kind of throwaway HOME) and copied for
 every test that changes anything.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import shutil
 import stat
 import subprocess
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import copier
-import pytest
-from plumbum import local
 from pyrage import x25519
 
-from conftest import commit_all
+from conftest import commit_all, isolated  # noqa: F401  (isolated is re-exported)
 from hooks import onboard
 from hooks.gitrepo import LOCK_FILE
 
@@ -32,25 +27,6 @@ SHOP = {"name": "shop", "url": "ssh://git@github.com/acme/shop.git"}
 OVERLAY = "applications/overlays/prod"
 SOURCES = f"{OVERLAY}/services/sources"
 FLUXCD = f"{OVERLAY}/services/fluxcd"
-
-
-@contextlib.contextmanager
-def isolated(home: Path) -> Iterator[None]:
-    """HOME, config, cache, age key folder and Copier settings under `home`, for os.environ and for
-    the environment Copier gives its tasks (plumbum's local.env)."""
-    home.mkdir(parents=True, exist_ok=True)
-    (home / "copier-settings.yml").write_text("{}\n")
-    values = {
-        "HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config"), "XDG_CACHE_HOME": str(home / ".cache"),
-        "OPENCENTER_AGE_KEY_DIR": str(home / "age"), "COPIER_SETTINGS_PATH": str(home / "copier-settings.yml"),
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-        "GIT_AUTHOR_NAME": "Test", "GIT_COMMITTER_NAME": "Test",
-        "GIT_AUTHOR_EMAIL": "test@example.invalid", "GIT_COMMITTER_EMAIL": "test@example.invalid",
-    }
-    with pytest.MonkeyPatch.context() as patch, local.env(**values):
-        for name, value in values.items():
-            patch.setenv(name, value)
-        yield
 
 
 def copy_template(src: Path, dst: Path, **data) -> None:

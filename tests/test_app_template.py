@@ -29,10 +29,16 @@ APP_FILES = ("kustomization.yaml", "deployment.yaml", "service.yaml", "config.en
 
 
 @pytest.fixture
-def render_app(copie):
-    """Render the app template with the given answers; fail the test if Copier fails."""
+def render_app(copie, rendered):
+    """Render the app template with the given answers; fail the test if Copier fails.
+
+    Without platform_repo the render is the session's shared one for those answers (conftest
+    `rendered`), copied for this test; with it (onboarding writes to that platform repository) a
+    render of the test's own."""
 
     def render(**answers) -> Path:
+        if "platform_repo" not in answers:
+            return rendered(template="app", app_name="shop", **answers)
         result = copie.copy(extra_answers={"template": "app", "app_name": "shop", **answers})
         assert result.exit_code == 0, result.exception
         return result.project_dir
@@ -267,14 +273,12 @@ PLATFORM = {"customer_name": "globex", "cluster_name": "stage", "gateway_name": 
 
 
 @pytest.fixture
-def platform_checkout(copie, template_snapshot) -> Path:
+def platform_checkout(rendered, template_snapshot) -> Path:
     """A rendered, committed platform repository, as onboarding (a copy task of the app template
     when platform_repo is given) needs it: a clean git tree, rendered from a template commit that
-    exists (the snapshot), so that onboarding can re-render it with `copier update`."""
-    result = copie.copy(extra_answers={"template": "platform", **PLATFORM}, template_dir=template_snapshot)
-    assert result.exit_code == 0, result.exception
-    commit_all(result.project_dir)
-    return result.project_dir
+    exists (the snapshot), so that onboarding can re-render it with `copier update`. Rendered once
+    per session (conftest `rendered`): each test changes its own copy."""
+    return rendered(template="platform", template_dir=template_snapshot, commit=True, **PLATFORM)
 
 
 def assert_follows_platform(repo: Path, platform: Path) -> None:

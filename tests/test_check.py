@@ -26,8 +26,9 @@ def edit(path: Path, old: str, new: str) -> None:
 
 
 @pytest.fixture
-def platform_repo(render_platform) -> Path:
-    return render_platform()
+def platform_repo(rendered) -> Path:
+    """This test's own copy of the default platform render (rendered once: conftest `rendered`)."""
+    return rendered(template="platform")
 
 
 def test_default_platform_repo_passes(platform_repo, assert_check_passes):

@@ -19,10 +19,9 @@ CHECK = {"platform": "opencenter-check . --all-tenants", "app": "opencenter-chec
 GITLAB = ".gitlab-ci.yml"
 
 
-def render(copie, template: str, ci: str) -> Path:
-    result = copie.copy(extra_answers={"template": template, "ci": ci})
-    assert result.exit_code == 0, result.exception
-    return result.project_dir
+def render(rendered, template: str, ci: str) -> Path:
+    """This test's own copy of the session's render of `template` with `ci` (conftest `rendered`)."""
+    return rendered(template=template, ci=ci)
 
 
 def install_script(repo: Path, ci: str) -> str:
@@ -33,8 +32,8 @@ def install_script(repo: Path, ci: str) -> str:
 
 
 @pytest.mark.parametrize("template", ["platform", "app"])
-def test_github_workflow_runs_the_check_on_every_push_and_pull_request(copie, template):
-    repo = render(copie, template, "github")
+def test_github_workflow_runs_the_check_on_every_push_and_pull_request(rendered, template):
+    repo = render(rendered, template, "github")
     assert not (repo / GITLAB).exists()
     workflow = yaml.safe_load((repo / GITHUB).read_text())
     assert set(workflow[True]) == {"push", "pull_request"}  # YAML 1.1 reads the key `on` as True
@@ -43,8 +42,8 @@ def test_github_workflow_runs_the_check_on_every_push_and_pull_request(copie, te
 
 
 @pytest.mark.parametrize("template", ["platform", "app"])
-def test_gitlab_pipeline_runs_the_check_on_every_push_and_merge_request(copie, template):
-    repo = render(copie, template, "gitlab")
+def test_gitlab_pipeline_runs_the_check_on_every_push_and_merge_request(rendered, template):
+    repo = render(rendered, template, "gitlab")
     assert not (repo / ".github").exists()
     pipeline = yaml.safe_load((repo / GITLAB).read_text())
     assert {rule["if"] for rule in pipeline["workflow"]["rules"]} == {
@@ -64,8 +63,8 @@ def test_an_app_with_a_platform_url_is_checked_against_its_platform_in_ci(copie)
 
 @pytest.mark.parametrize("ci", ["github", "gitlab"])
 @pytest.mark.parametrize(("commit", "ref"), [("0.3.0", "0.3.0"), ("v0.4.0-1-gc2b0efd", "c2b0efd")])
-def test_ci_installs_the_check_at_the_recorded_template_commit(copie, ci, commit, ref):
-    repo = render(copie, "platform", ci)
+def test_ci_installs_the_check_at_the_recorded_template_commit(rendered, ci, commit, ref):
+    repo = render(rendered, "platform", ci)
     answers = repo / ".copier-answers.yml"
     answers.write_text("".join(
         f"_commit: {commit}\n" if line.startswith("_commit:") else line
@@ -78,8 +77,8 @@ def test_ci_installs_the_check_at_the_recorded_template_commit(copie, ci, commit
 
 
 @pytest.mark.parametrize("template", ["platform", "app"])
-def test_yamllint_config_passes_the_rendered_repo_and_still_catches_duplicate_keys(copie, template):
-    repo = render(copie, template, "github")
+def test_yamllint_config_passes_the_rendered_repo_and_still_catches_duplicate_keys(rendered, template):
+    repo = render(rendered, template, "github")
     lint = ["yamllint", "-f", "parsable", "-c", ".yamllint.yaml", "."]
     result = subprocess.run(lint, cwd=repo, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout
@@ -94,14 +93,14 @@ def pre_commit_hooks(repo: Path) -> dict[str, dict]:
 
 
 @pytest.mark.parametrize("template", ["platform", "app"])
-def test_pre_commit_lints_yaml_and_catches_merge_markers(copie, template):
-    hooks = pre_commit_hooks(render(copie, template, "github"))
+def test_pre_commit_lints_yaml_and_catches_merge_markers(rendered, template):
+    hooks = pre_commit_hooks(render(rendered, template, "github"))
     assert hooks["check-merge-conflict"]["args"] == ["--assume-in-merge"]
     assert hooks["yamllint"]["args"] == ["--config-file", ".yamllint.yaml"]
 
 
-def test_pre_commit_guard_refuses_unencrypted_secrets_only(copie, tmp_path):
-    guard = pre_commit_hooks(render(copie, "app", "github"))["unencrypted-secrets"]
+def test_pre_commit_guard_refuses_unencrypted_secrets_only(rendered, tmp_path):
+    guard = pre_commit_hooks(render(rendered, "app", "github"))["unencrypted-secrets"]
     plain = tmp_path / "plain.yaml"
     plain.write_text("apiVersion: v1\nkind: Secret\nmetadata:\n  name: s\nstringData:\n  a: b\n")
     sealed = tmp_path / "sealed.yaml"

@@ -79,14 +79,14 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "hooks.check", *args], cwd=ROOT, capture_output=True, text=True)
 
 
-def test_cli_reports_ok_and_exits_zero_on_a_fresh_platform_repo(render_platform):
-    result = run_cli(str(render_platform()))
+def test_cli_reports_ok_and_exits_zero_on_a_fresh_platform_repo(rendered):
+    result = run_cli(str(rendered(template="platform")))
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.startswith("OK: 9 kustomization root(s)")
 
 
-def test_cli_json_lists_findings_and_exits_one(render_platform):
-    repo = render_platform()
+def test_cli_json_lists_findings_and_exits_one(rendered):
+    repo = rendered(template="platform")
     (repo / "applications/overlays/prod/services/gateway/namespace.yaml").write_text(
         "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: gateway-system\n  lables: {}\n"
     )

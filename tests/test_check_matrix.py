@@ -1,7 +1,8 @@
 """The check passes on every rendered combination of the answer matrix.
 
 One row per combination: add a row when a template grows an answer. Each row is rendered
-with the real templates (pytest-copie, tasks included) and checked with the real kustomize,
+with the real templates (as pytest-copie renders them, tasks included; conftest `rendered`, so a
+render another test also made is copied, not made again) and checked with the real kustomize,
 sops and schemas, and its CI, Renovate and pre-commit files with their own linters (tests/gates.py).
 A row whose answers need an age key gets the test's own (`AGE` below).
 Platform repositories with registered apps are made with the onboarding command (hooks.onboard),
@@ -62,6 +63,9 @@ APPS = [
 ]
 
 
+APPS_RECIPIENT = str(x25519.Identity.generate().to_public())  # the SOPS recipient of the apps rows' platform
+
+
 def with_key(answers: dict) -> dict:
     public = str(x25519.Identity.generate().to_public())
     values = {AGE: public, "{known_hosts}": OTHER_HOST_KEYS}
@@ -69,28 +73,23 @@ def with_key(answers: dict) -> dict:
 
 
 @pytest.mark.parametrize("answers", PLATFORM)
-def test_rendered_platform_repo_passes_the_check(copie, answers, assert_check_passes):
-    result = copie.copy(extra_answers={"template": "platform", **with_key(answers)})
-    assert result.exit_code == 0, result.exception
-    assert_check_passes(result.project_dir)
-    assert gates.problems(result.project_dir) == []
+def test_rendered_platform_repo_passes_the_check(rendered, answers, assert_check_passes):
+    repo = rendered(template="platform", **with_key(answers))
+    assert_check_passes(repo)
+    assert gates.problems(repo) == []
 
 
 @pytest.mark.parametrize("answers", APP)
-def test_rendered_app_repo_passes_the_check(copie, answers, assert_check_passes):
-    result = copie.copy(extra_answers={"template": "app", **with_key(answers)})
-    assert result.exit_code == 0, result.exception
-    assert_check_passes(result.project_dir)
-    assert gates.problems(result.project_dir) == []
+def test_rendered_app_repo_passes_the_check(rendered, answers, assert_check_passes):
+    repo = rendered(template="app", **with_key(answers))
+    assert_check_passes(repo)
+    assert gates.problems(repo) == []
 
 
 @pytest.mark.parametrize("apps", APPS)
-def test_platform_repo_with_onboarded_apps_passes_the_check(copie, template_snapshot, apps, assert_check_passes):
-    result = copie.copy(extra_answers={"template": "platform", **with_key({"sops_age_recipients": AGE})},
-                        template_dir=template_snapshot)  # a committed template: onboarding updates from it
-    assert result.exit_code == 0, result.exception
-    repo = result.project_dir
-    commit_all(repo)
+def test_platform_repo_with_onboarded_apps_passes_the_check(rendered, template_snapshot, apps, assert_check_passes):
+    # One committed render for every row (its own copy each), from a committed template: onboarding updates from it.
+    repo = rendered(template="platform", template_dir=template_snapshot, commit=True, sops_age_recipients=APPS_RECIPIENT)
     for app in apps:
         assert onboard.register(repo, app, out=lambda _line: None) == 0
         commit_all(repo, f"onboard {app['name']}")

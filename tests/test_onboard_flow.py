@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import load_ssh_private_key
 from pyrage import x25519
 
-from conftest import ROOT, commit_all, git
+from conftest import ROOT, commit_all, copy_of, git
 from hooks import agekeys, knownhosts, offboard, onboard, sops
 from hooks.errors import HookError
 
@@ -40,21 +40,26 @@ THREE = [
 ]
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def age_key() -> x25519.Identity:
+    """The test key (in memory only): the SOPS recipient of the shared platform render below."""
     return x25519.Identity.generate()
 
 
 @pytest.fixture
-def platform(template_snapshot: Path, tmp_path: Path, age_key: x25519.Identity) -> Path:
-    """A freshly rendered, committed platform repository whose SOPS recipient is the test key."""
-    dst = tmp_path / "acme-gitops"
-    copier.run_copy(
-        str(template_snapshot), dst, data={"template": "platform", "sops_age_recipients": str(age_key.to_public())},
-        defaults=True, unsafe=True, vcs_ref="0.0.1", quiet=True,
-    )
-    commit_all(dst, "Platform repository")
-    return dst
+def platform(shared_renders, template_snapshot: Path, tmp_path: Path, age_key: x25519.Identity) -> Path:
+    """This test's own copy of a rendered, committed platform repository whose SOPS recipient is the
+    test key (rendered once per session: conftest `shared_renders`)."""
+
+    def build(dst: Path) -> None:
+        copier.run_copy(
+            str(template_snapshot), dst, data={"template": "platform", "sops_age_recipients": str(age_key.to_public())},
+            defaults=True, unsafe=True, vcs_ref="0.0.1", quiet=True,
+        )
+        commit_all(dst, "Platform repository")
+
+    shared = shared_renders.get(("onboard-flow platform", str(age_key.to_public())), build)
+    return copy_of(shared, tmp_path / "acme-gitops")
 
 
 def sops_decrypt(path: Path, age_key: x25519.Identity) -> subprocess.CompletedProcess[str]:

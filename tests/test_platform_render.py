@@ -32,8 +32,8 @@ def flux_kustomizations(repo: Path) -> dict[str, dict]:
     return found
 
 
-def test_defaults_render_the_openCenter_layout(render_platform):
-    repo = render_platform()
+def test_defaults_render_the_openCenter_layout(rendered):
+    repo = rendered(template="platform")
     overlay = repo / OVERLAY
     for rel in (
         "kustomization.yaml",
@@ -113,9 +113,9 @@ def test_flux_system_kustomization_carries_the_lockdown(render_platform, allow_r
     assert labels["rbac.authorization.k8s.io/aggregate-to-admin"] == "false"
 
 
-def test_every_platform_kustomization_names_a_service_account(render_platform):
+def test_every_platform_kustomization_names_a_service_account(rendered):
     """With --default-service-account=default a Kustomization without one would have no rights."""
-    repo = render_platform(platform_services=list(CATALOG), flux_allow_remote_bases=True)
+    repo = rendered(template="platform", platform_services=list(CATALOG), flux_allow_remote_bases=True)
     found = flux_kustomizations(repo)
     assert found
     assert {doc["spec"].get("serviceAccountName") for doc in found.values()} == {"kustomize-controller"}
@@ -143,8 +143,8 @@ def test_gitops_base_secret_is_referenced_when_given(render_platform):
 
 
 @pytest.mark.parametrize("service", [s for s in CATALOG if s not in ("gateway", "external-snapshotter")])
-def test_each_service_renders_alone(render_platform, service):
-    repo = render_platform(platform_services=[service])
+def test_each_service_renders_alone(rendered, service):
+    repo = rendered(template="platform", platform_services=[service])
     spec = CATALOG[service]
     fluxcd = repo / OVERLAY / "services/fluxcd"
     listed = yaml.safe_load((fluxcd / "kustomization.yaml").read_text())["resources"]
@@ -188,8 +188,8 @@ def test_each_service_renders_alone(render_platform, service):
     assert yaml.safe_load((overlay_dir / "helm-values/override-values.yaml").read_text()) == expected_values
 
 
-def test_services_left_out_leave_no_files(render_platform):
-    repo = render_platform(platform_services=["cert-manager"])
+def test_services_left_out_leave_no_files(rendered):
+    repo = rendered(template="platform", platform_services=["cert-manager"])
     services = repo / OVERLAY / "services"
     assert sorted(p.name for p in services.iterdir()) == ["cert-manager", "fluxcd", "sources", "tenancy"]
     assert sorted(p.name for p in (services / "sources").iterdir()) == [
@@ -290,8 +290,8 @@ def test_an_existing_key_file_is_reused_never_overwritten(render_platform, isola
     )
 
 
-def test_gotk_components_placeholder_without_flux(render_platform):
-    repo = render_platform()
+def test_gotk_components_placeholder_without_flux(rendered):
+    repo = rendered(template="platform")  # rendered with the session's PATH: no flux
     text = (repo / OVERLAY / "flux-system/gotk-components.yaml").read_text()
     assert "PLACEHOLDER" in text
     assert "flux install --export --version=v2.9.4 > applications/overlays/prod/flux-system/gotk-components.yaml" in text

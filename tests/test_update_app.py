@@ -9,13 +9,13 @@ from __future__ import annotations
 import copier
 
 from conftest import commit_all, git
-from updating import (  # noqa: F401  (history is a fixture)
-    answers, assert_same_tree, conflicted, copy, edit, history, sample, update,
+from updating import (  # noqa: F401  (history and copied are fixtures)
+    answers, assert_same_tree, conflicted, copied, copy, edit, history, sample, update,
 )
 
 
-def test_owner_edits_survive_an_update_to_the_new_release(history, tmp_path):
-    repo = copy(history, tmp_path / "shop", "1.0.0", template="app")
+def test_owner_edits_survive_an_update_to_the_new_release(copied):
+    repo = copied("shop", "1.0.0", template="app")
     edit(repo / "deployment.yaml", "  replicas: 2\n", "  replicas: 4\n")
     edit(repo / "config.env", "LOG_LEVEL=info\n", "LOG_LEVEL=debug\nFEATURE_CHECKOUT=on\n")
     edit(repo / "kustomization.yaml", "  - networkpolicies.yaml\n",
@@ -47,8 +47,8 @@ def test_owner_edits_survive_an_update_to_the_new_release(history, tmp_path):
     assert recorded["replicas"] == 2  # the answer is unchanged: the owner's edit lives in the file
 
 
-def test_a_conflicting_edit_shows_markers(history, tmp_path):
-    repo = copy(history, tmp_path / "shop", "1.0.0", template="app")
+def test_a_conflicting_edit_shows_markers(copied):
+    repo = copied("shop", "1.0.0", template="app")
     edit(repo / "deployment.yaml", "            sizeLimit: 64Mi\n", "            sizeLimit: 1Gi\n")
     commit_all(repo, "bigger scratch space")
     update(repo, "1.1.0")

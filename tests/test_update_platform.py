@@ -15,8 +15,8 @@ import pytest
 import yaml
 
 from conftest import ROOT, commit_all, git
-from updating import (  # noqa: F401  (history is a fixture)
-    OVERLAY, COMPONENTS, answers, assert_same_tree, conflicted, copy, edit, history, sample, update,
+from updating import (  # noqa: F401  (history and copied are fixtures)
+    OVERLAY, COMPONENTS, answers, assert_same_tree, conflicted, copied, copy, edit, history, sample, update,
 )
 
 APP = {"name": "shop", "url": "ssh://git@github.com/acme/shop", "branch": "main", "secrets": False,
@@ -64,8 +64,8 @@ def owner_edits(repo: Path) -> dict[str, str]:
     return expected
 
 
-def test_owner_edits_survive_an_update_to_the_new_release(history, tmp_path):
-    repo = copy(history, tmp_path / "acme", "1.0.0", gitops_base_tag="2026.04")
+def test_owner_edits_survive_an_update_to_the_new_release(copied):
+    repo = copied("acme", "1.0.0", gitops_base_tag="2026.04")
     expected = owner_edits(repo)
     assert answers(repo)["apps"] == [APP]
     update(repo, "1.1.0")
@@ -97,8 +97,8 @@ def test_owner_edits_survive_an_update_to_the_new_release(history, tmp_path):
     assert git("status", "--porcelain", cwd=repo) != ""  # the update is left for review, uncommitted
 
 
-def test_a_conflicting_edit_shows_markers_that_pre_commit_rejects(history, tmp_path):
-    repo = copy(history, tmp_path / "acme", "1.0.0")
+def test_a_conflicting_edit_shows_markers_that_pre_commit_rejects(copied):
+    repo = copied("acme", "1.0.0")
     target = repo / OVERLAY / "services/fluxcd/kyverno.yaml"
     edit(target, "  timeout: 10m\n", "  timeout: 30m\n", count=2)
     commit_all(repo, "kyverno needs longer")
@@ -117,8 +117,8 @@ def test_a_conflicting_edit_shows_markers_that_pre_commit_rejects(history, tmp_p
     assert clean.returncode == 0
 
 
-def test_pre_commit_config_of_the_generated_repo_checks_merge_conflicts(history, tmp_path):
-    repo = copy(history, tmp_path / "acme", "1.0.0")
+def test_pre_commit_config_of_the_generated_repo_checks_merge_conflicts(copied):
+    repo = copied("acme", "1.0.0")
     config = repo / ".pre-commit-config.yaml"
     if not config.exists():
         pytest.skip("the platform template has no .pre-commit-config.yaml yet (issue 5)")
@@ -144,9 +144,9 @@ def test_update_without_a_new_release_is_a_no_op(history, tmp_path):
 
 
 
-def test_renovate_style_update_runs_the_migrations_too(history, tmp_path):
+def test_renovate_style_update_runs_the_migrations_too(copied):
     """Renovate's copier manager runs `copier update --skip-answered --defaults --trust --vcs-ref X`."""
-    repo = copy(history, tmp_path / "acme", "1.0.0", gitops_base_tag="2026.04")
+    repo = copied("acme", "1.0.0", gitops_base_tag="2026.04")
     copier.run_update(repo, defaults=True, overwrite=True, unsafe=True, vcs_ref="1.1.0", quiet=True,
                       skip_answered=True)
     recorded = answers(repo)
