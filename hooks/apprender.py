@@ -37,18 +37,21 @@ from typing import Any
 
 
 from hooks import apps as appsmod
+from hooks import clusters as clustersmod
 from hooks.answers import ANSWERS_FILE, load_answers
 from hooks.errors import HookError
 
 # Payload templates (relative to platform-template/) that render from `apps`; anything else that
 # starts to use it must be added here (tests/test_onboard_fast.py fails until it is).
+OVERLAY_TEMPLATE = "applications/overlays/{% yield cluster from cluster_list %}{{ cluster.cluster_name }}{% endyield %}"
 APPS_TEMPLATES = (
     "{{ _copier_conf.answers_file }}.jinja",
-    "applications/overlays/{{ cluster_name }}/services/sources/kustomization.yaml.jinja",
-    "applications/overlays/{{ cluster_name }}/services/fluxcd/kustomization.yaml.jinja",
-    "applications/overlays/{{ cluster_name }}/services/sources/{% yield app from app_files %}{{ app.name }}{% endyield %}.yaml.jinja",
-    "applications/overlays/{{ cluster_name }}/services/fluxcd/{% yield app from app_files %}{{ app.name }}{% endyield %}.yaml.jinja",
-    "applications/overlays/{{ cluster_name }}/services/{% if app_files %}tenants{% endif %}/{% yield app from app_files %}{{ app.name }}{% endyield %}/tenant.yaml.jinja",
+    f"{OVERLAY_TEMPLATE}/services/sources/kustomization.yaml.jinja",
+    f"{OVERLAY_TEMPLATE}/services/fluxcd/kustomization.yaml.jinja",
+    f"{OVERLAY_TEMPLATE}/services/sources/{{% yield app from cluster.app_files %}}{{{{ app.name }}}}{{% endyield %}}.yaml.jinja",
+    f"{OVERLAY_TEMPLATE}/services/fluxcd/{{% yield app from cluster.app_files %}}{{{{ app.name }}}}{{% endyield %}}.yaml.jinja",
+    f"{OVERLAY_TEMPLATE}/services/{{% if cluster.app_files %}}tenants{{% endif %}}/"
+    "{% yield app from cluster.app_files %}{{ app.name }}{% endyield %}/tenant.yaml.jinja",
 )
 
 
@@ -63,15 +66,14 @@ def only(apps: list[dict[str, Any]], names: list[str]) -> list[dict[str, Any]]:
     return [app for app in apps if app["name"] in names]
 
 
-def apps_files(cluster: str, names: list[str]) -> list[str]:
-    """The rendered files a change of `names` in `apps` can touch (answers file first)."""
-    files = [
-        ANSWERS_FILE,
-        f"{appsmod.sources_dir(cluster)}/kustomization.yaml",
-        f"{appsmod.fluxcd_dir(cluster)}/kustomization.yaml",
-    ]
-    for name in names:
-        files += appsmod.rendered_files(name, cluster)
+def apps_files(clusters: list[str], names: list[str]) -> list[str]:
+    """The rendered files a change of `names` in `apps` can touch, in every cluster (answers file
+    first): an app can be added to, or removed from, any of them."""
+    files = [ANSWERS_FILE]
+    for cluster in clusters:
+        files += [f"{appsmod.sources_dir(cluster)}/kustomization.yaml", f"{appsmod.fluxcd_dir(cluster)}/kustomization.yaml"]
+        for name in names:
+            files += appsmod.rendered_files(name, cluster)
     return files
 
 
@@ -128,7 +130,7 @@ def render_changed_apps(platform: Path, apps: list[dict[str, Any]]) -> bool:
     answers = load_answers(platform)
     recorded = {key: value for key, value in answers.items() if not key.startswith("_")}
     names = changed_names(recorded.get("apps") or [], apps)
-    paths = apps_files(answers["cluster_name"], names)
+    paths = apps_files(clustersmod.names(answers), names)
     with tempfile.TemporaryDirectory(prefix="opencenter-apps-") as tmp:
         old, new = Path(tmp) / "old", Path(tmp) / "new"
         # app_files: the apps whose own files are rendered (all of `apps` by default; the template's

@@ -14,10 +14,16 @@ template renders it) is a mapping with exactly these keys:
   known_hosts  '' for github.com, gitlab.com and bitbucket.org (their published host keys are
                used); for any other host the known_hosts lines of the Git server
 
-and, optionally (absent when empty; set by the platform team, see docs/tenancy.md):
+and, optionally (absent when empty):
 
-  hostnames    hostnames under cluster_domain the app may publish besides <name>.<cluster_domain>
-               and its subdomains; never another app's (Namespace annotation opencenter/hostnames)
+  clusters     the clusters the app runs on, by name (absent: the repository's first cluster);
+               its files are rendered in each one's overlay (hooks/clusters.py)
+
+set by the platform team (docs/tenancy.md):
+
+  hostnames    hostnames under a cluster's domain the app may publish besides <name>.<domain> and
+               its subdomains; never another app's on that cluster (Namespace annotation
+               opencenter/hostnames, in each cluster's overlay the names under its domain)
   egress       CIDRs the team's NetworkPolicies may open egress to (opencenter/egress-cidrs)
   quota        ResourceQuota `hard` entries that replace the defaults, e.g. {requests.cpu: "8"}
 
@@ -43,7 +49,7 @@ from hooks.quantity import is_quantity
 SERVICES_FILE = Path(__file__).resolve().parent.parent / "includes" / "services.yml"
 
 KEYS = ("name", "url", "branch", "secrets", "receiver", "known_hosts")
-OPTIONAL_KEYS = ("hostnames", "egress", "quota")
+OPTIONAL_KEYS = ("clusters", "hostnames", "egress", "quota")
 HOSTNAME_RE = re.compile(r"^(\*\.)?[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)+$")
 QUOTA_KEY_RE = re.compile(r"^(requests\.|limits\.)?[a-z0-9]([-a-z0-9.]*[a-z0-9])?$|^count/[a-z0-9.-]+$")
 NAME_RE = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
@@ -199,6 +205,9 @@ def validate_entry(entry: dict[str, Any], reserved: set[str]) -> None:
 
 
 def _validate_tenancy_keys(entry: dict[str, Any], where: str) -> None:
+    placed = entry.get("clusters", [])
+    if not isinstance(placed, list) or not all(isinstance(c, str) for c in placed) or len(set(placed)) != len(placed):
+        raise HookError(f"{where}.clusters", f"must be a list of cluster names, each once (got {placed!r})")
     hostnames = entry.get("hostnames", [])
     if not isinstance(hostnames, list) or not all(isinstance(h, str) and HOSTNAME_RE.match(h) for h in hostnames):
         raise HookError(f"{where}.hostnames", f"must be a list of lowercase DNS names, optionally '*.'-prefixed (got {hostnames!r})")
@@ -237,30 +246,46 @@ def _overlap(a: str, b: str) -> bool:
     return a == b
 
 
-def hostname_conflicts(apps: list[dict[str, Any]], domain: str) -> list[str]:
-    """Why two apps would serve one hostname (empty: none). Every app owns its zone; assigned
-    names must lie under the domain (the Gateway listener serves *.<domain> only) and in no other
-    app's zone or assigned names."""
+def placement(entry: dict[str, Any], domains: dict[str, str]) -> list[str]:
+    """The clusters an app runs on: its `clusters`, else the first cluster (the first of `domains`)."""
+    return list(entry.get("clusters") or list(domains)[:1])
+
+
+def hostname_conflicts(apps: list[dict[str, Any]], domains: dict[str, str]) -> list[str]:
+    """Why two apps would serve one hostname on a cluster (empty: none). `domains`: every cluster's
+    domain, the first cluster first. On each cluster every app owns its zone; assigned names must
+    lie under the domain of one of the app's clusters (a Gateway listener serves *.<domain> only)
+    and, on each cluster whose domain they are under, in no other app's zone or assigned names."""
     problems = []
-    owners: list[tuple[str, str]] = []  # (hostname or *.pattern, app)
+    owners: list[tuple[str, str, str]] = []  # (cluster, hostname or *.pattern, app)
     for app in apps:
-        owners += [(f"*.{zone(app['name'], domain)}", app["name"]), (zone(app["name"], domain), app["name"])]
+        for cluster in placement(app, domains):
+            if cluster in domains:
+                owners += [(cluster, f"*.{zone(app['name'], domains[cluster])}", app["name"]),
+                           (cluster, zone(app["name"], domains[cluster]), app["name"])]
     for app in apps:
+        placed = [cluster for cluster in placement(app, domains) if cluster in domains]
         for hostname in app.get("hostnames", []):
             bare = hostname.removeprefix("*.")
-            if domain and not bare.endswith("." + domain):
-                problems.append(f"apps[{app['name']}].hostnames: {hostname} is not under {domain}, the only domain the Gateway serves")
+            under = [cluster for cluster in placed if bare.endswith("." + domains[cluster])]
+            if placed and not under:
+                served = " or ".join(domains[cluster] for cluster in placed)
+                what = "the only domain the Gateway serves" if len(placed) == 1 else "the domains the Gateways of its clusters serve"
+                problems.append(f"apps[{app['name']}].hostnames: {hostname} is not under {served}, {what}")
                 continue
-            for other, owner in owners:
-                if owner != app["name"] and _overlap(other, hostname):
-                    problems.append(f"apps[{app['name']}].hostnames: {hostname} is also served by app {owner} ({other})")
+            for cluster, other, owner in owners:
+                if owner != app["name"] and cluster in under and _overlap(other, hostname):
+                    on = f" on cluster {cluster}" if len(domains) > 1 else ""
+                    problems.append(f"apps[{app['name']}].hostnames: {hostname} is also served by app {owner} ({other}{on})")
                     break
-            owners.append((hostname, app["name"]))
+            owners += [(cluster, hostname, app["name"]) for cluster in under]
     return problems
 
 
-def validate_apps(apps: Any, reserved: set[str], domain: str = "") -> list[dict[str, Any]]:
-    """The whole `apps` answer: a list of valid entries with unique names and hostnames (normalized)."""
+def validate_apps(apps: Any, reserved: set[str], domains: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    """The whole `apps` answer: a list of valid entries with unique names, placed on clusters of
+    `domains` (every cluster's domain, first cluster first), and unique hostnames (normalized).
+    Without `domains`, placements and hostnames are not checked."""
     if not isinstance(apps, list):
         raise HookError("apps", f"must be a YAML list of app entries (got {apps!r})")
     seen: set[str] = set()
@@ -271,8 +296,11 @@ def validate_apps(apps: Any, reserved: set[str], domain: str = "") -> list[dict[
         if entry["name"] in seen:
             raise HookError(f"apps[{entry['name']}].name", "is registered twice; app names must be unique")
         seen.add(entry["name"])
+        if domains and not set(placement(entry, domains)) <= set(domains):
+            raise HookError(f"apps[{entry['name']}].clusters",
+                            f"must name clusters of this repository: {', '.join(domains)} (got {entry['clusters']!r})")
         result.append(entry)
-    conflicts = hostname_conflicts(result, domain)
+    conflicts = hostname_conflicts(result, domains or {})
     if conflicts:
         field, _, why = conflicts[0].partition(": ")
         raise HookError(field, why)

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import yaml
 
-from hooks import crds, gitrepo, rules
+from hooks import clusters, crds, gitrepo, rules
 from hooks.admission import Cluster, admit
 from hooks.answers import ANSWERS_FILE, load_answers
 from hooks.errors import HookError
@@ -168,24 +168,31 @@ def _run_checks(repo, kube_version, platform, tenants, all_tenants, cleanup: Exi
         out_of_band = rules.out_of_band_secrets(str(answers.get("gitops_base_secret") or ""))
         unbuilt = [doc for f in here.files if any(under(f.path, root) for root in here.failed_roots)
                    for doc in f.documents if is_object(doc)]
-        report.findings += rules.flux_reference_findings(objects, repo_dirs(repo), out_of_band, unbuilt)
+        # Each cluster's overlay on its own: its Flux references resolve within it (another
+        # cluster's objects live in another cluster), its paths stay in it.
+        for name, located in rules.by_cluster(objects).items():
+            report.findings += rules.flux_reference_findings(located, repo_dirs(repo), out_of_band, unbuilt)
+            report.findings += rules.cluster_path_findings(located, name) if name is not None else []
+        report.findings += rules.cluster_recipient_findings(here.files, {
+            c["cluster_name"]: [key.strip() for key in str(c.get("sops_age_recipients", "")).split(",") if key.strip()]
+            for c in clusters.cluster_list(answers)})
         report.findings += rules.aggregated_flux_write_findings(objects)
         report.findings += rules.hostname_findings(answers)
         if all_tenants:
             tenants = [*tenants, *((app["name"], app["url"], app.get("branch")) for app in answers.get("apps") or [])]
         if tenants:
-            cluster = Cluster([obj for _, obj in objects], validator.custom)
+            models = cluster_models(objects, validator)
             for app, where, *branch in tenants:
                 path = checkout(where, branch[0] if branch else None, "--tenant", cleanup, report.notes, f"app {app}")
                 if path is not None:
-                    report.findings += tenant_findings(cluster, app, path, str(where))
+                    report.findings += tenant_findings(models, app, path, str(where))
     else:
         app = str(answers.get("app_name"))
         report.findings += rules.tenancy_findings(objects, app, validator)
         if platform is not None:
             path = checkout(platform, None, "--platform", cleanup, report.notes, "the platform repository")
             if path is not None:
-                report.findings += admission_findings(platform_cluster(path, validator), app, objects)
+                report.findings += admission_findings(platform_clusters(path, validator), app, objects)
     report.cel_rules, report.transition_rules_skipped = validator.rules_evaluated, validator.transition_rules_skipped
     report.findings = rules.unique(report.findings)
     return report
@@ -237,34 +244,43 @@ def checkout(where: Path | str, branch: str | None, option: str, cleanup: ExitSt
     return path.resolve()
 
 
-def platform_cluster(platform: Path, validator: Validator) -> Cluster:
-    """The cluster a platform repository sets up (its built objects)."""
+def cluster_models(objects: list[tuple[str, dict]], validator: Validator) -> dict[str, Cluster]:
+    """One offline model per cluster overlay of a platform repository: what each cluster's API
+    server would hold (RBAC, admission policies, tenants)."""
+    return {name: Cluster([obj for _, obj in located], validator.custom)
+            for name, located in rules.by_cluster(objects).items() if name is not None}
+
+
+def platform_clusters(platform: Path, validator: Validator) -> dict[str, Cluster]:
+    """The clusters a platform repository sets up (their built objects)."""
     answers = read_answers(platform)
     if answers["template"] != "platform":
         raise HookError("--platform", f"{platform} is not a platform repository (template: {answers['template']})")
     built = collect(platform, "platform", bool(answers.get("flux_allow_remote_bases")))
-    return Cluster([obj for _, obj in built.objects], validator.custom)
+    return cluster_models(built.objects, validator)
 
 
-def tenant_findings(cluster: Cluster, app: str, path: Path, shown: str) -> list[Finding]:
+def tenant_findings(models: dict[str, Cluster], app: str, path: Path, shown: str) -> list[Finding]:
     """The platform's verdict on one app repository (its build findings, then admission)."""
     built = collect(path, "app")
     prefix = shown.rstrip("/") + "/"
     findings = [replace(f, file=prefix + f.file) for f in built.findings]
-    return findings + [replace(f, file=prefix + f.file) for f in admission_findings(cluster, app, built.objects)]
+    return findings + [replace(f, file=prefix + f.file) for f in admission_findings(models, app, built.objects)]
 
 
-def admission_findings(cluster: Cluster, app: str, objects: list[tuple[str, dict]]) -> list[Finding]:
-    """`[denied]` for every object of the app that RBAC, a policy or a quota would refuse."""
-    tenant = cluster.tenant(app)
-    if tenant is None:
+def admission_findings(models: dict[str, Cluster], app: str, objects: list[tuple[str, dict]]) -> list[Finding]:
+    """`[denied]` for every object of the app that RBAC, a policy or a quota would refuse, on each
+    cluster the app runs on (named when the platform has several)."""
+    tenants = {name: tenant for name, model in models.items() if (tenant := model.tenant(app)) is not None}
+    if not tenants:
         return [Finding("", "", "denied", f"app {app} is not registered on the platform (no Flux Kustomization {app} in flux-system)")]
-    who, namespace = tenant
     file_of = {id(obj): file for file, obj in objects}
-    return [
-        Finding(file_of[id(obj)], object_label(obj), "denied", f"{denial.source}: {denial.message}")
-        for obj, denial in admit(cluster, [obj for _, obj in objects], who, namespace)
-    ]
+    findings = []
+    for name, (who, namespace) in tenants.items():
+        on = f"cluster {name}: " if len(models) > 1 else ""
+        findings += [Finding(file_of[id(obj)], object_label(obj), "denied", f"{on}{denial.source}: {denial.message}")
+                     for obj, denial in admit(models[name], [obj for _, obj in objects], who, namespace)]
+    return findings
 
 
 def check_repo(path: Path, kube_version: str = DEFAULT_KUBE_VERSION, platform: Path | str | None = None,

@@ -1,4 +1,5 @@
-"""Task of the platform template, on copy and on every update: gotk-components.yaml follows flux_version.
+"""Task of the platform template, on copy and on every update: each cluster's gotk-components.yaml
+follows its flux_version.
 
 The file is in `_skip_if_exists`: the template renders a placeholder once and never overwrites it,
 because it is either this task's `flux install --export` output or the owner's (bootstrap writes
@@ -98,19 +99,27 @@ def sync(repo: Path, cluster: str, version: str) -> str:
     return f"No flux binary on PATH: {rel} is a placeholder for v{version}. Generate it with\n  {command}"
 
 
+def parse_clusters(value: str) -> list[tuple[str, str]]:
+    """`prod=2.9.4,staging=2.10.0`: every cluster of the repository with its flux_version."""
+    pairs = [item.partition("=") for item in value.split(",") if item]
+    if not pairs or any(not name or not version for name, _, version in pairs):
+        raise HookError("--clusters", f"must be NAME=VERSION[,NAME=VERSION…] (got {value!r})")
+    return [(name, version) for name, _, version in pairs]
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--cluster", required=True)
-    parser.add_argument("--flux-version", required=True)
+    parser.add_argument("--clusters", required=True, help="NAME=FLUX_VERSION for every cluster, comma-separated")
     parser.add_argument("--operation", choices=["copy", "update"], default="copy")
     args = parser.parse_args(argv)
     if args.operation == "update" and not gitrepo.is_work_tree(Path.cwd()):
         return 0  # one of Copier's temporary replays (the project itself is a git work tree)
-    if not (Path.cwd() / components_path(args.cluster)).parent.is_dir():
-        raise HookError("cluster_name", f"no {components_path(args.cluster).parent} in {Path.cwd()}")
-    outcome = sync(Path.cwd(), args.cluster, args.flux_version)
-    if outcome != "unchanged":
-        print(outcome, file=sys.stderr)
+    for cluster, version in parse_clusters(args.clusters):
+        if not (Path.cwd() / components_path(cluster)).parent.is_dir():
+            raise HookError("cluster_name", f"no {components_path(cluster).parent} in {Path.cwd()}")
+        outcome = sync(Path.cwd(), cluster, version)
+        if outcome != "unchanged":
+            print(outcome, file=sys.stderr)
     return 0
 
 

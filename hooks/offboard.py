@@ -1,7 +1,10 @@
 """Remove an application from a platform repository (offboarding).
 
-    python -m hooks.offboard --platform ../acme-gitops --name shop [--delete-namespace] [--review-branch]
+    python -m hooks.offboard --platform ../acme-gitops --name shop [--cluster NAME] [--delete-namespace] [--review-branch]
     opencenter-offboard …                       (console script of this package)
+
+With --cluster, the app leaves that cluster only when it runs on others too (a registration
+update that touches that cluster's files only); otherwise it is removed from every cluster.
 
 Removes the app's entry from the platform answers' `apps`, re-renders the platform repository
 (its services/sources/<name>.yaml and services/fluxcd/<name>.yaml disappear, and with them the
@@ -32,7 +35,7 @@ if __name__ == "__main__":  # a template task: say what is missing before anythi
     require_task_packages()
 
 from hooks import apps as appsmod  # noqa: E402
-from hooks import gitrepo, sops  # noqa: E402
+from hooks import clusters, gitrepo, onboard, sops  # noqa: E402
 from hooks.errors import HookError, run_main  # noqa: E402
 from hooks.onboard import read_platform, render_apps  # noqa: E402
 
@@ -41,6 +44,7 @@ def offboard(
     platform_path: Path,
     name: str,
     *,
+    cluster: str | None = None,
     delete_namespace: bool = False,
     review_branch: bool = False,
     lock_wait: float = gitrepo.DEFAULT_LOCK_WAIT,
@@ -48,7 +52,22 @@ def offboard(
 ) -> int:
     """Remove an app's registration; one writer at a time per platform repository."""
     platform_path = platform_path.resolve()
-    read_platform(platform_path)  # its errors first: not a platform repository at all
+    platform = read_platform(platform_path)  # its errors first: not a platform repository at all
+    if cluster is not None:
+        domains = clusters.domains(platform.answers)
+        clusters.find(platform.answers, cluster)
+        entry = next((app for app in platform.apps if app.get("name") == name), None)
+        placed = appsmod.placement(entry, domains) if isinstance(entry, dict) else []
+        if isinstance(entry, dict) and cluster not in placed:
+            raise HookError("cluster", f"app '{name}' does not run on cluster '{cluster}' (it runs on {', '.join(placed)})")
+        if len(placed) > 1:
+            # Off one of its clusters: a registration update, which touches that cluster's files only.
+            # Hostnames under that cluster's domain only go with it.
+            rest = [other for other in placed if other != cluster]
+            hostnames = [host for host in entry.get("hostnames", [])
+                         if any(host.removeprefix("*.").endswith("." + domains[other]) for other in rest)]
+            return onboard.register(platform_path, {**entry, "clusters": rest, "hostnames": hostnames}, update=True,
+                                    review_branch=review_branch, lock_wait=lock_wait, out=out)
     with gitrepo.exclusive(platform_path, f"offboarding of app '{name}'", lock_wait) as waited:
         return _offboard(platform_path, name, delete_namespace, review_branch, waited, out)
 
@@ -63,14 +82,18 @@ def _offboard(platform_path: Path, name: str, delete_namespace: bool, review_bra
     branch = f"offboard/{name}"
     if review_branch and gitrepo.branch_exists(platform_path, branch):
         raise HookError("review branch", f"{branch} already exists in {platform_path}; merge or delete it first")
-    secrets = [rel for rel in appsmod.all_once_files(name, platform.cluster) if (platform_path / rel).exists()]
+    everywhere = clusters.names(platform.answers)
+    secrets = [rel for cluster in everywhere for rel in appsmod.all_once_files(name, cluster)
+               if (platform_path / rel).exists()]
+    rendered = [rel for cluster in everywhere for rel in appsmod.rendered_files(name, cluster)
+                if (platform_path / rel).exists()]
 
     with gitrepo.all_or_nothing(platform_path, branch if review_branch else None):
         render_apps(platform_path, remaining)
         conflicts = gitrepo.unmerged(platform_path)
         if conflicts:
             raise HookError("copier update", f"left conflicts in {', '.join(conflicts)} (files edited by hand?)")
-        leftovers = [rel for rel in appsmod.rendered_files(name, platform.cluster) if (platform_path / rel).exists()]
+        leftovers = [rel for rel in rendered if (platform_path / rel).exists()]
         if leftovers:
             raise HookError("copier update", f"kept {', '.join(leftovers)}; remove them by hand and retry")
         for rel in secrets:
@@ -81,7 +104,7 @@ def _offboard(platform_path: Path, name: str, delete_namespace: bool, review_bra
 
     out(f"Offboarded app '{name}' from {platform_path}:")
     out(f"  answers: apps[{name}] removed from .copier-answers.yml")
-    for rel in appsmod.rendered_files(name, platform.cluster):
+    for rel in rendered:
         out(f"  removed (rendered): {rel}")
     for rel in secrets:
         out(f"  removed (encrypted Secret): {rel}")
@@ -109,6 +132,7 @@ def main(argv: list[str]) -> int:
     )
     parser.add_argument("--platform", required=True, type=Path, help="the rendered platform repository")
     parser.add_argument("--name", required=True, help="the registered app to remove")
+    parser.add_argument("--cluster", help="remove the app from this cluster only (default: from every cluster)")
     parser.add_argument("--delete-namespace", action="store_true",
                         help="also print the command that deletes the app's namespace (kept by default)")
     parser.add_argument("--lock-wait", type=float, default=gitrepo.DEFAULT_LOCK_WAIT, metavar="SECONDS",
@@ -117,8 +141,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--review-branch", action="store_true",
                         help="commit the changes on a new branch offboard/<name> instead of staging them")
     args = parser.parse_args(argv)
-    return offboard(args.platform, args.name, delete_namespace=args.delete_namespace, review_branch=args.review_branch,
-                    lock_wait=args.lock_wait)
+    return offboard(args.platform, args.name, cluster=args.cluster, delete_namespace=args.delete_namespace,
+                    review_branch=args.review_branch, lock_wait=args.lock_wait)
 
 
 def cli() -> None:

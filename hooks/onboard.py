@@ -47,7 +47,7 @@ if __name__ == "__main__":  # a template task: say what is missing before anythi
 import yaml  # noqa: E402
 
 from hooks import apps as appsmod  # noqa: E402
-from hooks import agekeys, app_setup, deploykeys, gitrepo, sops  # noqa: E402
+from hooks import agekeys, app_setup, clusters, deploykeys, gitrepo, sops  # noqa: E402
 from hooks.answers import ANSWERS_FILE, load_answers  # noqa: E402
 from hooks.errors import HookError, run_main  # noqa: E402
 
@@ -63,10 +63,6 @@ APP_PUBLIC_KEY_FILE = "docs/deploy-key.pub"
 class Platform:
     path: Path
     answers: dict[str, Any]
-
-    @property
-    def cluster(self) -> str:
-        return self.answers["cluster_name"]
 
     @property
     def apps(self) -> list[dict[str, Any]]:
@@ -192,15 +188,23 @@ def public_keys(platform_path: Path, name: str, cluster: str, material: Material
     )
 
 
-def app_key_file_text(public_key: str, url: str, cluster: str) -> str:
-    return (
-        f"# Add this key as a READ-ONLY deploy key of {url}\n"
-        "# (GitHub: Settings > Deploy keys, leave 'Allow write access' off; GitLab: Settings > Repository >\n"
-        "# Deploy keys, no write access; Bitbucket: Repository settings > Access keys).\n"
-        f"# Flux on cluster '{cluster}' pulls this repository with it; the private half exists only\n"
-        "# SOPS-encrypted in the platform repository.\n"
-        f"{public_key}\n"
-    )
+def app_key_file_text(deploy_keys: dict[str, str], url: str) -> str:
+    """docs/deploy-key.pub of the app repository: one read-only deploy key per cluster."""
+    lines = [
+        f"# Add {'this key' if len(deploy_keys) == 1 else 'each key'} as a READ-ONLY deploy key of {url}",
+        "# (GitHub: Settings > Deploy keys, leave 'Allow write access' off; GitLab: Settings > Repository >",
+        "# Deploy keys, no write access; Bitbucket: Repository settings > Access keys).",
+    ]
+    for cluster, key in deploy_keys.items():
+        lines += [f"# Flux on cluster '{cluster}' pulls this repository with it; the private half exists only",
+                  "# SOPS-encrypted in the platform repository.", key]
+    return "\n".join(lines) + "\n"
+
+
+def joined_age_keys(keys: dict[str, PublicKeys]) -> str:
+    """The app's age keys, one per cluster it runs on (comma-separated, in cluster order): its
+    SOPS files are encrypted for all of them, and each cluster's Flux decrypts with its own."""
+    return ",".join(found.age_key for found in keys.values() if found.age_key)
 
 
 # REGISTER ---------------------------------------------------------------------------------------
@@ -238,17 +242,20 @@ def _register(
     sops_binary = sops.require_sops()
     sops.check_config(platform_path)
     reserved = platform.reserved()
-    current = appsmod.validate_apps(platform.apps, reserved, str(platform.answers.get("cluster_domain", "")))
-    entry = appsmod.normalize(raw_entry)
+    domains = clusters.domains(platform.answers)
+    current = appsmod.validate_apps(platform.apps, reserved, domains)
+    entry = placed_entry(appsmod.normalize(raw_entry), current, update, domains)
     appsmod.validate_entry(entry, reserved)
     plan = appsmod.plan_register(current, entry, allow_update=update)
-    appsmod.validate_apps(plan.apps, reserved, str(platform.answers.get("cluster_domain", "")))
-    needed = appsmod.once_files(entry, platform.cluster)
-    missing = [item for item in needed if not (platform_path / item.path).exists()]
-    obsolete = [
-        rel for rel in appsmod.all_once_files(entry["name"], platform.cluster)
-        if (platform_path / rel).exists() and rel not in {item.path for item in needed}
-    ]
+    appsmod.validate_apps(plan.apps, reserved, domains)
+    entry = next(app for app in plan.apps if app["name"] == entry["name"])  # with the settings it keeps
+    placed = appsmod.placement(entry, domains)
+    needed = {cluster: appsmod.once_files(entry, cluster) for cluster in placed}
+    missing = {cluster: [item for item in items if not (platform_path / item.path).exists()]
+               for cluster, items in needed.items()}
+    wanted = {item.path for items in needed.values() for item in items}
+    obsolete = [rel for cluster in domains for rel in appsmod.all_once_files(entry["name"], cluster)
+                if (platform_path / rel).exists() and rel not in wanted]
     branch = f"onboard/{entry['name']}"
     if review_branch and gitrepo.branch_exists(platform_path, branch):
         raise HookError("review branch", f"{branch} already exists in {platform_path}; merge or delete it first")
@@ -258,44 +265,66 @@ def _register(
         # Its Secret is encrypted for these after the registration: a bad key must stop us now.
         app_setup.check_recipients(app_repo, placeholder_allowed=True)
 
-    if not plan.changed and not missing and not obsolete:
-        keys = public_keys(platform_path, entry["name"], platform.cluster)
+    if not plan.changed and not any(missing.values()) and not obsolete:
+        keys = {cluster: public_keys(platform_path, entry["name"], cluster) for cluster in placed}
         out(f"App '{entry['name']}' is already registered on {platform_path} with these settings: nothing changed.")
-        if keys.deploy_key:
-            out(f"Its deploy key (read-only) is: {keys.deploy_key}")
-        if keys.age_key:
-            out(f"Its own age key (Flux decrypts its SOPS files with it) is: {keys.age_key}")
+        for cluster, found in keys.items():
+            on = f" (cluster {cluster})" if len(domains) > 1 else ""
+            if found.deploy_key:
+                out(f"Its deploy key (read-only){on} is: {found.deploy_key}")
+            if found.age_key:
+                out(f"Its own age key (Flux decrypts its SOPS files with it){on} is: {found.age_key}")
         if app_repo is not None:
-            write_app_files(app_repo, entry, platform.cluster, keys, out)
+            write_app_files(app_repo, entry, keys, out)
         return 0
     # Checked after the no-op above: re-running an app-side copy whose encryption step failed after
     # the registration was staged must complete, not be refused for the staged registration.
     gitrepo.require_clean_repo(platform_path, waited)
 
-    # 2. Key material, in memory, encrypted before anything reaches the disk.
-    comment = f"flux-{platform.answers.get('customer_name', 'platform')}-{platform.cluster}-{entry['name']}"
-    material = make_material(
-        entry, missing, comment, lambda rel, clear: sops.encrypt(platform_path, rel, clear, sops_binary)
-    )
+    # 2. Key material, in memory, encrypted before anything reaches the disk: per cluster (each
+    # cluster's Flux has its own deploy key and app key, encrypted for that cluster only).
+    customer = platform.answers.get("customer_name", "platform")
+    materials = {
+        cluster: make_material(entry, items, f"flux-{customer}-{cluster}-{entry['name']}",
+                               lambda rel, clear: sops.encrypt(platform_path, rel, clear, sops_binary))
+        for cluster, items in missing.items()
+    }
 
     # 3. Change the platform repository; on any failure put it back as it was.
     with gitrepo.all_or_nothing(platform_path, branch if review_branch else None):
         if plan.changed:
             render_apps(platform_path, plan.apps)
-            check_render(platform_path, entry["name"], platform.cluster)
-        for rel, text in material.files.items():
-            write_once(platform_path / rel, text)
+            for cluster in placed:
+                check_render(platform_path, entry["name"], cluster)
+        for material in materials.values():
+            for rel, text in material.files.items():
+                write_once(platform_path / rel, text)
         for rel in obsolete:
             (platform_path / rel).unlink()
         gitrepo.stage_all(platform_path)
         if review_branch:
             gitrepo.commit(platform_path, f"Onboard app {entry['name']} ({entry['url']}, branch {entry['branch']})")
-        keys = public_keys(platform_path, entry["name"], platform.cluster, material)
+        keys = {cluster: public_keys(platform_path, entry["name"], cluster, materials[cluster]) for cluster in placed}
         with app_repo_restored_on_failure(app_repo):
-            recorded = app_repo is not None and write_app_files(app_repo, entry, platform.cluster, keys, out)
+            recorded = app_repo is not None and write_app_files(app_repo, entry, keys, out)
 
-    summarize(platform, entry, material, keys, plan, obsolete, review_branch, branch, recorded, out)
+    summarize(platform, entry, materials, keys, plan, obsolete, review_branch, branch, recorded, out)
     return 0
+
+
+def placed_entry(entry: dict[str, Any], current: list[dict[str, Any]], update: bool,
+                 domains: dict[str, str]) -> dict[str, Any]:
+    """The entry with its clusters: on a one-cluster repository none are recorded (the app runs on
+    the first cluster); with several, a new app must name them, and an update without --cluster
+    keeps the app's (hooks/apps.py plan_register)."""
+    given = entry.get("clusters")
+    if len(domains) == 1 and given in (None, list(domains)):
+        return {key: value for key, value in entry.items() if key != "clusters"}
+    registered = entry["name"] in {app["name"] for app in current}
+    if given == [] or (given is None and len(domains) > 1 and not registered):
+        raise HookError("cluster", f"this platform repository has clusters {', '.join(domains)}: say which the "
+                                   "app runs on with --cluster NAME (repeatable)")
+    return entry
 
 
 def check_render(platform_path: Path, name: str, cluster: str) -> None:
@@ -339,73 +368,83 @@ def app_repo_restored_on_failure(app_repo: Path | None) -> Iterator[None]:
 
 
 def write_app_files(
-    app_repo: Path, entry: dict[str, Any], cluster: str, keys: PublicKeys, out: Callable[[str], None]
+    app_repo: Path, entry: dict[str, Any], keys: dict[str, PublicKeys], out: Callable[[str], None]
 ) -> bool:
-    """The public deploy key into docs/, and the app's age key into a repository just copied with
-    platform_repo. True when the age key is (now) the app repository's flux_age_recipient."""
-    if keys.deploy_key:
+    """The public deploy keys into docs/, and the app's age keys into a repository just copied with
+    platform_repo. True when the age keys are (now) the app repository's flux_age_recipient."""
+    deploy_keys = {cluster: found.deploy_key for cluster, found in keys.items() if found.deploy_key}
+    if deploy_keys:
         target = app_repo / APP_PUBLIC_KEY_FILE
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(app_key_file_text(keys.deploy_key, entry["url"], cluster))
-        out(f"Wrote {target} (the public deploy key with the instruction).")
-    if not keys.age_key:
+        target.write_text(app_key_file_text(deploy_keys, entry["url"]))
+        out(f"Wrote {target} (the public deploy key{'s' if len(deploy_keys) > 1 else ''} with the instruction).")
+    age_keys = joined_age_keys(keys)
+    if not age_keys:
         return False
-    if app_setup.record_flux_recipient(app_repo, keys.age_key):
+    if app_setup.record_flux_recipient(app_repo, age_keys):
         out(f"Recorded the app's age key in {app_repo} (answer {app_setup.FLUX_RECIPIENT_ANSWER}, .sops.yaml).")
         return True
-    return app_setup.recorded_flux_recipient(app_repo) == keys.age_key
+    return app_setup.recorded_flux_recipient(app_repo) == age_keys
 
 
 def summarize(
-    platform: Platform, entry: dict[str, Any], material: Material, keys: PublicKeys, plan: appsmod.Registration,
-    obsolete: list[str], review_branch: bool, branch: str, recorded: bool, out: Callable[[str], None],
+    platform: Platform, entry: dict[str, Any], materials: dict[str, Material], keys: dict[str, PublicKeys],
+    plan: appsmod.Registration, obsolete: list[str], review_branch: bool, branch: str, recorded: bool,
+    out: Callable[[str], None],
 ) -> None:
     name, path = entry["name"], platform.path
+    several = len(clusters.domains(platform.answers)) > 1
     verb = "Updated" if plan.previous is not None else "Registered"
-    out(f"{verb} app '{name}' on {path}:")
+    out(f"{verb} app '{name}' on {path}" + (f" (clusters {', '.join(keys)})" if several else "") + ":")
     out(f"  answers: .copier-answers.yml apps[{name}] (url {entry['url']}, branch {entry['branch']})")
-    for rel in appsmod.rendered_files(name, platform.cluster):
-        out(f"  rendered: {rel}")
-    for rel in material.files:
-        out(f"  written once (SOPS-encrypted): {rel}")
+    for cluster in keys:
+        for rel in appsmod.rendered_files(name, cluster):
+            out(f"  rendered: {rel}")
+    for material in materials.values():
+        for rel in material.files:
+            out(f"  written once (SOPS-encrypted): {rel}")
     for rel in obsolete:
         out(f"  removed (no longer needed): {rel}")
     out("Next steps:")
     step = 1
-    if material.public_key:
-        out(f"  {step}. Add this public key as a READ-ONLY deploy key of {entry['url']}:")
-        out(f"       {material.public_key}")
-        step += 1
-    if material.webhook_path:
-        host = f"flux-webhook.{platform.answers.get('cluster_domain', '<cluster domain>')}"
-        token_file = next(rel for rel in material.files if rel.endswith("-receiver-token.sops.yaml"))
-        out(f"  {step}. Configure a {entry['receiver']} webhook (push events) on the app repository:")
-        out(f"       URL:    https://{host}{material.webhook_path}")
-        out(f"       secret: SOPS_AGE_KEY_FILE={platform_key(platform)} sops -d --extract "
-            f"'[\"stringData\"][\"token\"]' {path / token_file}")
-        out("       (expose the flux-system/webhook-receiver Service on that host: the templates' docs/onboarding.md)")
-        step += 1
-    if keys.age_key and not recorded:
-        step = age_key_steps(entry, keys.age_key, material.age_public_key is not None and plan.previous is not None,
-                             step, out)
+    for cluster, material in materials.items():
+        on = f" (Flux on cluster {cluster})" if several else ""
+        if material.public_key:
+            out(f"  {step}. Add this public key as a READ-ONLY deploy key of {entry['url']}{on}:")
+            out(f"       {material.public_key}")
+            step += 1
+        if material.webhook_path:
+            domain = clusters.find(platform.answers, cluster)["cluster_domain"]
+            token_file = next(rel for rel in material.files if rel.endswith("-receiver-token.sops.yaml"))
+            out(f"  {step}. Configure a {entry['receiver']} webhook (push events) on the app repository{on}:")
+            out(f"       URL:    https://flux-webhook.{domain}{material.webhook_path}")
+            out(f"       secret: SOPS_AGE_KEY_FILE={platform_key(platform, cluster)} sops -d --extract "
+                f"'[\"stringData\"][\"token\"]' {path / token_file}")
+            out("       (expose the flux-system/webhook-receiver Service on that host: the templates' docs/onboarding.md)")
+            step += 1
+    age_keys = joined_age_keys(keys)
+    if age_keys and not recorded:
+        fresh = any(material.age_public_key for material in materials.values())
+        step = age_key_steps(entry, age_keys, fresh and plan.previous is not None, step, out)
     where = f"committed on branch {branch}" if review_branch else "staged"
     out(f"  {step}. Review the changes ({where}, never pushed): git -C {path} "
         + ("show --stat" if review_branch else "diff --cached --stat"))
     out(f"  {step + 1}. Commit, push and merge; Flux then creates namespace '{name}' and applies the app.")
 
 
-def platform_key(platform: Platform) -> str:
-    """The platform's age key file as sops needs it: the generated one when this machine has it."""
-    answers = platform.answers
-    generated = agekeys.platform_key_file(answers.get("customer_name", ""), answers.get("cluster_name", ""))
-    return str(generated) if generated.is_file() else "<the platform's age key file>"
+def platform_key(platform: Platform, cluster: str) -> str:
+    """A cluster's age key file as sops needs it: the generated one when this machine has it."""
+    generated = agekeys.platform_key_file(platform.answers.get("customer_name", ""), cluster)
+    return str(generated) if generated.is_file() else f"<the age key file of cluster {cluster}>"
 
 
 def age_key_steps(entry: dict[str, Any], age_key: str, new_for_registered_app: bool, step: int,
                   out: Callable[[str], None]) -> int:
     """Tell the app team to encrypt for the app's own age key; the next step number."""
     secret = app_setup.SECRET_FILE
-    out(f"  {step}. The app's own age key: Flux decrypts the app repository's SOPS files with it, and with no other key.")
+    several = "," in age_key
+    out(f"  {step}. The app's own age key{'s (one per cluster)' if several else ''}: Flux decrypts the app repository's "
+        f"SOPS files with {'them' if several else 'it'}, and with no other key.")
     out(f"       {age_key}")
     out(f"     In the app repository ({entry['url']}), make it a recipient and re-encrypt, then commit and push:")
     out(f"       copier update --trust --defaults --vcs-ref=:current: --data {app_setup.FLUX_RECIPIENT_ANSWER}={age_key}")
@@ -456,6 +495,8 @@ def entry_from_args(args: argparse.Namespace) -> dict[str, Any]:
         entry["egress"] = split_values(args.egress)
     if args.quota is not None:
         entry["quota"] = dict(parse_quota(item) for item in args.quota if item)
+    if args.cluster is not None:
+        entry["clusters"] = split_values(args.cluster)
     return entry
 
 
@@ -497,6 +538,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="a CIDR the team's NetworkPolicies may open egress to (repeatable or comma-separated; '' clears)")
     parser.add_argument("--quota", action="append", metavar="RESOURCE=QUANTITY",
                         help="replace a default of the app's ResourceQuota, e.g. requests.cpu=8 (repeatable; '' clears)")
+    parser.add_argument("--cluster", action="append", metavar="NAME",
+                        help="a cluster the app runs on (repeatable or comma-separated; required when the platform "
+                             "repository has several; with --update, the app's clusters become exactly these)")
     parser.add_argument("--lock-wait", type=float, default=gitrepo.DEFAULT_LOCK_WAIT, metavar="SECONDS",
                         help="how long to wait for another onboarding or offboarding of the same platform "
                              f"repository to finish (default {gitrepo.DEFAULT_LOCK_WAIT:.0f})")

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import yaml
 
 from hooks import apps as appsmod
-from hooks import rbac
+from hooks import clusters, rbac
 from hooks.answers import ANSWERS_FILE
 from hooks.kustomize import Build
 from hooks.manifests import YamlFile, is_object, object_label
@@ -243,6 +243,52 @@ def secret_findings(files: list[YamlFile], sops_rules: list[dict] | None) -> lis
     return findings
 
 
+def overlay_of(path: str) -> str | None:
+    """The cluster whose overlay holds a repository path (applications/overlays/<cluster>/…)."""
+    parts = path.split("/")
+    return parts[2] if len(parts) > 3 and parts[:2] == ["applications", "overlays"] else None
+
+
+def by_cluster(objects: list[Located]) -> dict[str | None, list[Located]]:
+    """Objects grouped by the cluster overlay their file is in (None: outside every overlay)."""
+    groups: dict[str | None, list[Located]] = {}
+    for file, obj in objects:
+        groups.setdefault(overlay_of(file), []).append((file, obj))
+    return groups
+
+
+def cluster_path_findings(objects: list[Located], cluster: str) -> list[Finding]:
+    """A Flux Kustomization of a cluster's overlay applies a folder of that overlay only: a path
+    into another cluster's overlay would apply its objects (and its Secrets' names) here."""
+    own = f"applications/overlays/{cluster}"
+    return [Finding(file, object_label(obj), "cluster-path",
+                    f"spec.path ./{path} is outside this cluster's overlay ./{own}")
+            for file, obj in objects
+            if _group(obj) == "kustomize.toolkit.fluxcd.io" and (path := own_source_path(obj)) is not None
+            and path != own and not path.startswith(own + "/")]
+
+
+def cluster_recipient_findings(files: list[YamlFile], recipients: dict[str, list[str]]) -> list[Finding]:
+    """Every SOPS file of a cluster's overlay is encrypted for that cluster's age recipients only:
+    another cluster's key must not open it (nor may a key the answers do not name)."""
+    findings = []
+    for yaml_file in files:
+        cluster = overlay_of(yaml_file.path)
+        if cluster not in recipients:
+            continue
+        for doc in yaml_file.documents:
+            metadata = doc.get("sops") if isinstance(doc, dict) else None
+            if not isinstance(metadata, dict):
+                continue
+            used = {str(entry.get("recipient", "")) for entry in metadata.get("age") or [] if isinstance(entry, dict)}
+            if stray := sorted(used - set(recipients[cluster])):
+                findings.append(Finding(yaml_file.path, "", "cluster-recipients",
+                                        f"encrypted for {', '.join(stray)}, not a recipient of cluster {cluster} "
+                                        f"(run `sops updatekeys -y {yaml_file.path}` from the repository root)"))
+                break
+    return findings
+
+
 # A key whose value is a credential, in env files and structured (YAML/JSON) files.
 CREDENTIAL_KEY = re.compile(r"(pass(word|wd)?|secret|token|api[_-]?key|private[_-]?key|credential|auth|"
                             r"access[_-]?key|client[_-]?secret|dsn|connection[_-]?string)", re.IGNORECASE)
@@ -366,7 +412,7 @@ def hostname_findings(answers: dict) -> list[Finding]:
     """Two registered apps that would serve one hostname (assigned names or their zones)."""
     registered = [app for app in answers.get("apps") or [] if isinstance(app, dict) and isinstance(app.get("name"), str)]
     return [Finding(ANSWERS_FILE, "", "tenancy-hostname", problem)
-            for problem in appsmod.hostname_conflicts(registered, str(answers.get("cluster_domain", "")))]
+            for problem in appsmod.hostname_conflicts(registered, clusters.domains(answers))]
 
 
 def unique(findings: list[Finding]) -> list[Finding]:

@@ -6,10 +6,15 @@ byte-identical (content and mode of every file, answers file included) to the de
 `copier update --vcs-ref=:current: --data apps=…`, for additions at 0, 1 and several registered
 apps, a changed entry and a removal; that a later plain `copier update` then changes nothing;
 that hand edits send it to the full update; and that no other payload file renders from `apps`.
+
+Renders are shared (conftest `shared_renders`): the starting platform repository of each `apps`
+answer is rendered once, and the declarative reference once per (before, after); every test works
+on its own copies of them.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from pathlib import Path
@@ -19,7 +24,7 @@ import pytest
 import yaml
 from pyrage import x25519
 
-from conftest import ROOT, commit_all, git
+from conftest import ROOT, commit_all, copy_of, git
 from hooks import apprender
 
 OTHER_HOST_KEYS = "[git.example.com]:2222 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl\n"
@@ -43,6 +48,31 @@ def render_platform(template: Path, dst: Path, apps: list[dict]) -> Path:
     )
     commit_all(dst, "platform")
     return dst
+
+
+class Platforms:
+    """Shared renders (read only; tests copy them): `start(apps)`, the committed platform repository
+    rendered with `apps`; `updated(before, after)`, a copy of start(before) after the declarative
+    `copier update --data apps=after` (apprender.update_all), uncommitted."""
+
+    def __init__(self, shared_renders, template: Path) -> None:
+        self.shared, self.template = shared_renders, template
+
+    def start(self, apps: list[dict]) -> Path:
+        return self.shared.get(("onboard-fast start", json.dumps(apps, sort_keys=True)),
+                               lambda dst: render_platform(self.template, dst, apps))
+
+    def updated(self, before: list[dict], after: list[dict]) -> Path:
+        def build(dst: Path) -> None:
+            copy_of(self.start(before), dst)
+            apprender.update_all(dst, after)
+
+        return self.shared.get(("onboard-fast updated", json.dumps([before, after], sort_keys=True)), build)
+
+
+@pytest.fixture
+def platforms(shared_renders, template_snapshot) -> Platforms:
+    return Platforms(shared_renders, template_snapshot)
 
 
 def tree(repo: Path) -> dict[str, tuple[bytes, int]]:
@@ -69,14 +99,11 @@ CHANGES = {
 
 
 @pytest.mark.parametrize("change", CHANGES, ids=list(CHANGES))
-def test_fast_render_is_byte_identical_to_copier_update(template_snapshot, tmp_path, change):
+def test_fast_render_is_byte_identical_to_copier_update(platforms, tmp_path, change):
     before, after = (sorted_apps(apps) for apps in CHANGES[change])
-    fast = render_platform(template_snapshot, tmp_path / "fast", before)
-    declarative = tmp_path / "declarative"
-    shutil.copytree(fast, declarative, symlinks=True)
-
+    fast = copy_of(platforms.start(before), tmp_path / "fast")
     assert apprender.render_changed_apps(fast, after) is True  # the fast path was taken
-    apprender.update_all(declarative, after)
+    declarative = copy_of(platforms.updated(before, after), tmp_path / "declarative")  # update_all on `before`
 
     assert tree(fast) == tree(declarative)
     assert yaml.safe_load((fast / ".copier-answers.yml").read_text())["apps"] == after
@@ -91,20 +118,18 @@ def test_fast_render_is_byte_identical_to_copier_update(template_snapshot, tmp_p
     assert git("status", "--porcelain", "--untracked-files=all", cwd=fast) == ""
 
 
-def test_without_copiers_worker_each_render_uses_run_copy(template_snapshot, tmp_path, monkeypatch):
+def test_without_copiers_worker_each_render_uses_run_copy(platforms, tmp_path, monkeypatch):
     """The shared template clone relies on Copier's internal Worker; without it, same result."""
     assert apprender.copier_worker() is not None  # the pinned Copier has it: one clone per onboarding
-    fast = render_platform(template_snapshot, tmp_path / "fast", APPS)
-    declarative = tmp_path / "declarative"
-    shutil.copytree(fast, declarative, symlinks=True)
+    fast = copy_of(platforms.start(APPS), tmp_path / "fast")
+    declarative = platforms.updated(APPS, sorted_apps(APPS + [NEW]))  # the "add to 3 apps" reference
     monkeypatch.setattr(apprender, "copier_worker", lambda: None)
     assert apprender.render_changed_apps(fast, sorted_apps(APPS + [NEW])) is True
-    apprender.update_all(declarative, sorted_apps(APPS + [NEW]))
     assert tree(fast) == tree(declarative)
 
 
-def test_hand_edits_take_the_declarative_update_which_keeps_them(template_snapshot, tmp_path):
-    repo = render_platform(template_snapshot, tmp_path / "platform", APPS[2:])
+def test_hand_edits_take_the_declarative_update_which_keeps_them(platforms, tmp_path):
+    repo = copy_of(platforms.start(APPS[2:]), tmp_path / "platform")
     target = repo / FLUXCD_KUSTOMIZATION
     target.write_text(target.read_text() + "  # our own Kustomization\n  - extra.yaml\n")
     (target.parent / "extra.yaml").write_text("# kept\n")
@@ -148,8 +173,10 @@ def test_only_the_files_the_fast_path_renders_use_apps():
     be added to apprender.APPS_TEMPLATES, or fast onboarding would leave it stale (and the next
     copier update would show a diff)."""
     derived = names_derived_from_apps()
-    assert "app_files" in derived
-    uses = re.compile(r"\b(" + "|".join(map(re.escape, derived | {"_copier_answers"})) + r")\b")
+    assert {"app_files", "cluster_list"} <= derived
+    # cluster_list carries every cluster's settings too: only its apps and app_files derive from apps.
+    names = derived - {"cluster_list"} | {"_copier_answers", r"cluster\.apps", r"cluster\.app_files"}
+    uses = re.compile(r"\b(" + "|".join(name if "\\" in name else re.escape(name) for name in names) + r")\b")
     payload = ROOT / "platform-template"
     using = set()
     for path in payload.rglob("*.jinja"):

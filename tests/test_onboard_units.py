@@ -59,6 +59,8 @@ BAD_ENTRIES = [
     ({"egress": "10.0.0.0/8"}, "egress"),
     ({"quota": {"requests.cpu": 4}}, "quota"),
     ({"quota": {"pods": "lots"}}, "quota"),
+    ({"clusters": "prod"}, "clusters"),
+    ({"clusters": ["prod", "prod"]}, "clusters"),
     ({"url": "git@github.com:acme/shop.git"}, "url"),
     ({"url": "https://github.com/acme/shop"}, "url"),
     ({"url": "ssh://git@github.com/acme shop"}, "url"),
@@ -85,17 +87,42 @@ def test_bad_entries_are_refused_naming_the_field(overrides, field):
 def test_hostnames_are_never_served_by_two_apps():
     domain = "prod.acme.example.com"
     shop, cart = entry(hostnames=[f"www.{domain}"]), entry(name="cart", url="ssh://git@github.com/acme/cart")
-    assert apps.validate_apps([cart, shop], RESERVED, domain) == [cart, shop]
-    assert apps.validate_apps([{**cart, "hostnames": [f"api.cart.{domain}", f"shop2.{domain}"]}, shop], RESERVED, domain)
+    assert apps.validate_apps([cart, shop], RESERVED, {"prod": domain}) == [cart, shop]
+    assert apps.validate_apps([{**cart, "hostnames": [f"api.cart.{domain}", f"shop2.{domain}"]}, shop], RESERVED, {"prod": domain})
     for claimant, taken in (("cart", f"www.{domain}"), ("cart", f"*.{domain}"), ("shop", f"cart.{domain}"),
                             ("shop", f"api.cart.{domain}"), ("cart", f"*.shop.{domain}"), ("cart", "www.example.org")):
         claimed = [{**app, "hostnames": [*app.get("hostnames", []), taken]} if app["name"] == claimant else app
                    for app in (cart, shop)]
         with pytest.raises(HookError) as error:
-            apps.validate_apps(claimed, RESERVED, domain)
+            apps.validate_apps(claimed, RESERVED, {"prod": domain})
         # the app listed later is the one refused (onboarding: the one being registered)
         assert error.value.field in ("apps[cart].hostnames", "apps[shop].hostnames"), (taken, error.value)
         assert taken in error.value.rule, (taken, error.value)
+
+
+def test_placement_and_hostnames_are_per_cluster():
+    domains = {"prod": "prod.acme.example.com", "staging": "staging.acme.example.com"}
+    shop = entry(clusters=["prod", "staging"], hostnames=["www.prod.acme.example.com", "www.staging.acme.example.com"])
+    cart = entry(name="cart", url="ssh://git@github.com/acme/cart", clusters=["staging"])
+    assert apps.validate_apps([cart, shop], RESERVED, domains) == [cart, shop]
+    # cart is not on prod: www.prod… is free for it there only if it ran there; it does not, so refused
+    with pytest.raises(HookError, match="is not under staging.acme.example.com, the only domain"):
+        apps.validate_apps([{**cart, "hostnames": ["www.prod.acme.example.com"]}, shop], RESERVED, domains)
+    with pytest.raises(HookError, match="also served by app shop .* on cluster staging"):
+        apps.validate_apps([shop, {**cart, "hostnames": ["www.staging.acme.example.com"]}], RESERVED, domains)
+    # the same name on another cluster is another host
+    billing = entry(name="billing", url="ssh://git@github.com/acme/billing", hostnames=["pay.prod.acme.example.com"])
+    other = entry(name="pay", url="ssh://git@github.com/acme/pay", clusters=["staging"],
+                  hostnames=["pay.staging.acme.example.com"])
+    assert apps.validate_apps([billing, other], RESERVED, domains)
+    with pytest.raises(HookError) as error:
+        apps.validate_apps([entry(clusters=["dev"])], RESERVED, domains)
+    assert error.value.field == "apps[shop].clusters" and "prod, staging" in error.value.rule
+
+
+def test_the_apps_validator_refuses_an_unknown_cluster(copie):
+    result = copie.copy(extra_answers={"template": "platform", "apps": [entry(clusters=["staging"])]})
+    assert result.exit_code != 0 and "apps[shop].clusters must list clusters of this repository" in str(result.exception)
 
 
 def test_an_update_keeps_the_tenancy_settings_it_does_not_name():

@@ -15,6 +15,18 @@ GOOD_KEY = "age16x2cw6zzszw4s9nlv6esudny0p9qr7v9hn50rymcl3398tmnfesqeydvdv"
 # Same form as an age key, last character changed: the bech32 checksum no longer matches.
 BAD_CHECKSUM_KEY = GOOD_KEY[:-1] + ("q" if GOOD_KEY[-1] != "q" else "p")
 
+
+
+def cluster(name: str, **settings) -> dict:
+    """A valid `clusters` entry (as opencenter-cluster add writes it), changed by `settings`."""
+    entry = {"cluster_name": name, "cluster_domain": f"{name}.acme.example.com", "flux_version": "2.9.4",
+             "flux_allow_remote_bases": False, "gitops_base_tag": "2026.01", "platform_services": ["gateway-api"],
+             "gateway_name": "platform-gateway", "gateway_namespace": "gateway-system", "gateway_class": "eg",
+             "gateway_listener": "https", "gateway_listener_port": 443, "gateway_tls_secret": "wildcard-tls",
+             "sops_age_recipients": GOOD_KEY, **settings}
+    return {key: value for key, value in entry.items() if value is not None}
+
+
 BAD_ANSWERS = [
     ("customer_name", "Acme", "DNS-1123 label"),
     ("customer_name", "acme_corp", "DNS-1123 label"),
@@ -51,6 +63,17 @@ BAD_ANSWERS = [
     ("sops_age_recipients", "age1notakey", "age public keys"),
     ("sops_age_recipients", f"{GOOD_KEY},ssh-ed25519 AAAA", "age public keys"),
     ("apps", {"name": "shop"}, "YAML list"),
+    ("clusters", {"cluster_name": "staging"}, "YAML list"),
+    ("clusters", [cluster("prod")], "is a cluster already"),
+    ("clusters", [cluster("staging"), cluster("staging")], "is a cluster already"),
+    ("clusters", [cluster("staging", gateway_class=None)], "exactly the keys"),
+    ("clusters", [cluster("staging", sops_age_recipients="")], "its own age key"),
+    ("clusters", [cluster("staging", flux_version="2.6.0")], "clusters[staging].flux_version"),
+    ("clusters", [cluster("staging", gitops_base_tag="main")], "not a branch"),
+    ("clusters", [cluster("staging", platform_services=["gateway"])], "'gateway' needs 'gateway-api'"),
+    ("clusters", [cluster("staging", platform_services=["nginx"])], "services of the catalog"),
+    ("clusters", [cluster("staging", cluster_domain="*.staging.example.com")], "no wildcard"),
+    ("clusters", [cluster("Staging")], "clusters[Staging].cluster_name"),
     ("check_package_url", "git@github.com:opencenter-cloud/openCenter-gitops-templates.git", "https://host/path"),
     ("check_package_url", "https://bot:t0ken@github.com/o/templates.git", "without credentials"),
     # Long inputs: the refused value never makes the first line longer (tests/messages.py).

@@ -129,10 +129,11 @@ def test_6_re_rendering_keeps_hand_edits(repos):
 
 
 def test_7_the_customer_readme_names_what_was_rendered(repos):
-    """§6.7: docs and code drifted. Every repository path the platform README names exists, and
-    it names the Gateway and listener actually rendered."""
+    """§6.7: docs and code drifted. Every repository path the platform READMEs (the repository's
+    and each cluster's) name exists, and they name the Gateway and listener actually rendered."""
     platform = repos[0]
-    readme = (platform / "README.md").read_text()
+    readme = "\n".join(path.read_text() for path in [platform / "README.md",
+                                                     *sorted(platform.glob("applications/overlays/*/README.md"))])
     paths = set(re.findall(r"applications/[A-Za-z0-9_./-]*[A-Za-z0-9_-]", readme))
     assert paths and [path for path in paths if not (platform / path).exists()] == []
     gateway = next(doc for doc in objects(platform / SERVICES / "gateway") if doc["kind"] == "Gateway")

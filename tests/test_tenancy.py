@@ -18,6 +18,7 @@ from pyrage import x25519
 
 from conftest import commit_all
 from hooks import admission, crds, onboard, rules
+from hooks.apprender import OVERLAY_TEMPLATE
 from hooks.check import check_repo, collect, run_checks
 from hooks.errors import HookError
 from hooks.kustomize import build_all
@@ -324,7 +325,7 @@ def test_no_flux_write_role_reaches_admin_or_edit_after_the_built_patch(fleet, t
 def test_update_moves_existing_registrations_to_the_tenant_role(template_snapshot, tmp_path):
     tpl = tmp_path / "template"
     run_git("clone", "-q", str(template_snapshot), str(tpl), cwd=tmp_path)
-    per_app = next((tpl / "platform-template" / OVERLAY.replace("prod", "{{ cluster_name }}") / "services/{% if app_files %}tenants{% endif %}").glob("{% yield app*")) / "tenant.yaml.jinja"
+    per_app = next((tpl / "platform-template" / OVERLAY_TEMPLATE / "services/{% if cluster.app_files %}tenants{% endif %}").glob("{% yield app*")) / "tenant.yaml.jinja"
     current = per_app.read_text()
     previous = current.replace("    kustomize.toolkit.fluxcd.io/force: enabled\n", "").replace(
         "  name: opencenter-tenant\n", "  name: admin\n")

@@ -14,8 +14,8 @@ import pytest
 
 from conftest import commit_all, git
 from hooks import flux_components
-from updating import (  # noqa: F401  (history is a fixture)
-    COMPONENTS, OVERLAY, answers, conflicted, copy, edit, fake_flux, history, update,
+from updating import (  # noqa: F401  (history and copied are fixtures)
+    COMPONENTS, OVERLAY, answers, conflicted, copied, copy, edit, fake_flux, history, update,
 )
 
 COMMAND = "flux install --export --version=v{} " "--components=source-controller,kustomize-controller,helm-controller,notification-controller"
@@ -69,22 +69,22 @@ def test_flux_version_data_regenerates_components_and_keeps_gotk_sync(history, t
     # temporary replays, whose copy of the file the update leaves out anyway.
     assert calls.read_text().splitlines() == [COMMAND.format("2.9.5").removeprefix("flux ")]
     assert (repo / OVERLAY / "flux-system/gotk-sync.yaml").read_bytes() == sync_before
-    assert "Flux v2.9.5" in (repo / "README.md").read_text()
+    assert "Flux v2.9.5" in (repo / OVERLAY / "README.md").read_text()
     assert answers(repo)["flux_version"] == "2.9.5"
     changed = {line[3:] for line in git("status", "--porcelain", cwd=repo).splitlines()}
-    assert changed == {".copier-answers.yml", "README.md", COMPONENTS}
+    assert changed == {".copier-answers.yml", f"{OVERLAY}/README.md", COMPONENTS}
 
 
-def test_without_flux_the_placeholder_follows_the_version(history, tmp_path):
-    repo = copy(history, tmp_path / "acme", "1.0.0")
+def test_without_flux_the_placeholder_follows_the_version(copied):
+    repo = copied("acme", "1.0.0")
     update(repo, ":current:", flux_version="2.9.5")
-    fresh = copy(history, tmp_path / "fresh", "1.0.0", flux_version="2.9.5")
+    fresh = copied("fresh", "1.0.0", flux_version="2.9.5")
     assert (repo / COMPONENTS).read_text() == (fresh / COMPONENTS).read_text()
     assert "v2.9.4" not in (repo / COMPONENTS).read_text()
 
 
-def test_without_flux_a_generated_manifest_is_kept_and_the_command_printed(history, tmp_path, set_env, capfd):
-    repo = copy(history, tmp_path / "acme", "1.0.0")
+def test_without_flux_a_generated_manifest_is_kept_and_the_command_printed(copied, capfd):
+    repo = copied("acme", "1.0.0")
     (repo / COMPONENTS).write_text(real_manifest("2.9.4"))  # what flux bootstrap committed
     commit_all(repo, "flux bootstrap")
     capfd.readouterr()
@@ -103,8 +103,8 @@ def test_a_release_raising_the_flux_floor_reaches_gotk_components(history, tmp_p
     assert (repo / OVERLAY / "flux-system/gotk-sync.yaml").read_bytes() == sync_before
 
 
-def test_a_gitops_base_tag_bump_flows_the_same_way(history, tmp_path):
-    repo = copy(history, tmp_path / "acme", "1.0.0")
+def test_a_gitops_base_tag_bump_flows_the_same_way(copied):
+    repo = copied("acme", "1.0.0")
     source = repo / OVERLAY / "services/sources/opencenter-kyverno.yaml"
     edit(source, "  interval: 15m\n", "  interval: 30m\n")  # an owner edit in a file the bump rewrites
     commit_all(repo, "poll kyverno less often")
@@ -116,5 +116,5 @@ def test_a_gitops_base_tag_bump_flows_the_same_way(history, tmp_path):
     for path in sources:
         assert 'tag: "2026.04"' in path.read_text() and "2026.01" not in path.read_text(), path
     assert "  interval: 30m\n" in source.read_text()
-    assert "openCenter-gitops-base @ 2026.04" in (repo / "README.md").read_text()
+    assert "openCenter-gitops-base @ 2026.04" in (repo / OVERLAY / "README.md").read_text()
     assert (repo / OVERLAY / "flux-system/gotk-sync.yaml").read_bytes() == sync_before

@@ -21,7 +21,7 @@ import yaml
 from pyrage import x25519
 
 from conftest import ROOT
-from updating import COMPONENTS, assert_same_tree
+from updating import COMPONENTS, OVERLAY, assert_same_tree
 
 CATALOG = yaml.safe_load((ROOT / "includes/services.yml").read_text())
 COPIER_FILES = re.compile(r"(^|/)\.copier-answers(\..+)?\.ya?ml")  # copier manager default
@@ -80,8 +80,8 @@ def manager_for(cfg: dict, dep_name: str) -> dict:
     return manager
 
 
-def test_platform_config_enables_copier_flux_and_regex_managers(render_platform):
-    repo = render_platform(sops_age_recipients=RECIPIENT)
+def test_platform_config_enables_copier_flux_and_regex_managers(rendered):
+    repo = rendered(template="platform", sops_age_recipients=RECIPIENT)
     cfg = config(repo)
     assert cfg["$schema"] == "https://docs.renovatebot.com/renovate-schema.json"
     assert cfg["enabledManagers"] == ["copier", "flux", "custom.regex", "github-actions", "pre-commit"]
@@ -97,8 +97,8 @@ def test_platform_config_enables_copier_flux_and_regex_managers(render_platform)
     assert match_string(calver).fullmatch("2026.01") and not match_string(calver).fullmatch("v1.0.0")
 
 
-def test_the_builtin_managers_find_their_files(render_platform):
-    repo = render_platform(sops_age_recipients=RECIPIENT)
+def test_the_builtin_managers_find_their_files(rendered):
+    repo = rendered(template="platform", sops_age_recipients=RECIPIENT)
     assert [rel for rel in files(repo) if COPIER_FILES.search(rel)] == [".copier-answers.yml"]
     assert [rel for rel in files(repo) if FLUX_FILES.search(rel)] == [COMPONENTS]
     # The placeholder carries the header, so the flux manager can replace it with a real manifest.
@@ -117,8 +117,8 @@ def test_the_builtin_managers_find_their_files(render_platform):
     ],
     ids=["defaults", "every-service", "no-service"],
 )
-def test_every_regex_matches_the_rendered_files_it_targets(render_platform, answers):
-    repo = render_platform(sops_age_recipients=RECIPIENT, **answers)
+def test_every_regex_matches_the_rendered_files_it_targets(rendered, answers):
+    repo = rendered(template="platform", sops_age_recipients=RECIPIENT, **answers)
     cfg = config(repo)
     expected = {
         "fluxcd/flux2": answers.get("flux_version", "2.9.4"),
@@ -128,14 +128,14 @@ def test_every_regex_matches_the_rendered_files_it_targets(render_platform, answ
     for dep_name, value in expected.items():
         manager = manager_for(cfg, dep_name)
         found = current_values(repo, manager)
-        assert ".copier-answers.yml" in found and "README.md" in found
+        assert ".copier-answers.yml" in found and f"{OVERLAY}/README.md" in found
         for rel, values in found.items():
             assert values, f"{dep_name}: no regex matches {rel}"
             assert set(values) == {value}, f"{dep_name} in {rel}: {values}"
         for pattern in manager["matchStrings"] if sources or dep_name == "fluxcd/flux2" else []:
             assert any(match_string(pattern).search((repo / rel).read_text()) for rel in found), pattern
         if dep_name == "openCenter-gitops-base":
-            assert sorted(set(found) - {".copier-answers.yml", "README.md"}) == sources
+            assert sorted(set(found) - {".copier-answers.yml", f"{OVERLAY}/README.md"}) == sources
             assert base_url_in(cfg) == answers.get(
                 "gitops_base_url", "https://github.com/opencenter-cloud/openCenter-gitops-base.git")
             for rel in sources:  # the comment and ref.tag of every GitRepository
@@ -146,23 +146,21 @@ def base_url_in(cfg: dict) -> str:
     return manager_for(cfg, "openCenter-gitops-base")["packageNameTemplate"]
 
 
-def test_a_renovate_bump_leaves_what_copier_renders_with_the_new_versions(render_platform):
+def test_a_renovate_bump_leaves_what_copier_renders_with_the_new_versions(rendered):
     """Renovate edits the answer and every rendered occurrence; a later copier update then finds the
     old render (replayed with the new answers) equal to the project, so nothing stale survives."""
-    repo = render_platform(sops_age_recipients=RECIPIENT)
+    repo = rendered(template="platform", sops_age_recipients=RECIPIENT)
     cfg = config(repo)
     bump(repo, manager_for(cfg, "fluxcd/flux2"), "2.10.0")
     bump(repo, manager_for(cfg, "openCenter-gitops-base"), "2026.04")
-    fresh = render_platform(sops_age_recipients=RECIPIENT, flux_version="2.10.0", gitops_base_tag="2026.04")
+    fresh = rendered(template="platform", sops_age_recipients=RECIPIENT, flux_version="2.10.0", gitops_base_tag="2026.04")
     # gotk-components.yaml is the flux manager's: it runs `flux install --export` itself.
     (repo / COMPONENTS).write_text((fresh / COMPONENTS).read_text())
     assert_same_tree(repo, fresh)
 
 
-def test_app_config_enables_the_copier_image_ci_and_pre_commit_managers(copie):
-    result = copie.copy(extra_answers={"template": "app"})
-    assert result.exit_code == 0, result.exception
-    repo = result.project_dir
+def test_app_config_enables_the_copier_image_ci_and_pre_commit_managers(rendered):
+    repo = rendered(template="app")
     cfg = config(repo)
     assert cfg["enabledManagers"] == ["copier", "kubernetes", "custom.regex", "github-actions", "pre-commit"]
     assert cfg["ignoreScripts"] is False

@@ -3,10 +3,12 @@
 Nothing here depends on this repository's own tags: `history` (a session fixture) clones the
 working-tree snapshot, tags it 1.0.0, applies a "standard change" to both templates and tags that
 1.1.0. Tests copy from 1.0.0, commit, make owner edits and `copier update` to 1.1.0.
+`copied` gives a test its own copy of such a copy, made once per session (conftest `shared_renders`).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -15,7 +17,8 @@ import copier
 import pytest
 import yaml
 
-from conftest import ROOT, commit_all, fake_flux  # noqa: F401  (re-exported for the update tests)
+from conftest import ROOT, commit_all, copy_of, fake_flux  # noqa: F401  (re-exported for the update tests)
+from hooks.apprender import OVERLAY_TEMPLATE
 
 OVERLAY = "applications/overlays/prod"
 COMPONENTS = f"{OVERLAY}/flux-system/gotk-components.yaml"
@@ -55,11 +58,11 @@ def standard_change(tpl: Path) -> None:
     - app template: a tighter NetworkPolicy baseline and a Deployment default nobody edits.
     """
     payload = tpl / "platform-template"
-    fluxcd = payload / "applications/overlays/{{ cluster_name }}/services/fluxcd"
-    edit(next(fluxcd.glob("{% yield svc from platform_services %}*")), "  timeout: 10m\n", "  timeout: 15m\n")
-    overlay = next((payload / "applications/overlays/{{ cluster_name }}/services").glob("{% yield svc from helm_overlay*"))
+    fluxcd = payload / OVERLAY_TEMPLATE / "services/fluxcd"
+    edit(next(fluxcd.glob("{% yield svc from cluster.platform_services %}*")), "  timeout: 10m\n", "  timeout: 15m\n")
+    overlay = next((payload / OVERLAY_TEMPLATE / "services").glob("{% yield svc from cluster.helm_overlay*"))
     edit(overlay / "kustomization.yaml.jinja", "  # Name and key are what", "  # Name and key (1.1.0) are what")
-    for path in [tpl / "questions/platform.yml", *payload.rglob("*.jinja")]:
+    for path in [tpl / "questions/platform.yml", tpl / "includes/validators.jinja", *payload.rglob("*.jinja")]:
         text = path.read_text()
         if "gitops_base_tag" in text:
             path.write_text(text.replace("gitops_base_tag", "gitops_base_release"))
@@ -93,6 +96,20 @@ def copy(src: Path, dst: Path, ref: str, template: str = "platform", **data) -> 
                     vcs_ref=ref, quiet=True)
     commit_all(dst, f"copy {ref}")
     return dst
+
+
+@pytest.fixture
+def copied(shared_renders, history: Path, tmp_path: Path):
+    """`copied(name, ref, template="platform", **data)`: what `copy(history, tmp_path / name, ref,
+    template, **data)` gives, made once per session and copied for this test. For copies that need
+    nothing of the test's own environment (no fake flux on PATH: use `copy` for those)."""
+
+    def get(name: str, ref: str, template: str = "platform", **data) -> Path:
+        key = ("history copy", ref, template, json.dumps(data, sort_keys=True))
+        shared = shared_renders.get(key, lambda dst: copy(history, dst, ref, template, **data))
+        return copy_of(shared, tmp_path / name)
+
+    return get
 
 
 def sample(template: str) -> dict:

@@ -1,0 +1,194 @@
+"""Add, change, list and remove the clusters of a platform repository (docs/multi-cluster.md).
+
+    opencenter-cluster list   --platform PATH
+    opencenter-cluster add    --platform PATH NAME [--domain D] [--age-recipients age1…] [KEY=VALUE …]
+    opencenter-cluster set    --platform PATH NAME KEY=VALUE …
+    opencenter-cluster remove --platform PATH NAME
+
+Each command changes the answers (hooks/clusters.py computes how) and re-renders the repository
+with `copier update --vcs-ref=:current:` (the template version stays), then stages the result for
+review; nothing is committed or pushed. Like onboarding it holds the repository's lock, needs a
+clean checkout and puts everything back when any step fails. `add` generates the new cluster's
+age key outside the repository unless recipients are given; `remove` is refused while apps run on
+the cluster. Values are YAML scalars (`flux_allow_remote_bases=true`, `gateway_listener_port=8443`);
+platform_services is comma-separated.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import yaml  # noqa: E402
+
+from hooks import agekeys, clusters, gitrepo, sops  # noqa: E402
+from hooks.errors import HookError, run_main  # noqa: E402
+from hooks.onboard import read_platform  # noqa: E402
+
+
+def parse_settings(items: list[str]) -> dict[str, Any]:
+    """KEY=VALUE arguments: YAML scalars, platform_services a comma-separated list."""
+    settings: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise HookError("settings", f"expected KEY=VALUE, got {item!r}")
+        if key == "platform_services":
+            settings[key] = [svc.strip() for svc in value.split(",") if svc.strip()]
+        elif key in ("flux_allow_remote_bases", "gateway_listener_port"):
+            settings[key] = yaml.safe_load(value)
+        else:
+            settings[key] = value  # versions and tags stay strings (2026.10 is not a float)
+    return settings
+
+
+def rerender(platform: Path, data: dict[str, Any]) -> None:
+    """`copier update --vcs-ref=:current: --data …`: the answers change, the template version stays.
+    Tasks run: gotk-components.yaml follows each cluster's flux_version."""
+    import copier
+
+    try:
+        copier.run_update(platform, data=data, defaults=True, overwrite=True, unsafe=True,
+                          vcs_ref=copier.VcsRef.CURRENT, quiet=True)
+    except Exception as error:  # Copier raises many types; all mean the render failed
+        raise HookError("copier update", f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}") from None
+    conflicts = gitrepo.unmerged(platform)
+    if conflicts:
+        raise HookError("copier update", f"left conflicts in {', '.join(conflicts)} (files edited by hand?)")
+
+
+def change(platform_path: Path, what: str, plan: Callable[[dict[str, Any]], dict[str, Any]],
+           lock_wait: float) -> dict[str, Any]:
+    """Apply plan(answers) -> answer changes under the lock, all or nothing; the new answers."""
+    platform_path = platform_path.resolve()
+    read_platform(platform_path)  # its errors first: not a platform repository at all
+    with gitrepo.exclusive(platform_path, what, lock_wait) as waited:
+        answers = read_platform(platform_path).answers
+        gitrepo.require_clean_repo(platform_path, waited)
+        sops.check_config(platform_path)
+        data = plan(answers)
+        with gitrepo.all_or_nothing(platform_path):
+            rerender(platform_path, data)
+            gitrepo.stage_all(platform_path)
+        return read_platform(platform_path).answers
+
+
+def add(platform_path: Path, name: str, settings: dict[str, Any], lock_wait: float = gitrepo.DEFAULT_LOCK_WAIT,
+        out: Callable[[str], None] = print) -> int:
+    generated: list[Path] = []
+
+    def plan(answers: dict[str, Any]) -> dict[str, Any]:
+        given = dict(settings)
+        recipients = str(given.get("sops_age_recipients", ""))
+        if recipients:
+            agekeys.parse_recipients(recipients)  # checksums: a typo must not lock the cluster out
+        else:
+            clusters.plan_add(answers, name, given)  # refuse bad input before a key file is made
+            key_file = agekeys.platform_key_file(answers.get("customer_name", ""), name)
+            given["sops_age_recipients"], _ = agekeys.ensure_key_file(key_file)
+            generated.append(key_file)
+        return {"clusters": clusters.plan_add(answers, name, given)}
+
+    answers = change(platform_path, f"adding cluster '{name}'", plan, lock_wait)
+    cluster = clusters.find(answers, name)
+    overlay = f"applications/overlays/{name}"
+    out(f"Added cluster '{name}' to {platform_path}: {overlay}/ (staged, not committed).")
+    out(f"  domain {cluster['cluster_domain']}, Flux {cluster['flux_version']}, openCenter-gitops-base "
+        f"{cluster['gitops_base_tag']}, services: {', '.join(cluster['platform_services']) or 'none'}")
+    key = generated[0] if generated else "<the age key file of this cluster>"
+    if generated:
+        out(f"  Its own age key: {key} (mode 0600, outside the repository; back it up).")
+    out("Next steps:")
+    out(f"  1. Review and commit: git -C {platform_path} diff --cached --stat")
+    out(f"  2. On cluster '{name}': kubectl create namespace flux-system && kubectl -n flux-system create secret "
+        f"generic sops-age --from-file=age.agekey={key}")
+    out(f"  3. Bootstrap it: flux bootstrap git --url={answers.get('platform_repo_url')} "
+        f"--branch={answers.get('platform_repo_branch')} --path={overlay}")
+    out(f"  4. Place apps on it: opencenter-onboard --platform {platform_path} --name APP --cluster {name} --update …")
+    return 0
+
+
+def set_settings(platform_path: Path, name: str, settings: dict[str, Any],
+                 lock_wait: float = gitrepo.DEFAULT_LOCK_WAIT, out: Callable[[str], None] = print) -> int:
+    if not settings:
+        raise HookError("settings", "give at least one KEY=VALUE to change")
+    if "sops_age_recipients" in settings:
+        agekeys.parse_recipients(str(settings["sops_age_recipients"]))
+    before = clusters.find(read_platform(platform_path.resolve()).answers, name)
+    change(platform_path, f"changing cluster '{name}'", lambda answers: clusters.plan_set(answers, name, settings),
+           lock_wait)
+    changed = {key: value for key, value in settings.items() if before.get(key) != value}
+    out(f"Changed cluster '{name}' in {platform_path}: "
+        + (", ".join(f"{key} {before.get(key)!r} -> {value!r}" for key, value in changed.items()) or "nothing")
+        + " (staged, not committed; only its overlay and the answers change).")
+    if "sops_age_recipients" in changed:
+        out(f"  Re-encrypt its files for the new key: sops updatekeys -y applications/overlays/{name}/…/*.sops.yaml "
+            "(from the repository root, with a key that decrypts them today).")
+    return 0
+
+
+def remove(platform_path: Path, name: str, lock_wait: float = gitrepo.DEFAULT_LOCK_WAIT,
+           out: Callable[[str], None] = print) -> int:
+    answers = change(platform_path, f"removing cluster '{name}'", lambda answers: clusters.plan_remove(answers, name),
+                     lock_wait)
+    out(f"Removed cluster '{name}' from {platform_path}: applications/overlays/{name}/ is gone (staged, not "
+        f"committed). Clusters left: {', '.join(clusters.names(answers))}.")
+    out(f"  Before merging, uninstall Flux from '{name}' (flux uninstall) or it prunes what this folder applied.")
+    return 0
+
+
+def list_clusters(platform_path: Path, out: Callable[[str], None] = print) -> int:
+    answers = read_platform(platform_path.resolve()).answers
+    for cluster in clusters.cluster_list(answers):
+        placed = [app["name"] for app in clusters.apps_on(answers, cluster["cluster_name"])]
+        out(f"{cluster['cluster_name']}: {cluster['cluster_domain']}, Flux {cluster['flux_version']}, "
+            f"gitops-base {cluster['gitops_base_tag']}, apps: {', '.join(placed) or 'none'}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="opencenter-cluster", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    for command in ("list", "add", "set", "remove"):
+        sub = commands.add_parser(command)
+        sub.add_argument("--platform", type=Path, default=Path("."), help="the platform repository (default: .)")
+        if command == "list":
+            continue
+        sub.add_argument("name", help="the cluster's name (its overlay folder)")
+        sub.add_argument("--lock-wait", type=float, default=gitrepo.DEFAULT_LOCK_WAIT,
+                         help="seconds to wait for another command on the same repository")
+        if command == "add":
+            sub.add_argument("--domain", default="", help="its cluster_domain (default: the first cluster's, renamed)")
+            sub.add_argument("--age-recipients", default="", help="its age public keys (default: generate a key pair)")
+        if command in ("add", "set"):
+            sub.add_argument("settings", nargs="*", metavar="KEY=VALUE", help="per-cluster answers to set")
+    return parser
+
+
+def main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "list":
+        return list_clusters(args.platform)
+    if args.command == "remove":
+        return remove(args.platform, args.name, args.lock_wait)
+    settings = parse_settings(args.settings)
+    if args.command == "set":
+        return set_settings(args.platform, args.name, settings, args.lock_wait)
+    if args.domain:
+        settings["cluster_domain"] = args.domain
+    if args.age_recipients:
+        settings["sops_age_recipients"] = args.age_recipients
+    return add(args.platform, args.name, settings, args.lock_wait)
+
+
+def cli() -> None:
+    run_main(main)
+
+
+if __name__ == "__main__":
+    cli()

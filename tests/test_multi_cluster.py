@@ -1,0 +1,372 @@
+"""One customer repository, several clusters: each cluster its own overlay (bootstrap path),
+settings and age key, rendered from the one answers file (top level: the first cluster;
+`clusters`: the others). Real Copier, sops and kustomize; the check validates every cluster.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import copier
+import pytest
+import yaml
+from pyrage import x25519
+
+from conftest import ROOT, commit_all, git
+from hooks import agekeys, cluster_admin, clusters, offboard, onboard, sops
+from hooks.errors import HookError
+from hooks.check import check_repo, run_checks
+from updating import tree
+
+KEYS = {name: x25519.Identity.generate() for name in ("prod", "staging", "dev")}
+
+
+def cluster(name: str, **settings) -> dict:
+    """A `clusters` entry: every per-cluster key, as `opencenter-cluster add` writes it."""
+    return {"cluster_name": name, "cluster_domain": f"{name}.acme.example.com", "flux_version": "2.9.4",
+            "flux_allow_remote_bases": False, "gitops_base_tag": "2026.01",
+            "platform_services": ["cert-manager", "gateway-api", "gateway", "kyverno"],
+            "gateway_name": "platform-gateway", "gateway_namespace": "gateway-system", "gateway_class": "eg",
+            "gateway_listener": "https", "gateway_listener_port": 443, "gateway_tls_secret": "wildcard-tls",
+            "sops_age_recipients": str(KEYS[name].to_public()), **settings}
+
+
+def render(dst: Path, template_snapshot: Path, **data) -> Path:
+    copier.run_copy(str(template_snapshot), dst, data={"template": "platform", **data}, defaults=True, unsafe=True,
+                    vcs_ref="0.0.1", quiet=True)
+    commit_all(dst)
+    return dst
+
+
+@pytest.fixture(scope="module")
+def three(template_snapshot, tmp_path_factory) -> Path:
+    """prod (first), staging with other services and a newer Flux, dev: committed."""
+    return render(tmp_path_factory.mktemp("fleet") / "acme-gitops", template_snapshot,
+                  sops_age_recipients=str(KEYS["prod"].to_public()),
+                  clusters=[cluster("staging", flux_version="2.10.0", platform_services=["gateway-api", "gateway"]),
+                            cluster("dev", gateway_namespace="edge")])
+
+
+def test_every_cluster_has_its_own_overlay_settings_and_check(three):
+    overlays = three / "applications/overlays"
+    assert sorted(p.name for p in overlays.iterdir()) == ["dev", "prod", "staging"]
+    for name in ("prod", "staging", "dev"):
+        sync = yaml.safe_load_all((overlays / name / "flux-system/gotk-sync.yaml").read_text())
+        kustomization = next(doc for doc in sync if doc["kind"] == "Kustomization")
+        assert kustomization["spec"]["path"] == f"./applications/overlays/{name}"  # its bootstrap path
+    assert "v2.10.0" in (overlays / "staging/flux-system/gotk-components.yaml").read_text()
+    assert "v2.9.4" in (overlays / "prod/flux-system/gotk-components.yaml").read_text()
+    assert not (overlays / "staging/services/cert-manager").exists() and (overlays / "prod/services/cert-manager").is_dir()
+    gateway = yaml.safe_load((overlays / "dev/services/gateway/gateway.yaml").read_text())
+    assert gateway["metadata"]["namespace"] == "edge" and "*.dev.acme.example.com" in str(gateway)
+    assert check_repo(three) == []
+
+
+def test_each_cluster_encrypts_for_its_own_key_only(three, tmp_path):
+    """.sops.yaml picks the key by path: a Secret under staging opens with staging's key, not prod's."""
+    repo = tmp_path / "repo"
+    shutil.copytree(three, repo)
+    secret = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: s\nstringData:\n  token: hunter2\n"
+    for name in ("prod", "staging", "dev"):
+        rel = f"applications/overlays/{name}/services/sources/s.sops.yaml"
+        (repo / rel).write_text(sops.encrypt(repo, rel, secret))
+        for other, key in KEYS.items():
+            opened = subprocess.run([sops.require_sops(), "decrypt", rel], cwd=repo, capture_output=True, text=True,
+                                    env={"SOPS_AGE_KEY": str(key), "PATH": "/usr/bin:/bin"})
+            assert (opened.returncode == 0) == (other == name), (name, other, opened.stderr)
+    rules = yaml.safe_load((repo / ".sops.yaml").read_text())["creation_rules"]
+    assert all(rule["path_regex"].startswith("^applications/overlays/") for rule in rules)  # no catch-all
+
+
+def test_a_flux_bump_on_staging_leaves_the_other_clusters_byte_identical(three, tmp_path):
+    repo = tmp_path / "repo"
+    shutil.copytree(three, repo)
+    before = tree(repo)
+    answers = yaml.safe_load((repo / ".copier-answers.yml").read_text())
+    changes = clusters.plan_set(answers, "staging", {"flux_version": "2.10.1", "gitops_base_tag": "2026.04"})
+    copier.run_update(repo, data=changes, defaults=True, overwrite=True, unsafe=True, vcs_ref=copier.VcsRef.CURRENT,
+                      quiet=True)
+    after = tree(repo)
+    changed = sorted(rel for rel in after if before.get(rel) != after[rel])
+    assert changed and all(rel.startswith("applications/overlays/staging/") for rel in changed
+                           if rel != ".copier-answers.yml"), changed
+    assert ".copier-answers.yml" in changed
+    assert check_repo(repo) == []
+
+
+# opencenter-cluster (hooks/cluster_admin.py) ------------------------------------------------------
+
+
+@pytest.fixture
+def single(template_snapshot, tmp_path) -> Path:
+    """A committed one-cluster platform repository (prod), as every existing repository is."""
+    return render(tmp_path / "acme-gitops", template_snapshot, sops_age_recipients=str(KEYS["prod"].to_public()))
+
+
+def status(repo: Path) -> str:
+    return subprocess.run(["git", "status", "--porcelain"], cwd=repo, capture_output=True, text=True).stdout
+
+
+def answers_of(repo: Path) -> dict:
+    return yaml.safe_load((repo / ".copier-answers.yml").read_text())
+
+
+def test_adding_a_cluster_renders_its_overlay_with_its_own_generated_key(single, isolated_env):
+    before = tree(single)
+    assert cluster_admin.add(single, "staging", {}, out=lambda _: None) == 0
+    after = tree(single)
+    changed = sorted(rel for rel in after if before.get(rel) != after[rel])
+    new = [rel for rel in changed if rel.startswith("applications/overlays/staging/")]
+    assert new and set(changed) - set(new) == {".copier-answers.yml", ".sops.yaml", "README.md"}, changed
+    key_file = isolated_env / "age" / "acme-staging.agekey"  # outside the repository
+    entry = clusters.find(answers_of(single), "staging")
+    assert entry["sops_age_recipients"] == agekeys.public_key_of(key_file)
+    assert entry["cluster_domain"] == "staging.acme.example.com" and entry["flux_version"] == "2.9.4"
+    assert check_repo(single) == []
+    assert "applications/overlays/staging/kustomization.yaml" in status(single)  # staged, not committed
+    # Twice: refused, nothing changes.
+    commit_all(single)
+    with pytest.raises(HookError, match="is a cluster of this repository already"):
+        cluster_admin.add(single, "staging", {}, out=lambda _: None)
+    assert status(single) == ""
+
+
+def test_set_changes_one_cluster_and_remove_refuses_while_apps_run_there(single):
+    cluster_admin.add(single, "staging", {"sops_age_recipients": str(KEYS["staging"].to_public())}, out=lambda _: None)
+    commit_all(single)
+    before = tree(single)
+    assert cluster_admin.set_settings(single, "staging", {"flux_version": "2.10.0"}, out=lambda _: None) == 0
+    after = tree(single)
+    changed = sorted(rel for rel in after if before.get(rel) != after[rel])
+    assert changed == [".copier-answers.yml", "applications/overlays/staging/README.md",
+                       "applications/overlays/staging/flux-system/gotk-components.yaml"]
+    commit_all(single)
+    # An app placed on staging (written as onboarding would) blocks its removal.
+    shop = {"name": "shop", "url": "ssh://git@github.com/acme/shop", "branch": "main", "secrets": False,
+            "receiver": "", "known_hosts": "", "clusters": ["staging"]}
+    copier.run_update(single, data={"apps": [shop]}, defaults=True, overwrite=True, unsafe=True,
+                      vcs_ref=copier.VcsRef.CURRENT, quiet=True, skip_tasks=True)
+    commit_all(single)
+    with pytest.raises(HookError, match="still runs apps shop"):
+        cluster_admin.remove(single, "staging", out=lambda _: None)
+    assert status(single) == ""
+    # Removing the first cluster makes staging first; prod's overlay goes, staging's stays byte-identical.
+    staging = {rel: data for rel, data in tree(single).items() if rel.startswith("applications/overlays/staging/")}
+    assert cluster_admin.remove(single, "prod", out=lambda _: None) == 0
+    answers = answers_of(single)
+    assert answers["cluster_name"] == "staging" and answers["clusters"] == [] and answers["flux_version"] == "2.10.0"
+    assert not (single / "applications/overlays/prod").exists()
+    assert {rel: data for rel, data in tree(single).items() if rel.startswith("applications/overlays/")} == staging
+
+
+@pytest.mark.parametrize(("command", "args", "message"), [
+    ("set", ("dev", {"flux_version": "2.10.0"}), "'dev' is not a cluster"),
+    ("set", ("prod", {"cluster_name": "live"}), "bootstrap path"),
+    ("set", ("prod", {"colour": "blue"}), "cannot set"),
+    ("set", ("prod", {"flux_version": "2.6.0"}), "2.7.0 or newer"),
+    ("add", ("prod", {}), "already"),
+    ("add", ("Staging", {}), "DNS-1123"),
+    ("add", ("staging", {"sops_age_recipients": "age1nope"}), "age"),
+    ("remove", ("prod",), "only cluster"),
+])
+def test_bad_cluster_commands_are_refused_and_write_nothing(single, isolated_env, command, args, message):
+    run = {"set": cluster_admin.set_settings, "add": cluster_admin.add, "remove": cluster_admin.remove}[command]
+    before = tree(single)
+    with pytest.raises((HookError, ValueError)) as refused:
+        run(single, *args, out=lambda _: None)
+    assert message in str(refused.value)
+    assert tree(single) == before and status(single) == ""
+    assert not (isolated_env / "age" / "acme-Staging.agekey").exists()
+
+
+# Apps placed on clusters (opencenter-onboard --cluster, opencenter-offboard --cluster) -------------
+
+SHOP = {"name": "shop", "url": "ssh://git@github.com/acme/shop", "secrets": True, "receiver": "github",
+        "hostnames": ["www.prod.acme.example.com", "www.staging.acme.example.com"]}
+BILLING = {"name": "billing", "url": "ssh://git@github.com/acme/billing"}
+
+
+def decrypts(repo: Path, rel: str, key: x25519.Identity) -> bool:
+    return subprocess.run([sops.require_sops(), "decrypt", rel], cwd=repo, capture_output=True,
+                          env={"SOPS_AGE_KEY": str(key), "PATH": "/usr/bin:/bin"}).returncode == 0
+
+
+def overlay_files(repo: Path, cluster: str) -> dict[str, bytes]:
+    return {rel: data for rel, data in tree(repo).items() if rel.startswith(f"applications/overlays/{cluster}/")}
+
+
+@pytest.fixture
+def placed(three, tmp_path) -> Path:
+    """The three-cluster repository with shop on prod and staging, billing on staging: committed."""
+    repo = tmp_path / "repo"
+    shutil.copytree(three, repo)
+    assert onboard.register(repo, {**SHOP, "clusters": ["prod", "staging"]}, out=lambda _: None) == 0
+    commit_all(repo)
+    assert onboard.register(repo, {**BILLING, "clusters": ["staging"]}, out=lambda _: None) == 0
+    commit_all(repo)
+    return repo
+
+
+def test_apps_render_on_their_clusters_with_keys_for_each_cluster_only(placed):
+    overlays = placed / "applications/overlays"
+    for cluster, apps in {"prod": ["shop"], "staging": ["billing", "shop"], "dev": []}.items():
+        rendered = sorted(p.stem for p in (overlays / cluster / "services/sources").glob("*.yaml")
+                          if p.stem in ("shop", "billing"))
+        assert rendered == apps, cluster
+        for app in apps:
+            for kind in ("deploy-key", "sops-age"):
+                rel = f"applications/overlays/{cluster}/services/sources/{app}-{kind}.sops.yaml"
+                assert [name for name, key in KEYS.items() if decrypts(placed, rel, key)] == [cluster], rel
+    # Per-cluster hostnames: each tenant is allowed the names under its own cluster's domain.
+    for cluster in ("prod", "staging"):
+        namespace = next(yaml.safe_load_all((overlays / cluster / "services/tenants/shop/tenant.yaml").read_text()))
+        assert namespace["metadata"]["annotations"]["opencenter/hostnames"] == f"www.{cluster}.acme.example.com"
+    # One deploy key and one app key per cluster: different keys.
+    deploy = [yaml.safe_load((overlays / c / "services/sources/shop-deploy-key.sops.yaml").read_text())
+              ["metadata"]["annotations"][onboard.PUBLIC_KEY_ANNOTATION] for c in ("prod", "staging")]
+    assert deploy[0] != deploy[1]
+    assert check_repo(placed) == []
+
+
+def test_leaving_one_cluster_touches_only_that_cluster(placed):
+    prod, dev = overlay_files(placed, "prod"), overlay_files(placed, "dev")
+    assert offboard.offboard(placed, "shop", cluster="staging", out=lambda _: None) == 0
+    staging = placed / "applications/overlays/staging/services"
+    assert not list(staging.glob("sources/shop*")) and not (staging / "tenants/shop").exists()
+    assert (staging / "sources/billing.yaml").is_file()
+    assert overlay_files(placed, "prod") == prod and overlay_files(placed, "dev") == dev
+    assert clusters.apps_on(answers_of(placed), "staging") == [{**answers_of(placed)["apps"][0]}]  # billing only
+    assert check_repo(placed) == []
+    commit_all(placed)
+    # Then from every cluster: billing goes, and with it staging's last app.
+    assert offboard.offboard(placed, "billing", out=lambda _: None) == 0
+    assert [app["name"] for app in answers_of(placed)["apps"]] == ["shop"]
+
+
+@pytest.mark.parametrize(("entry", "message"), [
+    (BILLING, "say which the app runs on with --cluster"),
+    ({**BILLING, "clusters": ["qa"]}, "apps[billing].clusters"),
+    ({**BILLING, "clusters": []}, "say which the app runs on"),
+    ({**BILLING, "clusters": ["dev"], "hostnames": ["pay.prod.acme.example.com"]}, "not under dev.acme.example.com"),
+])
+def test_bad_placements_are_refused_and_write_nothing(placed, entry, message):
+    before = tree(placed)
+    with pytest.raises(HookError) as refused:
+        onboard.register(placed, {**entry, "name": "pay", "url": "ssh://git@github.com/acme/pay"}, out=lambda _: None)
+    assert message.replace("billing", "pay") in str(refused.value)
+    assert tree(placed) == before and status(placed) == ""
+
+
+# The check on several clusters ---------------------------------------------------------------------
+
+
+def rules_of(findings) -> set[tuple[str, str]]:
+    return {(finding.rule, finding.file) for finding in findings}
+
+
+def test_the_check_keeps_each_cluster_to_its_own_overlay_and_keys(placed, tmp_path):
+    repo = tmp_path / "crossed"
+    shutil.copytree(placed, repo)
+    fluxcd = repo / "applications/overlays/dev/services/fluxcd"
+    sources = (fluxcd / "sources.yaml").read_text()
+    # dev's `sources` Kustomization applying prod's folder, and depending on a Kustomization only prod has.
+    crossed = sources.replace("./applications/overlays/dev/services/sources", "./applications/overlays/prod/services/sources")
+    assert crossed != sources
+    (fluxcd / "sources.yaml").write_text(crossed.replace("spec:\n", "spec:\n  dependsOn:\n    - name: shop\n", 1))
+    # A Secret of staging encrypted for prod's key.
+    rel = "applications/overlays/staging/services/sources/stray.sops.yaml"
+    clear = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: stray\n  namespace: flux-system\nstringData:\n  a: b\n"
+    encrypted = subprocess.run([sops.require_sops(), "encrypt", "--age", str(KEYS["prod"].to_public()),
+                                "--encrypted-regex", "^(data|stringData)$", "--input-type", "yaml", "--output-type",
+                                "yaml", "/dev/stdin"], input=clear, capture_output=True, text=True, check=True).stdout
+    (repo / rel).write_text(encrypted)
+    found = rules_of(check_repo(repo))
+    dev = "applications/overlays/dev/services/fluxcd/sources.yaml"
+    assert {("cluster-path", dev), ("flux-depends-on", dev), ("cluster-recipients", rel)} <= found, found
+
+
+def test_tenants_are_admitted_cluster_by_cluster(placed, copie):
+    """shop runs on prod and staging from one set of manifests whose route names the prod domain:
+    staging's policies refuse it, prod's admit it (environments per cluster: docs/multi-cluster.md)."""
+    app = copie.copy(extra_answers={"template": "app", "app_name": "shop", "app_domain": "prod.acme.example.com"})
+    assert app.exit_code == 0, app.exception
+    denied = [f for f in run_checks(placed, tenants=[("shop", app.project_dir)]).findings if f.rule == "denied"]
+    assert denied and all(f.message.startswith("cluster staging: ") for f in denied), denied
+
+
+def test_renovate_regexes_find_every_clusters_versions(three):
+    """A Renovate Flux or gitops-base PR moves the answer of every cluster it moves the files of."""
+    config = json.loads((three / "renovate.json").read_text())
+    text = (three / ".copier-answers.yml").read_text()
+    found = {}
+    for manager in config["customManagers"]:
+        pattern = re.compile(re.sub(r"\(\?<(?=[A-Za-z])", "(?P<", manager["matchStrings"][0]))
+        found[manager["depNameTemplate"]] = sorted(m.group("currentValue") for m in pattern.finditer(text))
+    assert found == {"fluxcd/flux2": ["2.10.0", "2.9.4", "2.9.4"], "openCenter-gitops-base": ["2026.01"] * 3}
+
+
+# Existing repositories: `copier update` from the last single-cluster release -------------------------
+
+# The templates' last commit before several clusters, from this repository's own history.
+SINGLE_CLUSTER_RELEASE = "aa0331a705de13dafd9fc00f2a6a07f1beb597cb"
+
+
+@pytest.fixture(scope="module")
+def releases(template_snapshot, tmp_path_factory) -> Path:
+    """A template repository with the single-cluster release tagged 1.0.0 and this tree 2.0.0."""
+    if subprocess.run(["git", "cat-file", "-e", SINGLE_CLUSTER_RELEASE], cwd=ROOT, capture_output=True).returncode:
+        pytest.skip(f"this checkout has no git history with {SINGLE_CLUSTER_RELEASE} (not a clone of the repository)")
+    tpl = tmp_path_factory.mktemp("releases") / "templates"
+    tpl.mkdir()
+    archive = subprocess.run(["git", "archive", SINGLE_CLUSTER_RELEASE], cwd=ROOT, capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(tpl)], input=archive, check=True)
+    commit_all(tpl, "single-cluster release")
+    git("tag", "1.0.0", cwd=tpl)
+    for path in tpl.iterdir():
+        if path.name != ".git":
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+    shutil.copytree(template_snapshot, tpl, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".git"))
+    commit_all(tpl, "several clusters")
+    git("tag", "2.0.0", cwd=tpl)
+    return tpl
+
+
+def test_a_single_cluster_repository_updates_without_renaming_or_re_encrypting(releases, tmp_path):
+    repo = tmp_path / "acme-gitops"
+    copier.run_copy(str(releases), repo, data={"template": "platform", "sops_age_recipients": str(KEYS["prod"].to_public())},
+                    defaults=True, unsafe=True, vcs_ref="1.0.0", quiet=True)
+    commit_all(repo)
+    assert onboard.register(repo, {**SHOP, "hostnames": ["www.prod.acme.example.com"]}, out=lambda _: None) == 0
+    commit_all(repo)
+    before = tree(repo)
+    flux_before = flux_objects(repo)
+    copier.run_update(repo, defaults=True, overwrite=True, unsafe=True, vcs_ref="2.0.0", quiet=True)
+    after = tree(repo)
+    assert flux_objects(repo) == flux_before  # nothing renamed, so nothing pruned
+    encrypted = [rel for rel in before if rel.endswith(".sops.yaml") and rel != ".sops.yaml"]
+    assert encrypted and {rel: after.get(rel) for rel in encrypted} == {rel: before[rel] for rel in encrypted}
+    sync = (repo / "applications/overlays/prod/flux-system/gotk-sync.yaml").read_bytes()
+    assert sync == before["applications/overlays/prod/flux-system/gotk-sync.yaml"]  # bootstrap path unchanged
+    assert answers_of(repo)["clusters"] == [] and answers_of(repo)["_commit"] == "2.0.0"
+    assert check_repo(repo) == []
+    # And the repository now takes a second cluster.
+    commit_all(repo)
+    assert cluster_admin.add(repo, "staging", {"sops_age_recipients": str(KEYS["staging"].to_public())},
+                             out=lambda _: None) == 0
+    assert check_repo(repo) == []
+
+
+def flux_objects(repo: Path) -> set[tuple[str, str, str]]:
+    """(kind, namespace, name) of every object in the repository's YAML files."""
+    found = set()
+    for path in repo.rglob("*.yaml"):
+        if ".git" in path.parts:
+            continue
+        for doc in yaml.safe_load_all(path.read_text()):
+            if isinstance(doc, dict) and "kind" in doc and "metadata" in doc:
+                found.add((doc["kind"], str(doc["metadata"].get("namespace", "")), str(doc["metadata"].get("name"))))
+    return found
