@@ -3,7 +3,8 @@
 - a committed, tagged snapshot of this template's working tree (tag 0.0.1), plus a tag 0.0.2
   whose only change touches every app's rendered files (the "template release" of the update);
 - a one-file Copier template (Copier's own fixed cost);
-- platform repositories that already hold N apps: the answers' `apps` list is generated and
+- platform repositories that already hold N apps (on one cluster, or spread over three clusters:
+  platform_with_clusters): the answers' `apps` list is generated and
   rendered with ONE `copier copy` (not N onboardings), then each app's once-only files (deploy
   key, receiver token) are generated and SOPS-encrypted by onboarding's own code
   (hooks.onboard.make_material), in parallel; the result is committed.
@@ -111,7 +112,7 @@ def template_snapshot() -> Path:
     git("tag", "0.0.1", cwd=dst)
     changed = 0
     per_app = [path for path in (dst / "platform-template").rglob("*")
-               if path.is_file() and "{% yield app from app_files %}" in path.as_posix()]  # files in yielded folders too
+               if path.is_file() and "{% yield app from cluster.app_files %}" in path.as_posix()]  # files in yielded folders too
     for path in per_app:
         text = path.read_text()
         if RELEASE_LABEL in text:
@@ -206,6 +207,55 @@ def platform_with_apps(count: int, env: dict[str, str]) -> Path:
          "--data-file", str(data_file), str(template), str(dst)], env)
     encrypt_material(dst, entries, "prod")
     commit_all(dst, f"platform with {count} apps")
+    done.write_text("")
+    return dst
+
+
+CLUSTERS = ("prod", "staging", "dev")
+
+
+def cluster_identity(name: str):
+    """A benchmark cluster's own age key pair (kept in the cache); prod's is age_identity()."""
+    from pyrage import x25519
+
+    if name == "prod":
+        return age_identity()
+    path = CACHE / f"bench-{name}.agekey"
+    if not path.exists():
+        CACHE.mkdir(parents=True, exist_ok=True)
+        path.write_text(str(x25519.Identity.generate()) + "\n")
+        path.chmod(0o600)
+    return x25519.Identity.from_str(path.read_text().strip())
+
+
+def platform_with_clusters(count: int, env: dict[str, str]) -> Path:
+    """A committed three-cluster platform repository at template 0.0.1 holding `count` apps, the
+    i-th on cluster CLUSTERS[i % 3]: as many app files as platform_with_apps(count) (cached)."""
+    dst = cache_dir() / f"clusters-{count}"
+    done = dst.with_name(dst.name + ".done")
+    if (dst / ".git").exists() and done.exists():
+        return dst
+    done.unlink(missing_ok=True)
+    shutil.rmtree(dst, ignore_errors=True)
+    import yaml
+
+    template = template_snapshot()
+    entries = [{**app_entry(i), "clusters": [CLUSTERS[i % 3]]} for i in range(1, count + 1)]
+    extra = [{"cluster_name": name, "cluster_domain": f"{name}.acme.example.com", "flux_version": "2.9.4",
+              "flux_allow_remote_bases": False, "gitops_base_tag": "2026.01",
+              "platform_services": ["cert-manager", "gateway-api", "gateway", "kyverno"],
+              "gateway_name": "platform-gateway", "gateway_namespace": "gateway-system", "gateway_class": "eg",
+              "gateway_listener": "https", "gateway_listener_port": 443, "gateway_tls_secret": "wildcard-tls",
+              "sops_age_recipients": str(cluster_identity(name).to_public())} for name in CLUSTERS[1:]]
+    cache_dir().mkdir(parents=True, exist_ok=True)
+    data_file = cache_dir() / f"clusters-{count}.yml"
+    data_file.write_text(yaml.safe_dump({"template": "platform", "apps": entries, "clusters": extra,
+                                         "sops_age_recipients": str(age_identity().to_public())}))
+    run([sys.executable, "-m", "copier", "copy", "--trust", "--defaults", "--quiet", "--vcs-ref", "0.0.1",
+         "--data-file", str(data_file), str(template), str(dst)], env)
+    for cluster in CLUSTERS:
+        encrypt_material(dst, [entry for entry in entries if entry["clusters"] == [cluster]], cluster)
+    commit_all(dst, f"three clusters with {count} apps")
     done.write_text("")
     return dst
 

@@ -1,6 +1,6 @@
 """Benchmarks of the templates: copy, onboarding at scale, update and check of a 500-app repository.
 
-    .venv/bin/python bench/run.py [--runs 5] [--sizes 1,50,200,500] [--only copy,onboard,update,check] [--readme]
+    .venv/bin/python bench/run.py [--runs 5] [--sizes 1,50,200,500] [--only copy,onboard,clusters,update,check] [--readme]
 
 Every figure is a real command, timed from the outside as a user runs it (wall clock, a fresh
 process each time, an isolated HOME):
@@ -10,6 +10,9 @@ process each time, an isolated HOME):
 - onboard: `copier copy` of the app template with platform_repo set (the app repository, its
            registration on the platform repository: answers, rendered files, deploy key and
            age key SOPS-encrypted, staged) into platform repositories that hold N apps already;
+- clusters: onboarding (`hooks.onboard --cluster …`) onto one or three clusters, and changing one
+           cluster (`hooks.cluster_admin set`), in a three-cluster and a one-cluster repository
+           holding the same number of apps (200);
 - update:  `copier update` of the 500-app repository to a release that changes every app's files;
 - check:   `python -m hooks.check` of the 500-app repository.
 
@@ -135,6 +138,8 @@ def build(args: argparse.Namespace, env: dict[str, str], scratch: Path) -> list[
                             "--data", "template=app", "--data", "app_name=onboarded",
                             "--data", f"platform_repo={wd / 'platform'}", str(template), str(wd / "onboarded")],
                 registered))
+    if "clusters" in args.only:
+        measures += cluster_measures(args, env, fresh)
     if "update" in args.only:
         def prepare_update() -> Path:
             wd = fresh("update")
@@ -163,6 +168,62 @@ def build(args: argparse.Namespace, env: dict[str, str], scratch: Path) -> list[
     return measures
 
 
+def cluster_measures(args: argparse.Namespace, env: dict[str, str], fresh) -> list[Measure]:
+    """Several clusters: onboarding onto one cluster or three, in a one-cluster and a three-cluster
+    repository holding the same number of apps, and changing one cluster (`opencenter-cluster set`:
+    a re-render of the repository) in each."""
+    size = args.cluster_apps
+    one, three = fx.platform_with_apps(size, env), fx.platform_with_clusters(size, env)
+    measures = []
+
+    def onboarding(key: str, label: str, repo: Path, clusters: list[str]) -> Measure:
+        def prepare() -> Path:
+            wd = fresh(key)
+            fx.fresh_copy(repo, wd / "platform")
+            return wd
+
+        def registered(wd: Path, _result) -> None:
+            staged = fx.git("diff", "--cached", "--name-only", cwd=wd / "platform").split()
+            if sum(rel.endswith("/sources/onboarded.yaml") for rel in staged) != len(clusters):
+                sys.exit(f"{label}: expected the app on {clusters}, staged {staged}")
+
+        return Measure(key, label, prepare,
+                       lambda wd: [PY, "-m", "hooks.onboard", "--platform", str(wd / "platform"), "--name", "onboarded",
+                                   "--url", "ssh://git@github.com/acme/onboarded", "--secrets",
+                                   *(f"--cluster={cluster}" for cluster in clusters)],
+                       registered)
+
+    measures.append(onboarding("onboard_1_of_1_cluster", f"onboard one app, one-cluster repository with {size} apps",
+                               one, ["prod"]))
+    measures.append(onboarding("onboard_1_of_3_clusters", f"onboard one app onto 1 of 3 clusters ({size} apps)",
+                               three, ["prod"]))
+    measures.append(onboarding("onboard_3_of_3_clusters", f"onboard one app onto 3 of 3 clusters ({size} apps)",
+                               three, list(fx.CLUSTERS)))
+
+    def setting(key: str, label: str, repo: Path, cluster: str) -> Measure:
+        def prepare() -> Path:
+            wd = fresh(key)
+            fx.fresh_copy(repo, wd / "platform")
+            return wd / "platform"
+
+        def changed(wd: Path, _result) -> None:
+            staged = fx.git("diff", "--cached", "--name-only", cwd=wd).split()
+            if not staged or any(rel.startswith("applications/") and f"/overlays/{cluster}/" not in f"/{rel}"
+                                 for rel in staged):
+                sys.exit(f"{label}: changed {staged}")
+
+        return Measure(key, label, prepare,
+                       lambda wd: [PY, "-m", "hooks.cluster_admin", "set", "--platform", str(wd), cluster,
+                                   "gitops_base_tag=2026.04"],
+                       changed)
+
+    measures.append(setting("set_1_cluster", f"change one cluster's gitops_base_tag, one-cluster repository ({size} apps)",
+                            one, "prod"))
+    measures.append(setting("set_3_clusters", f"change one cluster's gitops_base_tag, three-cluster repository ({size} apps)",
+                            three, "staging"))
+    return measures
+
+
 NO_CRD_RULES = (
     "import sys; from hooks import validate; validate.Validator._rule_problems = lambda self, schema, obj: []; "
     "from hooks.check import main; sys.exit(main(sys.argv[1:]))"
@@ -176,6 +237,9 @@ TARGETS = (  # (measure or ratio, target, unit): issue 7's targets on a 2-core m
     ("update_500", 20.0, "s"),
     ("check_500", 30.0, "s"),
     ("ratio check with / without CRD rules", 1.2, "×"),
+    ("ratio onboarding onto 3 / onto 1 of 3 clusters", 1.5, "×"),
+    ("ratio onboarding onto 1 of 3 clusters / onto the only cluster", 1.2, "×"),
+    ("ratio changing a cluster of 3 / of 1 (same apps)", 1.2, "×"),
 )
 README_BEGIN, README_END = "<!-- bench:begin (python bench/run.py --readme) -->", "<!-- bench:end -->"
 
@@ -235,6 +299,12 @@ def ratios(measures: dict[str, dict], sizes: list[int]) -> dict[str, dict]:
         out[f"onboarding at {large} / at {small} apps"] = {
             "value": round(measures[f"onboard_{large}"]["median_s"] / measures[f"onboard_{small}"]["median_s"], 2),
             "target": 2.0}
+    for name, top, bottom, target in (
+            ("onboarding onto 3 / onto 1 of 3 clusters", "onboard_3_of_3_clusters", "onboard_1_of_3_clusters", 1.5),
+            ("onboarding onto 1 of 3 clusters / onto the only cluster", "onboard_1_of_3_clusters", "onboard_1_of_1_cluster", 1.2),
+            ("changing a cluster of 3 / of 1 (same apps)", "set_3_clusters", "set_1_cluster", 1.2)):
+        if top in measures and bottom in measures:
+            out[name] = {"value": round(measures[top]["median_s"] / measures[bottom]["median_s"], 2), "target": target}
     big = next((key for key in measures if key.startswith("check_") and not key.endswith("_no_crd_rules")), None)
     if big and f"{big}_no_crd_rules" in measures:
         out["check with / without CRD rules"] = {
@@ -247,7 +317,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=5, help="runs of every measure (default 5)")
     parser.add_argument("--sizes", default="1,50,200,500", help="apps already registered when onboarding one more")
     parser.add_argument("--big", type=int, default=500, help="apps in the repository that is updated and checked")
-    parser.add_argument("--only", default="copy,onboard,update,check", help="comma-separated subset of the measures")
+    parser.add_argument("--only", default="copy,onboard,clusters,update,check", help="comma-separated subset of the measures")
+    parser.add_argument("--cluster-apps", type=int, default=200, help="apps in the repositories of the cluster measures")
     parser.add_argument("--output", type=Path, default=RESULTS)
     parser.add_argument("--readme", action="store_true", help="also write the figures into README.md (Performance)")
     args = parser.parse_args(argv)

@@ -69,7 +69,8 @@ class Platform:
         return self.answers.get("apps") or []
 
     def reserved(self) -> set[str]:
-        return appsmod.reserved_names(appsmod.load_catalog(), self.answers.get("gateway_namespace", ""))
+        return appsmod.reserved_names(appsmod.load_catalog(), [str(cluster.get("gateway_namespace", ""))
+                                                              for cluster in clusters.cluster_list(self.answers)])
 
 
 def read_platform(path: Path) -> Platform:

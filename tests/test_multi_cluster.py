@@ -370,3 +370,11 @@ def flux_objects(repo: Path) -> set[tuple[str, str, str]]:
             if isinstance(doc, dict) and "kind" in doc and "metadata" in doc:
                 found.add((doc["kind"], str(doc["metadata"].get("namespace", "")), str(doc["metadata"].get("name"))))
     return found
+
+
+def test_every_clusters_gateway_namespace_is_reserved(placed):
+    """dev's Gateway lives in namespace `edge`: no app may take that name, on any cluster."""
+    with pytest.raises(HookError, match="reserved"):
+        onboard.register(placed, {"name": "edge", "url": "ssh://git@github.com/acme/edge", "clusters": ["prod"]},
+                         out=lambda _: None)
+    assert status(placed) == ""

@@ -14,7 +14,7 @@ from hooks import apps, deploykeys, gitrepo, knownhosts
 from hooks.errors import HookError
 from messages import assert_leads_with_the_answer
 
-RESERVED = apps.reserved_names(apps.load_catalog(), "gateway-system")
+RESERVED = apps.reserved_names(apps.load_catalog(), ["gateway-system"])
 OTHER_HOST_KEYS = "[git.example.com]:2222 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl\n"
 
 
