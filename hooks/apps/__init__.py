@@ -1,4 +1,5 @@
-"""Registered applications: the `apps` answer of a platform repository, pure functions only.
+"""Registered applications: the `apps` answer of a platform repository, pure functions only
+(`python -m hooks.apps` runs the day-two commands of hooks/app_admin.py: hooks/apps/__main__.py).
 
 An entry of `apps` (the single source of truth; onboarding and offboarding change it, the platform
 template renders it) is a mapping with exactly these keys:
@@ -47,7 +48,7 @@ from hooks import knownhosts
 from hooks.errors import HookError
 from hooks.quantity import is_quantity
 
-SERVICES_FILE = Path(__file__).resolve().parent.parent / "includes" / "services.yml"
+SERVICES_FILE = Path(__file__).resolve().parents[2] / "includes" / "services.yml"
 
 KEYS = ("name", "url", "branch", "secrets", "receiver", "known_hosts")
 OPTIONAL_KEYS = ("clusters", "hostnames", "egress", "quota")
@@ -65,7 +66,7 @@ RECEIVER_EVENTS = {
     "generic": [],
 }
 # Namespaces and Flux object names that belong to the platform, whatever services are selected.
-RESERVED_FILE = Path(__file__).resolve().parent.parent / "includes" / "reserved.yml"
+RESERVED_FILE = Path(__file__).resolve().parents[2] / "includes" / "reserved.yml"
 
 
 @functools.cache

@@ -1,0 +1,139 @@
+"""Day-two commands on the apps of a platform repository (docs/day-two.md).
+
+    python -m hooks.apps list --platform P [--format json]
+    python -m hooks.apps rotate-deploy-key --platform P --name APP
+
+`list` reads the answers and the public halves of every app's keys (the clear annotations of its
+encrypted Secrets); nothing is decrypted. `rotate-deploy-key` generates a new ed25519 key for
+every cluster the app runs on, SOPS-encrypted in memory as onboarding does (never in clear on
+disk), replaces the encrypted Secret, stages the change and prints the order that avoids an
+outage. Like onboarding it holds the repository's lock, needs a clean checkout and puts everything
+back when a step fails; each run rotates again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from hooks import apps as appsmod  # noqa: E402
+from hooks import clusters, gitrepo, sops  # noqa: E402
+from hooks.errors import HookError, run_main  # noqa: E402
+from hooks.onboard import (  # noqa: E402
+    AGE_KEY_ANNOTATION, PUBLIC_KEY_ANNOTATION, annotation_of, make_material, read_platform,
+)
+
+
+def app_records(platform_path: Path) -> list[dict[str, Any]]:
+    """Every registered app with its settings, clusters and public keys per cluster."""
+    platform = read_platform(platform_path)
+    domains = clusters.domains(platform.answers)
+    records = []
+    for entry in platform.apps:
+        placed = appsmod.placement(entry, domains)
+        keys = {}
+        for cluster in placed:
+            def public(kind: str, annotation: str, cluster: str = cluster) -> str | None:
+                return annotation_of(platform_path / appsmod.once_file(entry["name"], cluster, kind), annotation)
+
+            keys[cluster] = {"deploy_key": public("deploy-key", PUBLIC_KEY_ANNOTATION),
+                             "age_key": public("sops-age", AGE_KEY_ANNOTATION)}
+        records.append({
+            "name": entry["name"], "url": entry["url"], "branch": entry.get("branch", "main"), "clusters": placed,
+            "secrets": bool(entry.get("secrets")), "receiver": entry.get("receiver", ""),
+            "hostnames": entry.get("hostnames", []), "egress": entry.get("egress", []),
+            "quota": entry.get("quota", {}), "keys": keys,
+        })
+    return records
+
+
+def list_apps(platform_path: Path, as_json: bool = False, out: Callable[[str], None] = print) -> int:
+    records = app_records(platform_path.resolve())
+    if as_json:
+        out(json.dumps(records, indent=2))
+        return 0
+    if not records:
+        out("No app is registered.")
+    for record in records:
+        extras = [f"receiver {record['receiver']}"] if record["receiver"] else []
+        extras += ["secrets"] if record["secrets"] else []
+        extras += [f"hostnames {', '.join(record['hostnames'])}"] if record["hostnames"] else []
+        out(f"{record['name']}: {record['url']} ({record['branch']}) on {', '.join(record['clusters'])}"
+            + (f"; {'; '.join(extras)}" if extras else ""))
+        for cluster, keys in record["keys"].items():
+            out(f"  {cluster}: deploy key {keys['deploy_key'] or '(missing)'}")
+            out(f"  {cluster}: age key {keys['age_key'] or '(missing)'}")
+    return 0
+
+
+def rotate_deploy_key(platform_path: Path, name: str, lock_wait: float = gitrepo.DEFAULT_LOCK_WAIT,
+                      out: Callable[[str], None] = print) -> int:
+    platform_path = platform_path.resolve()
+    read_platform(platform_path)  # its errors first: not a platform repository at all
+    with gitrepo.exclusive(platform_path, f"deploy key rotation of app '{name}'", lock_wait) as waited:
+        platform = read_platform(platform_path)
+        entry = next((app for app in platform.apps if app.get("name") == name), None)
+        if entry is None:
+            registered = ", ".join(app["name"] for app in platform.apps) or "none"
+            raise HookError("name", f"'{name}' is not a registered app (registered: {registered})")
+        gitrepo.require_clean_repo(platform_path, waited)
+        sops_binary = sops.require_sops()
+        sops.check_config(platform_path)
+        customer = platform.answers.get("customer_name", "platform")
+        fresh = {}
+        for cluster in appsmod.placement(entry, clusters.domains(platform.answers)):
+            item = appsmod.OnceFile("deploy-key", appsmod.once_file(name, cluster, "deploy-key"))
+            fresh[cluster] = make_material(appsmod.normalize(entry), [item], f"flux-{customer}-{cluster}-{name}",
+                                           lambda rel, clear: sops.encrypt(platform_path, rel, clear, sops_binary))
+        old = {cluster: annotation_of(platform_path / appsmod.once_file(name, cluster, "deploy-key"),
+                                      PUBLIC_KEY_ANNOTATION) for cluster in fresh}
+        with gitrepo.all_or_nothing(platform_path):
+            for material in fresh.values():
+                for rel, text in material.files.items():
+                    (platform_path / rel).write_text(text)
+            gitrepo.stage_all(platform_path)
+    out(f"Rotated the deploy key of app '{name}' on {platform_path} (staged, not committed):")
+    for cluster, material in fresh.items():
+        out(f"  {cluster}: new {material.public_key}")
+        out(f"  {cluster}: old {old[cluster] or '(none)'}")
+    out("Next steps, in this order (the old key keeps Flux pulling until the new one is live):")
+    out(f"  1. Add the new key{'s' if len(fresh) > 1 else ''} as READ-ONLY deploy key{'s' if len(fresh) > 1 else ''} "
+        f"of {entry['url']}; keep the old one.")
+    out(f"  2. Commit, push and merge this change: git -C {platform_path} diff --cached --stat")
+    out(f"  3. Wait until Flux pulls with the new key: flux reconcile source git {name} -n flux-system (on each cluster)")
+    out("  4. Remove the old key from the repository's deploy keys.")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m hooks.apps", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    listing = commands.add_parser("list", help="every registered app, its clusters and public keys")
+    listing.add_argument("--platform", type=Path, default=Path("."))
+    listing.add_argument("--format", choices=["text", "json"], default="text")
+    rotate = commands.add_parser("rotate-deploy-key", help="a new deploy key on every cluster the app runs on")
+    rotate.add_argument("--platform", type=Path, default=Path("."))
+    rotate.add_argument("--name", required=True)
+    rotate.add_argument("--lock-wait", type=float, default=gitrepo.DEFAULT_LOCK_WAIT)
+    return parser
+
+
+def main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "list":
+        return list_apps(args.platform, args.format == "json")
+    return rotate_deploy_key(args.platform, args.name, args.lock_wait)
+
+
+def cli() -> None:
+    run_main(main)
+
+
+if __name__ == "__main__":
+    cli()

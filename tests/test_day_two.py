@@ -1,0 +1,95 @@
+"""Day two on a platform repository: list the apps, rotate a deploy key (hooks/app_admin.py,
+`python -m hooks.apps`). Real Copier, sops and age keys."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import copier
+import pytest
+import yaml
+from pyrage import x25519
+
+from conftest import ROOT, commit_all, git
+from hooks import app_admin, onboard, sops
+from hooks.errors import HookError
+
+KEY = x25519.Identity.generate()
+SHOP = {"name": "shop", "url": "ssh://git@github.com/acme/shop", "secrets": True, "receiver": "github",
+        "hostnames": ["www.prod.acme.example.com"]}
+DEPLOY_KEY = "applications/overlays/prod/services/sources/shop-deploy-key.sops.yaml"
+
+
+@pytest.fixture(scope="module")
+def registered(template_snapshot, tmp_path_factory) -> Path:
+    """A committed one-cluster platform repository with shop and cart onboarded."""
+    repo = tmp_path_factory.mktemp("day-two") / "acme-gitops"
+    copier.run_copy(str(template_snapshot), repo, data={"template": "platform", "sops_age_recipients": str(KEY.to_public())},
+                    defaults=True, unsafe=True, vcs_ref="0.0.1", quiet=True)
+    commit_all(repo)
+    for entry in (SHOP, {"name": "cart", "url": "ssh://git@gitlab.com/acme/cart"}):
+        assert onboard.register(repo, entry, out=lambda _: None) == 0
+        commit_all(repo)
+    return repo
+
+
+@pytest.fixture
+def platform(registered, tmp_path) -> Path:
+    repo = tmp_path / "acme-gitops"
+    shutil.copytree(registered, repo, symlinks=True)
+    return repo
+
+
+def decrypted(repo: Path, rel: str) -> dict:
+    result = subprocess.run([sops.require_sops(), "decrypt", rel], cwd=repo, capture_output=True, text=True,
+                            env={"SOPS_AGE_KEY": str(KEY), "PATH": "/usr/bin:/bin"}, check=True)
+    return yaml.safe_load(result.stdout)
+
+
+def test_list_shows_every_app_with_its_clusters_and_public_keys(registered):
+    result = subprocess.run([sys.executable, "-m", "hooks.apps", "list", "--platform", str(registered), "--format", "json"],
+                            cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    records = json.loads(result.stdout)
+    assert [record["name"] for record in records] == ["cart", "shop"]
+    shop = records[1]
+    assert (shop["url"], shop["clusters"], shop["receiver"], shop["secrets"]) == (SHOP["url"], ["prod"], "github", True)
+    assert shop["hostnames"] == SHOP["hostnames"]
+    deploy = decrypted(registered, DEPLOY_KEY)
+    assert shop["keys"]["prod"]["deploy_key"] == deploy["metadata"]["annotations"][onboard.PUBLIC_KEY_ANNOTATION]
+    assert shop["keys"]["prod"]["age_key"].startswith("age1")
+    lines: list[str] = []
+    app_admin.list_apps(registered, out=lines.append)
+    assert lines[0].startswith("cart: ssh://git@gitlab.com/acme/cart (main) on prod")
+
+
+def test_a_rotation_replaces_the_key_encrypted_and_rotates_again_when_run_again(platform):
+    before = decrypted(platform, DEPLOY_KEY)
+    printed: list[str] = []
+    assert app_admin.rotate_deploy_key(platform, "shop", out=printed.append) == 0
+    after = decrypted(platform, DEPLOY_KEY)
+    new_public = after["metadata"]["annotations"][onboard.PUBLIC_KEY_ANNOTATION]
+    assert new_public != before["metadata"]["annotations"][onboard.PUBLIC_KEY_ANNOTATION]
+    assert after["stringData"]["identity"] != before["stringData"]["identity"]
+    assert after["stringData"]["known_hosts"] == before["stringData"]["known_hosts"]
+    assert any(new_public in line for line in printed) and "BEGIN" not in "\n".join(printed)
+    assert "OPENSSH PRIVATE KEY" not in (platform / DEPLOY_KEY).read_text()  # never in clear on disk
+    assert git("diff", "--cached", "--name-only", cwd=platform).split() == [DEPLOY_KEY]
+    commit_all(platform)
+    app_admin.rotate_deploy_key(platform, "shop", out=lambda _: None)
+    again = decrypted(platform, DEPLOY_KEY)["metadata"]["annotations"][onboard.PUBLIC_KEY_ANNOTATION]
+    assert again != new_public
+
+
+def test_rotating_an_unknown_app_or_in_a_dirty_checkout_is_refused_and_writes_nothing(platform):
+    with pytest.raises(HookError, match="'billing' is not a registered app"):
+        app_admin.rotate_deploy_key(platform, "billing", out=lambda _: None)
+    (platform / "notes.txt").write_text("work in progress\n")
+    before = (platform / DEPLOY_KEY).read_bytes()
+    with pytest.raises(HookError):
+        app_admin.rotate_deploy_key(platform, "shop", out=lambda _: None)
+    assert (platform / DEPLOY_KEY).read_bytes() == before
