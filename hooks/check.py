@@ -3,6 +3,7 @@
     python -m hooks.check PATH [--kube-version 1.34] [--format text|json]
     python -m hooks.check APP_REPO --platform PLATFORM_REPO          (what the cluster would admit)
     python -m hooks.check PLATFORM_REPO --tenant APP=APP_REPO ... | --all-tenants
+    python -m hooks.check PLATFORM_REPO --gitops-base GITOPS_BASE_CHECKOUT_OR_URL
     opencenter-check PATH ...            (console script of this package)
 
 Builds every kustomization root and validates every built object strictly against its schema;
@@ -10,8 +11,9 @@ checks that Secrets are SOPS-encrypted under a .sops.yaml rule; in a platform re
 Flux references (sources, dependsOn, paths, secretRefs) resolve; in an app repository, that
 everything stays inside the app's namespace. With --platform / --tenant, the offline admission
 model (hooks.admission) says what the platform's cluster would refuse of an app's objects:
-`[denied]` findings from RBAC, the admission policies and the quotas. The rules themselves are
-in hooks.rules.
+`[denied]` findings from RBAC, the admission policies and the quotas. With --gitops-base, the
+tags and paths a platform repository uses on openCenter-gitops-base are looked up in a checkout
+or URL of it (hooks.gitops_base). The rules themselves are in hooks.rules.
 Exits 1 on any finding, 2 when the check itself cannot run (e.g. not a rendered repository).
 """
 
@@ -33,6 +35,7 @@ from hooks import clusters, crds, gitrepo, rules
 from hooks.admission import Cluster, admit
 from hooks.answers import ANSWERS_FILE, load_answers
 from hooks.errors import HookError
+from hooks.gitops_base import check_references
 from hooks.kustomize import build_all, find_roots, kustomization_file, remote_references
 from hooks.manifests import is_object, object_label, read_yaml_files, source_index, source_of, under
 from hooks.rules import Finding
@@ -137,17 +140,20 @@ def run_checks(
     platform: Path | str | None = None,
     tenants: Sequence[tuple[str, Path | str]] = (),
     all_tenants: bool = False,
+    gitops_base: Path | str | None = None,
 ) -> Report:
     """Check a repository. For an app repository with `platform`, also what that platform's
     cluster would answer to the app's objects; for a platform repository, the same for each
     (app name, app repository) of `tenants`, or with `all_tenants` for every registered app
     cloned from its URL. A checkout is a folder or a git URL; a URL that cannot be read is a note
-    in the report, not a finding (CI reads only what its credentials allow)."""
+    in the report, not a finding (CI reads only what its credentials allow). With `gitops_base`
+    (a checkout or git URL of openCenter-gitops-base), a platform repository's tags and paths on
+    it are looked up there; when it cannot be read, that too is a note."""
     with ExitStack() as cleanup:
-        return _run_checks(repo, kube_version, platform, tenants, all_tenants, cleanup)
+        return _run_checks(repo, kube_version, platform, tenants, all_tenants, cleanup, gitops_base)
 
 
-def _run_checks(repo, kube_version, platform, tenants, all_tenants, cleanup: ExitStack) -> Report:
+def _run_checks(repo, kube_version, platform, tenants, all_tenants, cleanup: ExitStack, gitops_base=None) -> Report:
     repo = repo.resolve()
     answers = read_answers(repo)
     template = answers["template"]
@@ -155,6 +161,8 @@ def _run_checks(repo, kube_version, platform, tenants, all_tenants, cleanup: Exi
         raise HookError("--platform", "is for checking an app repository against its platform")
     if (tenants or all_tenants) and template != "platform":
         raise HookError("--tenant", "is for checking app repositories from their platform repository")
+    if gitops_base is not None and template != "platform":
+        raise HookError("--gitops-base", "is for checking a platform repository's references to openCenter-gitops-base")
     validator = Validator(crds.load_bundle(), kube_version)
     remote_allowed = template == "platform" and bool(answers.get("flux_allow_remote_bases"))
     here = collect(repo, template, remote_allowed)
@@ -178,6 +186,9 @@ def _run_checks(repo, kube_version, platform, tenants, all_tenants, cleanup: Exi
             for c in clusters.cluster_list(answers)})
         report.findings += rules.aggregated_flux_write_findings(objects)
         report.findings += rules.hostname_findings(answers)
+        if gitops_base is not None:
+            report.findings += check_references(objects, str(answers.get("gitops_base_url") or ""), gitops_base,
+                                                cleanup, report.notes)
         if all_tenants:
             tenants = [*tenants, *((app["name"], app["url"], app.get("branch")) for app in answers.get("apps") or [])]
         if tenants:
@@ -284,9 +295,10 @@ def admission_findings(models: dict[str, Cluster], app: str, objects: list[tuple
 
 
 def check_repo(path: Path, kube_version: str = DEFAULT_KUBE_VERSION, platform: Path | str | None = None,
-               tenants: Sequence[tuple[str, Path | str]] = (), all_tenants: bool = False) -> list[Finding]:
+               tenants: Sequence[tuple[str, Path | str]] = (), all_tenants: bool = False,
+               gitops_base: Path | str | None = None) -> list[Finding]:
     """Every finding of the check on a rendered repository (empty: the repository passes)."""
-    return run_checks(path, kube_version, platform, tenants, all_tenants).findings
+    return run_checks(path, kube_version, platform, tenants, all_tenants, gitops_base).findings
 
 
 # CLI --------------------------------------------------------------------------------------------
@@ -332,11 +344,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--all-tenants", action="store_true",
                         help="platform repository: also check every registered app, cloned from its URL and branch "
                              "(apps that cannot be cloned are noted, not findings)")
+    parser.add_argument("--gitops-base", metavar="CHECKOUT_OR_URL",
+                        help="platform repository: also look up, in this clone or git URL of openCenter-gitops-base, "
+                             "the tag of every GitRepository on gitops_base_url and every Flux Kustomization path on it "
+                             "(what cannot be read is noted, not a finding)")
     parser.add_argument("--format", choices=("text", "json"), default="text")
     args = parser.parse_args(argv)
     try:
         tenants = [parse_tenant(item) for item in args.tenant]
-        report = run_checks(args.path, args.kube_version, args.platform, tenants, args.all_tenants)
+        report = run_checks(args.path, args.kube_version, args.platform, tenants, args.all_tenants, args.gitops_base)
     except HookError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
