@@ -176,7 +176,7 @@ def test_each_service_renders_alone(rendered, service):
     assert kustomization["namespace"] == spec["namespace"]
     assert kustomization["secretGenerator"] == [
         {
-            "name": f"{service}-values-override",
+            "name": spec.get("values_secret", f"{service}-values-override"),
             "type": "Opaque",
             "files": ["override.yaml=helm-values/override-values.yaml"],
         }
