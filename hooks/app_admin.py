@@ -2,13 +2,17 @@
 
     python -m hooks.apps list --platform P [--format json]
     python -m hooks.apps rotate-deploy-key --platform P --name APP
+    python -m hooks.apps rotate-age-key --platform P --cluster CLUSTER (--start | --finish)
 
 `list` reads the answers and the public halves of every app's keys (the clear annotations of its
 encrypted Secrets); nothing is decrypted. `rotate-deploy-key` generates a new ed25519 key for
 every cluster the app runs on, SOPS-encrypted in memory as onboarding does (never in clear on
 disk), replaces the encrypted Secret, stages the change and prints the order that avoids an
 outage. Like onboarding it holds the repository's lock, needs a clean checkout and puts everything
-back when a step fails; each run rotates again.
+back when a step fails; each run rotates again. `rotate-age-key` replaces a cluster's age key in
+two steps, so that Flux never lacks the key to a file: --start adds a new key (generated outside
+the repository) next to the old one and re-encrypts every file of the cluster's overlay for both;
+--finish, once Flux holds the new key, keeps only the new one. Each step run twice changes nothing.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from typing import Any, Callable
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from hooks import apps as appsmod  # noqa: E402
-from hooks import clusters, gitrepo, sops  # noqa: E402
+from hooks import agekeys, clusters, gitrepo, sops  # noqa: E402
 from hooks.errors import HookError, run_main  # noqa: E402
 from hooks.onboard import (  # noqa: E402
     AGE_KEY_ANNOTATION, PUBLIC_KEY_ANNOTATION, annotation_of, make_material, read_platform,
@@ -110,6 +114,87 @@ def rotate_deploy_key(platform_path: Path, name: str, lock_wait: float = gitrepo
     return 0
 
 
+def next_key_file(customer: str, cluster: str) -> Path:
+    """Where a cluster's next age key waits between --start and --finish (outside the repository)."""
+    current = agekeys.platform_key_file(customer, cluster)
+    return current.with_name(current.name.removesuffix(".agekey") + ".next.agekey")
+
+
+def overlay_sops_files(repo: Path, cluster: str) -> list[str]:
+    """Every SOPS-encrypted file of a cluster's overlay (Secrets and encrypted Helm values)."""
+    overlay = repo / "applications" / "overlays" / cluster
+    return sorted(path.relative_to(repo).as_posix() for path in overlay.rglob("*.y*ml")
+                  if path.suffix in (".yaml", ".yml") and sops.is_encrypted_file(path))
+
+
+def rotate_cluster_key(platform_path: Path, cluster: str, finish: bool, lock_wait: float = gitrepo.DEFAULT_LOCK_WAIT,
+                       out: Callable[[str], None] = print) -> int:
+    """--start: a new key next to the old one (answers, .sops.yaml, every file of the overlay
+    re-encrypted for both); --finish: the new key alone. Each step run twice changes nothing."""
+    from hooks.cluster_admin import rerender  # the same re-render as opencenter-cluster set
+
+    platform_path = platform_path.resolve()
+    read_platform(platform_path)  # its errors first: not a platform repository at all
+    with gitrepo.exclusive(platform_path, f"age key rotation of cluster '{cluster}'", lock_wait) as waited:
+        answers = read_platform(platform_path).answers
+        entry = clusters.find(answers, cluster)
+        sops_binary = sops.require_sops()
+        customer = str(answers.get("customer_name", ""))
+        current, upcoming = agekeys.platform_key_file(customer, cluster), next_key_file(customer, cluster)
+        recipients = [key.strip() for key in str(entry["sops_age_recipients"]).split(",") if key.strip()]
+        if not finish:
+            new_key, _ = agekeys.ensure_key_file(upcoming)  # reused when --start runs again
+            wanted = recipients if new_key in recipients else [*recipients, new_key]
+            opener = current if current.is_file() else None
+        else:
+            if not upcoming.is_file():
+                if current.is_file() and recipients == [agekeys.public_key_of(current)]:
+                    out(f"Cluster '{cluster}' uses only {recipients[0]} already: nothing to do.")
+                    return 0
+                raise HookError("--finish", f"no rotation of cluster '{cluster}' is under way (run --start first)")
+            new_key = agekeys.public_key_of(upcoming)
+            if new_key not in recipients:
+                raise HookError("--finish", f"cluster '{cluster}' does not list the new key yet (run --start first)")
+            if len(recipients) == 1:
+                raise HookError("--finish", f"cluster '{cluster}' lists only the new key already: its key files "
+                                f"({upcoming}, {current}) need sorting out by hand")
+            wanted, opener = [new_key], upcoming
+        files = overlay_sops_files(platform_path, cluster)
+        if wanted == recipients and all(sops.file_recipients(platform_path / rel) == set(wanted) for rel in files):
+            out(f"Cluster '{cluster}' is encrypted for {', '.join(wanted)} already: nothing to do.")
+            return 0
+        gitrepo.require_clean_repo(platform_path, waited)
+        with gitrepo.all_or_nothing(platform_path):
+            if wanted != recipients:
+                rerender(platform_path, clusters.plan_set(answers, cluster, {"sops_age_recipients": ",".join(wanted)}))
+            for rel in files:
+                sops.update_keys(platform_path, rel, opener, sops_binary)
+            gitrepo.stage_all(platform_path)
+        if finish and current.is_file():
+            current.replace(current.with_name(current.name.removesuffix(".agekey") + ".retired.agekey"))
+        if finish:
+            upcoming.replace(current)  # the cluster's key file is the new key from now on
+    changed = wanted != recipients
+    state = "staged, not committed" if changed else "nothing changed"
+    if not finish:
+        out(f"Rotation of cluster '{cluster}' started ({state}): new age key {new_key} in {upcoming}, next to "
+            f"{', '.join(recipients)}; {len(files)} file(s) of its overlay are encrypted for both.")
+        out("Next steps:")
+        out(f"  1. Give Flux on '{cluster}' both keys (it decrypts with either):")
+        out(f"       kubectl -n flux-system create secret generic sops-age --from-file=age.agekey={current} "
+            f"--from-file=age-next.agekey={upcoming} --dry-run=client -o yaml | kubectl apply -f -")
+        out(f"  2. Commit, push and merge; then: python -m hooks.apps rotate-age-key --platform {platform_path} "
+            f"--cluster {cluster} --finish")
+    else:
+        out(f"Rotation of cluster '{cluster}' finished ({state}): {new_key} is its only key, in {current}; "
+            f"the old one is kept as {current.with_name(current.name.removesuffix('.agekey') + '.retired.agekey')}.")
+        out("Next steps:")
+        out(f"  1. Give Flux on '{cluster}' the new key only: kubectl -n flux-system create secret generic sops-age "
+            f"--from-file=age.agekey={current} --dry-run=client -o yaml | kubectl apply -f -")
+        out("  2. Commit, push and merge; destroy the retired key once nothing needs it (backups!).")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m hooks.apps", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -121,6 +206,13 @@ def build_parser() -> argparse.ArgumentParser:
     rotate.add_argument("--platform", type=Path, default=Path("."))
     rotate.add_argument("--name", required=True)
     rotate.add_argument("--lock-wait", type=float, default=gitrepo.DEFAULT_LOCK_WAIT)
+    age = commands.add_parser("rotate-age-key", help="a cluster's age key: --start (both keys), then --finish")
+    age.add_argument("--platform", type=Path, default=Path("."))
+    age.add_argument("--cluster", required=True)
+    phase = age.add_mutually_exclusive_group(required=True)
+    phase.add_argument("--start", action="store_true")
+    phase.add_argument("--finish", action="store_true")
+    age.add_argument("--lock-wait", type=float, default=gitrepo.DEFAULT_LOCK_WAIT)
     return parser
 
 
@@ -128,6 +220,8 @@ def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "list":
         return list_apps(args.platform, args.format == "json")
+    if args.command == "rotate-age-key":
+        return rotate_cluster_key(args.platform, args.cluster, args.finish, args.lock_wait)
     return rotate_deploy_key(args.platform, args.name, args.lock_wait)
 
 

@@ -61,3 +61,38 @@ def encrypt(repo: Path, rel_path: str, clear_yaml: str, sops: str | None = None)
             "written; fix sops, then run the same command again)",
         )
     return result.stdout
+
+
+def is_encrypted_file(path: Path) -> bool:
+    """A file sops wrote: YAML with a top-level `sops:` block."""
+    try:
+        return any(line.startswith("sops:") for line in path.read_text().splitlines())
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+def file_recipients(path: Path) -> set[str]:
+    """The age recipients a SOPS file is encrypted for (its clear `sops.age` metadata)."""
+    import yaml
+
+    try:
+        metadata = (yaml.safe_load(path.read_text()) or {}).get("sops") or {}
+    except (OSError, yaml.YAMLError, AttributeError):
+        return set()
+    return {str(entry.get("recipient")) for entry in metadata.get("age") or [] if isinstance(entry, dict)}
+
+
+def update_keys(repo: Path, rel_path: str, key_file: Path | None, sops: str | None = None) -> None:
+    """`sops updatekeys -y` from the repository root (its .sops.yaml's rules for the path), opening
+    the data key with the private key in `key_file` (SOPS_AGE_KEY_FILE, never on a command line)
+    or, without one, with what the caller's environment names."""
+    binary = sops or require_sops()
+    env = dict(os.environ)
+    if key_file is not None:
+        env.pop("SOPS_AGE_KEY", None)
+        env["SOPS_AGE_KEY_FILE"] = str(key_file)
+    result = subprocess.run([binary, "updatekeys", "-y", rel_path], cwd=repo, env=env, capture_output=True,
+                            text=True, check=False)
+    if result.returncode != 0:
+        raise HookError("sops", f"could not update the keys of {rel_path}: {result.stderr.strip() or 'no output'} "
+                                "(give a private key that opens it in SOPS_AGE_KEY_FILE)")

@@ -15,7 +15,8 @@ import yaml
 from pyrage import x25519
 
 from conftest import ROOT, commit_all, git
-from hooks import app_admin, onboard, sops
+from hooks import agekeys, app_admin, onboard, sops
+from hooks.check import check_repo
 from hooks.errors import HookError
 
 KEY = x25519.Identity.generate()
@@ -93,3 +94,47 @@ def test_rotating_an_unknown_app_or_in_a_dirty_checkout_is_refused_and_writes_no
     with pytest.raises(HookError):
         app_admin.rotate_deploy_key(platform, "shop", out=lambda _: None)
     assert (platform / DEPLOY_KEY).read_bytes() == before
+
+
+def opens(repo: Path, rel: str, key: str) -> bool:
+    return subprocess.run([sops.require_sops(), "decrypt", rel], cwd=repo, capture_output=True,
+                          env={"SOPS_AGE_KEY": key, "PATH": "/usr/bin:/bin"}).returncode == 0
+
+
+def snapshot(repo: Path) -> dict[str, bytes]:
+    return {p.relative_to(repo).as_posix(): p.read_bytes() for p in repo.rglob("*") if p.is_file() and ".git" not in p.parts}
+
+
+def test_a_cluster_key_rotation_adds_then_retires_and_each_step_is_idempotent(platform):
+    current = agekeys.platform_key_file("acme", "prod")  # where the copy task would have made it
+    current.parent.mkdir(parents=True, exist_ok=True)
+    current.write_text(agekeys.key_file_text(KEY))
+    files = app_admin.overlay_sops_files(platform, "prod")
+    assert DEPLOY_KEY in files and len(files) >= 3
+
+    assert app_admin.rotate_cluster_key(platform, "prod", finish=False, out=lambda _: None) == 0
+    upcoming = app_admin.next_key_file("acme", "prod")
+    new = next(line for line in upcoming.read_text().splitlines() if line.startswith("AGE-SECRET-KEY-"))
+    assert answers(platform)["sops_age_recipients"] == f"{KEY.to_public()},{agekeys.public_key_of(upcoming)}"
+    for rel in files:  # both keys open every file of the overlay
+        assert opens(platform, rel, str(KEY)) and opens(platform, rel, new), rel
+    started = snapshot(platform)
+    app_admin.rotate_cluster_key(platform, "prod", finish=False, out=lambda _: None)
+    assert snapshot(platform) == started  # run twice: nothing changes
+
+    commit_all(platform)
+    assert app_admin.rotate_cluster_key(platform, "prod", finish=True, out=lambda _: None) == 0
+    assert answers(platform)["sops_age_recipients"] == agekeys.public_key_of(current)
+    assert agekeys.public_key_of(current) != str(KEY.to_public()) and not upcoming.exists()
+    for rel in files:
+        assert opens(platform, rel, new) and not opens(platform, rel, str(KEY)), rel
+    assert check_repo(platform) == []
+    commit_all(platform)
+    finished = snapshot(platform)
+    printed: list[str] = []
+    app_admin.rotate_cluster_key(platform, "prod", finish=True, out=printed.append)
+    assert snapshot(platform) == finished and "nothing to do" in printed[0]
+
+
+def answers(repo: Path) -> dict:
+    return yaml.safe_load((repo / ".copier-answers.yml").read_text())
