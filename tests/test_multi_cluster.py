@@ -121,7 +121,7 @@ def test_adding_a_cluster_renders_its_overlay_with_its_own_generated_key(single,
     after = tree(single)
     changed = sorted(rel for rel in after if before.get(rel) != after[rel])
     new = [rel for rel in changed if rel.startswith("applications/overlays/staging/")]
-    assert new and set(changed) - set(new) == {".copier-answers.yml", ".sops.yaml", "README.md"}, changed
+    assert new and set(changed) - set(new) == {".copier-answers.yml", ".sops.yaml", "README.md", "renovate.json"}, changed
     key_file = isolated_env / "age" / "acme-staging.agekey"  # outside the repository
     entry = clusters.find(answers_of(single), "staging")
     assert entry["sops_age_recipients"] == agekeys.public_key_of(key_file)
@@ -299,14 +299,19 @@ def test_tenants_are_admitted_cluster_by_cluster(placed, copie):
 
 
 def test_renovate_regexes_find_every_clusters_versions(three):
-    """A Renovate Flux or gitops-base PR moves the answer of every cluster it moves the files of."""
+    """Renovate proposes Flux and gitops-base releases cluster by cluster, each PR moving that
+    cluster's answer with its files."""
     config = json.loads((three / "renovate.json").read_text())
     text = (three / ".copier-answers.yml").read_text()
     found = {}
     for manager in config["customManagers"]:
         pattern = re.compile(re.sub(r"\(\?<(?=[A-Za-z])", "(?P<", manager["matchStrings"][0]))
         found[manager["depNameTemplate"]] = sorted(m.group("currentValue") for m in pattern.finditer(text))
-    assert found == {"fluxcd/flux2": ["2.10.0", "2.9.4", "2.9.4"], "openCenter-gitops-base": ["2026.01"] * 3}
+    assert found == {"Flux on prod": ["2.9.4"], "Flux on staging": ["2.10.0"], "Flux on dev": ["2.9.4"],
+                     **{f"openCenter-gitops-base on {c}": ["2026.01"] for c in ("prod", "staging", "dev")}}
+    # Each cluster's Flux release is a PR of its own: its folder's components and its answer.
+    groups = {rule["groupName"] for rule in config["packageRules"] if "groupName" in rule}
+    assert {"Flux on prod", "Flux on staging", "Flux on dev"} <= groups
 
 
 # Existing repositories: `copier update` from the last single-cluster release -------------------------

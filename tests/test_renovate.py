@@ -84,7 +84,7 @@ def test_renovate_validates_the_config_and_finds_what_each_repository_pins(gener
     assert deps["copier"][".copier-answers.yml"] == [(SERVED, "0.0.1")]
     if template == "platform":
         assert ("fluxcd/flux2", "v2.9.4") in deps["flux"]["applications/overlays/prod/flux-system/gotk-components.yaml"]
-        assert ("openCenter-gitops-base", "2026.01") in deps["regex"][".copier-answers.yml"]
+        assert ("openCenter-gitops-base on prod", "2026.01") in deps["regex"][".copier-answers.yml"]
     else:
         # The image in the Deployment and in the answer: one dependency, moved together (one group).
         image = yaml.safe_load((repo / ".copier-answers.yml").read_text())["image"]

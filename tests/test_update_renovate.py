@@ -20,7 +20,7 @@ import pytest
 import yaml
 from pyrage import x25519
 
-from conftest import ROOT
+from conftest import all_services, ROOT
 from updating import COMPONENTS, OVERLAY, assert_same_tree
 
 CATALOG = yaml.safe_load((ROOT / "includes/services.yml").read_text())
@@ -28,6 +28,8 @@ COPIER_FILES = re.compile(r"(^|/)\.copier-answers(\..+)?\.ya?ml")  # copier mana
 FLUX_FILES = re.compile(r"(?:^|/)gotk-components\.ya?ml$")  # flux manager default
 FLUX_HEADER = re.compile(r"#\s*Flux\s+Version:\s*(\S+)(?:\s*#\s*Components:\s*([A-Za-z,-]+))?")  # its system manifest header
 RECIPIENT = str(x25519.Identity.generate().to_public())
+# The regex managers' dependencies of the (only) cluster prod: one per cluster and kind.
+FLUX, BASE = "Flux on prod", "openCenter-gitops-base on prod"
 
 
 def config(repo: Path) -> dict:
@@ -86,14 +88,16 @@ def test_platform_config_enables_copier_flux_and_regex_managers(rendered):
     assert cfg["$schema"] == "https://docs.renovatebot.com/renovate-schema.json"
     assert cfg["enabledManagers"] == ["copier", "flux", "custom.regex", "github-actions", "pre-commit"]
     assert cfg["ignoreScripts"] is False  # copier update --trust (with self-hosted allowScripts)
-    rules = {tuple(r.get("matchPackageNames", r.get("matchDepNames", r.get("matchManagers")))): r for r in cfg["packageRules"]}
-    assert rules[("fluxcd/flux2",)]["groupName"] == "Flux"  # components and flux_version in one PR
-    flux = manager_for(cfg, "fluxcd/flux2")
-    assert flux["datasourceTemplate"] == "github-releases" and flux["extractVersionTemplate"] == "^v(?<version>.+)$"
-    base = manager_for(cfg, "openCenter-gitops-base")
+    rules = {tuple(r.get("matchDepNames", r.get("matchFileNames", r.get("matchManagers")))): r for r in cfg["packageRules"]}
+    # One PR per cluster: its components (flux manager, by folder) and its flux_version (regex) together.
+    assert rules[("applications/overlays/prod/**",)]["groupName"] == rules[(FLUX,)]["groupName"] == "Flux on prod"
+    flux = manager_for(cfg, FLUX)
+    assert flux["packageNameTemplate"] == "fluxcd/flux2" and flux["datasourceTemplate"] == "github-releases"
+    assert flux["extractVersionTemplate"] == "^v(?<version>.+)$"
+    base = manager_for(cfg, BASE)
     assert base["datasourceTemplate"] == "git-tags"
     assert base["packageNameTemplate"] == "https://github.com/opencenter-cloud/openCenter-gitops-base.git"
-    calver = re.sub(r"^regex:", "", rules[("openCenter-gitops-base",)]["versioning"])
+    calver = re.sub(r"^regex:", "", rules[(BASE,)]["versioning"])
     assert match_string(calver).fullmatch("2026.01") and not match_string(calver).fullmatch("v1.0.0")
 
 
@@ -111,7 +115,7 @@ def test_the_builtin_managers_find_their_files(rendered):
     "answers",
     [
         {},
-        {"platform_services": list(CATALOG), "flux_allow_remote_bases": True, "gitops_base_tag": "2026.10",
+        {"platform_services": all_services(), "flux_allow_remote_bases": True, "gitops_base_tag": "2026.10",
          "flux_version": "2.8.1", "gitops_base_url": "ssh://git@git.example.net/mirror/gitops-base"},
         {"platform_services": []},
     ],
@@ -121,8 +125,8 @@ def test_every_regex_matches_the_rendered_files_it_targets(rendered, answers):
     repo = rendered(template="platform", sops_age_recipients=RECIPIENT, **answers)
     cfg = config(repo)
     expected = {
-        "fluxcd/flux2": answers.get("flux_version", "2.9.4"),
-        "openCenter-gitops-base": answers.get("gitops_base_tag", "2026.01"),
+        FLUX: answers.get("flux_version", "2.9.4"),
+        BASE: answers.get("gitops_base_tag", "2026.01"),
     }
     sources = [rel for rel in files(repo) if re.search(r"/services/sources/opencenter-[^/]+\.yaml$", rel)]
     for dep_name, value in expected.items():
@@ -132,9 +136,9 @@ def test_every_regex_matches_the_rendered_files_it_targets(rendered, answers):
         for rel, values in found.items():
             assert values, f"{dep_name}: no regex matches {rel}"
             assert set(values) == {value}, f"{dep_name} in {rel}: {values}"
-        for pattern in manager["matchStrings"] if sources or dep_name == "fluxcd/flux2" else []:
+        for pattern in manager["matchStrings"] if sources or dep_name == FLUX else []:
             assert any(match_string(pattern).search((repo / rel).read_text()) for rel in found), pattern
-        if dep_name == "openCenter-gitops-base":
+        if dep_name == BASE:
             assert sorted(set(found) - {".copier-answers.yml", f"{OVERLAY}/README.md"}) == sources
             assert base_url_in(cfg) == answers.get(
                 "gitops_base_url", "https://github.com/opencenter-cloud/openCenter-gitops-base.git")
@@ -143,7 +147,7 @@ def test_every_regex_matches_the_rendered_files_it_targets(rendered, answers):
 
 
 def base_url_in(cfg: dict) -> str:
-    return manager_for(cfg, "openCenter-gitops-base")["packageNameTemplate"]
+    return manager_for(cfg, BASE)["packageNameTemplate"]
 
 
 def test_a_renovate_bump_leaves_what_copier_renders_with_the_new_versions(rendered):
@@ -151,8 +155,8 @@ def test_a_renovate_bump_leaves_what_copier_renders_with_the_new_versions(render
     old render (replayed with the new answers) equal to the project, so nothing stale survives."""
     repo = rendered(template="platform", sops_age_recipients=RECIPIENT)
     cfg = config(repo)
-    bump(repo, manager_for(cfg, "fluxcd/flux2"), "2.10.0")
-    bump(repo, manager_for(cfg, "openCenter-gitops-base"), "2026.04")
+    bump(repo, manager_for(cfg, FLUX), "2.10.0")
+    bump(repo, manager_for(cfg, BASE), "2026.04")
     fresh = rendered(template="platform", sops_age_recipients=RECIPIENT, flux_version="2.10.0", gitops_base_tag="2026.04")
     # gotk-components.yaml is the flux manager's: it runs `flux install --export` itself.
     (repo / COMPONENTS).write_text((fresh / COMPONENTS).read_text())
