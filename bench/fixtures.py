@@ -242,7 +242,7 @@ def platform_with_clusters(count: int, env: dict[str, str]) -> Path:
     template = template_snapshot()
     entries = [{**app_entry(i), "clusters": [CLUSTERS[i % 3]]} for i in range(1, count + 1)]
     extra = [{"cluster_name": name, "cluster_domain": f"{name}.acme.example.com", "flux_version": "2.9.4",
-              "flux_allow_remote_bases": False, "gitops_base_tag": "2026.01",
+              "flux_allow_remote_bases": False, "gitops_base_tag": "2026.01", "infrastructure": "openstack",
               "platform_services": ["cert-manager", "gateway-api", "gateway", "kyverno"],
               "gateway_name": "platform-gateway", "gateway_namespace": "gateway-system", "gateway_class": "eg",
               "gateway_listener": "https", "gateway_listener_port": 443, "gateway_tls_secret": "wildcard-tls",

@@ -23,7 +23,7 @@ from hooks.errors import HookError
 
 PER_CLUSTER = (
     "cluster_name", "cluster_domain", "flux_version", "flux_allow_remote_bases", "gitops_base_tag",
-    "platform_services", "gateway_name", "gateway_namespace", "gateway_class", "gateway_listener",
+    "infrastructure", "platform_services", "gateway_name", "gateway_namespace", "gateway_class", "gateway_listener",
     "gateway_listener_port", "gateway_tls_secret", "sops_age_recipients",
 )
 # A cluster name is a path segment (its overlay) and part of key file names.

@@ -78,9 +78,10 @@ def override_secret(svc: str, spec: dict) -> str | None:
 def _paths(spec: dict) -> list[tuple[str, str]]:
     """(catalog key, path) of the base folders a service's Flux Kustomizations apply."""
     out = [("path", str(spec["path"]))] if spec.get("path") else []
-    prestage = spec.get("prestage")
-    if isinstance(prestage, dict) and prestage.get("path"):
-        out.append(("prestage.path", str(prestage["path"])))
+    for key in ("prestages", "steps"):
+        for index, entry in enumerate(spec.get(key) or []):
+            if isinstance(entry, dict) and entry.get("path"):
+                out.append((f"{key}[{index}].path", str(entry["path"])))
     return out
 
 
@@ -158,7 +159,8 @@ def catalog_findings(catalog: dict[str, dict], listing: dict) -> CatalogReport:
                             f"namespace {namespace}, but HelmRelease {release['name']} of {spec['path']} is in "
                             f"{release['namespace']} (its chart source and values Secrets are looked up there)")
             created = {ns for path in applied if path != spec["path"] for ns in components[path]["namespaces"]}
-            if not base["namespaces"] and namespace not in created:
+            # A base of remote resources (olm) creates what the listing cannot see.
+            if not base["namespaces"] and not base["remote_resources"] and namespace not in created:
                 finding(svc, "catalog-namespace",
                         f"nothing the service applies creates namespace {namespace} "
                         f"({spec['path']} has no Namespace; a prestage must create it)")

@@ -44,9 +44,9 @@ DNS_SECRET = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: dns-token\nstring
 # or deletes it when new is None too; then the one finding expected. Add a row per new rule.
 FAULTS = [
     pytest.param(
-        [(f"{SOURCES}/kustomization.yaml", "  - opencenter-kyverno.yaml\n", ""), (f"{SOURCES}/opencenter-kyverno.yaml", None, None)],
-        Finding(f"{FLUXCD}/kyverno.yaml", "Kustomization/flux-system/kyverno-base", "flux-source-ref",
-                "spec.sourceRef GitRepository/flux-system/opencenter-kyverno does not exist in the repository"),
+        [(f"{SOURCES}/kustomization.yaml", "  - opencenter-cert-manager.yaml\n", ""), (f"{SOURCES}/opencenter-cert-manager.yaml", None, None)],
+        Finding(f"{FLUXCD}/cert-manager.yaml", "Kustomization/flux-system/cert-manager-base", "flux-source-ref",
+                "spec.sourceRef GitRepository/flux-system/opencenter-cert-manager does not exist in the repository"),
         id="missing-source",
     ),
     pytest.param(

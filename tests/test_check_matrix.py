@@ -16,15 +16,12 @@ import yaml
 from pyrage import x25519
 
 import gates
-from conftest import commit_all
+from conftest import all_services, commit_all
 from hooks import onboard
 
 AGE = "{age}"  # replaced by a fresh test age public key
-ALL_SERVICES = [
-    "cert-manager", "gateway-api", "gateway", "kyverno", "headlamp", "harbor", "kube-prometheus-stack",
-    "loki", "tempo", "metallb", "longhorn", "sealed-secrets", "postgres-operator", "rbac-manager",
-    "external-snapshotter",
-]
+# Every service a cluster on OpenStack (the default infrastructure) may select; vsphere-csi has its own row.
+ALL_SERVICES = all_services("openstack")
 
 PLATFORM = [
     pytest.param({}, id="platform-defaults"),
@@ -33,6 +30,8 @@ PLATFORM = [
     pytest.param({"platform_services": ["harbor", "kube-prometheus-stack", "loki", "tempo"]}, id="platform-override-first-services"),
     pytest.param({"platform_services": ["gateway-api", "gateway"], "gateway_namespace": "edge", "gateway_listener": "web", "ci": "gitlab"}, id="platform-gateway-only-gitlab"),
     pytest.param({"platform_services": ALL_SERVICES, "flux_allow_remote_bases": True}, id="platform-all-services"),
+    pytest.param({"infrastructure": "vsphere", "platform_services": all_services("vsphere"), "flux_allow_remote_bases": True},
+                 id="platform-all-services-vsphere"),
     pytest.param({"gitops_base_secret": "opencenter-base", "sops_age_recipients": AGE}, id="platform-private-base-own-key"),
 ]
 

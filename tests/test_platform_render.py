@@ -8,11 +8,12 @@ import subprocess
 import textwrap
 from pathlib import Path
 
+import copier
 import pytest
 import yaml
 from pyrage import x25519
 
-from conftest import ROOT, commit_all, fake_flux, git, load_all
+from conftest import ROOT, all_services, commit_all, fake_flux, git, load_all, with_dependencies
 
 CATALOG = yaml.safe_load((ROOT / "includes/services.yml").read_text())
 OVERLAY = "applications/overlays/prod"
@@ -115,18 +116,18 @@ def test_flux_system_kustomization_carries_the_lockdown(render_platform, allow_r
 
 def test_every_platform_kustomization_names_a_service_account(rendered):
     """With --default-service-account=default a Kustomization without one would have no rights."""
-    repo = rendered(template="platform", platform_services=list(CATALOG), flux_allow_remote_bases=True)
+    repo = rendered(template="platform", platform_services=all_services(), flux_allow_remote_bases=True)
     found = flux_kustomizations(repo)
     assert found
     assert {doc["spec"].get("serviceAccountName") for doc in found.values()} == {"kustomize-controller"}
 
 
 def test_gitops_base_sources_pin_a_quoted_tag_and_never_a_branch(render_platform):
-    repo = render_platform(platform_services=list(CATALOG), flux_allow_remote_bases=True, gitops_base_tag="2026.10")
+    repo = render_platform(platform_services=all_services(), flux_allow_remote_bases=True, gitops_base_tag="2026.10")
     sources = repo / OVERLAY / "services/sources"
     docs = [doc for path in sources.glob("opencenter-*.yaml") for doc in load_all(path)]
     assert {doc["metadata"]["name"] for doc in docs} == {
-        spec["source"] for spec in CATALOG.values() if "source" in spec
+        spec["source"] for svc, spec in CATALOG.items() if "source" in spec and svc in all_services()
     }
     for doc in docs:
         # "2026.10" unquoted would load as the float 2026.1 (openCenter's Aug-2026 bug).
@@ -142,22 +143,41 @@ def test_gitops_base_secret_is_referenced_when_given(render_platform):
     assert doc["spec"]["secretRef"] == {"name": "opencenter-base"}
 
 
-@pytest.mark.parametrize("service", [s for s in CATALOG if s not in ("gateway", "external-snapshotter")])
-def test_each_service_renders_alone(rendered, service):
-    repo = rendered(template="platform", platform_services=[service])
+@pytest.mark.parametrize("service", [s for s in CATALOG if s != "gateway"])
+def test_each_service_renders_alone(rendered, assert_check_passes, service):
+    """Each service with the services it needs (depends_on), on its infrastructure: it builds and
+    passes the check, and its Flux Kustomizations are staged as the catalog says."""
     spec = CATALOG[service]
+    selected = with_dependencies(service)
+    remote = any(CATALOG[svc].get("remote_bases") for svc in selected)
+    repo = rendered(template="platform", platform_services=selected, flux_allow_remote_bases=remote,
+                    infrastructure=spec.get("infrastructure", ["openstack"])[0])
+    assert_check_passes(repo)
     fluxcd = repo / OVERLAY / "services/fluxcd"
     listed = yaml.safe_load((fluxcd / "kustomization.yaml").read_text())["resources"]
     assert f"{service}.yaml" in listed
     assert sorted(p.name for p in fluxcd.glob("*.yaml")) == sorted(listed + ["kustomization.yaml"])
     ks = flux_kustomizations(repo)
+    prestages = [{"name": entry["name"]} for entry in spec.get("prestages", [])]
+    for index, entry in enumerate(spec.get("prestages", [])):
+        assert ks[entry["name"]]["spec"]["path"] == f"./{entry['path']}"
+        assert ks[entry["name"]]["spec"]["dependsOn"] == [{"name": "sources"}] + prestages[:index][-1:]
+    needs = [{"name": f"{dep}-base" if CATALOG[dep]["stages"] != "overlay-only" else dep}
+             for dep in spec.get("depends_on", [])]
     base = ks[f"{service}-base"]
     assert base["spec"]["sourceRef"] == {"kind": "GitRepository", "name": spec["source"]}
     assert base["spec"]["path"] == f"./{spec['path']}"
-    assert base["spec"]["targetNamespace"] == spec["namespace"]
+    assert base["spec"].get("targetNamespace") == (spec["namespace"] if spec.get("target_namespace", True) else None)
     assert "decryption" not in base["spec"]  # the base repository holds no secrets
+    last = f"{service}-base" if spec["stages"] in ("base-only", "override-first") else f"{service}-override"
+    for entry in spec.get("steps", []):  # further folders of the base, in order, after the service
+        step = ks[entry["name"]]["spec"]
+        assert (step["path"], step["dependsOn"], step["sourceRef"]["name"]) == (f"./{entry['path']}", [{"name": last}], spec["source"])
+        assert "targetNamespace" not in step
+        last = entry["name"]
     overlay_dir = repo / OVERLAY / "services" / service
     if spec["stages"] == "base-only":
+        assert base["spec"]["dependsOn"] == [{"name": "sources"}] + prestages + needs
         assert f"{service}-override" not in ks
         assert not overlay_dir.exists()
         return
@@ -166,12 +186,15 @@ def test_each_service_renders_alone(rendered, service):
     assert override["spec"]["path"] == f"./{OVERLAY}/services/{service}"
     assert override["spec"]["decryption"] == {"provider": "sops", "secretRef": {"name": "sops-age"}}
     if spec["stages"] == "override-first":
-        assert base["spec"]["dependsOn"] == [{"name": f"{service}-override"}]
-        assert override["spec"]["dependsOn"] == [{"name": "sources"}, {"name": spec["prestage"]["name"]}]
-        assert ks[spec["prestage"]["name"]]["spec"]["path"] == f"./{spec['prestage']['path']}"
+        assert base["spec"]["dependsOn"] == [{"name": f"{service}-override"}] + needs
+        assert override["spec"]["dependsOn"] == [{"name": "sources"}] + prestages + needs
     else:
-        assert base["spec"]["dependsOn"] == [{"name": "sources"}]
+        assert base["spec"]["dependsOn"] == [{"name": "sources"}] + prestages + needs
         assert override["spec"]["dependsOn"] == [{"name": f"{service}-base"}]
+    # The values file starts with the keys customers most often set, commented out.
+    values_text = (overlay_dir / "helm-values/override-values.yaml").read_text()
+    assert f"every key and the base's values: ./{spec['path']}/helm-values/" in values_text
+    assert (ROOT / "includes/override-values" / f"{service}.yaml").read_text() in values_text
     kustomization = yaml.safe_load((overlay_dir / "kustomization.yaml").read_text())
     assert kustomization["namespace"] == spec["namespace"]
     assert kustomization["secretGenerator"] == [
@@ -317,3 +340,36 @@ def test_update_without_template_change_gives_no_diff(copie, template_snapshot):
     updated = copie.update(result, vcs_ref="0.0.1")
     assert updated.exit_code == 0, updated.exception
     assert git("status", "--porcelain", cwd=repo) == ""
+
+
+POOL = """apiVersion: metallb.io/v1beta1
+kind: IPAddressPool
+metadata:
+  name: default-pool
+spec:
+  addresses:
+    - 10.0.0.100-10.0.0.120
+"""
+
+
+def test_a_hand_added_service_overlay_file_survives_update(copie, template_snapshot):
+    """The platform team's own file in a service overlay, the kustomization line that lists it and
+    the values they set are theirs: an update that also adds a service keeps all three."""
+    answers = {"template": "platform", "platform_services": ["cert-manager", "metallb"]}
+    result = copie.copy(extra_answers=answers, template_dir=template_snapshot, vcs_ref="0.0.1")
+    assert result.exit_code == 0, result.exception
+    repo = result.project_dir
+    overlay = repo / OVERLAY / "services/metallb"
+    (overlay / "ipaddresspool.yaml").write_text(POOL)
+    kustomization = overlay / "kustomization.yaml"
+    kustomization.write_text(kustomization.read_text().replace("resources: []", "resources:\n  - ipaddresspool.yaml"))
+    values = overlay / "helm-values/override-values.yaml"
+    values.write_text("speaker:\n  frr:\n    enabled: true\n")
+    commit_all(repo)
+    mine = {path: path.read_text() for path in (overlay / "ipaddresspool.yaml", kustomization, values)}
+    copier.run_update(repo, data={"platform_services": ["cert-manager", "metallb", "velero"]}, defaults=True,
+                      overwrite=True, unsafe=True, vcs_ref="0.0.1", quiet=True)
+    assert {path: path.read_text() for path in mine} == mine
+    assert (repo / OVERLAY / "services/velero/helm-values/override-values.yaml").is_file()
+    listed = yaml.safe_load((repo / OVERLAY / "services/fluxcd/kustomization.yaml").read_text())["resources"]
+    assert "velero.yaml" in listed and "metallb.yaml" in listed

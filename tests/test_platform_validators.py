@@ -6,6 +6,7 @@ from pathlib import Path
 
 import copier
 import pytest
+import yaml
 
 from conftest import ROOT
 from messages import assert_leads_with_the_answer
@@ -20,7 +21,7 @@ BAD_CHECKSUM_KEY = GOOD_KEY[:-1] + ("q" if GOOD_KEY[-1] != "q" else "p")
 def cluster(name: str, **settings) -> dict:
     """A valid `clusters` entry (as opencenter-cluster add writes it), changed by `settings`."""
     entry = {"cluster_name": name, "cluster_domain": f"{name}.acme.example.com", "flux_version": "2.9.4",
-             "flux_allow_remote_bases": False, "gitops_base_tag": "2026.01", "platform_services": ["gateway-api"],
+             "flux_allow_remote_bases": False, "gitops_base_tag": "2026.01", "infrastructure": "openstack", "platform_services": ["gateway-api"],
              "gateway_name": "platform-gateway", "gateway_namespace": "gateway-system", "gateway_class": "eg",
              "gateway_listener": "https", "gateway_listener_port": 443, "gateway_tls_secret": "wildcard-tls",
              "sops_age_recipients": GOOD_KEY, **settings}
@@ -53,6 +54,8 @@ BAD_ANSWERS = [
     ("gitops_base_secret", "Base_Creds", "DNS-1123 label"),
     ("platform_services", ["gateway"], "'gateway' needs 'gateway-api'"),
     ("platform_services", ["external-snapshotter"], "flux_allow_remote_bases=true"),
+    ("platform_services", ["istio-gateway", "istio"], "'istio-gateway' needs 'istiod'"),
+    ("platform_services", ["keycloak", "olm"], "'keycloak' needs 'postgres-operator'"),
     ("gateway_listener", "http", "reserved for the HTTP redirect listener"),
     ("gateway_listener_port", 0, "between 1 and 65535"),
     ("gateway_listener_port", 70000, "between 1 and 65535"),
@@ -72,6 +75,8 @@ BAD_ANSWERS = [
     ("clusters", [cluster("staging", gitops_base_tag="main")], "not a branch"),
     ("clusters", [cluster("staging", platform_services=["gateway"])], "'gateway' needs 'gateway-api'"),
     ("clusters", [cluster("staging", platform_services=["nginx"])], "services of the catalog"),
+    ("clusters", [cluster("staging", platform_services=["vsphere-csi"])], "runs on vsphere infrastructure only"),
+    ("clusters", [cluster("staging", infrastructure="aws")], "openstack, vsphere, baremetal or other"),
     ("clusters", [cluster("staging", cluster_domain="*.staging.example.com")], "no wildcard"),
     ("clusters", [cluster("Staging")], "clusters[Staging].cluster_name"),
     ("check_package_url", "git@github.com:opencenter-cloud/openCenter-gitops-templates.git", "https://host/path"),
@@ -97,6 +102,16 @@ def test_bad_answer_is_refused_and_nothing_is_written(tmp_path, field, value, ru
     assert field in message and rule in message, message
     assert_leads_with_the_answer(message)
     assert not dst.exists()
+
+
+def test_a_service_of_another_infrastructure_is_not_offered(tmp_path):
+    """The choice is shown disabled (Copier refuses it with the reason); on its infrastructure it is offered."""
+    with pytest.raises(ValueError, match="Invalid choice for 'platform_services': only on vsphere infrastructure"):
+        copy_platform(tmp_path / "openstack", platform_services=["vsphere-csi"])
+    assert not (tmp_path / "openstack").exists()
+    copy_platform(tmp_path / "vsphere", infrastructure="vsphere", platform_services=["vsphere-csi"])
+    answers = yaml.safe_load((tmp_path / "vsphere/.copier-answers.yml").read_text())
+    assert (answers["infrastructure"], answers["platform_services"]) == ("vsphere", ["vsphere-csi"])
 
 
 def test_age_key_with_a_bad_checksum_is_refused_by_the_copy_task(tmp_path, capfd):

@@ -100,7 +100,7 @@ def test_owner_edits_survive_an_update_to_the_new_release(copied):
 def test_a_conflicting_edit_shows_markers_that_pre_commit_rejects(copied):
     repo = copied("acme", "1.0.0")
     target = repo / OVERLAY / "services/fluxcd/kyverno.yaml"
-    edit(target, "  timeout: 10m\n", "  timeout: 30m\n", count=2)
+    edit(target, "  timeout: 10m\n", "  timeout: 30m\n", count=3)  # policy engine, overlay, default ruleset
     commit_all(repo, "kyverno needs longer")
     update(repo, "1.1.0")
 

@@ -20,7 +20,7 @@ import pytest
 import yaml
 from pyrage import x25519
 
-from conftest import ROOT
+from conftest import all_services, ROOT
 from updating import COMPONENTS, OVERLAY, assert_same_tree
 
 CATALOG = yaml.safe_load((ROOT / "includes/services.yml").read_text())
@@ -115,7 +115,7 @@ def test_the_builtin_managers_find_their_files(rendered):
     "answers",
     [
         {},
-        {"platform_services": list(CATALOG), "flux_allow_remote_bases": True, "gitops_base_tag": "2026.10",
+        {"platform_services": all_services(), "flux_allow_remote_bases": True, "gitops_base_tag": "2026.10",
          "flux_version": "2.8.1", "gitops_base_url": "ssh://git@git.example.net/mirror/gitops-base"},
         {"platform_services": []},
     ],

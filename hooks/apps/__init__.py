@@ -98,8 +98,8 @@ def reserved_names(catalog: dict[str, dict], gateway_namespaces: list[str]) -> s
         for key in ("namespace", "source"):
             if spec.get(key):
                 names.add(spec[key])
-        if "prestage" in spec:
-            names.add(spec["prestage"]["name"])
+        for key in ("prestages", "steps"):
+            names |= {entry["name"] for entry in spec.get(key) or []}
     return names
 
 
