@@ -2,11 +2,13 @@
 
 Runs once, in the freshly rendered app repository (cwd), after Copier rendered it and, with
 platform_repo, after onboarding registered the app and recorded the app's age key. When the app
-has secrets (secret.sops.yaml was rendered, with placeholder values only), it
+has secrets (secret.sops.yaml was rendered, with placeholder values only: at the root, or with
+several environments one per environment, deploy/overlays/<cluster>/secret.sops.yaml), it
 1. checks the age recipients' checksums (the question validator can only check their form) and
-   that the app's Flux key is a real key, not the placeholder onboarding replaces;
-2. encrypts the file in place with sops and the repository's .sops.yaml (public keys only): for
-   the app's own Flux key (flux_age_recipient) and the team's recipients;
+   that the app's Flux keys are real keys, not the placeholders onboarding replaces;
+2. encrypts each file in place with sops and the repository's .sops.yaml (public keys only),
+   from the repository root so that its path picks the rule: for the app's own Flux key
+   (flux_age_recipient; with environments, that cluster's key only) and the team's recipients;
 3. verifies that every value is encrypted.
 A failure exits non-zero; Copier then deletes the new repository, so no clear Secret is left.
 
@@ -16,6 +18,7 @@ The app-side helpers onboarding uses on an app repository (record the app's age 
 from __future__ import annotations
 
 import argparse
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -34,12 +37,30 @@ from hooks.answers import ANSWERS_FILE, load_answers  # noqa: E402
 from hooks.errors import HookError, run_main  # noqa: E402
 
 SECRET_FILE = "secret.sops.yaml"
+# With several environments, each has its own Secret, encrypted for its cluster only.
+ENVIRONMENT_SECRETS = f"deploy/overlays/*/{SECRET_FILE}"
 SOPS_CONFIG = ".sops.yaml"
 # The answer holding the public half of the app's own age key (Secret <app>-sops-age on the
 # platform), and what a copy with platform_repo records in it and in .sops.yaml until onboarding,
 # the task before this one, writes the real key there (questions/app.yml).
 FLUX_RECIPIENT_ANSWER = "flux_age_recipient"
 FLUX_RECIPIENT_PLACEHOLDER = "AGE-FLUX-RECIPIENT-FROM-ONBOARDING"
+
+
+def placeholder_for(cluster: str) -> str:
+    """What .sops.yaml names, in environment `cluster`'s rule, until onboarding records that
+    cluster's key (includes/app.jinja flux_key): one per environment, so each gets its own key."""
+    return f"{FLUX_RECIPIENT_PLACEHOLDER}-FOR-{cluster}"
+
+
+def is_placeholder(key: str) -> bool:
+    return key == FLUX_RECIPIENT_PLACEHOLDER or key.startswith(FLUX_RECIPIENT_PLACEHOLDER + "-FOR-")
+
+
+def cluster_keys(recipient: str) -> dict[str, str]:
+    """The `cluster=age1…` pairs of a flux_age_recipient answer ({} for one plain key or several)."""
+    pairs = [item.split("=", 1) for item in recipient.split(",") if "=" in item]
+    return {cluster.strip(): key.strip() for cluster, key in pairs}
 
 
 def encrypt_command(binary: str, path: str) -> list[str]:
@@ -73,13 +94,13 @@ def check_recipients(repo: Path, placeholder_allowed: bool = False) -> list[str]
     """The recipients of repo/.sops.yaml, each checked with its checksum. The placeholder of the
     app's Flux key is refused unless placeholder_allowed (onboarding, which replaces it)."""
     keys = config_recipients(repo)
-    if FLUX_RECIPIENT_PLACEHOLDER in keys and not placeholder_allowed:
+    if (left := next((key for key in keys if is_placeholder(key)), None)) and not placeholder_allowed:
         raise HookError(
             str(repo / SOPS_CONFIG),
-            f"still names {FLUX_RECIPIENT_PLACEHOLDER} instead of the app's age key; onboarding records it "
+            f"still names {left} instead of the app's age key; onboarding records it "
             "(copy with platform_repo), or set the answer flux_age_recipient",
         )
-    agekeys.parse_recipients(",".join(key for key in keys if key != FLUX_RECIPIENT_PLACEHOLDER), field=str(repo / SOPS_CONFIG))
+    agekeys.parse_recipients(",".join(key for key in keys if not is_placeholder(key)), field=str(repo / SOPS_CONFIG))
     return keys
 
 
@@ -98,31 +119,54 @@ def record_flux_recipient(repo: Path, public_key: str) -> bool:
     """In an app repository copied with platform_repo, replace the placeholder with the app's age
     key in the answers file and .sops.yaml, exactly as rendering with that answer would have
     written them, so a later `copier update` sees no difference. False when there is no placeholder
-    (the repository existed before: its team adds the key, see the onboarding summary)."""
+    (the repository existed before: its team adds the key, see the onboarding summary).
+    With several environments `public_key` is `cluster=age1…,…`: each environment's rule of
+    .sops.yaml gets its own cluster's key, the answer all of them."""
     if recorded_flux_recipient(repo) != FLUX_RECIPIENT_PLACEHOLDER:
         return False
-    for rel in (ANSWERS_FILE, SOPS_CONFIG):
-        path = repo / rel
-        if path.is_file():
-            path.write_text(path.read_text().replace(FLUX_RECIPIENT_PLACEHOLDER, public_key))
+    pairs = cluster_keys(public_key)
+    if sorted(pairs) != sorted(recorded_environments(repo)):
+        return False  # keys for other clusters than the repository's environments: not this copy's
+    answers = repo / ANSWERS_FILE
+    answers.write_text(answers.read_text().replace(FLUX_RECIPIENT_PLACEHOLDER, public_key))
+    config = repo / SOPS_CONFIG
+    if config.is_file():
+        text = config.read_text()
+        for cluster, key in pairs.items():
+            # Not a prefix of another cluster's placeholder (prod vs prod-eu).
+            text = re.sub(re.escape(placeholder_for(cluster)) + r"(?![-a-z0-9])", key, text)
+        config.write_text(text if pairs else text.replace(FLUX_RECIPIENT_PLACEHOLDER, public_key))
     return True
 
 
-def encrypt_secret(repo: Path, recipients: str) -> bool:
-    """Encrypt repo/secret.sops.yaml if it exists; False when the app has no secrets."""
-    secret = repo / SECRET_FILE
-    if not secret.exists():
-        return False
+def recorded_environments(repo: Path) -> list[str]:
+    """The environments of an app repository with several ([] with one: that answer is not recorded)."""
+    value = load_answers(repo).get("environments") or ""
+    return [name.strip() for name in str(value).split(",") if name.strip()]
+
+
+def secret_files(repo: Path) -> list[str]:
+    """The app's Secret files, relative: the root one, or one per environment."""
+    if (repo / SECRET_FILE).exists():
+        return [SECRET_FILE]
+    return sorted(path.relative_to(repo).as_posix() for path in repo.glob(ENVIRONMENT_SECRETS))
+
+
+def encrypt_secret(repo: Path, recipients: str) -> list[str]:
+    """Encrypt the app's Secret file(s) in place; the files encrypted ([]: the app has no secrets)."""
+    files = secret_files(repo)
+    if not files:
+        return []
     agekeys.parse_recipients(recipients, field="secrets_age_recipients")
     check_recipients(repo)
-    result = subprocess.run(
-        encrypt_command(sops.require_sops(), SECRET_FILE), cwd=repo, capture_output=True, text=True, check=False
-    )
-    if result.returncode != 0:
-        raise HookError(SECRET_FILE, f"sops could not encrypt it: {result.stderr.strip()}")
-    if left := unencrypted_values(secret.read_text()):
-        raise HookError(SECRET_FILE, f"still unencrypted after sops ran: {', '.join(left)}")
-    return True
+    binary = sops.require_sops()
+    for rel in files:
+        result = subprocess.run(encrypt_command(binary, rel), cwd=repo, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            raise HookError(rel, f"sops could not encrypt it: {result.stderr.strip()}")
+        if left := unencrypted_values((repo / rel).read_text()):
+            raise HookError(rel, f"still unencrypted after sops ran: {', '.join(left)}")
+    return files
 
 
 def main(argv: list[str]) -> int:
@@ -130,21 +174,24 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--recipients", default="", help="the team's own recipients (answer secrets_age_recipients)")
     args = parser.parse_args(argv)
     repo = Path.cwd()
-    if encrypt_secret(repo, args.recipients):
+    if files := encrypt_secret(repo, args.recipients):
         flux_key = recorded_flux_recipient(repo)
+        several = len(files) > 1 or files[0] != SECRET_FILE
         print(
-            f"Encrypted {SECRET_FILE} for the recipients in {SOPS_CONFIG}: "
-            + (f"this app's Flux key {flux_key} and your team's key(s)." if flux_key
-               else "your team's key(s) only; Flux cannot decrypt it yet.")
-            + f"\nPut the real values in with\n  sops edit {SECRET_FILE}        (needs a private key among the "
-            "recipients)\nor replace the file whole as README.md explains; never commit it decrypted.",
+            f"Encrypted {', '.join(files)} for the recipients in {SOPS_CONFIG}: "
+            + (f"this app's Flux key{' of each environment' if several else ''} {flux_key} and your team's key(s)."
+               if flux_key else "your team's key(s) only; Flux cannot decrypt it yet.")
+            + f"\nPut the real values in with\n  sops edit {files[0]}        (from the repository root; needs a "
+            "private key among the recipients)\nor replace the file whole as README.md explains; never commit it "
+            "decrypted.",
             file=sys.stderr,
         )
         if not flux_key:
             print(
                 "Once the platform team has registered the app, add the app's age key it gives you:\n"
-                f"  copier update --trust --defaults --vcs-ref=:current: --data {FLUX_RECIPIENT_ANSWER}=<age1…>\n"
-                f"  sops updatekeys -y {SECRET_FILE}",
+                f"  copier update --trust --defaults --vcs-ref=:current: --data {FLUX_RECIPIENT_ANSWER}="
+                + (",".join(f"{name}=<age1…>" for name in recorded_environments(repo)) if several else "<age1…>")
+                + "".join(f"\n  sops updatekeys -y {rel}" for rel in files),
                 file=sys.stderr,
             )
     return 0

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import yaml
 
-from hooks import clusters, crds, gitrepo, rules
+from hooks import appenv, clusters, crds, gitrepo, rules
 from hooks.admission import Cluster, admit
 from hooks.answers import ANSWERS_FILE, load_answers
 from hooks.errors import HookError
@@ -203,7 +203,7 @@ def _run_checks(repo, kube_version, platform, tenants, all_tenants, cleanup: Exi
         if platform is not None:
             path = checkout(platform, None, "--platform", cleanup, report.notes, "the platform repository")
             if path is not None:
-                report.findings += admission_findings(platform_clusters(path, validator), app, objects)
+                report.findings += admission_findings(platform_clusters(path, validator), app, objects, repo)
     report.cel_rules, report.transition_rules_skipped = validator.rules_evaluated, validator.transition_rules_skipped
     report.findings = rules.unique(report.findings)
     return report
@@ -276,21 +276,28 @@ def tenant_findings(models: dict[str, Cluster], app: str, path: Path, shown: str
     built = collect(path, "app")
     prefix = shown.rstrip("/") + "/"
     findings = [replace(f, file=prefix + f.file) for f in built.findings]
-    return findings + [replace(f, file=prefix + f.file) for f in admission_findings(models, app, built.objects)]
+    return findings + [replace(f, file=prefix + f.file) for f in admission_findings(models, app, built.objects, path)]
 
 
-def admission_findings(models: dict[str, Cluster], app: str, objects: list[tuple[str, dict]]) -> list[Finding]:
+def admission_findings(models: dict[str, Cluster], app: str, objects: list[tuple[str, dict]],
+                       repo: Path | None = None) -> list[Finding]:
     """`[denied]` for every object of the app that RBAC, a policy or a quota would refuse, on each
-    cluster the app runs on (named when the platform has several)."""
+    cluster the app runs on (named when the platform has several). With the app repository at
+    `repo`, each cluster judges what its own Kustomization applies (its environment's overlay)."""
     tenants = {name: tenant for name, model in models.items() if (tenant := model.tenant(app)) is not None}
     if not tenants:
         return [Finding("", "", "denied", f"app {app} is not registered on the platform (no Flux Kustomization {app} in flux-system)")]
-    file_of = {id(obj): file for file, obj in objects}
     findings = []
     for name, (who, namespace) in tenants.items():
         on = f"cluster {name}: " if len(models) > 1 else ""
+        applied, problem = (objects, None) if repo is None else appenv.applied_objects(
+            repo, models[name].flux_kustomizations[app], objects)
+        if problem is not None:
+            findings.append(Finding("", "", "denied", f"{on}{problem}"))
+            continue
+        file_of = {id(obj): file for file, obj in applied}
         findings += [Finding(file_of[id(obj)], object_label(obj), "denied", f"{on}{denial.source}: {denial.message}")
-                     for obj, denial in admit(models[name], [obj for _, obj in objects], who, namespace)]
+                     for obj, denial in admit(models[name], [obj for _, obj in applied], who, namespace)]
     return findings
 
 

@@ -203,9 +203,13 @@ def app_key_file_text(deploy_keys: dict[str, str], url: str) -> str:
 
 
 def joined_age_keys(keys: dict[str, PublicKeys]) -> str:
-    """The app's age keys, one per cluster it runs on (comma-separated, in cluster order): its
-    SOPS files are encrypted for all of them, and each cluster's Flux decrypts with its own."""
-    return ",".join(found.age_key for found in keys.values() if found.age_key)
+    """The app repository's flux_age_recipient: its age key on its one cluster, or on several one
+    `cluster=age1…` pair per cluster: the app then has one environment per cluster, whose SOPS
+    files are encrypted for that cluster's key only (the app template's .sops.yaml)."""
+    found = {cluster: public.age_key for cluster, public in keys.items() if public.age_key}
+    if len(keys) > 1:
+        return ",".join(f"{cluster}={key}" for cluster, key in found.items())
+    return ",".join(found.values())
 
 
 # REGISTER ---------------------------------------------------------------------------------------
@@ -395,6 +399,7 @@ def summarize(
 ) -> None:
     name, path = entry["name"], platform.path
     several = len(clusters.domains(platform.answers)) > 1
+    before = appsmod.placement(plan.previous, clusters.domains(platform.answers)) if plan.previous else []
     verb = "Updated" if plan.previous is not None else "Registered"
     out(f"{verb} app '{name}' on {path}" + (f" (clusters {', '.join(keys)})" if several else "") + ":")
     out(f"  answers: .copier-answers.yml apps[{name}] (url {entry['url']}, branch {entry['branch']})")
@@ -427,10 +432,30 @@ def summarize(
     if age_keys and not recorded:
         fresh = any(material.age_public_key for material in materials.values())
         step = age_key_steps(entry, age_keys, fresh and plan.previous is not None, step, out)
+    step = environment_steps(list(keys), before, recorded, step, out)
     where = f"committed on branch {branch}" if review_branch else "staged"
     out(f"  {step}. Review the changes ({where}, never pushed): git -C {path} "
         + ("show --stat" if review_branch else "diff --cached --stat"))
     out(f"  {step + 1}. Commit, push and merge; Flux then creates namespace '{name}' and applies the app.")
+
+
+def environment_steps(placed: list[str], before: list[str], recorded: bool, step: int,
+                      out: Callable[[str], None]) -> int:
+    """What the app repository needs when the app's clusters change (the platform template's rule:
+    on several clusters, Flux on cluster C applies deploy/overlays/C; on one, the root); the next
+    step number. Nothing when the app repository was just copied with these environments."""
+    if recorded or sorted(placed) == sorted(before):
+        return step
+    if len(placed) > 1:
+        out(f"  {step}. On each cluster Flux applies the app repository's deploy/overlays/<cluster>: it needs one "
+            f"environment per cluster (app template answer environments={','.join(placed)}) before this is merged.")
+    elif len(before) > 1:
+        out(f"  {step}. Flux on cluster {placed[0]} now applies the app repository's root (path ./), which builds its "
+            f"first environment: make {placed[0]} its first or only environment (app template answer "
+            f"environments={placed[0]}) before this is merged.")
+    else:
+        return step
+    return step + 1
 
 
 def platform_key(platform: Platform, cluster: str) -> str:
@@ -442,14 +467,22 @@ def platform_key(platform: Platform, cluster: str) -> str:
 def age_key_steps(entry: dict[str, Any], age_key: str, new_for_registered_app: bool, step: int,
                   out: Callable[[str], None]) -> int:
     """Tell the app team to encrypt for the app's own age key; the next step number."""
-    secret = app_setup.SECRET_FILE
-    several = "," in age_key
-    out(f"  {step}. The app's own age key{'s (one per cluster)' if several else ''}: Flux decrypts the app repository's "
-        f"SOPS files with {'them' if several else 'it'}, and with no other key.")
+    clusters_of = list(app_setup.cluster_keys(age_key))
+    if clusters_of:  # several clusters: one environment each, encrypted for its cluster's key
+        out(f"  {step}. The app's own age keys (one per cluster): Flux on each cluster decrypts that environment's "
+            "SOPS files with its key, and with no other key.")
+        environments = f"--data environments={','.join(clusters_of)} "
+        secrets = [f"deploy/overlays/{cluster}/{app_setup.SECRET_FILE}" for cluster in clusters_of]
+    else:
+        out(f"  {step}. The app's own age key: Flux decrypts the app repository's SOPS files with it, and with no "
+            "other key.")
+        environments, secrets = "", [app_setup.SECRET_FILE]
     out(f"       {age_key}")
     out(f"     In the app repository ({entry['url']}), make it a recipient and re-encrypt, then commit and push:")
-    out(f"       copier update --trust --defaults --vcs-ref=:current: --data {app_setup.FLUX_RECIPIENT_ANSWER}={age_key}")
-    out(f"       sops updatekeys -y {secret}   # for every SOPS file, with a key that decrypts it today")
+    out(f"       copier update --trust --defaults --vcs-ref=:current: {environments}"
+        f"--data {app_setup.FLUX_RECIPIENT_ANSWER}={age_key}")
+    for secret in secrets:
+        out(f"       sops updatekeys -y {secret}   # for every SOPS file, with a key that decrypts it today")
     if not entry["secrets"]:
         out("     (No secrets yet: do it when the app adds some, and onboard again with --secrets --update.)")
     elif new_for_registered_app:

@@ -21,6 +21,23 @@ from hooks.check import check_repo
 
 ROOT = Path(__file__).resolve().parent.parent
 PATH_AT_START = os.environ["PATH"]  # before any test puts a fake tool in front
+SERVICE_CATALOG = yaml.safe_load((ROOT / "includes" / "services.yml").read_text())
+
+
+def all_services(infrastructure: str = "openstack") -> list[str]:
+    """Every catalog service a cluster on `infrastructure` may select (catalog order)."""
+    return [svc for svc, spec in SERVICE_CATALOG.items() if infrastructure in spec.get("infrastructure", [infrastructure])]
+
+
+def with_dependencies(service: str) -> list[str]:
+    """A service and every service it needs (depends_on, transitively), in catalog order."""
+    needed, todo = set(), [service]
+    while todo:
+        svc = todo.pop()
+        if svc not in needed:
+            needed.add(svc)
+            todo += SERVICE_CATALOG[svc].get("depends_on", [])
+    return [svc for svc in SERVICE_CATALOG if svc in needed]
 
 
 @contextlib.contextmanager
@@ -184,6 +201,26 @@ def commit_all(repo: Path, message: str = "render") -> None:
         git("init", "-q", "-b", "main", cwd=repo)
     git("add", "-A", cwd=repo)
     git("commit", "-q", "--allow-empty", "-m", message, cwd=repo)
+
+
+def release_history(previous: str, snapshot: Path, where: Path) -> Path:
+    """A template repository at `where`: commit `previous` of this repository's own history tagged
+    1.0.0, the working-tree snapshot 2.0.0 (what a `copier update` from the last release meets).
+    Skips the test when this checkout has no such history (not a clone of the repository)."""
+    if subprocess.run(["git", "cat-file", "-e", previous], cwd=ROOT, capture_output=True).returncode:
+        pytest.skip(f"this checkout has no git history with {previous} (not a clone of the repository)")
+    where.mkdir(parents=True)
+    archive = subprocess.run(["git", "archive", previous], cwd=ROOT, capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(where)], input=archive, check=True)
+    commit_all(where, "previous release")
+    git("tag", "1.0.0", cwd=where)
+    for path in where.iterdir():
+        if path.name != ".git":
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+    shutil.copytree(snapshot, where, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".git"))
+    commit_all(where, "this tree")
+    git("tag", "2.0.0", cwd=where)
+    return where
 
 
 @pytest.fixture(scope="session")

@@ -74,6 +74,18 @@ BAD_ANSWERS = [
      "app_repo_known_hosts", "must have a line for [git.example.com]:2222"),
     ({"webhook_receiver": "gitea"}, "webhook_receiver", "gitea"),
     ({"platform_contact": " "}, "platform_contact", "non-empty"),
+    # Environments: one per cluster, named after it.
+    ({"environments": "prod,staging,prod"}, "environments", "names a cluster twice"),
+    ({"environments": "prod,Staging"}, "environments", "named after its cluster"),
+    ({"environments": ","}, "environments", "between 1 and 16"),
+    ({"environments": "staging,prod", "environment_domains": "{prod: prod_acme.example.com}"},
+     "environment_domains", "(got 'prod: prod_acme.example.com')"),
+    ({"environments": "staging,prod", "environment_domains": "[prod.acme.example.com]"},
+     "environment_domains", "maps environment names"),
+    ({"environments": "staging,prod", "secret_keys": "TOKEN", "flux_age_recipient": GOOD_KEY},
+     "flux_age_recipient", "one pair per"),
+    ({"environments": "staging,prod", "secret_keys": "TOKEN", "flux_age_recipient": f"staging={GOOD_KEY}"},
+     "flux_age_recipient", "staging=age1…,prod=age1…"),
 ]
 
 

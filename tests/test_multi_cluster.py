@@ -16,10 +16,10 @@ import pytest
 import yaml
 from pyrage import x25519
 
-from conftest import ROOT, commit_all, git
+from conftest import commit_all, release_history
 from hooks import agekeys, cluster_admin, clusters, offboard, onboard, sops
 from hooks.errors import HookError
-from hooks.check import check_repo, run_checks
+from hooks.check import check_repo
 from updating import tree
 
 KEYS = {name: x25519.Identity.generate() for name in ("prod", "staging", "dev")}
@@ -28,7 +28,7 @@ KEYS = {name: x25519.Identity.generate() for name in ("prod", "staging", "dev")}
 def cluster(name: str, **settings) -> dict:
     """A `clusters` entry: every per-cluster key, as `opencenter-cluster add` writes it."""
     return {"cluster_name": name, "cluster_domain": f"{name}.acme.example.com", "flux_version": "2.9.4",
-            "flux_allow_remote_bases": False, "gitops_base_tag": "2026.01",
+            "flux_allow_remote_bases": False, "gitops_base_tag": "2026.01", "infrastructure": "openstack",
             "platform_services": ["cert-manager", "gateway-api", "gateway", "kyverno"],
             "gateway_name": "platform-gateway", "gateway_namespace": "gateway-system", "gateway_class": "eg",
             "gateway_listener": "https", "gateway_listener_port": 443, "gateway_tls_secret": "wildcard-tls",
@@ -234,11 +234,20 @@ def test_apps_render_on_their_clusters_with_keys_for_each_cluster_only(placed):
 
 def test_leaving_one_cluster_touches_only_that_cluster(placed):
     prod, dev = overlay_files(placed, "prod"), overlay_files(placed, "dev")
-    assert offboard.offboard(placed, "shop", cluster="staging", out=lambda _: None) == 0
+    said = []
+    assert offboard.offboard(placed, "shop", cluster="staging", out=said.append) == 0
     staging = placed / "applications/overlays/staging/services"
     assert not list(staging.glob("sources/shop*")) and not (staging / "tenants/shop").exists()
     assert (staging / "sources/billing.yaml").is_file()
-    assert overlay_files(placed, "prod") == prod and overlay_files(placed, "dev") == dev
+    # On prod, only the path of shop's Kustomization: on one cluster the app repository's root
+    # (./), which builds its first environment, instead of its overlay (docs/app-template.md).
+    fluxcd = "applications/overlays/prod/services/fluxcd/shop.yaml"
+    after = overlay_files(placed, "prod")
+    assert {rel: data for rel, data in after.items() if rel != fluxcd} == {rel: data for rel, data in prod.items() if rel != fluxcd}
+    removed = [line for line in prod[fluxcd].decode().splitlines() if line not in after[fluxcd].decode().splitlines()]
+    assert removed[-1] == "  path: ./deploy/overlays/prod" and "  path: ./" in after[fluxcd].decode().splitlines()
+    assert any("environments=prod" in line for line in said), said
+    assert overlay_files(placed, "dev") == dev
     assert clusters.apps_on(answers_of(placed), "staging") == [{**answers_of(placed)["apps"][0]}]  # billing only
     assert check_repo(placed) == []
     commit_all(placed)
@@ -289,15 +298,6 @@ def test_the_check_keeps_each_cluster_to_its_own_overlay_and_keys(placed, tmp_pa
     assert {("cluster-path", dev), ("flux-depends-on", dev), ("cluster-recipients", rel)} <= found, found
 
 
-def test_tenants_are_admitted_cluster_by_cluster(placed, copie):
-    """shop runs on prod and staging from one set of manifests whose route names the prod domain:
-    staging's policies refuse it, prod's admit it (environments per cluster: docs/multi-cluster.md)."""
-    app = copie.copy(extra_answers={"template": "app", "app_name": "shop", "app_domain": "prod.acme.example.com"})
-    assert app.exit_code == 0, app.exception
-    denied = [f for f in run_checks(placed, tenants=[("shop", app.project_dir)]).findings if f.rule == "denied"]
-    assert denied and all(f.message.startswith("cluster staging: ") for f in denied), denied
-
-
 def test_renovate_regexes_find_every_clusters_versions(three):
     """Renovate proposes Flux and gitops-base releases cluster by cluster, each PR moving that
     cluster's answer with its files."""
@@ -323,21 +323,7 @@ SINGLE_CLUSTER_RELEASE = "aa0331a705de13dafd9fc00f2a6a07f1beb597cb"
 @pytest.fixture(scope="module")
 def releases(template_snapshot, tmp_path_factory) -> Path:
     """A template repository with the single-cluster release tagged 1.0.0 and this tree 2.0.0."""
-    if subprocess.run(["git", "cat-file", "-e", SINGLE_CLUSTER_RELEASE], cwd=ROOT, capture_output=True).returncode:
-        pytest.skip(f"this checkout has no git history with {SINGLE_CLUSTER_RELEASE} (not a clone of the repository)")
-    tpl = tmp_path_factory.mktemp("releases") / "templates"
-    tpl.mkdir()
-    archive = subprocess.run(["git", "archive", SINGLE_CLUSTER_RELEASE], cwd=ROOT, capture_output=True, check=True).stdout
-    subprocess.run(["tar", "-x", "-C", str(tpl)], input=archive, check=True)
-    commit_all(tpl, "single-cluster release")
-    git("tag", "1.0.0", cwd=tpl)
-    for path in tpl.iterdir():
-        if path.name != ".git":
-            shutil.rmtree(path) if path.is_dir() else path.unlink()
-    shutil.copytree(template_snapshot, tpl, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".git"))
-    commit_all(tpl, "several clusters")
-    git("tag", "2.0.0", cwd=tpl)
-    return tpl
+    return release_history(SINGLE_CLUSTER_RELEASE, template_snapshot, tmp_path_factory.mktemp("releases") / "templates")
 
 
 def test_a_single_cluster_repository_updates_without_renaming_or_re_encrypting(releases, tmp_path):
@@ -351,7 +337,9 @@ def test_a_single_cluster_repository_updates_without_renaming_or_re_encrypting(r
     flux_before = flux_objects(repo)
     copier.run_update(repo, defaults=True, overwrite=True, unsafe=True, vcs_ref="2.0.0", quiet=True)
     after = tree(repo)
-    assert flux_objects(repo) == flux_before  # nothing renamed, so nothing pruned
+    # Nothing renamed, so nothing pruned; the catalog added kyverno's default ruleset (Audit policies).
+    assert flux_objects(repo) - flux_before == {("Kustomization", "flux-system", "kyverno-default-ruleset")}
+    assert flux_before <= flux_objects(repo)
     encrypted = [rel for rel in before if rel.endswith(".sops.yaml") and rel != ".sops.yaml"]
     assert encrypted and {rel: after.get(rel) for rel in encrypted} == {rel: before[rel] for rel in encrypted}
     sync = (repo / "applications/overlays/prod/flux-system/gotk-sync.yaml").read_bytes()

@@ -94,3 +94,51 @@ def test_renovate_validates_the_config_and_finds_what_each_repository_pins(gener
         rules = json.loads((repo / "renovate.json").read_text())["packageRules"]
         [group] = [r for r in rules if r.get("groupName") == "container image"]
         assert group["pinDigests"] is True and {"kubernetes", "custom.regex"} <= set(group["matchManagers"])
+
+
+# Renovate's own package-rule engine (its dist module), applied to dependencies: stdin
+# {"config": renovate.json, "deps": [...]}, stdout the deps with what the rules make of them.
+APPLY_RULES = """
+const { applyPackageRules } = await import(process.argv[2] + "/dist/util/package-rules/index.js");
+let input = "";
+for await (const chunk of process.stdin) input += chunk;
+const { config, deps } = JSON.parse(input);
+const out = [];
+for (const dep of deps) {
+  const result = await applyPackageRules({ ...dep, packageRules: config.packageRules });
+  out.push({ ...dep, enabled: result.enabled !== false && result.skipReason !== "package-rules",
+             pinDigests: result.pinDigests ?? null, groupName: result.groupName ?? null });
+}
+console.log(JSON.stringify(out));
+"""
+
+
+def test_an_app_with_environments_gets_new_images_in_its_first_environment_only(serve_templates_at, tmp_path):
+    """The kustomize manager finds every environment's image (its file pattern cannot be narrowed);
+    Renovate's package rules leave only the first environment's (and the answer) enabled, grouped
+    and digest-pinned: the others move by promotion."""
+    serve_templates_at(SERVED)
+    repo = tmp_path / "shop"
+    copier.run_copy(SERVED, repo, data={"template": "app", "environments": "staging,prod"}, defaults=True, unsafe=True,
+                    quiet=True)
+    commit_all(repo)
+    result = renovate(repo, "renovate-config-validator", "--strict")
+    assert result.returncode == 0 and "Config validated successfully" in result.stdout, result.stdout[-3000:]
+    deps = extracted(repo)
+    image = ("docker.io/nginxinc/nginx-unprivileged", "1.27-alpine")
+    assert deps["kustomize"] == {f"deploy/overlays/{name}/kustomization.yaml": [image] for name in ("staging", "prod")}
+    assert deps["regex"][".copier-answers.yml"] == [image] and "kubernetes" not in deps
+    found = [{"manager": manager, "packageFile": rel, "depName": name, "datasource": "docker"}
+             for manager, files in (("kustomize", deps["kustomize"]), ("custom.regex", deps["regex"]))
+             for rel, pairs in files.items() for name, _ in pairs]
+    script = tmp_path / "apply-rules.mjs"
+    script.write_text(APPLY_RULES)
+    applied = subprocess.run(
+        [str(NODE / "node"), str(script), str(ROOT / ".renovate/node_modules/renovate")], cwd=repo,
+        input=json.dumps({"config": json.loads((repo / "renovate.json").read_text()), "deps": found}),
+        capture_output=True, text=True, check=True)
+    verdict = {dep["packageFile"]: (dep["enabled"], dep["pinDigests"], dep["groupName"])
+               for dep in json.loads(applied.stdout.splitlines()[-1])}
+    assert verdict == {"deploy/overlays/staging/kustomization.yaml": (True, True, "container image"),
+                       "deploy/overlays/prod/kustomization.yaml": (False, True, "container image"),
+                       ".copier-answers.yml": (True, True, "container image")}

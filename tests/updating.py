@@ -68,7 +68,7 @@ def standard_change(tpl: Path) -> None:
             path.write_text(text.replace("gitops_base_tag", "gitops_base_release"))
     edit(tpl / "questions/platform.yml", 'default: "2.9.4"', 'default: "2.10.0"')
     edit(tpl / "questions/migrations.yml", "_migrations: []\n", MIGRATIONS)
-    app = tpl / "app-template"
+    app = tpl / "includes/app"  # the app's manifests, shared by the flat layout and deploy/base
     edit(app / "networkpolicies.yaml.jinja", "  name: default-deny-all\n",
          "  name: default-deny-all\n  labels:\n    opencenter.io/baseline: \"true\"\n")
     edit(app / "deployment.yaml.jinja", "            sizeLimit: 64Mi\n", "            sizeLimit: 128Mi\n")
