@@ -188,9 +188,14 @@ def rendered(shared_renders: SharedRenders, tmp_path: Path) -> Callable[..., Pat
     return render
 
 
+GIT_IDENTITY = {"GIT_AUTHOR_NAME": "Test", "GIT_COMMITTER_NAME": "Test",
+                "GIT_AUTHOR_EMAIL": "test@example.invalid", "GIT_COMMITTER_EMAIL": "test@example.invalid"}
+
+
 def git(*args: str, cwd: Path) -> str:
-    """Run git, failing the test with git's own message on error."""
-    result = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True)
+    """Run git, failing the test with git's own message on error. With an identity of its own:
+    module and session fixtures run outside `isolated_env`, on machines without a git identity."""
+    result = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, env={**os.environ, **GIT_IDENTITY})
     assert result.returncode == 0, f"git {' '.join(args)}: {result.stderr}"
     return result.stdout
 

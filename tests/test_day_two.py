@@ -14,7 +14,7 @@ import pytest
 import yaml
 from pyrage import x25519
 
-from conftest import ROOT, commit_all, git
+from conftest import ROOT, commit_all, git, isolated
 from hooks import agekeys, app_admin, onboard, sops
 from hooks.check import check_repo
 from hooks.errors import HookError
@@ -28,13 +28,15 @@ DEPLOY_KEY = "applications/overlays/prod/services/sources/shop-deploy-key.sops.y
 @pytest.fixture(scope="module")
 def registered(template_snapshot, tmp_path_factory) -> Path:
     """A committed one-cluster platform repository with shop and cart onboarded."""
-    repo = tmp_path_factory.mktemp("day-two") / "acme-gitops"
-    copier.run_copy(str(template_snapshot), repo, data={"template": "platform", "sops_age_recipients": str(KEY.to_public())},
-                    defaults=True, unsafe=True, vcs_ref="0.0.1", quiet=True)
-    commit_all(repo)
-    for entry in (SHOP, {"name": "cart", "url": "ssh://git@gitlab.com/acme/cart"}):
-        assert onboard.register(repo, entry, out=lambda _: None) == 0
+    root = tmp_path_factory.mktemp("day-two")
+    repo = root / "acme-gitops"
+    with isolated(root / "home"):  # outside any test's isolated_env: its own HOME and git identity
+        copier.run_copy(str(template_snapshot), repo, defaults=True, unsafe=True, vcs_ref="0.0.1", quiet=True,
+                        data={"template": "platform", "sops_age_recipients": str(KEY.to_public())})
         commit_all(repo)
+        for entry in (SHOP, {"name": "cart", "url": "ssh://git@gitlab.com/acme/cart"}):
+            assert onboard.register(repo, entry, out=lambda _: None) == 0
+            commit_all(repo)
     return repo
 
 

@@ -16,7 +16,7 @@ import pytest
 import yaml
 from pyrage import x25519
 
-from conftest import commit_all, release_history
+from conftest import commit_all, isolated, release_history
 from hooks import agekeys, cluster_admin, clusters, offboard, onboard, sops
 from hooks.errors import HookError
 from hooks.check import check_repo
@@ -45,10 +45,12 @@ def render(dst: Path, template_snapshot: Path, **data) -> Path:
 @pytest.fixture(scope="module")
 def three(template_snapshot, tmp_path_factory) -> Path:
     """prod (first), staging with other services and a newer Flux, dev: committed."""
-    return render(tmp_path_factory.mktemp("fleet") / "acme-gitops", template_snapshot,
-                  sops_age_recipients=str(KEYS["prod"].to_public()),
-                  clusters=[cluster("staging", flux_version="2.10.0", platform_services=["gateway-api", "gateway"]),
-                            cluster("dev", gateway_namespace="edge")])
+    root = tmp_path_factory.mktemp("fleet")
+    with isolated(root / "home"):  # outside any test's isolated_env: its own HOME and git identity
+        return render(root / "acme-gitops", template_snapshot,
+                      sops_age_recipients=str(KEYS["prod"].to_public()),
+                      clusters=[cluster("staging", flux_version="2.10.0", platform_services=["gateway-api", "gateway"]),
+                                cluster("dev", gateway_namespace="edge")])
 
 
 def test_every_cluster_has_its_own_overlay_settings_and_check(three):
