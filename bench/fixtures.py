@@ -142,11 +142,11 @@ def one_file_template() -> Path:
     return dst
 
 
-def age_identity():
-    """The benchmark's age key pair (the platform's SOPS recipient), kept in the cache."""
+def age_identity(cluster: str = "prod"):
+    """A benchmark cluster's age key pair (prod's: the platform's SOPS recipient), kept in the cache."""
     from pyrage import x25519
 
-    path = CACHE / "bench.agekey"
+    path = CACHE / ("bench.agekey" if cluster == "prod" else f"bench-{cluster}.agekey")
     if not path.exists():
         CACHE.mkdir(parents=True, exist_ok=True)
         path.write_text(str(x25519.Identity.generate()) + "\n")
@@ -184,80 +184,57 @@ def encrypt_material(repo: Path, entries: list[dict], cluster: str) -> None:
                 (repo / rel).write_text(text)
 
 
-def platform_with_apps(count: int, env: dict[str, str]) -> Path:
-    """A committed platform repository at template 0.0.1 holding `count` apps (cached)."""
-    dst = cache_dir() / f"platform-{count}"
+def cached_platform(name: str, data: dict, placement: dict[str, list[dict]], env: dict[str, str]) -> Path:
+    """A committed platform repository at template 0.0.1 rendered from `data` with ONE `copier
+    copy`, each cluster's apps' once-only files (`placement`: cluster -> entries) encrypted as
+    onboarding does (cached under `name`)."""
+    import yaml
+
+    dst = cache_dir() / name
     done = dst.with_name(dst.name + ".done")
     if (dst / ".git").exists() and done.exists():
         return dst
     done.unlink(missing_ok=True)
     shutil.rmtree(dst, ignore_errors=True)
     template = template_snapshot()
-    entries = [app_entry(i) for i in range(1, count + 1)]
     cache_dir().mkdir(parents=True, exist_ok=True)
     for stale in CACHE.glob("fixtures-*"):  # fixtures of an older template
         if stale != cache_dir():
             shutil.rmtree(stale, ignore_errors=True)
-    data_file = cache_dir() / f"apps-{count}.yml"
-    import yaml
-
-    recipient = str(age_identity().to_public())
-    data_file.write_text(yaml.safe_dump({"template": "platform", "sops_age_recipients": recipient, "apps": entries}))
+    data_file = cache_dir() / f"{name}.yml"
+    data_file.write_text(yaml.safe_dump({"template": "platform", **data}))
     run([sys.executable, "-m", "copier", "copy", "--trust", "--defaults", "--quiet", "--vcs-ref", "0.0.1",
          "--data-file", str(data_file), str(template), str(dst)], env)
-    encrypt_material(dst, entries, "prod")
-    commit_all(dst, f"platform with {count} apps")
+    for cluster, entries in placement.items():
+        encrypt_material(dst, entries, cluster)
+    commit_all(dst, name)
     done.write_text("")
     return dst
+
+
+def platform_with_apps(count: int, env: dict[str, str]) -> Path:
+    """A committed one-cluster platform repository holding `count` apps (cached)."""
+    entries = [app_entry(i) for i in range(1, count + 1)]
+    data = {"sops_age_recipients": str(age_identity().to_public()), "apps": entries}
+    return cached_platform(f"platform-{count}", data, {"prod": entries}, env)
 
 
 CLUSTERS = ("prod", "staging", "dev")
 
 
-def cluster_identity(name: str):
-    """A benchmark cluster's own age key pair (kept in the cache); prod's is age_identity()."""
-    from pyrage import x25519
-
-    if name == "prod":
-        return age_identity()
-    path = CACHE / f"bench-{name}.agekey"
-    if not path.exists():
-        CACHE.mkdir(parents=True, exist_ok=True)
-        path.write_text(str(x25519.Identity.generate()) + "\n")
-        path.chmod(0o600)
-    return x25519.Identity.from_str(path.read_text().strip())
-
-
 def platform_with_clusters(count: int, env: dict[str, str]) -> Path:
-    """A committed three-cluster platform repository at template 0.0.1 holding `count` apps, the
-    i-th on cluster CLUSTERS[i % 3]: as many app files as platform_with_apps(count) (cached)."""
-    dst = cache_dir() / f"clusters-{count}"
-    done = dst.with_name(dst.name + ".done")
-    if (dst / ".git").exists() and done.exists():
-        return dst
-    done.unlink(missing_ok=True)
-    shutil.rmtree(dst, ignore_errors=True)
-    import yaml
-
-    template = template_snapshot()
+    """A committed three-cluster platform repository holding `count` apps, the i-th on cluster
+    CLUSTERS[i % 3]: as many app files as platform_with_apps(count) (cached)."""
     entries = [{**app_entry(i), "clusters": [CLUSTERS[i % 3]]} for i in range(1, count + 1)]
     extra = [{"cluster_name": name, "cluster_domain": f"{name}.acme.example.com", "flux_version": "2.9.4",
               "flux_allow_remote_bases": False, "gitops_base_tag": "2026.01", "infrastructure": "openstack",
               "platform_services": ["cert-manager", "gateway-api", "gateway", "kyverno"],
               "gateway_name": "platform-gateway", "gateway_namespace": "gateway-system", "gateway_class": "eg",
               "gateway_listener": "https", "gateway_listener_port": 443, "gateway_tls_secret": "wildcard-tls",
-              "sops_age_recipients": str(cluster_identity(name).to_public())} for name in CLUSTERS[1:]]
-    cache_dir().mkdir(parents=True, exist_ok=True)
-    data_file = cache_dir() / f"clusters-{count}.yml"
-    data_file.write_text(yaml.safe_dump({"template": "platform", "apps": entries, "clusters": extra,
-                                         "sops_age_recipients": str(age_identity().to_public())}))
-    run([sys.executable, "-m", "copier", "copy", "--trust", "--defaults", "--quiet", "--vcs-ref", "0.0.1",
-         "--data-file", str(data_file), str(template), str(dst)], env)
-    for cluster in CLUSTERS:
-        encrypt_material(dst, [entry for entry in entries if entry["clusters"] == [cluster]], cluster)
-    commit_all(dst, f"three clusters with {count} apps")
-    done.write_text("")
-    return dst
+              "sops_age_recipients": str(age_identity(name).to_public())} for name in CLUSTERS[1:]]
+    data = {"sops_age_recipients": str(age_identity().to_public()), "apps": entries, "clusters": extra}
+    placement = {cluster: [entry for entry in entries if entry["clusters"] == [cluster]] for cluster in CLUSTERS}
+    return cached_platform(f"clusters-{count}", data, placement, env)
 
 
 def run(command: list[str], env: dict[str, str], cwd: Path | None = None) -> subprocess.CompletedProcess[str]:

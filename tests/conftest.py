@@ -40,6 +40,17 @@ def with_dependencies(service: str) -> list[str]:
     return [svc for svc in SERVICE_CATALOG if svc in needed]
 
 
+def cluster_entry(name: str, recipients: str, **settings) -> dict:
+    """A full entry of the `clusters` answer (as `opencenter-cluster add` writes it): the default
+    settings, changed by `settings`; a setting given as None is left out."""
+    entry = {"cluster_name": name, "cluster_domain": f"{name}.acme.example.com", "flux_version": "2.9.4",
+             "flux_allow_remote_bases": False, "gitops_base_tag": "2026.01", "infrastructure": "openstack",
+             "platform_services": ["cert-manager", "gateway-api", "gateway", "kyverno"],
+             "gateway_name": "platform-gateway", "gateway_namespace": "gateway-system", "gateway_class": "eg",
+             "gateway_listener": "https", "gateway_listener_port": 443, "gateway_tls_secret": "wildcard-tls",
+             "sops_age_recipients": recipients, **settings}
+    return {key: value for key, value in entry.items() if value is not None}
+
 @contextlib.contextmanager
 def isolated(home: Path, path: str | None = None) -> Iterator[None]:
     """HOME, config, cache, age key folder and Copier settings under `home`, for os.environ and for

@@ -19,7 +19,7 @@ import pytest
 import yaml
 from pyrage import x25519
 
-from conftest import ROOT, all_services, git, isolated
+from conftest import ROOT, all_services, cluster_entry, git, isolated
 from hooks import gitops_base
 from hooks.check import collect, main, run_checks
 from hooks.errors import HookError
@@ -309,11 +309,8 @@ def test_a_release_that_cannot_be_read_is_a_note_not_a_finding(rendered, tmp_pat
 def test_each_cluster_is_looked_up_at_its_own_tag(rendered, fake_base):
     """prod pins the release tag, staging 2026.02: only staging's kyverno path is missing."""
     key = str(x25519.Identity.generate().to_public())
-    staging = {"cluster_name": "staging", "cluster_domain": "staging.example.com", "flux_version": "2.9.4",
-               "flux_allow_remote_bases": False, "gitops_base_tag": "2026.02", "infrastructure": "openstack",
-               "platform_services": ["cert-manager", "kyverno"], "gateway_name": "platform-gateway",
-               "gateway_namespace": "gateway-system", "gateway_class": "eg", "gateway_listener": "https",
-               "gateway_listener_port": 443, "gateway_tls_secret": "wildcard-tls", "sops_age_recipients": key}
+    staging = cluster_entry("staging", key, cluster_domain="staging.example.com", gitops_base_tag="2026.02",
+                            platform_services=["cert-manager", "kyverno"])
     repo = rendered(template="platform", clusters=[staging])
     found, notes, _ = check(repo, fake_base)
     assert [(f.file, f.object, f.rule) for f in found] == [

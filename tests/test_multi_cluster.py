@@ -16,7 +16,7 @@ import pytest
 import yaml
 from pyrage import x25519
 
-from conftest import commit_all, isolated, release_history
+from conftest import cluster_entry, commit_all, isolated, release_history
 from hooks import agekeys, cluster_admin, clusters, offboard, onboard, sops
 from hooks.errors import HookError
 from hooks.check import check_repo
@@ -26,13 +26,8 @@ KEYS = {name: x25519.Identity.generate() for name in ("prod", "staging", "dev")}
 
 
 def cluster(name: str, **settings) -> dict:
-    """A `clusters` entry: every per-cluster key, as `opencenter-cluster add` writes it."""
-    return {"cluster_name": name, "cluster_domain": f"{name}.acme.example.com", "flux_version": "2.9.4",
-            "flux_allow_remote_bases": False, "gitops_base_tag": "2026.01", "infrastructure": "openstack",
-            "platform_services": ["cert-manager", "gateway-api", "gateway", "kyverno"],
-            "gateway_name": "platform-gateway", "gateway_namespace": "gateway-system", "gateway_class": "eg",
-            "gateway_listener": "https", "gateway_listener_port": 443, "gateway_tls_secret": "wildcard-tls",
-            "sops_age_recipients": str(KEYS[name].to_public()), **settings}
+    """A `clusters` entry for one of KEYS' clusters."""
+    return cluster_entry(name, str(KEYS[name].to_public()), **settings)
 
 
 def render(dst: Path, template_snapshot: Path, **data) -> Path:

@@ -8,7 +8,7 @@ import copier
 import pytest
 import yaml
 
-from conftest import ROOT
+from conftest import ROOT, cluster_entry
 from messages import assert_leads_with_the_answer
 
 # A public key (its private half was discarded): fixed so that test ids are stable across workers.
@@ -19,13 +19,8 @@ BAD_CHECKSUM_KEY = GOOD_KEY[:-1] + ("q" if GOOD_KEY[-1] != "q" else "p")
 
 
 def cluster(name: str, **settings) -> dict:
-    """A valid `clusters` entry (as opencenter-cluster add writes it), changed by `settings`."""
-    entry = {"cluster_name": name, "cluster_domain": f"{name}.acme.example.com", "flux_version": "2.9.4",
-             "flux_allow_remote_bases": False, "gitops_base_tag": "2026.01", "infrastructure": "openstack", "platform_services": ["gateway-api"],
-             "gateway_name": "platform-gateway", "gateway_namespace": "gateway-system", "gateway_class": "eg",
-             "gateway_listener": "https", "gateway_listener_port": 443, "gateway_tls_secret": "wildcard-tls",
-             "sops_age_recipients": GOOD_KEY, **settings}
-    return {key: value for key, value in entry.items() if value is not None}
+    """A valid `clusters` entry with the Gateway API only, changed by `settings`."""
+    return cluster_entry(name, GOOD_KEY, **{"platform_services": ["gateway-api"], **settings})
 
 
 BAD_ANSWERS = [
