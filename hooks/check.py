@@ -31,7 +31,7 @@ from pathlib import Path
 
 import yaml
 
-from hooks import appenv, clusters, crds, gitrepo, rules
+from hooks import appenv, clusters, crds, gitrepo, onboarding_requests, rules
 from hooks.admission import Cluster, admit
 from hooks.answers import ANSWERS_FILE, load_answers
 from hooks.errors import HookError
@@ -186,6 +186,7 @@ def _run_checks(repo, kube_version, platform, tenants, all_tenants, cleanup: Exi
             for c in clusters.cluster_list(answers)})
         report.findings += rules.aggregated_flux_write_findings(objects)
         report.findings += rules.hostname_findings(answers)
+        report.findings += onboarding_requests.request_findings(repo, answers)
         if gitops_base is not None:
             report.findings += check_references(objects, str(answers.get("gitops_base_url") or ""), gitops_base,
                                                 cleanup, report.notes)

@@ -141,3 +141,9 @@ def plan_remove(answers: dict[str, Any], name: str) -> dict[str, Any]:
     # Apps without a `clusters` key ran on the removed first cluster; none are left (checked above),
     # so every app's placement names its clusters explicitly and stays valid.
     return {**rest[0], "clusters": rest[1:]}
+
+
+def reserved(answers: dict[str, Any]) -> set[str]:
+    """Names no app may take on this repository: the platform's (every cluster's Gateway namespace among them)."""
+    return apps.reserved_names(apps.load_catalog(), [str(cluster.get("gateway_namespace", ""))
+                                                     for cluster in cluster_list(answers)])

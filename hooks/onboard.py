@@ -3,6 +3,7 @@
     python -m hooks.onboard --platform ../acme-gitops --name shop \\
         --url ssh://git@github.com/acme/shop.git [--branch main] [--secrets] [--receiver[=TYPE]] \\
         [--known-hosts-file FILE | --known-hosts TEXT] [--app-repo ../shop] [--review-branch] [--update]
+    python -m hooks.onboard --platform ../acme-gitops --from-file apps.yaml [--review-branch]
     opencenter-onboard …                       (console script of this package)
 
 The app template runs the same code as a copy-only task (`copier copy --data template=app
@@ -21,6 +22,9 @@ What it does, in this order:
    branch onboard/<name> with --review-branch). Nothing is ever pushed.
 Any failure after step 1 puts the platform repository back exactly as it was.
 
+--from-file registers every entry of a file (hooks/onboarding_requests.py) the same way, all or
+none: one lock, one render for all of them, the key material encrypted in parallel, one summary.
+
 With --app-repo, the public deploy key goes to the app repository's docs/deploy-key.pub, and an
 app repository just copied with platform_repo gets the app's age public key recorded (answer
 flux_age_recipient and .sops.yaml, replacing the placeholder the copy rendered), so the copy's
@@ -30,8 +34,10 @@ next task encrypts its Secret for Flux's key of this app.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,7 +53,7 @@ if __name__ == "__main__":  # a template task: say what is missing before anythi
 import yaml  # noqa: E402
 
 from hooks import apps as appsmod  # noqa: E402
-from hooks import agekeys, app_setup, clusters, deploykeys, gitrepo, sops  # noqa: E402
+from hooks import agekeys, app_setup, clusters, deploykeys, gitrepo, onboarding_requests, sops  # noqa: E402
 from hooks.answers import ANSWERS_FILE, load_answers  # noqa: E402
 from hooks.errors import HookError, run_main  # noqa: E402
 
@@ -69,8 +75,7 @@ class Platform:
         return self.answers.get("apps") or []
 
     def reserved(self) -> set[str]:
-        return appsmod.reserved_names(appsmod.load_catalog(), [str(cluster.get("gateway_namespace", ""))
-                                                              for cluster in clusters.cluster_list(self.answers)])
+        return clusters.reserved(self.answers)
 
 
 def read_platform(path: Path) -> Platform:
@@ -230,30 +235,51 @@ def register(
     read_platform(platform_path)  # its errors first: not a platform repository at all
     what = f"onboarding of app '{raw_entry.get('name', '?')}'"
     with gitrepo.exclusive(platform_path, what, lock_wait) as waited:
-        return _register(platform_path, raw_entry, update, review_branch, app_repo, waited, out)
+        return _register(platform_path, [raw_entry], update, review_branch, app_repo, waited, out)
 
 
-def _register(
+def register_file(
     platform_path: Path,
-    raw_entry: dict[str, Any],
-    update: bool,
-    review_branch: bool,
-    app_repo: Path | None,
-    waited: bool,
-    out: Callable[[str], None],
+    entries_file: Path,
+    *,
+    review_branch: bool = False,
+    lock_wait: float = gitrepo.DEFAULT_LOCK_WAIT,
+    out: Callable[[str], None] = print,
 ) -> int:
-    # 1. Preconditions: nothing is written before all of them hold.
-    platform = read_platform(platform_path)
-    sops_binary = sops.require_sops()
-    sops.check_config(platform_path)
-    reserved = platform.reserved()
-    domains = clusters.domains(platform.answers)
-    current = appsmod.validate_apps(platform.apps, reserved, domains)
-    entry = placed_entry(appsmod.normalize(raw_entry), current, update, domains)
-    appsmod.validate_entry(entry, reserved)
-    plan = appsmod.plan_register(current, entry, allow_update=update)
-    appsmod.validate_apps(plan.apps, reserved, domains)
-    entry = next(app for app in plan.apps if app["name"] == entry["name"])  # with the settings it keeps
+    """Register every app of a file of entries in one transaction and one render, all or none.
+
+    A file in the platform repository's onboarding-requests/ (an app team's request, docs/
+    onboarding.md) is removed by the registration it asked for, in the same change."""
+    platform_path = platform_path.resolve()
+    read_platform(platform_path)
+    raw_entries = onboarding_requests.read_entries(entries_file)
+    request = onboarding_requests.request_path(platform_path, entries_file)
+    with gitrepo.exclusive(platform_path, f"onboarding from {entries_file}", lock_wait) as waited:
+        try:
+            return _register(platform_path, raw_entries, False, review_branch, None, waited, out, request)
+        except HookError as error:
+            if error.field.startswith("apps["):  # say in which file the entry is
+                raise HookError(f"{entries_file}: {error.field}", error.rule) from None
+            raise
+
+
+@dataclass(frozen=True)
+class Change:
+    """What registering one entry does to the platform repository's files."""
+
+    entry: dict[str, Any]
+    plan: appsmod.Registration
+    placed: list[str]
+    missing: dict[str, list[appsmod.OnceFile]]  # once-only files to write, per cluster
+    obsolete: list[str]  # once-only files of clusters the app left
+
+    @property
+    def changes(self) -> bool:
+        return self.plan.changed or any(self.missing.values()) or bool(self.obsolete)
+
+
+def change_of(platform_path: Path, planned: appsmod.Planned, domains: dict[str, str]) -> Change:
+    entry = planned.entry
     placed = appsmod.placement(entry, domains)
     needed = {cluster: appsmod.once_files(entry, cluster) for cluster in placed}
     missing = {cluster: [item for item in items if not (platform_path / item.path).exists()]
@@ -261,7 +287,28 @@ def _register(
     wanted = {item.path for items in needed.values() for item in items}
     obsolete = [rel for cluster in domains for rel in appsmod.all_once_files(entry["name"], cluster)
                 if (platform_path / rel).exists() and rel not in wanted]
-    branch = f"onboard/{entry['name']}"
+    return Change(entry, planned.plan, placed, missing, obsolete)
+
+
+def _register(
+    platform_path: Path,
+    raw_entries: list[Any],
+    update: bool,
+    review_branch: bool,
+    app_repo: Path | None,
+    waited: bool,
+    out: Callable[[str], None],
+    request: str | None = None,
+) -> int:
+    # 1. Preconditions: nothing is written before all of them hold.
+    platform = read_platform(platform_path)
+    sops_binary = sops.require_sops()
+    sops.check_config(platform_path)
+    domains = clusters.domains(platform.answers)
+    new_apps, planned = appsmod.plan_many(platform.apps, raw_entries, platform.reserved(), domains, update)
+    todo = [change_of(platform_path, item, domains) for item in planned]
+    names = [change.entry["name"] for change in todo]
+    branch = f"onboard/{names[0]}" + (f"-and-{len(names) - 1}-more" if len(names) > 1 else "")
     if review_branch and gitrepo.branch_exists(platform_path, branch):
         raise HookError("review branch", f"{branch} already exists in {platform_path}; merge or delete it first")
     if app_repo is not None:
@@ -270,66 +317,86 @@ def _register(
         # Its Secret is encrypted for these after the registration: a bad key must stop us now.
         app_setup.check_recipients(app_repo, placeholder_allowed=True)
 
-    if not plan.changed and not any(missing.values()) and not obsolete:
-        keys = {cluster: public_keys(platform_path, entry["name"], cluster) for cluster in placed}
-        out(f"App '{entry['name']}' is already registered on {platform_path} with these settings: nothing changed.")
-        for cluster, found in keys.items():
-            on = f" (cluster {cluster})" if len(domains) > 1 else ""
-            if found.deploy_key:
-                out(f"Its deploy key (read-only){on} is: {found.deploy_key}")
-            if found.age_key:
-                out(f"Its own age key (Flux decrypts its SOPS files with it){on} is: {found.age_key}")
-        if app_repo is not None:
-            write_app_files(app_repo, entry, keys, out)
+    if not any(change.changes for change in todo) and request is None:
+        for change in todo:
+            keys = {cluster: public_keys(platform_path, change.entry["name"], cluster) for cluster in change.placed}
+            already_registered(platform, change.entry, keys, out)
+            if app_repo is not None:
+                write_app_files(app_repo, change.entry, keys, out)
         return 0
     # Checked after the no-op above: re-running an app-side copy whose encryption step failed after
     # the registration was staged must complete, not be refused for the staged registration.
     gitrepo.require_clean_repo(platform_path, waited)
 
-    # 2. Key material, in memory, encrypted before anything reaches the disk: per cluster (each
-    # cluster's Flux has its own deploy key and app key, encrypted for that cluster only).
+    # 2. Key material, in memory, encrypted before anything reaches the disk: per app and cluster
+    # (each cluster's Flux has its own deploy key and app key, encrypted for that cluster only).
     customer = platform.answers.get("customer_name", "platform")
-    materials = {
-        cluster: make_material(entry, items, f"flux-{customer}-{cluster}-{entry['name']}",
-                               lambda rel, clear: sops.encrypt(platform_path, rel, clear, sops_binary))
-        for cluster, items in missing.items()
-    }
+
+    def material(change: Change, cluster: str) -> Material:
+        return make_material(change.entry, change.missing[cluster], f"flux-{customer}-{cluster}-{change.entry['name']}",
+                             lambda rel, clear: sops.encrypt(platform_path, rel, clear, sops_binary))
+
+    # sops runs once per file: in parallel, so that a file of many apps costs about one onboarding.
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        futures = {change.entry["name"]: {cluster: pool.submit(material, change, cluster) for cluster in change.missing}
+                   for change in todo}
+    materials = {name: {cluster: future.result() for cluster, future in per_cluster.items()}
+                 for name, per_cluster in futures.items()}
 
     # 3. Change the platform repository; on any failure put it back as it was.
     with gitrepo.all_or_nothing(platform_path, branch if review_branch else None):
-        if plan.changed:
-            render_apps(platform_path, plan.apps)
-            for cluster in placed:
-                check_render(platform_path, entry["name"], cluster)
-        for material in materials.values():
-            for rel, text in material.files.items():
-                write_once(platform_path / rel, text)
-        for rel in obsolete:
+        if any(change.plan.changed for change in todo):
+            render_apps(platform_path, new_apps)
+            for change in todo:
+                for cluster in change.placed:
+                    check_render(platform_path, change.entry["name"], cluster)
+        for per_cluster in materials.values():
+            for rendered in per_cluster.values():
+                for rel, text in rendered.files.items():
+                    write_once(platform_path / rel, text)
+        for change in todo:
+            for rel in change.obsolete:
+                (platform_path / rel).unlink()
+        removed_request = [request] if request is not None else []
+        for rel in removed_request:
             (platform_path / rel).unlink()
         gitrepo.stage_all(platform_path)
         if review_branch:
-            gitrepo.commit(platform_path, f"Onboard app {entry['name']} ({entry['url']}, branch {entry['branch']})")
-        keys = {cluster: public_keys(platform_path, entry["name"], cluster, materials[cluster]) for cluster in placed}
+            gitrepo.commit(platform_path, commit_message(todo, request))
+        keys = {change.entry["name"]: {cluster: public_keys(platform_path, change.entry["name"], cluster,
+                                                            materials[change.entry["name"]].get(cluster))
+                                       for cluster in change.placed} for change in todo}
         with app_repo_restored_on_failure(app_repo):
-            recorded = app_repo is not None and write_app_files(app_repo, entry, keys, out)
+            recorded = app_repo is not None and write_app_files(app_repo, todo[0].entry, keys[names[0]], out)
 
-    summarize(platform, entry, materials, keys, plan, obsolete, review_branch, branch, recorded, out)
+    if len(todo) == 1:
+        change = todo[0]
+        summarize(platform, change, materials[names[0]], keys[names[0]], [*change.obsolete, *removed_request],
+                  review_branch, branch, recorded, out)
+    else:
+        summarize_many(platform, todo, materials, keys, removed_request, review_branch, branch, out)
     return 0
 
 
-def placed_entry(entry: dict[str, Any], current: list[dict[str, Any]], update: bool,
-                 domains: dict[str, str]) -> dict[str, Any]:
-    """The entry with its clusters: on a one-cluster repository none are recorded (the app runs on
-    the first cluster); with several, a new app must name them, and an update without --cluster
-    keeps the app's (hooks/apps.py plan_register)."""
-    given = entry.get("clusters")
-    if len(domains) == 1 and given in (None, list(domains)):
-        return {key: value for key, value in entry.items() if key != "clusters"}
-    registered = entry["name"] in {app["name"] for app in current}
-    if given == [] or (given is None and len(domains) > 1 and not registered):
-        raise HookError("cluster", f"this platform repository has clusters {', '.join(domains)}: say which the "
-                                   "app runs on with --cluster NAME (repeatable)")
-    return entry
+def commit_message(todo: list[Change], request: str | None) -> str:
+    if len(todo) == 1:
+        entry = todo[0].entry
+        message = f"Onboard app {entry['name']} ({entry['url']}, branch {entry['branch']})"
+    else:
+        message = f"Onboard {len(todo)} apps: {', '.join(change.entry['name'] for change in todo)}"
+    return message + (f"\n\nRequested in {request}." if request else "")
+
+
+def already_registered(platform: Platform, entry: dict[str, Any], keys: dict[str, PublicKeys],
+                       out: Callable[[str], None]) -> None:
+    out(f"App '{entry['name']}' is already registered on {platform.path} with these settings: nothing changed.")
+    several = len(clusters.domains(platform.answers)) > 1
+    for cluster, found in keys.items():
+        on = f" (cluster {cluster})" if several else ""
+        if found.deploy_key:
+            out(f"Its deploy key (read-only){on} is: {found.deploy_key}")
+        if found.age_key:
+            out(f"Its own age key (Flux decrypts its SOPS files with it){on} is: {found.age_key}")
 
 
 def check_render(platform_path: Path, name: str, cluster: str) -> None:
@@ -393,15 +460,14 @@ def write_app_files(
 
 
 def summarize(
-    platform: Platform, entry: dict[str, Any], materials: dict[str, Material], keys: dict[str, PublicKeys],
-    plan: appsmod.Registration, obsolete: list[str], review_branch: bool, branch: str, recorded: bool,
-    out: Callable[[str], None],
+    platform: Platform, change: Change, materials: dict[str, Material], keys: dict[str, PublicKeys],
+    removed: list[str], review_branch: bool, branch: str, recorded: bool, out: Callable[[str], None],
 ) -> None:
-    name, path = entry["name"], platform.path
+    entry = change.entry
+    name = entry["name"]
     several = len(clusters.domains(platform.answers)) > 1
-    before = appsmod.placement(plan.previous, clusters.domains(platform.answers)) if plan.previous else []
-    verb = "Updated" if plan.previous is not None else "Registered"
-    out(f"{verb} app '{name}' on {path}" + (f" (clusters {', '.join(keys)})" if several else "") + ":")
+    verb = "Updated" if change.plan.previous is not None else "Registered"
+    out(f"{verb} app '{name}' on {platform.path}" + (f" (clusters {', '.join(keys)})" if several else "") + ":")
     out(f"  answers: .copier-answers.yml apps[{name}] (url {entry['url']}, branch {entry['branch']})")
     for cluster in keys:
         for rel in appsmod.rendered_files(name, cluster):
@@ -409,10 +475,41 @@ def summarize(
     for material in materials.values():
         for rel in material.files:
             out(f"  written once (SOPS-encrypted): {rel}")
-    for rel in obsolete:
+    for rel in removed:
         out(f"  removed (no longer needed): {rel}")
     out("Next steps:")
+    step = app_steps(platform, change, materials, keys, recorded, 1, out)
+    review_steps(platform.path, review_branch, branch, f"namespace '{name}' and applies the app", step, out)
+
+
+def summarize_many(
+    platform: Platform, todo: list[Change], materials: dict[str, dict[str, Material]],
+    keys: dict[str, dict[str, PublicKeys]], removed: list[str], review_branch: bool, branch: str,
+    out: Callable[[str], None],
+) -> None:
+    """One summary for a file of entries: counts instead of file lists, every app's keys and steps."""
+    names = [change.entry["name"] for change in todo]
+    rendered = sum(len(appsmod.rendered_files(name, cluster)) for name in names for cluster in keys[name])
+    written = sum(len(material.files) for per_cluster in materials.values() for material in per_cluster.values())
+    out(f"Registered {len(todo)} apps on {platform.path}: {', '.join(names)}")
+    out(f"  answers: .copier-answers.yml apps; rendered: {rendered} files; written once (SOPS-encrypted): {written} files")
+    for rel in removed:
+        out(f"  removed (no longer needed): {rel}")
+    out("Next steps, app by app (python -m hooks.apps list shows the public keys again):")
     step = 1
+    for change in todo:
+        out(f"  App '{change.entry['name']}' ({change.entry['url']}):")
+        step = app_steps(platform, change, materials[change.entry["name"]], keys[change.entry["name"]], False, step, out)
+    review_steps(platform.path, review_branch, branch, "the apps' namespaces and applies them", step, out)
+
+
+def app_steps(platform: Platform, change: Change, materials: dict[str, Material], keys: dict[str, PublicKeys],
+              recorded: bool, step: int, out: Callable[[str], None]) -> int:
+    """The steps one app needs from its team and the Git host (keys, webhook, age key, environments);
+    the next step number."""
+    entry, plan, path = change.entry, change.plan, platform.path
+    several = len(clusters.domains(platform.answers)) > 1
+    before = appsmod.placement(plan.previous, clusters.domains(platform.answers)) if plan.previous else []
     for cluster, material in materials.items():
         on = f" (Flux on cluster {cluster})" if several else ""
         if material.public_key:
@@ -432,11 +529,15 @@ def summarize(
     if age_keys and not recorded:
         fresh = any(material.age_public_key for material in materials.values())
         step = age_key_steps(entry, age_keys, fresh and plan.previous is not None, step, out)
-    step = environment_steps(list(keys), before, recorded, step, out)
+    return environment_steps(list(keys), before, recorded, step, out)
+
+
+def review_steps(path: Path, review_branch: bool, branch: str, applies: str, step: int,
+                 out: Callable[[str], None]) -> None:
     where = f"committed on branch {branch}" if review_branch else "staged"
     out(f"  {step}. Review the changes ({where}, never pushed): git -C {path} "
         + ("show --stat" if review_branch else "diff --cached --stat"))
-    out(f"  {step + 1}. Commit, push and merge; Flux then creates namespace '{name}' and applies the app.")
+    out(f"  {step + 1}. Commit, push and merge; Flux then creates {applies}.")
 
 
 def environment_steps(placed: list[str], before: list[str], recorded: bool, step: int,
@@ -551,8 +652,12 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m hooks.onboard", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--platform", required=True, type=Path, help="the rendered platform repository")
-    parser.add_argument("--name", required=True, help="app name: its namespace and Flux object names")
-    parser.add_argument("--url", required=True, help="ssh://git@host/org/repo of the app repository")
+    parser.add_argument("--name", help="app name: its namespace and Flux object names (required unless --from-file)")
+    parser.add_argument("--url", help="ssh://git@host/org/repo of the app repository (required unless --from-file)")
+    parser.add_argument("--from-file", type=Path, metavar="FILE",
+                        help="register every app entry of a YAML file (a list of `apps` entries, or one) in one "
+                             "transaction; a file under the platform repository's onboarding-requests/ is removed "
+                             "by the registration (an app team's request)")
     parser.add_argument("--branch", default="main", help="branch Flux reconciles (default main)")
     parser.add_argument("--secrets", nargs="?", const="true", default="false",
                         help="the app repository holds SOPS files (encrypted for the app's own age key)")
@@ -583,8 +688,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Options that describe one app: a file of entries carries them per entry instead.
+ENTRY_OPTIONS = ("name", "url", "branch", "secrets", "receiver", "known_hosts", "known_hosts_file", "app_repo",
+                 "hostname", "egress", "quota", "cluster", "update")
+
+
 def main(argv: list[str]) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.from_file is not None:
+        given = [name for name in ENTRY_OPTIONS if getattr(args, name) != parser.get_default(name)]
+        if given:
+            raise HookError("--from-file", "takes every setting from the file's entries: drop "
+                            + ", ".join(f"--{name.replace('_', '-')}" for name in given))
+        return register_file(args.platform, args.from_file, review_branch=args.review_branch, lock_wait=args.lock_wait)
+    missing = [f"--{name}" for name in ("name", "url") if not getattr(args, name)]
+    if missing:
+        raise HookError(" and ".join(missing), "required (or --from-file FILE for a file of app entries)")
     return register(
         args.platform, entry_from_args(args), update=args.update, review_branch=args.review_branch,
         app_repo=args.app_repo, lock_wait=args.lock_wait,

@@ -353,6 +353,48 @@ def plan_register(apps: list[dict[str, Any]], entry: dict[str, Any], allow_updat
     return Registration([current[name] for name in sorted(current)], True, old)
 
 
+def place(entry: dict[str, Any], current: list[dict[str, Any]], domains: dict[str, str]) -> dict[str, Any]:
+    """The entry with its clusters: on a one-cluster repository none are recorded (the app runs on
+    the first cluster); with several, a new app must name them, and an update that names none
+    keeps the app's (plan_register)."""
+    given = entry.get("clusters")
+    if len(domains) == 1 and given in (None, list(domains)):
+        return {key: value for key, value in entry.items() if key != "clusters"}
+    registered = entry["name"] in {app["name"] for app in current}
+    if given == [] or (given is None and len(domains) > 1 and not registered):
+        raise HookError(f"apps[{entry['name']}].clusters",
+                        f"this platform repository has clusters {', '.join(domains)}: say which the app runs on with "
+                        "--cluster NAME (repeatable; in a file of entries: clusters: [NAME, ...])")
+    return entry
+
+
+@dataclass(frozen=True)
+class Planned:
+    """One entry of a registration: the entry as registered (with the settings it keeps) and its plan."""
+
+    entry: dict[str, Any]
+    plan: Registration
+
+
+def plan_many(apps: list[dict[str, Any]], raw_entries: list[Any], reserved: set[str], domains: dict[str, str],
+              allow_update: bool = False) -> tuple[list[dict[str, Any]], list[Planned]]:
+    """Register entries one after the other (onboarding: one; a file: many, all or none). The new
+    `apps` and each entry's plan; refuses an invalid entry, one named twice, and any clash of the
+    result (names, hostnames, placements)."""
+    current = validate_apps(apps, reserved, domains)
+    planned: list[Planned] = []
+    for raw in raw_entries:
+        entry = place(normalize(raw), current, domains)
+        if entry["name"] in {item.entry["name"] for item in planned}:
+            raise HookError(f"apps[{entry['name']}].name", "is given twice")
+        validate_entry(entry, reserved)
+        plan = plan_register(current, entry, allow_update)
+        current = plan.apps
+        planned.append(Planned(next(app for app in current if app["name"] == entry["name"]), plan))
+    validate_apps(current, reserved, domains)
+    return current, planned
+
+
 def plan_remove(apps: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
     if name not in {app["name"] for app in apps}:
         registered = ", ".join(app["name"] for app in apps) or "none"
