@@ -40,12 +40,21 @@ def key_file_text(identity: x25519.Identity) -> str:
     return f"# public key: {identity.to_public()}\n{identity}\n"
 
 
+def identity_in(text: str) -> x25519.Identity | None:
+    """The identity of an age key file's text (its first AGE-SECRET-KEY line); None without a valid one."""
+    line = next((line.strip() for line in text.splitlines() if line.startswith("AGE-SECRET-KEY-")), None)
+    try:
+        return x25519.Identity.from_str(line) if line else None
+    except Exception:  # pyrage raises its own IdentityError for a damaged line
+        return None
+
+
 def public_key_of(path: Path) -> str:
     """The public key of an existing age key file; refuses a file that holds no identity."""
-    for line in path.read_text().splitlines():
-        if line.startswith("AGE-SECRET-KEY-"):
-            return str(x25519.Identity.from_str(line.strip()).to_public())
-    raise HookError(str(path), "exists but holds no AGE-SECRET-KEY line; move it away or fix it")
+    identity = identity_in(path.read_text())
+    if identity is None:
+        raise HookError(str(path), "exists but holds no valid AGE-SECRET-KEY line; move it away or fix it")
+    return str(identity.to_public())
 
 
 def ensure_key_file(path: Path) -> tuple[str, bool]:

@@ -3,16 +3,21 @@
     python -m hooks.apps list --platform P [--format json]
     python -m hooks.apps rotate-deploy-key --platform P --name APP
     python -m hooks.apps rotate-age-key --platform P --cluster CLUSTER (--start | --finish)
+    python -m hooks.apps rotate-age-key --platform P --app APP (--start | --finish)
 
 `list` reads the answers and the public halves of every app's keys (the clear annotations of its
 encrypted Secrets); nothing is decrypted. `rotate-deploy-key` generates a new ed25519 key for
 every cluster the app runs on, SOPS-encrypted in memory as onboarding does (never in clear on
 disk), replaces the encrypted Secret, stages the change and prints the order that avoids an
 outage. Like onboarding it holds the repository's lock, needs a clean checkout and puts everything
-back when a step fails; each run rotates again. `rotate-age-key` replaces a cluster's age key in
-two steps, so that Flux never lacks the key to a file: --start adds a new key (generated outside
-the repository) next to the old one and re-encrypts every file of the cluster's overlay for both;
---finish, once Flux holds the new key, keeps only the new one. Each step run twice changes nothing.
+back when a step fails; each run rotates again. `rotate-age-key` replaces an age key in two steps,
+so that Flux never lacks the key to a file. For a cluster: --start adds a new key (generated
+outside the repository) next to the old one and re-encrypts every file of the cluster's overlay
+for both; --finish, once Flux holds the new key, keeps only the new one. For an app: --start
+decrypts its <app>-sops-age Secret into memory on every cluster it runs on (with the cluster's
+key) and writes it back encrypted holding a new key next to the old one, for the app team to
+re-encrypt the app repository's files; --finish, once they have, keeps only the new key. The
+app's private keys exist only in memory and SOPS-encrypted. Each step run twice changes nothing.
 """
 
 from __future__ import annotations
@@ -20,17 +25,28 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import yaml  # noqa: E402
+from pyrage import x25519  # noqa: E402
+
 from hooks import apps as appsmod  # noqa: E402
-from hooks import agekeys, clusters, gitrepo, sops  # noqa: E402
+from hooks import agekeys, clusters, deploykeys, gitrepo, sops  # noqa: E402
 from hooks.errors import HookError, run_main  # noqa: E402
 from hooks.onboard import (  # noqa: E402
-    AGE_KEY_ANNOTATION, PUBLIC_KEY_ANNOTATION, annotation_of, make_material, read_platform,
+    AGE_KEY_ANNOTATION, PUBLIC_KEY_ANNOTATION, Platform, PublicKeys, age_key_steps, annotate, annotation_of,
+    joined_age_keys, make_material, read_platform,
 )
+
+# How far an app's age key rotation is, kept in the clear annotations of its <app>-sops-age Secret:
+# the next key while one is under way; after --finish the key it retired, which tells a finished
+# rotation (nothing to do) from one never started (an error).
+NEXT_AGE_KEY_ANNOTATION = "opencenter/age-public-key-next"
+RETIRED_AGE_KEY_ANNOTATION = "opencenter/age-public-key-retired"
 
 
 def app_records(platform_path: Path) -> list[dict[str, Any]]:
@@ -46,7 +62,8 @@ def app_records(platform_path: Path) -> list[dict[str, Any]]:
                 return annotation_of(platform_path / appsmod.once_file(entry["name"], cluster, kind), annotation)
 
             keys[cluster] = {"deploy_key": public("deploy-key", PUBLIC_KEY_ANNOTATION),
-                             "age_key": public("sops-age", AGE_KEY_ANNOTATION)}
+                             "age_key": public("sops-age", AGE_KEY_ANNOTATION),
+                             "age_key_next": public("sops-age", NEXT_AGE_KEY_ANNOTATION)}
         records.append({
             "name": entry["name"], "url": entry["url"], "branch": entry.get("branch", "main"), "clusters": placed,
             "secrets": bool(entry.get("secrets")), "receiver": entry.get("receiver", ""),
@@ -71,8 +88,17 @@ def list_apps(platform_path: Path, as_json: bool = False, out: Callable[[str], N
             + (f"; {'; '.join(extras)}" if extras else ""))
         for cluster, keys in record["keys"].items():
             out(f"  {cluster}: deploy key {keys['deploy_key'] or '(missing)'}")
-            out(f"  {cluster}: age key {keys['age_key'] or '(missing)'}")
+            out(f"  {cluster}: age key {keys['age_key'] or '(missing)'}"
+                + (f" (rotation under way, next {keys['age_key_next']})" if keys["age_key_next"] else ""))
     return 0
+
+
+def registered_app(platform: Platform, name: str, field: str) -> dict[str, Any]:
+    entry = next((app for app in platform.apps if app.get("name") == name), None)
+    if entry is None:
+        registered = ", ".join(app["name"] for app in platform.apps) or "none"
+        raise HookError(field, f"'{name}' is not a registered app (registered: {registered})")
+    return entry
 
 
 def rotate_deploy_key(platform_path: Path, name: str, lock_wait: float = gitrepo.DEFAULT_LOCK_WAIT,
@@ -81,10 +107,7 @@ def rotate_deploy_key(platform_path: Path, name: str, lock_wait: float = gitrepo
     read_platform(platform_path)  # its errors first: not a platform repository at all
     with gitrepo.exclusive(platform_path, f"deploy key rotation of app '{name}'", lock_wait) as waited:
         platform = read_platform(platform_path)
-        entry = next((app for app in platform.apps if app.get("name") == name), None)
-        if entry is None:
-            registered = ", ".join(app["name"] for app in platform.apps) or "none"
-            raise HookError("name", f"'{name}' is not a registered app (registered: {registered})")
+        entry = registered_app(platform, name, "name")
         gitrepo.require_clean_repo(platform_path, waited)
         sops_binary = sops.require_sops()
         sops.check_config(platform_path)
@@ -195,6 +218,134 @@ def rotate_cluster_key(platform_path: Path, cluster: str, finish: bool, lock_wai
     return 0
 
 
+@dataclass(frozen=True)
+class AppAgeKeys:
+    """The identities an app's <app>-sops-age Secret holds, decrypted into memory only."""
+
+    current: x25519.Identity
+    upcoming: x25519.Identity | None
+
+
+def app_age_secrets(platform: Platform, name: str) -> tuple[dict[str, Any], dict[str, str]]:
+    """The app's entry and its <app>-sops-age Secret on every cluster it runs on; refuses an app
+    whose key opens nothing."""
+    entry = appsmod.normalize(registered_app(platform, name, "--app"))
+    if not entry["secrets"]:
+        raise HookError("--app", f"app '{name}' has no secrets: Flux decrypts nothing with its age key, so there is "
+                        "nothing to rotate (onboard it again with --secrets --update once it has some)")
+    found = {cluster: appsmod.once_file(name, cluster, "sops-age")
+             for cluster in appsmod.placement(entry, clusters.domains(platform.answers))}
+    for rel in found.values():
+        if not (platform.path / rel).is_file():
+            raise HookError(rel, f"is missing: app '{name}' has no age key there (onboarding it again with --update "
+                            "writes one)")
+    return entry, found
+
+
+def age_step_pending(path: Path, finish: bool) -> bool:
+    """Whether the step still changes this Secret (read from its clear annotations, nothing decrypted);
+    --finish refuses a Secret in which no rotation was ever started."""
+    under_way = annotation_of(path, NEXT_AGE_KEY_ANNOTATION) is not None
+    if finish and not under_way and annotation_of(path, RETIRED_AGE_KEY_ANNOTATION) is None:
+        raise HookError("--finish", f"no age key rotation is under way in {path} (run --start first)")
+    return under_way == finish
+
+
+def open_age_secret(platform: Platform, cluster: str, rel: str, sops_binary: str) -> AppAgeKeys:
+    """The Secret's identities, opened with the cluster's key file when this machine has it, else
+    with SOPS_AGE_KEY_FILE."""
+    key_file = agekeys.platform_key_file(str(platform.answers.get("customer_name", "")), cluster)
+    clear = yaml.safe_load(sops.decrypt(platform.path, rel, key_file if key_file.is_file() else None, sops_binary,
+                                        f"the age key of cluster '{cluster}' in {key_file} or in SOPS_AGE_KEY_FILE"))
+    entries = (clear.get("stringData") if isinstance(clear, dict) else None) or {}
+    current = agekeys.identity_in(str(entries.get(deploykeys.AGE_KEY_ENTRY, "")))
+    if current is None:
+        raise HookError(rel, f"holds no age identity in stringData.{deploykeys.AGE_KEY_ENTRY} (edited by hand? "
+                        "restore it from git history; nothing was written)")
+    return AppAgeKeys(current, agekeys.identity_in(str(entries.get(deploykeys.NEXT_AGE_KEY_ENTRY, ""))))
+
+
+def rotated_age_secret(name: str, rel: str, keys: AppAgeKeys, finish: bool, announced: str | None) -> str:
+    """The step's clear Secret, in memory: --start both keys (a new next key unless the Secret holds
+    one), --finish the next key alone, which must be the one announced to the app team."""
+    current = str(keys.current.to_public())
+    if not finish:
+        upcoming = keys.upcoming or deploykeys.generate_age_identity()
+        return annotate(deploykeys.sops_age_secret(name, keys.current, upcoming),
+                        {AGE_KEY_ANNOTATION: current, NEXT_AGE_KEY_ANNOTATION: str(upcoming.to_public())})
+    if keys.upcoming is None or str(keys.upcoming.to_public()) != announced:
+        raise HookError(rel, f"announces the next age key {announced} but does not hold it (edited by hand? restore "
+                        "it from git history; nothing was written)")
+    return annotate(deploykeys.sops_age_secret(name, keys.upcoming),
+                    {AGE_KEY_ANNOTATION: str(keys.upcoming.to_public()), RETIRED_AGE_KEY_ANNOTATION: current})
+
+
+def write_age_step(platform: Platform, name: str, pending: dict[str, str], finish: bool) -> None:
+    """Each pending Secret decrypted, rewritten and encrypted again in memory; then all written, or none."""
+    sops_binary = sops.require_sops()
+    sops.check_config(platform.path)
+    encrypted = {}
+    for cluster, rel in pending.items():
+        keys = open_age_secret(platform, cluster, rel, sops_binary)
+        clear = rotated_age_secret(name, rel, keys, finish, annotation_of(platform.path / rel, NEXT_AGE_KEY_ANNOTATION))
+        encrypted[rel] = sops.encrypt(platform.path, rel, clear, sops_binary)
+    with gitrepo.all_or_nothing(platform.path):
+        for rel, text in encrypted.items():
+            (platform.path / rel).write_text(text)
+        gitrepo.stage_all(platform.path)
+
+
+def rotate_app_key(platform_path: Path, name: str, finish: bool, lock_wait: float = gitrepo.DEFAULT_LOCK_WAIT,
+                   out: Callable[[str], None] = print) -> int:
+    """--start: the app's <app>-sops-age Secret holds a new key next to the old one, on every cluster
+    the app runs on; --finish: the new key alone. Each step run twice changes nothing."""
+    platform_path = platform_path.resolve()
+    read_platform(platform_path)  # its errors first: not a platform repository at all
+    with gitrepo.exclusive(platform_path, f"age key rotation of app '{name}'", lock_wait) as waited:
+        platform = read_platform(platform_path)
+        entry, secrets_of = app_age_secrets(platform, name)
+        pending = {cluster: rel for cluster, rel in secrets_of.items() if age_step_pending(platform_path / rel, finish)}
+        if pending:
+            gitrepo.require_clean_repo(platform_path, waited)
+            write_age_step(platform, name, pending, finish)
+    report_age_step(platform_path, entry, secrets_of, bool(pending), finish, out)
+    return 0
+
+
+def age_annotations(platform_path: Path, secrets_of: dict[str, str], key: str) -> dict[str, str | None]:
+    """One clear annotation of the app's <app>-sops-age Secret, per cluster."""
+    return {cluster: annotation_of(platform_path / rel, key) for cluster, rel in secrets_of.items()}
+
+
+def report_age_step(platform_path: Path, entry: dict[str, Any], secrets_of: dict[str, str], changed: bool,
+                    finish: bool, out: Callable[[str], None]) -> None:
+    """Where the rotation is on each cluster, read back from the Secrets' annotations, and what comes next."""
+    current = age_annotations(platform_path, secrets_of, AGE_KEY_ANNOTATION)
+    other = age_annotations(platform_path, secrets_of, RETIRED_AGE_KEY_ANNOTATION if finish else NEXT_AGE_KEY_ANNOTATION)
+    done, unchanged = (("finished", "nothing to do: it was finished already") if finish
+                       else ("started", "nothing changed: it was under way already"))
+    out(f"Age key rotation of app '{entry['name']}' {done} ({'staged, not committed' if changed else unchanged}):")
+    for cluster, key in current.items():
+        out(f"  {cluster}: {key} is its only key (retired {other[cluster]})" if finish
+            else f"  {cluster}: next {other[cluster]} (current {key} stays until --finish)")
+    if not finish:
+        app_repository_steps(platform_path, entry, other, out)
+    elif changed:
+        out("Next step: commit, push and merge; Flux then opens the app's files with the new key only.")
+
+
+def app_repository_steps(platform_path: Path, entry: dict[str, Any], upcoming: dict[str, str | None],
+                         out: Callable[[str], None]) -> None:
+    """After --start: Flux gets both keys, the app repository moves to the new ones, then --finish."""
+    out("Next steps, in this order (Flux opens the app's files with either key until --finish):")
+    out("  1. Commit, push and merge this change; wait until Flux applied it on each cluster: "
+        "flux reconcile kustomization sources -n flux-system")
+    step = age_key_steps(entry, joined_age_keys({cluster: PublicKeys(None, key) for cluster, key in upcoming.items()}),
+                         False, 2, out)
+    out(f"  {step}. Once Flux reconciled the app with its files re-encrypted: python -m hooks.apps rotate-age-key "
+        f"--platform {platform_path} --app {entry['name']} --finish")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m hooks.apps", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -206,9 +357,11 @@ def build_parser() -> argparse.ArgumentParser:
     rotate.add_argument("--platform", type=Path, default=Path("."))
     rotate.add_argument("--name", required=True)
     rotate.add_argument("--lock-wait", type=float, default=gitrepo.DEFAULT_LOCK_WAIT)
-    age = commands.add_parser("rotate-age-key", help="a cluster's age key: --start (both keys), then --finish")
+    age = commands.add_parser("rotate-age-key", help="a cluster's or an app's age key: --start (both keys), then --finish")
     age.add_argument("--platform", type=Path, default=Path("."))
-    age.add_argument("--cluster", required=True)
+    whose = age.add_mutually_exclusive_group(required=True)
+    whose.add_argument("--cluster", help="the cluster's key (the platform's SOPS files of its overlay)")
+    whose.add_argument("--app", help="the app's own key (its <app>-sops-age Secret on every cluster it runs on)")
     phase = age.add_mutually_exclusive_group(required=True)
     phase.add_argument("--start", action="store_true")
     phase.add_argument("--finish", action="store_true")
@@ -220,6 +373,8 @@ def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "list":
         return list_apps(args.platform, args.format == "json")
+    if args.command == "rotate-age-key" and args.app:
+        return rotate_app_key(args.platform, args.app, args.finish, args.lock_wait)
     if args.command == "rotate-age-key":
         return rotate_cluster_key(args.platform, args.cluster, args.finish, args.lock_wait)
     return rotate_deploy_key(args.platform, args.name, args.lock_wait)

@@ -18,6 +18,9 @@ from pyrage import x25519
 from hooks.agekeys import key_file_text
 
 FLUX_NAMESPACE = "flux-system"
+# The entries of an app's <app>-sops-age Secret: its key, and the next one while a rotation is under way.
+AGE_KEY_ENTRY = "age.agekey"
+NEXT_AGE_KEY_ENTRY = "age-next.agekey"
 
 
 @dataclass(frozen=True)
@@ -73,11 +76,16 @@ def generate_age_identity() -> x25519.Identity:
     return x25519.Identity.generate()
 
 
-def sops_age_secret(app: str, identity: x25519.Identity) -> str:
+def sops_age_secret(app: str, identity: x25519.Identity, upcoming: x25519.Identity | None = None) -> str:
     """The app's own SOPS key for Flux: its Kustomization's decryption.secretRef (`*.agekey` entry,
     age-keygen format). Only this app's Kustomization uses it, so a ciphertext made for the
-    platform's key (or another app's) that a tenant copies into its repository never decrypts."""
-    return _secret(f"{app}-sops-age", app, {"age.agekey": key_file_text(identity)})
+    platform's key (or another app's) that a tenant copies into its repository never decrypts.
+    During a rotation it holds the upcoming key too: Flux imports every `*.agekey` entry of the
+    Secret and decrypts with whichever opens a file."""
+    keys = {AGE_KEY_ENTRY: key_file_text(identity)}
+    if upcoming is not None:
+        keys[NEXT_AGE_KEY_ENTRY] = key_file_text(upcoming)
+    return _secret(f"{app}-sops-age", app, keys)
 
 
 def receiver_token_secret(app: str, token: str) -> str:

@@ -1,7 +1,8 @@
-"""sops adapter: encrypt a clear YAML document held in memory, with a repository's .sops.yaml rules.
+"""sops adapter: encrypt a clear YAML document held in memory, with a repository's .sops.yaml rules,
+and decrypt a file into memory.
 
-The clear text goes to sops on stdin; only the encrypted output comes back. No key material is
-ever put on a command line (visible in `ps`) or in a file, temporary or not.
+The clear text goes to sops on stdin, or comes back from it on stdout; it never passes through a
+file. No key material is ever put on a command line (visible in `ps`) or in a file, temporary or not.
 """
 
 from __future__ import annotations
@@ -82,17 +83,37 @@ def file_recipients(path: Path) -> set[str]:
     return {str(entry.get("recipient")) for entry in metadata.get("age") or [] if isinstance(entry, dict)}
 
 
-def update_keys(repo: Path, rel_path: str, key_file: Path | None, sops: str | None = None) -> None:
-    """`sops updatekeys -y` from the repository root (its .sops.yaml's rules for the path), opening
-    the data key with the private key in `key_file` (SOPS_AGE_KEY_FILE, never on a command line)
-    or, without one, with what the caller's environment names."""
-    binary = sops or require_sops()
+def opening_env(key_file: Path | None) -> dict[str, str]:
+    """The environment that lets sops open a file with the private key in `key_file`
+    (SOPS_AGE_KEY_FILE, never on a command line) or, without one, with what the caller's
+    environment names."""
     env = dict(os.environ)
     if key_file is not None:
         env.pop("SOPS_AGE_KEY", None)
         env["SOPS_AGE_KEY_FILE"] = str(key_file)
-    result = subprocess.run([binary, "updatekeys", "-y", rel_path], cwd=repo, env=env, capture_output=True,
-                            text=True, check=False)
+    return env
+
+
+def decrypt(repo: Path, rel_path: str, key_file: Path | None, sops: str | None = None,
+            needed: str = "a private key that opens it in SOPS_AGE_KEY_FILE") -> str:
+    """The clear text of repo/rel_path (opened as `opening_env` says), read from sops' stdout into
+    memory: never written to a file. The caller keeps it out of output and off the disk. A refusal
+    asks for `needed` first: sops' own message (the recipients it tried) follows."""
+    binary = sops or require_sops()
+    result = subprocess.run([binary, "decrypt", "--input-type", "yaml", "--output-type", "yaml", rel_path], cwd=repo,
+                            env=opening_env(key_file), capture_output=True, text=True, check=False)
+    if result.returncode != 0:  # on failure sops prints no clear text, only what it tried
+        raise HookError("sops", f"could not decrypt {rel_path}: give {needed}, then run the same command again "
+                                f"(nothing was written). sops said: {result.stderr.strip() or 'nothing'}")
+    return result.stdout
+
+
+def update_keys(repo: Path, rel_path: str, key_file: Path | None, sops: str | None = None) -> None:
+    """`sops updatekeys -y` from the repository root (its .sops.yaml's rules for the path), opening
+    the data key as `opening_env` says."""
+    binary = sops or require_sops()
+    result = subprocess.run([binary, "updatekeys", "-y", rel_path], cwd=repo, env=opening_env(key_file),
+                            capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise HookError("sops", f"could not update the keys of {rel_path}: {result.stderr.strip() or 'no output'} "
                                 "(give a private key that opens it in SOPS_AGE_KEY_FILE)")

@@ -17,7 +17,7 @@ import yaml
 from pyrage import x25519
 
 from conftest import commit_all, copy_of, git, isolated, release_history
-from hooks import app_setup, appenv, check, cluster_admin, sops
+from hooks import agekeys, app_admin, app_setup, appenv, check, cluster_admin, sops
 from hooks.check import check_repo, run_checks
 from hooks.kustomize import build, build_command
 from updating import tree
@@ -224,6 +224,26 @@ def test_each_environments_secret_opens_with_its_clusters_app_key_only(both):
         assert decrypts(app, rel, str(KEYS["team"]))  # the team edits every environment
     rules = yaml.safe_load((app / ".sops.yaml").read_text())["creation_rules"]
     assert [rule["path_regex"] for rule in rules] == [f"^deploy/overlays/{name}/.+[.]sops[.]ya?ml$" for name in ENVIRONMENTS]
+
+
+def test_an_app_key_rotation_gives_each_cluster_its_own_next_key(both, tmp_path):
+    platform = copy_of(both[0], tmp_path / "acme-gitops")
+    for name in ENVIRONMENTS:  # each cluster's key file where the copy task would have made it
+        key_file = agekeys.platform_key_file("acme", name)
+        key_file.parent.mkdir(parents=True, exist_ok=True)
+        key_file.write_text(agekeys.key_file_text(KEYS[name]))
+    printed: list[str] = []
+    assert app_admin.rotate_app_key(platform, "shop", finish=False, out=printed.append) == 0
+    upcoming = {}
+    for name in ENVIRONMENTS:
+        rel = f"applications/overlays/{name}/services/sources/shop-sops-age.sops.yaml"
+        assert [decrypts(platform, rel, str(KEYS[other])) for other in ENVIRONMENTS] == [
+            other == name for other in ENVIRONMENTS]  # still encrypted for its own cluster only
+        upcoming[name] = yaml.safe_load((platform / rel).read_text())["metadata"]["annotations"][
+            app_admin.NEXT_AGE_KEY_ANNOTATION]
+    assert len(set(upcoming.values())) == len(ENVIRONMENTS)
+    [update] = [line for line in printed if "copier update" in line]
+    assert app_setup.cluster_keys(update.split("flux_age_recipient=")[1]) == upcoming  # one pair per environment
 
 
 # Renovate and promotion ------------------------------------------------------------------------------

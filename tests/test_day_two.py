@@ -1,5 +1,5 @@
-"""Day two on a platform repository: list the apps, rotate a deploy key (hooks/app_admin.py,
-`python -m hooks.apps`). Real Copier, sops and age keys."""
+"""Day two on a platform repository: list the apps, rotate a deploy key, a cluster's or an app's
+age key (hooks/app_admin.py, `python -m hooks.apps`). Real Copier, sops and age keys."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ KEY = x25519.Identity.generate()
 SHOP = {"name": "shop", "url": "ssh://git@github.com/acme/shop", "secrets": True, "receiver": "github",
         "hostnames": ["www.prod.acme.example.com"]}
 DEPLOY_KEY = "applications/overlays/prod/services/sources/shop-deploy-key.sops.yaml"
+AGE_SECRET = "applications/overlays/prod/services/sources/shop-sops-age.sops.yaml"
 
 
 @pytest.fixture(scope="module")
@@ -107,10 +108,16 @@ def snapshot(repo: Path) -> dict[str, bytes]:
     return {p.relative_to(repo).as_posix(): p.read_bytes() for p in repo.rglob("*") if p.is_file() and ".git" not in p.parts}
 
 
+def prod_key_file() -> Path:
+    """prod's age key file where the copy task would have made it (in this test's own HOME)."""
+    path = agekeys.platform_key_file("acme", "prod")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(agekeys.key_file_text(KEY))
+    return path
+
+
 def test_a_cluster_key_rotation_adds_then_retires_and_each_step_is_idempotent(platform):
-    current = agekeys.platform_key_file("acme", "prod")  # where the copy task would have made it
-    current.parent.mkdir(parents=True, exist_ok=True)
-    current.write_text(agekeys.key_file_text(KEY))
+    current = prod_key_file()
     files = app_admin.overlay_sops_files(platform, "prod")
     assert DEPLOY_KEY in files and len(files) >= 3
 
@@ -140,3 +147,78 @@ def test_a_cluster_key_rotation_adds_then_retires_and_each_step_is_idempotent(pl
 
 def answers(repo: Path) -> dict:
     return yaml.safe_load((repo / ".copier-answers.yml").read_text())
+
+
+def age_secret(repo: Path) -> tuple[dict[str, str], dict[str, str]]:
+    """The annotations and the identities (public key per entry) of shop's age Secret, decrypted
+    with prod's key."""
+    doc = decrypted(repo, AGE_SECRET)
+    identities = {entry: str(agekeys.identity_in(text).to_public()) for entry, text in doc["stringData"].items()}
+    return doc["metadata"]["annotations"], identities
+
+
+def test_an_app_key_rotation_adds_then_retires_and_each_step_is_idempotent(platform):
+    prod_key_file()
+    before = onboard.annotation_of(platform / AGE_SECRET, onboard.AGE_KEY_ANNOTATION)
+    printed: list[str] = []
+    assert app_admin.rotate_app_key(platform, "shop", finish=False, out=printed.append) == 0
+    annotations, identities = age_secret(platform)
+    new = identities["age-next.agekey"]
+    assert identities == {"age.agekey": before, "age-next.agekey": new} and new != before
+    assert annotations == {onboard.AGE_KEY_ANNOTATION: before, app_admin.NEXT_AGE_KEY_ANNOTATION: new}
+    text = "\n".join(printed)
+    assert f"prod: next {new}" in text and f"--data flux_age_recipient={new}" in text and "--finish" in text
+    assert "AGE-SECRET-KEY" not in text + (platform / AGE_SECRET).read_text()  # private keys never in clear
+    assert git("diff", "--cached", "--name-only", cwd=platform).split() == [AGE_SECRET]
+    assert app_admin.app_records(platform)[1]["keys"]["prod"]["age_key_next"] == new
+    started, status = snapshot(platform), git("status", "--porcelain", cwd=platform)
+    printed.clear()
+    app_admin.rotate_app_key(platform, "shop", finish=False, out=printed.append)
+    assert (snapshot(platform), git("status", "--porcelain", cwd=platform)) == (started, status)
+    assert "nothing changed" in printed[0] and f"flux_age_recipient={new}" in "\n".join(printed)
+
+    commit_all(platform)
+    assert app_admin.rotate_app_key(platform, "shop", finish=True, out=lambda _: None) == 0
+    annotations, identities = age_secret(platform)
+    assert identities == {"age.agekey": new}  # the old identity is gone
+    assert annotations == {onboard.AGE_KEY_ANNOTATION: new, app_admin.RETIRED_AGE_KEY_ANNOTATION: before}
+    assert check_repo(platform) == []
+    commit_all(platform)
+    finished = snapshot(platform)
+    printed.clear()
+    app_admin.rotate_app_key(platform, "shop", finish=True, out=printed.append)
+    assert snapshot(platform) == finished and "nothing to do" in printed[0]
+    assert git("status", "--porcelain", cwd=platform) == ""
+
+
+def test_an_app_key_rotation_opens_the_secret_with_the_key_sops_age_key_file_names(platform, tmp_path, set_env):
+    key_file = tmp_path / "prod.agekey"  # not where the copy task puts it: the user's own key file
+    key_file.write_text(agekeys.key_file_text(KEY))
+    set_env(SOPS_AGE_KEY_FILE=str(key_file))
+    assert app_admin.rotate_app_key(platform, "shop", finish=False, out=lambda _: None) == 0
+    assert set(age_secret(platform)[1]) == {"age.agekey", "age-next.agekey"}
+
+@pytest.mark.parametrize("app, finish, refusal", [
+    ("billing", False, "'billing' is not a registered app"),
+    ("cart", False, "app 'cart' has no secrets"),
+    ("shop", True, "no age key rotation is under way .*run --start first"),
+    ("shop", False, "could not decrypt .*shop-sops-age.sops.yaml: give the age key of cluster .prod."),
+])
+def test_an_app_key_rotation_refuses_and_writes_nothing(platform, app, finish, refusal):
+    before = snapshot(platform)
+    with pytest.raises(HookError, match=refusal):
+        app_admin.rotate_app_key(platform, app, finish=finish, out=lambda _: None)
+    assert snapshot(platform) == before and git("status", "--porcelain", cwd=platform) == ""
+
+
+def test_the_command_takes_a_cluster_or_an_app_and_refuses_in_one_line():
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "hooks.apps", "rotate-age-key", "--platform", "/nonexistent",
+                               *args], cwd=ROOT, capture_output=True, text=True)
+
+    both = run("--app", "shop", "--cluster", "prod", "--start")
+    assert both.returncode == 2 and "not allowed with argument" in both.stderr
+    refused = run("--app", "shop", "--finish")
+    assert refused.returncode == 2 and refused.stderr.startswith("error: platform:") and "Traceback" not in refused.stderr
+
+
