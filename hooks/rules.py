@@ -293,6 +293,9 @@ def cluster_recipient_findings(files: list[YamlFile], recipients: dict[str, list
 CREDENTIAL_KEY = re.compile(r"(pass(word|wd)?|secret|token|api[_-]?key|private[_-]?key|credential|auth|"
                             r"access[_-]?key|client[_-]?secret|dsn|connection[_-]?string)", re.IGNORECASE)
 PRIVATE_KEY_BLOCK = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----")
+# A key that names an existing Secret (charts' `existingSecret`, `secretName`) holds a reference:
+# the way to keep credentials out of values files (velero's placeholder Secret), not a credential.
+SECRET_REFERENCE_KEY = re.compile(r"^(existing[_-]?secret([_-]?name)?|secret[_-]?name)$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -323,7 +326,8 @@ def _credentials_in(node: object, path: str = "") -> list[str]:
     if isinstance(node, dict):
         for key, value in node.items():
             here = f"{path}.{key}" if path else str(key)
-            if isinstance(value, (str, int, float)) and not isinstance(value, bool) and str(value) and CREDENTIAL_KEY.search(str(key)):
+            if (isinstance(value, (str, int, float)) and not isinstance(value, bool) and str(value)
+                    and CREDENTIAL_KEY.search(str(key)) and not SECRET_REFERENCE_KEY.match(str(key))):
                 found.append(here)
             else:
                 found += _credentials_in(value, here)

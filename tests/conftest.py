@@ -51,6 +51,31 @@ def cluster_entry(name: str, recipients: str, **settings) -> dict:
              "sops_age_recipients": recipients, **settings}
     return {key: value for key, value in entry.items() if value is not None}
 
+
+def assert_placeholders(repo: Path, cluster: str, service: str, age_key: str) -> dict[str, bytes]:
+    """The catalog's placeholder Secrets of `service` on `cluster` are written, listed by the service's
+    overlay, with readable metadata and every value encrypted, and `age_key` (the private key text,
+    given to sops in memory) opens them to the catalog's CHANGE-ME values. Their bytes, by path."""
+    spec = SERVICE_CATALOG[service]
+    overlay = repo / "applications/overlays" / cluster / "services" / service
+    listed = yaml.safe_load((overlay / "kustomization.yaml").read_text())["resources"]
+    found = {}
+    for secret in spec["placeholders"]:
+        path = overlay / secret["file"]
+        doc = yaml.safe_load(path.read_text())
+        assert secret["file"] in listed
+        assert doc["metadata"] == {"name": secret["name"], "namespace": spec["namespace"]}
+        assert doc["stringData"].keys() == secret["stringData"].keys()
+        assert all(value.startswith("ENC[") for value in doc["stringData"].values()), path
+        clear = subprocess.run(["sops", "decrypt", str(path.relative_to(repo))], cwd=repo, capture_output=True,
+                               text=True, env={**os.environ, "SOPS_AGE_KEY": age_key})
+        assert clear.returncode == 0, clear.stderr
+        assert yaml.safe_load(clear.stdout)["stringData"] == secret["stringData"]
+        assert all("CHANGE-ME" in value for value in secret["stringData"].values())
+        found[str(path.relative_to(repo))] = path.read_bytes()
+    return found
+
+
 @contextlib.contextmanager
 def isolated(home: Path, path: str | None = None) -> Iterator[None]:
     """HOME, config, cache, age key folder and Copier settings under `home`, for os.environ and for

@@ -101,6 +101,18 @@ def test_seeded_fault_is_caught_by_its_rule(platform_repo, edits, expected):
     assert check_repo(platform_repo) == [expected]
 
 
+def test_values_may_name_an_existing_secret_but_not_hold_a_credential(platform_repo):
+    """`existingSecret`/`secretName` hold a Secret's name (velero's placeholder is read that way); a
+    password next to them is still a clear credential."""
+    values = f"{CERT_MANAGER}/helm-values/override-values.yaml"
+    (platform_repo / values).write_text("credentials:\n  existingSecret: velero-cloud-credentials\n"
+                                        "tls:\n  secretName: wildcard-tls\nadmin:\n  password: hunter2\n")
+    assert [(f.file, f.rule, f.message) for f in check_repo(platform_repo)] == [
+        (values, "secret-unencrypted", f"secretGenerator cert-manager-values-override ({CERT_MANAGER}/kustomization.yaml) "
+                                       f"reads admin.password from this file in clear text: run `sops --encrypt --in-place {values}`"),
+    ]
+
+
 def test_a_root_that_does_not_build_names_the_root_and_the_error(platform_repo):
     edit(platform_repo / OVERLAY / "services/sources/kustomization.yaml", "resources:\n", "resources:\n  - missing.yaml\n")
     findings = check_repo(platform_repo)

@@ -16,7 +16,7 @@ import pytest
 import yaml
 from pyrage import x25519
 
-from conftest import cluster_entry, commit_all, isolated, release_history
+from conftest import assert_placeholders, cluster_entry, commit_all, isolated, release_history
 from hooks import agekeys, cluster_admin, clusters, offboard, onboard, sops
 from hooks.errors import HookError
 from hooks.check import check_repo
@@ -39,12 +39,12 @@ def render(dst: Path, template_snapshot: Path, **data) -> Path:
 
 @pytest.fixture(scope="module")
 def three(template_snapshot, tmp_path_factory) -> Path:
-    """prod (first), staging with other services and a newer Flux, dev: committed."""
+    """prod (first), staging with other services (velero: a placeholder Secret) and a newer Flux, dev: committed."""
     root = tmp_path_factory.mktemp("fleet")
     with isolated(root / "home"):  # outside any test's isolated_env: its own HOME and git identity
         return render(root / "acme-gitops", template_snapshot,
                       sops_age_recipients=str(KEYS["prod"].to_public()),
-                      clusters=[cluster("staging", flux_version="2.10.0", platform_services=["gateway-api", "gateway"]),
+                      clusters=[cluster("staging", flux_version="2.10.0", platform_services=["gateway-api", "gateway", "velero"]),
                                 cluster("dev", gateway_namespace="edge")])
 
 
@@ -77,6 +77,9 @@ def test_each_cluster_encrypts_for_its_own_key_only(three, tmp_path):
             assert (opened.returncode == 0) == (other == name), (name, other, opened.stderr)
     rules = yaml.safe_load((repo / ".sops.yaml").read_text())["creation_rules"]
     assert all(rule["path_regex"].startswith("^applications/overlays/") for rule in rules)  # no catch-all
+    # The placeholder task encrypted staging's velero Secret the same way: for staging's key only.
+    (placeholder,) = assert_placeholders(three, "staging", "velero", str(KEYS["staging"]))
+    assert [name for name, key in KEYS.items() if decrypts(three, placeholder, key)] == ["staging"]
 
 
 def test_a_flux_bump_on_staging_leaves_the_other_clusters_byte_identical(three, tmp_path):
@@ -91,6 +94,8 @@ def test_a_flux_bump_on_staging_leaves_the_other_clusters_byte_identical(three, 
     changed = sorted(rel for rel in after if before.get(rel) != after[rel])
     assert changed and all(rel.startswith("applications/overlays/staging/") for rel in changed
                            if rel != ".copier-answers.yml"), changed
+    assert "applications/overlays/staging/services/velero/cloud-credentials.sops.yaml" in before
+    assert not [rel for rel in changed if rel.endswith(".sops.yaml")]  # the update task keeps staging's placeholder
     assert ".copier-answers.yml" in changed
     assert check_repo(repo) == []
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import stat
 import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import pytest
 import yaml
 from pyrage import x25519
 
-from conftest import ROOT, all_services, commit_all, fake_flux, git, load_all, with_dependencies
+from conftest import ROOT, all_services, assert_placeholders, commit_all, fake_flux, git, load_all, with_dependencies
 
 CATALOG = yaml.safe_load((ROOT / "includes/services.yml").read_text())
 OVERLAY = "applications/overlays/prod"
@@ -170,10 +171,15 @@ def test_each_service_renders_alone(rendered, assert_check_passes, service):
     assert base["spec"].get("targetNamespace") == (spec["namespace"] if spec.get("target_namespace", True) else None)
     assert "decryption" not in base["spec"]  # the base repository holds no secrets
     last = f"{service}-base" if spec["stages"] in ("base-only", "override-first") else f"{service}-override"
+    domain = yaml.safe_load((repo / ".copier-answers.yml").read_text())["cluster_domain"]
     for entry in spec.get("steps", []):  # further folders of the base, in order, after the service
         step = ks[entry["name"]]["spec"]
         assert (step["path"], step["dependsOn"], step["sourceRef"]["name"]) == (f"./{entry['path']}", [{"name": last}], spec["source"])
         assert "targetNamespace" not in step
+        # A placeholder host of the base (keycloak's) follows the cluster's domain.
+        hostname = entry.get("hostname")
+        assert step.get("patches") == ([{"target": hostname["target"], "patch": (
+            f"- op: replace\n  path: {hostname['field']}\n  value: https://{hostname['host']}.{domain}\n")}] if hostname else None)
         last = entry["name"]
     overlay_dir = repo / OVERLAY / "services" / service
     if spec["stages"] == "base-only":
@@ -197,6 +203,8 @@ def test_each_service_renders_alone(rendered, assert_check_passes, service):
     assert (ROOT / "includes/override-values" / f"{service}.yaml").read_text() in values_text
     kustomization = yaml.safe_load((overlay_dir / "kustomization.yaml").read_text())
     assert kustomization["namespace"] == spec["namespace"]
+    # The overlay applies only the placeholder Secrets of a service that needs customer data.
+    assert kustomization["resources"] == [secret["file"] for secret in spec.get("placeholders", [])]
     assert kustomization["secretGenerator"] == [
         {
             "name": spec.get("values_secret", f"{service}-values-override"),
@@ -206,8 +214,11 @@ def test_each_service_renders_alone(rendered, assert_check_passes, service):
     ]
     assert kustomization["generatorOptions"]["disableNameSuffixHash"] is True
     # Values start empty, except the charts whose RBAC aggregation into `admin` is switched off (docs/tenancy.md)
+    # and velero's, which reads the bucket's credentials from its placeholder Secret.
     expected_values = {"cert-manager": {"global": {"rbac": {"aggregateClusterRoles": False}}},
-                       "kyverno": {"rbac": {"roles": {"aggregate": {"admin": False}}}}}.get(service, {})
+                       "kyverno": {"rbac": {"roles": {"aggregate": {"admin": False}}}},
+                       "velero": {"credentials": {"useSecret": True, "existingSecret": "velero-cloud-credentials"}},
+                       }.get(service, {})
     assert yaml.safe_load((overlay_dir / "helm-values/override-values.yaml").read_text()) == expected_values
 
 
@@ -352,9 +363,10 @@ spec:
 """
 
 
-def test_a_hand_added_service_overlay_file_survives_update(copie, template_snapshot):
+def test_a_hand_added_service_overlay_file_survives_update(copie, template_snapshot, isolated_env):
     """The platform team's own file in a service overlay, the kustomization line that lists it and
-    the values they set are theirs: an update that also adds a service keeps all three."""
+    the values they set are theirs: an update that also adds a service keeps all three. The added
+    service's placeholder Secret is written by that update, and the next update keeps it."""
     answers = {"template": "platform", "platform_services": ["cert-manager", "metallb"]}
     result = copie.copy(extra_answers=answers, template_dir=template_snapshot, vcs_ref="0.0.1")
     assert result.exit_code == 0, result.exception
@@ -373,3 +385,51 @@ def test_a_hand_added_service_overlay_file_survives_update(copie, template_snaps
     assert (repo / OVERLAY / "services/velero/helm-values/override-values.yaml").is_file()
     listed = yaml.safe_load((repo / OVERLAY / "services/fluxcd/kustomization.yaml").read_text())["resources"]
     assert "velero.yaml" in listed and "metallb.yaml" in listed
+    written = assert_placeholders(repo, "prod", "velero", (isolated_env / "age/acme-prod.agekey").read_text())
+    commit_all(repo, "add velero")
+    copier.run_update(repo, defaults=True, overwrite=True, unsafe=True, vcs_ref="0.0.1", quiet=True)
+    assert {rel: (repo / rel).read_bytes() for rel in written} == written
+    assert git("status", "--porcelain", cwd=repo) == ""
+
+
+VELERO_SECRET = f"{OVERLAY}/services/velero/cloud-credentials.sops.yaml"
+
+
+def test_the_copy_prints_the_next_step_of_each_service_that_needs_customer_data(render_platform, isolated_env, capfd):
+    """velero's placeholder: its file and the `sops edit` command with the generated key (task), listed
+    again among the after-copy message's steps; keycloak: its hostname on this cluster_domain and
+    the InstallPlan to approve."""
+    repo = render_platform(platform_services=with_dependencies("keycloak") + ["velero"], flux_allow_remote_bases=True,
+                           cluster_domain="k8s.acme.test")
+    printed = capfd.readouterr().err
+    key_file = isolated_env / "age/acme-prod.agekey"
+    assert f"SOPS_AGE_KEY_FILE={key_file} sops edit {repo / VELERO_SECRET}\n" in printed
+    steps = printed[printed.index("Next steps"):]
+    assert "  4. Put your data into the placeholder Secrets" in steps and f"\n       {VELERO_SECRET}\n" in steps
+    assert "  5. Bootstrap:" in steps and "  6. keycloak: approve its operator's InstallPlan" in steps
+    assert "Keycloak's hostname is https://auth.k8s.acme.test;" in steps
+    server = next(doc for doc in load_all(repo / OVERLAY / "services/fluxcd/keycloak.yaml")
+                  if doc["metadata"]["name"] == "keycloak-server")
+    assert "value: https://auth.k8s.acme.test\n" in server["spec"]["patches"][0]["patch"]
+    assert_placeholders(repo, "prod", "velero", key_file.read_text())
+
+
+@pytest.mark.parametrize(("breakage", "message"), [
+    (lambda repo: (repo / ".copier-answers.yml").write_text("template: [platform\n"), ".copier-answers.yml: cannot be read"),
+    (lambda repo: (repo / ".copier-answers.yml").write_text("- template\n"), "is not the answers file of a platform repository"),
+    (lambda repo: (repo / ".sops.yaml").write_text("creation_rules:\n  - age: AGE-RECIPIENT-GENERATED-AT-COPY\n"),
+     "still holds the placeholder AGE-RECIPIENT-GENERATED-AT-COPY"),
+    (lambda repo: (repo / OVERLAY / "services/velero/kustomization.yaml").parent.rename(repo / "elsewhere"),
+     f"velero: no {OVERLAY}/services/velero in"),
+], ids=["corrupt-answers", "not-platform-answers", "no-recipients", "no-overlay"])
+def test_the_placeholder_task_refuses_what_it_cannot_encrypt_for_and_writes_nothing(rendered, breakage, message):
+    repo = rendered(template="platform", platform_services=with_dependencies("velero"), flux_allow_remote_bases=False,
+                    infrastructure="openstack")  # test_each_service_renders_alone's velero render
+    (repo / VELERO_SECRET).unlink()
+    breakage(repo)
+    result = subprocess.run([sys.executable, str(ROOT / "hooks/placeholders.py"), "--operation=copy"], cwd=repo,
+                            capture_output=True, text=True)
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr.startswith("error: ") and message in result.stderr and result.stderr.count("\n") == 1
+    assert not (repo / VELERO_SECRET).exists()
+    assert not list(repo.rglob(".cloud-credentials.sops.yaml.*"))  # no temporary file left either

@@ -4,7 +4,8 @@ that lacks a path the generator references) is not checkable offline: docs/safet
 
 One platform repository with every service, a cluster named `dev-cluster` (item 5), a tag YAML
 would read as a number (item 2), a non-default listener (item 4) and hand edits (item 6), on which
-app `shop` is then registered from the app side (a re-render by onboarding).
+app `shop` is then registered from the app side (a re-render by onboarding). The same repository
+shows that every service needing customer data got its placeholder Secret, and keeps it.
 """
 
 from __future__ import annotations
@@ -12,11 +13,12 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import copier
 import pytest
 import yaml
 from pyrage import x25519
 
-from conftest import all_services, commit_all, load_all
+from conftest import all_services, assert_placeholders, commit_all, copy_of, load_all
 from hooks import apps as appsmod
 from hooks.check import check_repo
 from reliability import copy_template, isolated
@@ -28,6 +30,7 @@ CATALOG = appsmod.load_catalog()
 EDITED_VALUES = f"{SERVICES}/cert-manager/helm-values/override-values.yaml"
 OWN_FILE = f"{SERVICES}/cert-manager/cluster-issuer-notes.yaml"
 EDITED_FLUX = f"{SERVICES}/fluxcd/kyverno.yaml"
+AGE_KEY = x25519.Identity.generate()  # the platform's recipient: the test decrypts with it
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +40,7 @@ def repos(tmp_path_factory: pytest.TempPathFactory, template_snapshot: Path) -> 
     with isolated(root / "home"):
         copy_template(template_snapshot, platform, template="platform", cluster_name=CLUSTER,
                       gitops_base_tag="2026.10", gateway_listener="apps-https", flux_allow_remote_bases=True,
-                      platform_services=all_services(), sops_age_recipients=str(x25519.Identity.generate().to_public()))
+                      platform_services=all_services(), sops_age_recipients=str(AGE_KEY.to_public()))
         (platform / EDITED_VALUES).write_text("# customer values\ninstallCRDs: false\n")
         (platform / OWN_FILE).write_text("# the customer's own file\n")
         flux = platform / EDITED_FLUX
@@ -193,3 +196,22 @@ def test_12_every_file_an_overlay_references_is_written(repos):
         missing += [f"{kustomization.relative_to(platform)}: {entry}" for entry in entries
                     if "://" not in entry and not (kustomization.parent / entry).exists()]
     assert missing == []
+
+
+def test_every_service_needing_customer_data_keeps_its_encrypted_placeholder(repos, tmp_path):
+    """Each service with catalog `placeholders` got its Secret at copy: encrypted for the platform
+    key, CHANGE-ME inside, applied by the service's override Kustomization (its overlay lists the
+    file). A later `copier update` (tasks included) leaves every one byte-identical, and the
+    repository still passes the check."""
+    platform = copy_of(repos[0], tmp_path / "platform")
+    commit_all(platform, "onboarding's staged registration")
+    needing = [svc for svc in all_services() if "placeholders" in CATALOG[svc]]
+    assert needing
+    written = {}
+    for svc in needing:
+        written.update(assert_placeholders(platform, CLUSTER, svc, str(AGE_KEY)))
+        override = kustomizations(platform)[f"{svc}-override"]["spec"]
+        assert override["path"] == f"./{SERVICES}/{svc}" and override["decryption"]["provider"] == "sops"
+    copier.run_update(platform, defaults=True, overwrite=True, unsafe=True, vcs_ref=copier.VcsRef.CURRENT, quiet=True)
+    assert {rel: (platform / rel).read_bytes() for rel in written} == written
+    assert check_repo(platform) == []
