@@ -9,14 +9,17 @@ the templates in APPS_TEMPLATES):
 - the answers file;
 - the two kustomization.yaml lists (services/sources, services/fluxcd);
 - services/sources/<app>.yaml, services/fluxcd/<app>.yaml and services/tenants/<app>/ of each app
-  whose entry changed.
+  whose entry changed;
+
+and only in the overlays of the clusters those apps leave, join or stay on.
 
 So Copier renders exactly those (its own `exclude` patterns: `*`, then `!path` for each), from
 the template at the recorded `_src_path`/`_commit`, twice into temporary folders, with one Worker's
 template clone: once with the recorded answers (what `copier update` replays as "old") and once
 with the new `apps`. The per-app templates loop over the computed answer `app_files` (all of
-`apps` unless given), which both renders set to the changed apps only, so Copier's per-path loop
-does not run over every registered app. When the repository's copies equal the old render
+`apps` unless given), which both renders set to the changed apps only, and the overlays over
+`cluster_files` (every cluster unless given), set to the touched clusters, so Copier's per-path
+loop runs neither over every registered app nor over every cluster. When the repository's copies equal the old render
 (nobody edited them by hand), the update would write the new render verbatim, so that is what is
 written, the answers file included. When they do not (a hand edit that Copier would have to
 merge), the declarative `copier update` runs instead.
@@ -66,8 +69,17 @@ def only(apps: list[dict[str, Any]], names: list[str]) -> list[dict[str, Any]]:
     return [app for app in apps if app["name"] in names]
 
 
+def touched_clusters(answers: dict[str, Any], old: list[dict[str, Any]], new: list[dict[str, Any]],
+                     names: list[str]) -> list[str]:
+    """The clusters (in the repository's order) that the changed apps leave, join or stay on: no
+    other cluster's overlay renders anything different."""
+    domains = clustersmod.domains(answers)
+    touched = {cluster for app in [*only(old, names), *only(new, names)] for cluster in appsmod.placement(app, domains)}
+    return [cluster for cluster in domains if cluster in touched]
+
+
 def apps_files(clusters: list[str], names: list[str]) -> list[str]:
-    """The rendered files a change of `names` in `apps` can touch, in every cluster (answers file
+    """The rendered files a change of `names` in `apps` can touch in `clusters` (answers file
     first): an app can be added to, or removed from, any of them."""
     files = [ANSWERS_FILE]
     for cluster in clusters:
@@ -130,14 +142,17 @@ def render_changed_apps(platform: Path, apps: list[dict[str, Any]]) -> bool:
     answers = load_answers(platform)
     recorded = {key: value for key, value in answers.items() if not key.startswith("_")}
     names = changed_names(recorded.get("apps") or [], apps)
-    paths = apps_files(clustersmod.names(answers), names)
+    clusters = touched_clusters(answers, recorded.get("apps") or [], apps, names)
+    paths = apps_files(clusters, names)
     with tempfile.TemporaryDirectory(prefix="opencenter-apps-") as tmp:
         old, new = Path(tmp) / "old", Path(tmp) / "new"
-        # app_files: the apps whose own files are rendered (all of `apps` by default; the template's
-        # yield loops run over it, so only the changed apps cost anything).
+        # app_files: the apps whose own files are rendered (all of `apps` by default), cluster_files:
+        # the clusters whose overlays are (all by default); the template's yield loops run over them,
+        # so only the changed apps on the clusters they touch cost anything.
         render_both(answers, [
-            ({**recorded, "apps": apps, "app_files": only(apps, names)}, paths, new),
-            ({**recorded, "app_files": only(recorded.get("apps") or [], names)}, paths[1:], old),
+            ({**recorded, "apps": apps, "app_files": only(apps, names), "cluster_files": clusters}, paths, new),
+            ({**recorded, "app_files": only(recorded.get("apps") or [], names), "cluster_files": clusters},
+             paths[1:], old),
         ])
         # The answers file is rewritten by any update; every other file must be as rendered.
         if any(read(platform / rel) != read(old / rel) for rel in paths[1:]):

@@ -24,7 +24,7 @@ import pytest
 import yaml
 from pyrage import x25519
 
-from conftest import ROOT, commit_all, copy_of, git
+from conftest import ROOT, cluster_entry, commit_all, copy_of, git
 from hooks import apprender
 
 OTHER_HOST_KEYS = "[git.example.com]:2222 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl\n"
@@ -41,33 +41,35 @@ NEW = {"name": "api", "url": "ssh://git@github.com/acme/api.git", "branch": "mai
 FLUXCD_KUSTOMIZATION = "applications/overlays/prod/services/fluxcd/kustomization.yaml"
 
 
-def render_platform(template: Path, dst: Path, apps: list[dict]) -> Path:
+def render_platform(template: Path, dst: Path, apps: list[dict], clusters: list[dict]) -> Path:
     copier.run_copy(
         str(template), dst, vcs_ref="0.0.1", defaults=True, unsafe=True, quiet=True,
-        data={"template": "platform", "sops_age_recipients": str(x25519.Identity.generate().to_public()), "apps": apps},
+        data={"template": "platform", "sops_age_recipients": str(x25519.Identity.generate().to_public()), "apps": apps,
+              "clusters": clusters},
     )
     commit_all(dst, "platform")
     return dst
 
 
 class Platforms:
-    """Shared renders (read only; tests copy them): `start(apps)`, the committed platform repository
-    rendered with `apps`; `updated(before, after)`, a copy of start(before) after the declarative
-    `copier update --data apps=after` (apprender.update_all), uncommitted."""
+    """Shared renders (read only; tests copy them): `start(apps, clusters)`, the committed platform
+    repository rendered with `apps` (and more `clusters`); `updated(before, after, clusters)`, a copy
+    of start(before, clusters) after the declarative `copier update --data apps=after`
+    (apprender.update_all), uncommitted."""
 
     def __init__(self, shared_renders, template: Path) -> None:
         self.shared, self.template = shared_renders, template
 
-    def start(self, apps: list[dict]) -> Path:
-        return self.shared.get(("onboard-fast start", json.dumps(apps, sort_keys=True)),
-                               lambda dst: render_platform(self.template, dst, apps))
+    def start(self, apps: list[dict], clusters: list[dict] = ()) -> Path:
+        return self.shared.get(("onboard-fast start", json.dumps([apps, clusters], sort_keys=True)),
+                               lambda dst: render_platform(self.template, dst, apps, list(clusters)))
 
-    def updated(self, before: list[dict], after: list[dict]) -> Path:
+    def updated(self, before: list[dict], after: list[dict], clusters: list[dict] = ()) -> Path:
         def build(dst: Path) -> None:
-            copy_of(self.start(before), dst)
+            copy_of(self.start(before, clusters), dst)
             apprender.update_all(dst, after)
 
-        return self.shared.get(("onboard-fast updated", json.dumps([before, after], sort_keys=True)), build)
+        return self.shared.get(("onboard-fast updated", json.dumps([before, after, clusters], sort_keys=True)), build)
 
 
 @pytest.fixture
@@ -88,22 +90,28 @@ def sorted_apps(apps: list[dict]) -> list[dict]:
     return sorted(apps, key=lambda app: app["name"])
 
 
-CHANGES = {
+# A second and a third cluster: apps without `clusters` run on the first (prod).
+STAGING = [cluster_entry(name, str(x25519.Identity.generate().to_public())) for name in ("staging", "dev")]
+CHANGES = {  # (apps before, apps after[, more clusters])
     "add to 0 apps": ([], [NEW]),
     "add to 1 app": (APPS[2:], APPS[2:] + [NEW]),
     "add to 3 apps": (APPS, APPS + [NEW]),
     "change an entry": (APPS, [APPS[0], {**APPS[1], "branch": "main", "secrets": False, "receiver": "gitlab"}, APPS[2]]),
     "remove one of 3": (APPS, [APPS[0], APPS[2]]),
     "remove the only app": (APPS[2:], []),
+    # Only the overlays of the clusters an app leaves, joins or stays on are rendered (cluster_files).
+    "add onto 1 of 3 clusters": (APPS, APPS + [{**NEW, "clusters": ["staging"]}], STAGING),
+    "move an app to other clusters": (APPS, [APPS[0], APPS[1], {**APPS[2], "clusters": ["staging"]}], STAGING),
 }
 
 
 @pytest.mark.parametrize("change", CHANGES, ids=list(CHANGES))
 def test_fast_render_is_byte_identical_to_copier_update(platforms, tmp_path, change):
-    before, after = (sorted_apps(apps) for apps in CHANGES[change])
-    fast = copy_of(platforms.start(before), tmp_path / "fast")
+    before, after, *more = CHANGES[change]
+    before, after, clusters = sorted_apps(before), sorted_apps(after), more[0] if more else []
+    fast = copy_of(platforms.start(before, clusters), tmp_path / "fast")
     assert apprender.render_changed_apps(fast, after) is True  # the fast path was taken
-    declarative = copy_of(platforms.updated(before, after), tmp_path / "declarative")  # update_all on `before`
+    declarative = copy_of(platforms.updated(before, after, clusters), tmp_path / "declarative")  # update_all on `before`
 
     assert tree(fast) == tree(declarative)
     assert yaml.safe_load((fast / ".copier-answers.yml").read_text())["apps"] == after
