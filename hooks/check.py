@@ -186,7 +186,8 @@ def _run_checks(repo, kube_version, platform, tenants, all_tenants, cleanup: Exi
             for c in clusters.cluster_list(answers)})
         report.findings += rules.aggregated_flux_write_findings(objects)
         report.findings += rules.hostname_findings(answers)
-        report.findings += onboarding_requests.request_findings(repo, answers)
+        report.findings += [Finding(file, "", "onboarding-request", message)
+                            for file, message in onboarding_requests.request_problems(repo, answers)]
         if gitops_base is not None:
             report.findings += check_references(objects, str(answers.get("gitops_base_url") or ""), gitops_base,
                                                 cleanup, report.notes)

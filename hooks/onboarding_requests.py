@@ -23,10 +23,8 @@ import yaml
 from hooks import apps as appsmod
 from hooks import clusters
 from hooks.errors import HookError
-from hooks.rules import Finding
 
 REQUESTS_DIR = "onboarding-requests"
-RULE = "onboarding-request"
 
 
 def read_entries(path: Path) -> list[dict[str, Any]]:
@@ -63,14 +61,15 @@ def request_files(repo: Path) -> list[Path]:
         if folder.is_dir() else []
 
 
-def request_findings(repo: Path, answers: dict[str, Any]) -> list[Finding]:
-    """One finding per request: why it cannot be registered, or the command that registers it."""
+def request_problems(repo: Path, answers: dict[str, Any]) -> list[tuple[str, str]]:
+    """(request file, message) for every request: why it cannot be registered, or the command that
+    registers it (the check reports them as findings: a pending request fails CI)."""
     domains = clusters.domains(answers)
     reserved = clusters.reserved(answers)
     registered = answers.get("apps") or []
     accepted: list[dict[str, Any]] = []  # the valid requests so far: they must not clash with each other
     asked_in: dict[str, str] = {}  # app name -> the request that asked for it first
-    findings = []
+    problems = []
     for path in request_files(repo):
         rel = path.relative_to(repo).as_posix()
         try:
@@ -81,16 +80,16 @@ def request_findings(repo: Path, answers: dict[str, Any]) -> list[Finding]:
             _, planned = appsmod.plan_many(registered, [*accepted, *entries], reserved, domains)
         except HookError as error:
             field = error.field.replace(str(path), "").lstrip(": ")  # the finding names the file already
-            findings.append(Finding(rel, "", RULE, f"{field}: {error.rule}" if field else error.rule))
+            problems.append((rel, f"{field}: {error.rule}" if field else error.rule))
             continue
         accepted += entries
         asked_in.update((entry["name"], rel) for entry in entries)
         done = [item.entry["name"] for item in planned[-len(entries):] if not item.plan.changed]
         if done:
-            findings.append(Finding(rel, "", RULE, f"{', '.join(done)} already registered with these settings: "
-                                                   f"delete this request (git rm {rel})"))
+            problems.append((rel, f"{', '.join(done)} already registered with these settings: delete this request "
+                                  f"(git rm {rel})"))
         else:
-            findings.append(Finding(rel, "", RULE, "valid, not registered yet: on this branch a platform engineer "
-                                                   f"runs `opencenter-onboard --platform . --from-file {rel}` (it "
-                                                   "registers the apps and removes this file), commits and pushes"))
-    return findings
+            problems.append((rel, "valid, not registered yet: on this branch a platform engineer runs "
+                                  f"`opencenter-onboard --platform . --from-file {rel}` (it registers the apps and "
+                                  "removes this file), commits and pushes"))
+    return problems
