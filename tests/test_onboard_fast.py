@@ -105,6 +105,9 @@ CHANGES = {  # (apps before, apps after[, more clusters])
 }
 
 
+FOLLOWED_BY_UPDATE = ("add to 3 apps", "remove the only app", "add onto 1 of 3 clusters")
+
+
 @pytest.mark.parametrize("change", CHANGES, ids=list(CHANGES))
 def test_fast_render_is_byte_identical_to_copier_update(platforms, tmp_path, change):
     before, after, *more = CHANGES[change]
@@ -120,10 +123,12 @@ def test_fast_render_is_byte_identical_to_copier_update(platforms, tmp_path, cha
     git("add", "-A", cwd=declarative)
     assert git("status", "--porcelain", cwd=fast) == git("status", "--porcelain", cwd=declarative)
 
-    # A later copier update with no change (tasks included, as users run it) finds nothing to do.
-    git("commit", "-q", "-m", change, cwd=fast)
-    copier.run_update(fast, defaults=True, overwrite=True, unsafe=True, vcs_ref=copier.VcsRef.CURRENT, quiet=True)
-    assert git("status", "--porcelain", "--untracked-files=all", cwd=fast) == ""
+    # A later copier update with no change (tasks included, as users run it) finds nothing to do:
+    # a full render each, so for an addition, a removal and a placement on some clusters only.
+    if change in FOLLOWED_BY_UPDATE:
+        git("commit", "-q", "-m", change, cwd=fast)
+        copier.run_update(fast, defaults=True, overwrite=True, unsafe=True, vcs_ref=copier.VcsRef.CURRENT, quiet=True)
+        assert git("status", "--porcelain", "--untracked-files=all", cwd=fast) == ""
 
 
 def test_without_copiers_worker_each_render_uses_run_copy(platforms, tmp_path, monkeypatch):
