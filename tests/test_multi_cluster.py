@@ -16,8 +16,8 @@ import pytest
 import yaml
 from pyrage import x25519
 
-from conftest import assert_placeholders, cluster_entry, commit_all, isolated, release_history
-from hooks import agekeys, cluster_admin, clusters, offboard, onboard, sops
+from conftest import assert_placeholders, cluster_entry, commit_all, copy_of, isolated, release_history
+from hooks import agekeys, apprender, cluster_admin, clusters, offboard, onboard, sops
 from hooks.errors import HookError
 from hooks.check import check_repo
 from updating import tree
@@ -104,9 +104,13 @@ def test_a_flux_bump_on_staging_leaves_the_other_clusters_byte_identical(three, 
 
 
 @pytest.fixture
-def single(template_snapshot, tmp_path) -> Path:
-    """A committed one-cluster platform repository (prod), as every existing repository is."""
-    return render(tmp_path / "acme-gitops", template_snapshot, sops_age_recipients=str(KEYS["prod"].to_public()))
+def single(shared_renders, template_snapshot, tmp_path) -> Path:
+    """This test's own copy of a committed one-cluster platform repository (prod), as every existing
+    repository is (rendered once: conftest `shared_renders`)."""
+    recipient = str(KEYS["prod"].to_public())
+    shared = shared_renders.get(("multi-cluster single", recipient),
+                                lambda dst: render(dst, template_snapshot, sops_age_recipients=recipient))
+    return copy_of(shared, tmp_path / "acme-gitops")
 
 
 def status(repo: Path) -> str:
@@ -150,8 +154,7 @@ def test_set_changes_one_cluster_and_remove_refuses_while_apps_run_there(single)
     # An app placed on staging (written as onboarding would) blocks its removal.
     shop = {"name": "shop", "url": "ssh://git@github.com/acme/shop", "branch": "main", "secrets": False,
             "receiver": "", "known_hosts": "", "clusters": ["staging"]}
-    copier.run_update(single, data={"apps": [shop]}, defaults=True, overwrite=True, unsafe=True,
-                      vcs_ref=copier.VcsRef.CURRENT, quiet=True, skip_tasks=True)
+    apprender.render_apps(single, [shop])
     commit_all(single)
     with pytest.raises(HookError, match="still runs apps shop"):
         cluster_admin.remove(single, "staging", out=lambda _: None)
@@ -201,16 +204,24 @@ def overlay_files(repo: Path, cluster: str) -> dict[str, bytes]:
     return {rel: data for rel, data in tree(repo).items() if rel.startswith(f"applications/overlays/{cluster}/")}
 
 
-@pytest.fixture
-def placed(three, tmp_path) -> Path:
-    """The three-cluster repository with shop on prod and staging, billing on staging: committed."""
-    repo = tmp_path / "repo"
-    shutil.copytree(three, repo)
-    assert onboard.register(repo, {**SHOP, "clusters": ["prod", "staging"]}, out=lambda _: None) == 0
-    commit_all(repo)
-    assert onboard.register(repo, {**BILLING, "clusters": ["staging"]}, out=lambda _: None) == 0
-    commit_all(repo)
+@pytest.fixture(scope="module")
+def placed_once(three, tmp_path_factory) -> Path:
+    """The three-cluster repository with shop on prod and staging, billing on staging: committed
+    (read only: tests take a copy with `placed`)."""
+    root = tmp_path_factory.mktemp("placed")
+    repo = copy_of(three, root / "repo")
+    with isolated(root / "home"):
+        assert onboard.register(repo, {**SHOP, "clusters": ["prod", "staging"]}, out=lambda _: None) == 0
+        commit_all(repo)
+        assert onboard.register(repo, {**BILLING, "clusters": ["staging"]}, out=lambda _: None) == 0
+        commit_all(repo)
     return repo
+
+
+@pytest.fixture
+def placed(placed_once, tmp_path) -> Path:
+    """This test's own copy of placed_once."""
+    return copy_of(placed_once, tmp_path / "repo")
 
 
 def test_apps_render_on_their_clusters_with_keys_for_each_cluster_only(placed):
