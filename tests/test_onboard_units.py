@@ -54,6 +54,7 @@ BAD_ENTRIES = [
     ({"name": "sources"}, "name"),
     ({"name": "kyverno-base"}, "name"),
     ({"name": "tenancy"}, "name"),
+    ({"name": "auth"}, "name"),  # keycloak serves auth.<domain>
     ({"hostnames": ["Shop.prod.acme.example.com"]}, "hostnames"),
     ({"hostnames": "www.prod.acme.example.com"}, "hostnames"),
     ({"egress": ["10.0.0.0/33x"]}, "egress"),

@@ -90,7 +90,7 @@ def load_catalog(path: Path = SERVICES_FILE) -> dict[str, dict]:
 
 def reserved_names(catalog: dict[str, dict], gateway_namespaces: list[str]) -> set[str]:
     """Names an app may not take: platform namespaces (every cluster's Gateway namespace among
-    them) and the names of platform Flux objects/files."""
+    them), the names of platform Flux objects/files and the hosts platform services publish."""
     fixed = load_reserved()
     names = {*fixed["namespaces"], *fixed["flux_objects"], *gateway_namespaces}
     for svc, spec in catalog.items():
@@ -100,6 +100,9 @@ def reserved_names(catalog: dict[str, dict], gateway_namespaces: list[str]) -> s
                 names.add(spec[key])
         for key in ("prestages", "steps"):
             names |= {entry["name"] for entry in spec.get(key) or []}
+        # A host a service publishes on every cluster's domain (keycloak's auth.<domain>) is no
+        # app's: an app owns <name>.<domain> and everything under it.
+        names |= {entry["hostname"]["host"] for entry in spec.get("steps") or [] if entry.get("hostname")}
     return names
 
 
@@ -163,7 +166,8 @@ def validate_entry(entry: dict[str, Any], reserved: set[str]) -> None:
         raise HookError(
             f"{where}.name",
             f"'{name}' is reserved by the platform (a system or platform-service namespace, the name of "
-            f"a platform Flux object, or a {'/'.join(prefixes)} prefix); choose another name",
+            f"a platform Flux object or of a host a platform service serves, or a {'/'.join(prefixes)} prefix); "
+            "choose another name",
         )
     if not isinstance(entry["url"], str):
         raise HookError(f"{where}.url", f"must be a string (got {entry['url']!r})")
