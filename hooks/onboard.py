@@ -369,22 +369,33 @@ def _register(
         with app_repo_restored_on_failure(app_repo):
             recorded = app_repo is not None and write_app_files(app_repo, todo[0].entry, keys[names[0]], out)
 
-    if len(todo) == 1:
-        change = todo[0]
-        summarize(platform, change, materials[names[0]], keys[names[0]], [*change.obsolete, *removed_request],
+    changed = [change for change in todo if change.changes]
+    for change in todo:
+        if not change.changes:
+            already_registered(platform, change.entry, keys[change.entry["name"]], out)
+    if len(changed) == 1:
+        change = changed[0]
+        name = change.entry["name"]
+        summarize(platform, change, materials[name], keys[name], [*change.obsolete, *removed_request],
                   review_branch, branch, recorded, out)
-    else:
-        summarize_many(platform, todo, materials, keys, removed_request, review_branch, branch, out)
+    elif changed:
+        summarize_many(platform, changed, materials, keys, removed_request, review_branch, branch, out)
+    else:  # a request for apps registered as it asks already: only the request goes
+        where = f"committed on branch {branch}" if review_branch else "staged"
+        out(f"Removed the request {request} ({where}): its apps are registered as it asks. Commit and push.")
     return 0
 
 
 def commit_message(todo: list[Change], request: str | None) -> str:
-    if len(todo) == 1:
-        entry = todo[0].entry
+    changed = [change for change in todo if change.changes]
+    if not changed:
+        message = f"Remove the request {request}: its apps are registered as it asks"
+    elif len(changed) == 1:
+        entry = changed[0].entry
         message = f"Onboard app {entry['name']} ({entry['url']}, branch {entry['branch']})"
     else:
-        message = f"Onboard {len(todo)} apps: {', '.join(change.entry['name'] for change in todo)}"
-    return message + (f"\n\nRequested in {request}." if request else "")
+        message = f"Onboard {len(changed)} apps: {', '.join(change.entry['name'] for change in changed)}"
+    return message + (f"\n\nRequested in {request}." if request and changed else "")
 
 
 def already_registered(platform: Platform, entry: dict[str, Any], keys: dict[str, PublicKeys],

@@ -15,7 +15,7 @@ from conftest import commit_all, copy_of, git
 from hooks import onboard
 from hooks.check import run_checks
 from hooks.errors import HookError
-from hooks.onboarding_requests import REQUESTS_DIR
+from hooks.onboarding_requests import REQUESTS_DIR, request_problems
 from test_onboard_flow import OTHER_HOST_KEYS, SOURCES, THREE, age_key, decrypt, platform, snapshot  # noqa: F401
 
 GITHUB = ".github/workflows/validate.yaml"
@@ -148,3 +148,28 @@ def test_ci_explains_why_a_request_cannot_be_registered(platform, tmp_path):
     assert found[f"{REQUESTS_DIR}/b.yml"] == f"apps[cart]: is requested in {REQUESTS_DIR}/a.yaml already"
     assert "is also served by app cart" in found[f"{REQUESTS_DIR}/c.yaml"]
     assert found[f"{REQUESTS_DIR}/d.yaml"].startswith("is not valid YAML")
+
+
+def test_entries_registered_already_are_reported_and_only_the_new_ones_summarized(platform, tmp_path):
+    onboard.register(platform, THREE[0], out=lambda line: None)
+    commit_all(platform, "shop")
+    lines: list[str] = []
+    assert onboard.register_file(platform, entries_file(tmp_path, THREE[:2]), out=lines.append) == 0
+    assert lines[0].startswith("App 'shop' is already registered") and "nothing changed" in lines[0]
+    assert any(line.startswith("Registered app 'cart'") for line in lines)
+    assert not any("Registered 2 apps" in line for line in lines)
+
+
+def test_a_request_for_an_app_registered_as_asked_only_goes_away(platform):
+    onboard.register(platform, THREE[0], out=lambda line: None)
+    request = entries_file(platform, THREE[0], f"{REQUESTS_DIR}/shop.yaml")
+    commit_all(platform, "shop, and a request for it")
+    answers = yaml.safe_load((platform / ".copier-answers.yml").read_text())
+    assert request_problems(platform, answers) == [(f"{REQUESTS_DIR}/shop.yaml", "shop already registered with these "
+                                                    f"settings: delete this request (git rm {REQUESTS_DIR}/shop.yaml)")]
+    lines: list[str] = []
+    assert onboard.register_file(platform, request, review_branch=True, out=lines.append) == 0
+    assert lines[-1].startswith(f"Removed the request {REQUESTS_DIR}/shop.yaml (committed on branch onboard/shop)")
+    assert git("show", "--name-status", "--format=%s", "HEAD", cwd=platform).split("\n") == [
+        f"Remove the request {REQUESTS_DIR}/shop.yaml: its apps are registered as it asks", "",
+        f"D\t{REQUESTS_DIR}/shop.yaml", ""]
