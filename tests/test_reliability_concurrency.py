@@ -19,7 +19,7 @@ from conftest import ROOT
 from hooks.gitrepo import LOCK_FILE
 from reliability import FLUXCD, SOURCES, build_workspace, copy_workspace, differences, tree_state
 
-APPS = ["cart", "billing", "search", "media", "mail", "auth"]
+APPS = ["cart", "billing", "search", "media", "mail", "login"]
 
 
 @pytest.fixture(scope="module")
