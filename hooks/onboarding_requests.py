@@ -39,10 +39,11 @@ def read_entries(path: Path) -> list[dict[str, Any]]:
     if not isinstance(entries, list) or not entries:
         raise HookError(str(path), "must hold an app entry (a mapping with at least name and url) or a list of them")
     for number, entry in enumerate(entries, 1):
-        missing = [key for key in ("name", "url") if not isinstance(entry, dict) or not entry.get(key)]
+        missing = [key for key in ("name", "url")
+                   if not isinstance(entry, dict) or not isinstance(entry.get(key), str) or not entry[key]]
         if missing:
-            has = f"it has keys {sorted(entry)}" if isinstance(entry, dict) else f"got {entry!r}"
-            raise HookError(f"{path}: entry {number}", f"needs {' and '.join(missing)} ({has})")
+            has = f"it has keys {sorted(map(str, entry))}" if isinstance(entry, dict) else f"got {entry!r}"
+            raise HookError(f"{path}: entry {number}", f"needs {' and '.join(missing)} as text ({has})")
     return entries
 
 

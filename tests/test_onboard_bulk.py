@@ -75,9 +75,10 @@ def test_a_file_of_apps_registers_like_the_same_onboardings_one_by_one(platform,
     ([THREE[0], {**THREE[1], "name": "Cart"}], "apps[Cart].name: must be a DNS-1123 label"),
     ([THREE[0], {**THREE[1], "name": "shop"}], "apps[shop].name: is given twice"),
     ([THREE[0], {**THREE[1], "hostnames": ["www.shop.prod.acme.example.com"]}], "is also served by app shop"),
-    ([THREE[0], {"name": "cart"}], "entry 2: needs url"),
+    ([THREE[0], {"name": "cart"}], "entry 2: needs url as text"),
+    ([THREE[0], {**THREE[1], "name": ["cart", "shop"]}], "entry 2: needs name as text"),
     ([THREE[0], {**THREE[1], "colour": "blue"}], "unknown keys ['colour']"),
-    ({"apps": THREE}, "entry 1: needs name and url (it has keys ['apps'])"),
+    ({"apps": THREE}, "entry 1: needs name and url as text (it has keys ['apps'])"),
     ("shop", "must hold an app entry"),
 ])
 def test_a_bad_entry_refuses_the_whole_file_and_writes_nothing(platform, tmp_path, entries, message):
