@@ -33,6 +33,8 @@ def read_entries(path: Path) -> list[dict[str, Any]]:
         data = yaml.safe_load(path.read_text())
     except OSError as error:
         raise HookError(str(path), f"cannot be read: {error.strerror}") from None
+    except UnicodeDecodeError:
+        raise HookError(str(path), "is not UTF-8 text") from None
     except yaml.YAMLError as error:
         raise HookError(str(path), f"is not valid YAML ({error})") from None
     entries = [data] if isinstance(data, dict) else data

@@ -142,13 +142,15 @@ def test_ci_explains_why_a_request_cannot_be_registered(platform, tmp_path):
                             "known_hosts": OTHER_HOST_KEYS, "hostnames": ["cart.prod.acme.example.com"]},
                  f"{REQUESTS_DIR}/c.yaml")
     (platform / REQUESTS_DIR / "d.yaml").write_text("name: [unclosed\n")
+    (platform / REQUESTS_DIR / "e.yaml").write_bytes(b"name: \xff\xfe\n")
     found = {f.file: f.message for f in run_checks(platform).findings if f.rule == "onboarding-request"}
-    assert found.keys() == {f"{REQUESTS_DIR}/{name}" for name in ("x.yaml", "a.yaml", "b.yml", "c.yaml", "d.yaml")}
+    assert found.keys() == {f"{REQUESTS_DIR}/{name}" for name in ("x.yaml", "a.yaml", "b.yml", "c.yaml", "d.yaml", "e.yaml")}
     assert found[f"{REQUESTS_DIR}/a.yaml"].startswith("valid, not registered yet")
     assert "apps[flux-system].name" in found[f"{REQUESTS_DIR}/x.yaml"]
     assert found[f"{REQUESTS_DIR}/b.yml"] == f"apps[cart]: is requested in {REQUESTS_DIR}/a.yaml already"
     assert "is also served by app cart" in found[f"{REQUESTS_DIR}/c.yaml"]
     assert found[f"{REQUESTS_DIR}/d.yaml"].startswith("is not valid YAML")
+    assert found[f"{REQUESTS_DIR}/e.yaml"] == "is not UTF-8 text"
 
 
 def test_entries_registered_already_are_reported_and_only_the_new_ones_summarized(platform, tmp_path):
