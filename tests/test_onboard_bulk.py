@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from conftest import commit_all, copy_of, git
-from hooks import onboard
+from hooks import gitrepo, onboard
 from hooks.check import run_checks
 from hooks.errors import HookError
 from hooks.onboarding_requests import REQUESTS_DIR, request_problems
@@ -176,3 +176,14 @@ def test_a_request_for_an_app_registered_as_asked_only_goes_away(platform):
     assert git("show", "--name-status", "--format=%s", "HEAD", cwd=platform).split("\n") == [
         f"Remove the request {REQUESTS_DIR}/shop.yaml: its apps are registered as it asks", "",
         f"D\t{REQUESTS_DIR}/shop.yaml", ""]
+
+
+def test_a_file_waits_for_the_repositorys_lock_like_one_onboarding(platform, tmp_path):
+    """Same lock as onboarding: while another command holds the repository, a file of apps waits,
+    then refuses naming the holder, and nothing is written."""
+    path = entries_file(tmp_path, THREE)
+    before = snapshot(platform)
+    with gitrepo.exclusive(platform, "offboarding of app 'old'"):
+        with pytest.raises(HookError, match=r"offboarding of app 'old' \(pid \d+.*holds this repository; nothing was changed"):
+            onboard.register_file(platform, path, lock_wait=0.3, out=lambda line: None)
+    assert snapshot(platform) == before
