@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -252,11 +253,13 @@ def age_step_pending(path: Path, finish: bool) -> bool:
 
 
 def open_age_secret(platform: Platform, cluster: str, rel: str, sops_binary: str) -> AppAgeKeys:
-    """The Secret's identities, opened with the cluster's key file when this machine has it, else
-    with SOPS_AGE_KEY_FILE."""
+    """The Secret's identities, opened with the key the caller's SOPS_AGE_KEY_FILE (or SOPS_AGE_KEY)
+    names when set, else with the cluster's generated key file when this machine has it."""
     key_file = agekeys.platform_key_file(str(platform.answers.get("customer_name", "")), cluster)
-    clear = yaml.safe_load(sops.decrypt(platform.path, rel, key_file if key_file.is_file() else None, sops_binary,
-                                        f"the age key of cluster '{cluster}' in {key_file} or in SOPS_AGE_KEY_FILE"))
+    chosen = os.environ.get("SOPS_AGE_KEY_FILE") or os.environ.get("SOPS_AGE_KEY")
+    clear = yaml.safe_load(sops.decrypt(platform.path, rel, key_file if key_file.is_file() and not chosen else None,
+                                        sops_binary, f"the age key of cluster '{cluster}' in SOPS_AGE_KEY_FILE or in "
+                                                     f"{key_file}"))
     entries = (clear.get("stringData") if isinstance(clear, dict) else None) or {}
     current = agekeys.identity_in(str(entries.get(deploykeys.AGE_KEY_ENTRY, "")))
     if current is None:

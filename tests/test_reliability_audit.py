@@ -5,7 +5,8 @@ everything the commands printed.
 
 Paths: platform copy with a generated age key and with a given one; app copy with a Secret,
 stand-alone; onboarding from the platform side (secrets, receiver, --app-repo) and from the app
-side (copy with platform_repo and a Secret); --update; offboarding. TMPDIR points at a folder of
+side (copy with platform_repo and a Secret); --update; onboarding from a file; rotating an app's
+deploy key and its age key (start, finish); offboarding. TMPDIR points at a folder of
 this test (for subprocesses, Copier's tasks and this process), so temporary files left behind are
 seen; files created and removed within a run are not (sops and onboarding never write clear key
 material to a file at all: hooks/sops.py feeds sops on stdin).
@@ -123,6 +124,22 @@ def test_no_private_key_or_clear_secret_value_leaks_on_any_path(template_snapsho
             "--data", "app_name=cart", "--data", f"platform_repo={platform}", "--data", "secret_keys=DB_URL,API_KEY",
             str(template_snapshot), str(ws / "cart"))
     commit_all(platform, "onboard cart")
+    # Many apps from a file, then the day-two rotations (an app's age key is opened with the test
+    # key from a file of this test's own, outside every folder searched below).
+    entries = tmp_path / "apps.yaml"
+    entries.write_text(yaml.safe_dump([{"name": "api", "url": "ssh://git@github.com/acme/api", "secrets": True},
+                                       {"name": "web", "url": "ssh://git@github.com/acme/web", "receiver": "github"}]))
+    command("-m", "hooks.onboard", "--platform", str(platform), "--from-file", str(entries))
+    commit_all(platform, "onboard api and web")
+    command("-m", "hooks.apps", "rotate-deploy-key", "--platform", str(platform), "--name", "api")
+    commit_all(platform, "rotate api's deploy key")
+    key_file = tmp_path / "keys" / "platform.agekey"
+    key_file.parent.mkdir()
+    key_file.write_text(f"{age_key}\n")
+    set_env(SOPS_AGE_KEY_FILE=str(key_file))
+    for step in ("--start", "--finish"):
+        command("-m", "hooks.apps", "rotate-age-key", "--platform", str(platform), "--app", "api", step)
+        commit_all(platform, f"rotate api's age key {step}")
     repos = [platform, ws / "cart", ws / "standalone-app"]
     needles = clear_values(repos, age_key)
     assert any(len(needle) > 40 for needle in needles), "no private value was found to look for"
