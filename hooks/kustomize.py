@@ -52,6 +52,12 @@ def kustomization_file(directory: Path) -> Path | None:
     return None
 
 
+def is_remote(entry: str, local: Path) -> bool:
+    """Whether kustomize fetches a resources entry: a URL-like one always, a scheme-less
+    `host.tld/…` one when `local` (where it would be on disk) does not exist."""
+    return bool(_REMOTE.search(entry)) or (bool(_HOST_PREFIX.match(entry)) and not local.exists())
+
+
 def remote_entries(kustomization: dict) -> list[str]:
     """Entries that make kustomize fetch from the network (remote bases, Helm chart repositories).
 

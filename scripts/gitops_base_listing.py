@@ -29,7 +29,6 @@ import io
 import json
 import os
 import posixpath
-import re
 import subprocess
 import sys
 import tarfile
@@ -38,32 +37,24 @@ from pathlib import Path
 
 import yaml
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from hooks.kustomize import is_remote, kustomization_file  # noqa: E402
+
 DATA = Path(__file__).resolve().parent.parent / "hooks" / "data"
 DEFAULT_URL = "https://github.com/opencenter-cloud/openCenter-gitops-base.git"
 BASE_DIR = "applications/base"
-KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")  # kustomize's lookup order
-# Entries kustomize fetches (as in hooks/kustomize.py): a URL scheme, git@, git::, a ?ref=, or a
-# scheme-less `host.tld/…` for which no local path exists.
-_REMOTE = re.compile(r"^([a-z][a-z0-9+.-]*://|git@|git::)|\?ref=|\?version=", re.IGNORECASE)
-_HOST_PREFIX = re.compile(r"^[a-z0-9-]+(\.[a-z0-9-]+)+/", re.IGNORECASE)
 LICENCE_FILES = ("LICENSE", "LICENSE.md", "LICENSE.txt", "COPYING")
 
 
 # PURE (over a folder holding the release) ------------------------------------------------------
 
 
-def kustomization_of(directory: Path) -> Path | None:
-    for name in KUSTOMIZATION_FILES:
-        if (directory / name).is_file():
-            return directory / name
-    return None
-
-
 def components(root: Path) -> list[str]:
     """Every directory under applications/base/ with a kustomization file, repository-relative."""
     base = root / BASE_DIR
     found = [path.relative_to(root).as_posix() for path in [base, *sorted(base.rglob("*"))]
-             if path.is_dir() and kustomization_of(path) is not None] if base.is_dir() else []
+             if path.is_dir() and kustomization_file(path) is not None] if base.is_dir() else []
     return sorted(found)
 
 
@@ -89,7 +80,7 @@ def build(root: Path, directory: str, stack: tuple[str, ...] = ()) -> dict:
     """What kustomize would build locally from one kustomization directory (relative to root):
     objects, included component directories, remote entries, unresolved entries."""
     out = {"objects": [], "includes": set(), "remote": set(), "unresolved": set()}
-    file = kustomization_of(root / directory)
+    file = kustomization_file(root / directory)
     docs, problem = _documents(file) if file is not None else ([], f"{directory}: no kustomization file")
     if problem:
         out["unresolved"].add(problem)
@@ -100,12 +91,12 @@ def build(root: Path, directory: str, stack: tuple[str, ...] = ()) -> dict:
                 continue
             target = posixpath.normpath(posixpath.join(directory, entry))
             local = root / target
-            if _REMOTE.search(entry) or (_HOST_PREFIX.match(entry) and not local.exists()):
+            if is_remote(entry, local):
                 out["remote"].add(entry)
             elif target.startswith("../") or target == "..":
                 out["unresolved"].add(f"{directory}: {entry} (outside the repository)")
             elif local.is_dir():
-                if kustomization_of(local) is None:
+                if kustomization_file(local) is None:
                     out["unresolved"].add(f"{directory}: {entry} (a folder without a kustomization file)")
                 elif target in stack:
                     out["unresolved"].add(f"{directory}: {entry} (includes itself)")
