@@ -8,7 +8,8 @@ No API server can run here, so the check models the three gates an object passes
    match rules select the request, evaluated as the API server does (hooks.cel): the object is
    first defaulted (CRD schema defaults; built-in defaults the policies look at: Service type,
    workload replicas, the tolerations DefaultTolerationSeconds adds to pods, LimitRange
-   container defaults), then matchConditions, variables and validations run with `object`,
+   container defaults) and bound as the plain map the API server passes (pruned; property names
+   never escaped, unlike in CRD rules: here `x.__namespace__` is a key no object has), then matchConditions, variables and validations run with `object`,
    `oldObject`, `request`, `namespaceObject` and `variables` bound. `params` and `authorizer` are
    not modelled (the platform's policies use neither).
 3. **ResourceQuota**: what the tenant's objects would consume (pods and their requests and limits
@@ -29,10 +30,6 @@ from hooks.quantity import parse_quantity
 from hooks.rbac import CORE_RESOURCES, Authorizer, Identity, selector_matches, service_account
 from hooks.validate import CLUSTER_SCOPED_CORE_KINDS
 
-# Map-typed fields of built-in kinds: their keys are data, never escaped for CEL.
-_MAP_FIELDS = frozenset({"labels", "annotations", "matchLabels", "data", "stringData", "binaryData",
-                         "nodeSelector", "selector", "hard", "limits", "requests", "default",
-                         "defaultRequest", "max", "min", "parameters"})
 # DefaultTolerationSeconds admission: every pod tolerates these for 300 s unless it says otherwise.
 DEFAULT_TOLERATIONS = (
     {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300},
@@ -52,17 +49,6 @@ class Denial:
 
 def _name(obj: dict) -> str:
     return str((obj.get("metadata") or {}).get("name", ""))
-
-
-def _escape_core(value: object, parent: str = "") -> object:
-    if isinstance(value, dict):
-        if parent in _MAP_FIELDS:
-            return {key: _escape_core(item) for key, item in value.items()}
-        return {(cel.escape_property(key) if key in cel.RESERVED else key): _escape_core(item, key)
-                for key, item in value.items()}
-    if isinstance(value, list):
-        return [_escape_core(item, parent) for item in value]
-    return value
 
 
 def pod_spec(obj: dict) -> dict | None:
@@ -212,7 +198,7 @@ class Cluster:
         }
         bindings = {
             "object": self._as_cel(obj), "oldObject": self._as_cel(old), "request": request,
-            "namespaceObject": _escape_core(ns_obj), "params": None,
+            "namespaceObject": ns_obj, "params": None,
         }
         denials = []
         for binding in self.policy_bindings:
@@ -231,8 +217,8 @@ class Cluster:
             return None
         schema = self.custom.get((obj.get("apiVersion"), obj.get("kind")))
         if schema is not None:
-            return celrules.as_cel(schema.structural, obj)
-        return _escape_core(obj)
+            return celrules.as_cel(schema.structural, obj, escape=False)
+        return obj
 
     def quota_denials(self, objects: list[dict], namespace: str) -> list[tuple[dict, Denial]]:
         """The objects that would take the namespace over one of its quotas (each object in order)."""

@@ -3,8 +3,8 @@
 Mirrors the order of the API server: an object is defaulted from its CRD schema (`default` of
 every absent property whose parent is present), then every `x-kubernetes-validations` rule is
 evaluated at the node it is attached to, with `self` bound to that node (schema property names
-escaped as Kubernetes does: `namespace` -> `__namespace__`). Transition rules (those using
-`oldSelf`) only apply to updates, which an offline check cannot see: they are skipped and counted.
+escaped as Kubernetes does in CRD rules: `namespace` -> `__namespace__`). Transition rules (those
+using `oldSelf`) only apply to updates, which an offline check cannot see: they are skipped and counted.
 
 Rule results are memoised on (rule, node): the objects of many apps repeat the same nodes, so a
 500-app repository evaluates each distinct node once.
@@ -59,23 +59,27 @@ def _default(schema: dict, value: object) -> None:
             _default(schema["items"], item)
 
 
-def as_cel(schema: dict, value: object) -> object:
-    """The value as CEL sees it: declared property names escaped, undeclared ones dropped unless
-    the schema preserves unknown fields (the API server prunes them)."""
+def as_cel(schema: dict, value: object, escape: bool = True) -> object:
+    """The value as CEL sees it: undeclared properties dropped unless the schema preserves unknown
+    fields (the API server prunes them), declared property names escaped when `escape`.
+
+    CRD rules (`self`) see escaped names (`namespace` -> `__namespace__`); admission policies do
+    not: the API server hands them the object as a plain map, where `object.x.__namespace__` is a
+    key that never exists and `object.x.namespace` is the field."""
     if isinstance(value, dict):
         properties = schema.get("properties")
         if properties:
             keep = schema.get("x-kubernetes-preserve-unknown-fields")
             return {
-                (cel.escape_property(k) if k in properties else k): as_cel(properties.get(k, {}), v)
+                (cel.escape_property(k) if escape and k in properties else k): as_cel(properties.get(k, {}), v, escape)
                 for k, v in value.items()
                 if k in properties or keep
             }
         extra = schema.get("additionalProperties")
-        return {k: as_cel(extra if isinstance(extra, dict) else {}, v) for k, v in value.items()}
+        return {k: as_cel(extra if isinstance(extra, dict) else {}, v, escape) for k, v in value.items()}
     if isinstance(value, list):
         items = schema.get("items") if isinstance(schema.get("items"), dict) else {}
-        return [as_cel(items, item) for item in value]
+        return [as_cel(items, item, escape) for item in value]
     return value
 
 

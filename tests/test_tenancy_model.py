@@ -136,6 +136,22 @@ def test_match_conditions_variables_message_expressions_and_operations():
     assert [d.message for d in deletes_only.policy_denials(None, TENANT, "shop", "DELETE", old=service())] == ["never"]
 
 
+def test_policies_see_property_names_unescaped_as_the_api_server_passes_them():
+    """A policy gets the object as a plain map (unlike a CRD rule's `self`): `namespace` is read as
+    `x.namespace`; the CRD-rule spelling `x.__namespace__` names a key no object has."""
+    route = {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute", "metadata": {"name": "web"},
+             "spec": {"hostnames": ["shop.example.com"], "parentRefs": [{"name": "gw", "namespace": "gateways"}]}}
+    routes = [{"apiGroups": ["gateway.networking.k8s.io"], "apiVersions": ["v1"], "operations": ["CREATE"],
+               "resources": ["httproutes"]}]
+    allowed = [cluster_role("routes", [ROUTES]), binding("routes", "shop", SA)]
+    plain = make(*policy("plain", [{"expression": "object.spec.parentRefs.all(p, has(p.namespace) && p.namespace == 'gateways')",
+                                    "message": "gateways only"}], routes), *allowed)
+    assert denials(plain, route) == []
+    escaped = make(*policy("escaped", [{"expression": "object.spec.parentRefs.all(p, has(p.__namespace__))",
+                                        "message": "never true on a real object"}], routes), *allowed)
+    assert denials(escaped, route) == [("policy", "escaped", "never true on a real object")]
+
+
 def test_an_expression_error_denies_under_fail_and_not_under_ignore():
     broken = [{"expression": "object.spec.missing.field == 1", "message": "unused"}]
     failing = denials(make(*policy("strict", broken)), service())
