@@ -51,6 +51,11 @@ def _name(obj: dict) -> str:
     return str((obj.get("metadata") or {}).get("name", ""))
 
 
+def _identity(obj: dict, namespace: str) -> tuple[str, str, str, str]:
+    """What the API server tells objects apart by: group, kind, namespace and name."""
+    return str(obj.get("apiVersion", "")).rpartition("/")[0], str(obj.get("kind", "")), namespace, _name(obj)
+
+
 def pod_spec(obj: dict) -> dict | None:
     """The pod spec of a workload (its template), or of a Pod; None for other kinds."""
     spec = obj.get("spec") if isinstance(obj.get("spec"), dict) else {}
@@ -87,8 +92,11 @@ class Cluster:
         self.quotas: dict[str, list[dict]] = {}
         self.limit_ranges: dict[str, list[dict]] = {}
         self.flux_kustomizations: dict[str, dict] = {}
+        self._platform_owned: dict[tuple[str, str, str, str], dict] = {}
         for obj in objects:
             kind, meta = obj.get("kind"), obj.get("metadata") or {}
+            if meta.get("namespace"):
+                self._platform_owned[_identity(obj, meta["namespace"])] = obj
             if kind == "Namespace":
                 self.namespaces[meta.get("name")] = obj
             elif kind == "ValidatingAdmissionPolicy":
@@ -119,6 +127,12 @@ class Cluster:
         obj = copy.deepcopy(self.namespaces.get(namespace) or {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
         obj["metadata"].setdefault("labels", {})["kubernetes.io/metadata.name"] = namespace
         return obj
+
+    def existing(self, obj: dict, namespace: str) -> dict | None:
+        """The platform's own object that applying `obj` in `namespace` would change, as the API
+        server holds it: the tenant's apply is then an UPDATE of it, not a CREATE."""
+        owned = self._platform_owned.get(_identity(obj, namespace))
+        return None if owned is None else self.defaulted(owned, namespace)
 
     def resource_of(self, obj: dict) -> tuple[str, str, str, bool]:
         """(group, version, resource, namespaced) of an object's kind."""
@@ -306,11 +320,12 @@ def _rule_matches(rule: dict, request: dict) -> bool:
         listed = rule.get(field)
         return listed is None or "*" in listed or value in listed
 
+    # Requests here never name a subresource: `*` and `*/*` match them, `pods/*` (pods'
+    # subresources only) does not.
     resources = rule.get("resources") or ["*"]
-    resource = request["resource"]["resource"]
     return (has("apiGroups", request["resource"]["group"]) and has("apiVersions", request["resource"]["version"])
             and has("operations", request["operation"])
-            and ("*" in resources or resource in resources or f"{resource}/*" in resources))
+            and bool({"*", "*/*", request["resource"]["resource"]} & set(resources)))
 
 
 def _matches(constraints: dict | None, request: dict, ns_obj: dict | None, obj: dict, empty_matches: bool = False) -> bool:
@@ -372,14 +387,17 @@ def _evaluate_policy(policy: dict, bindings: dict) -> list[Denial]:
 
 
 def admit(cluster: Cluster, objects: list[dict], who: Identity, namespace: str) -> list[tuple[dict, Denial]]:
-    """Every refusal of applying `objects` (one app's build) as `who` into `namespace`."""
+    """Every refusal of applying `objects` (one app's build) as `who` into `namespace`. An object
+    the platform itself renders there (a baseline NetworkPolicy, the quota) is an UPDATE of the
+    platform's; everything else a CREATE."""
     found = []
     defaulted = []
     for obj in objects:
         ready = cluster.defaulted(obj, namespace)
         defaulted.append(ready)
         found += [(obj, d) for d in cluster.rbac_denials(ready, who, namespace)]
-        found += [(obj, d) for d in cluster.policy_denials(ready, who, namespace)]
+        old = cluster.existing(ready, namespace)
+        found += [(obj, d) for d in cluster.policy_denials(ready, who, namespace, "UPDATE" if old else "CREATE", old)]
     by_id = {id(ready): obj for ready, obj in zip(defaulted, objects)}
     found += [(by_id[id(ready)], denial) for ready, denial in cluster.quota_denials(defaulted, namespace)]
     return found

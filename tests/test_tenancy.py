@@ -149,13 +149,24 @@ ATTACKS = [
     ("NetworkPolicy", "allow-all", {}, "opencenter-tenant-networkpolicies: tenant egress rules may only reach"),
     ("NetworkPolicy", "metadata-ip", {"spec": {"podSelector": {}, "egress": [{"to": [{"ipBlock": {"cidr": "169.254.169.254/32"}}]}]}},
      "opencenter-tenant-networkpolicies: tenant egress rules may only reach"),
-    ("NetworkPolicy", "opencenter-default-deny", {"metadata": {"labels": {"opencenter/managed-by": "opencenter"}},
-                                                  "spec": {"podSelector": {}, "policyTypes": ["Ingress"]}},
+    # Taking a baseline policy over by applying one of the same name without the platform's label
+    # (an UPDATE of the platform's object; Flux's one field manager would drop the label)...
+    ("NetworkPolicy", "opencenter-default-deny", {"spec": {"podSelector": {}, "policyTypes": ["Ingress"]}},
+     "opencenter-tenant-networkpolicies: platform-owned NetworkPolicies (label opencenter/managed-by) are changed in the platform repository only"),
+    ("NetworkPolicy", "opencenter-allow-dns", {"spec": {"podSelector": {"matchLabels": {"nothing": "selected"}}, "policyTypes": ["Egress"]}},
+     "opencenter-tenant-networkpolicies: platform-owned NetworkPolicies (label opencenter/managed-by) are changed in the platform repository only"),
+    # ... or passing one of the team's own off as the platform's.
+    ("NetworkPolicy", "looks-official", {"metadata": {"labels": {"opencenter/managed-by": "opencenter"}},
+                                         "spec": {"podSelector": {}, "policyTypes": ["Ingress"]}},
      "opencenter-tenant-networkpolicies: platform-owned NetworkPolicies (label opencenter/managed-by) are changed in the platform repository only"),
     ("PodDisruptionBudget", "no-drain", {"spec": {"maxUnavailable": 0, "selector": {"matchLabels": {"a": "b"}}}},
      "opencenter-tenant-disruption-budgets: tenant PodDisruptionBudgets set maxUnavailable of at least 1"),
     ("PodDisruptionBudget", "min-available", {"spec": {"minAvailable": 2, "selector": {"matchLabels": {"a": "b"}}}},
      "opencenter-tenant-disruption-budgets: tenant PodDisruptionBudgets set maxUnavailable of at least 1"),
+    ("PodDisruptionBudget", "unready-pods-block", {"spec": {"maxUnavailable": 1, "selector": {"matchLabels": {"a": "b"}}}},
+     "opencenter-tenant-disruption-budgets: tenant PodDisruptionBudgets set unhealthyPodEvictionPolicy: AlwaysAllow"),
+    ("PodDisruptionBudget", "unready-pods-block", {},
+     "ResourceQuota/tenant-quota: exceeded quota: tenant-quota, requested: count/poddisruptionbudgets.policy=1"),
     ("Deployment", "pinned", {"spec": {"template": {"spec": {"nodeName": "control-plane-1"}}}},
      "opencenter-tenant-pods: tenant pods are placed by the scheduler"),
     ("Deployment", "tolerant", {"spec": {"template": {"spec": {"tolerations": [{"operator": "Exists"}]}}}},
@@ -164,6 +175,10 @@ ATTACKS = [
      "opencenter-tenant-pods: tenant pods run at the default priority"),
     ("Deployment", "critical", {}, "ResourceQuota/tenant-no-system-priority: exceeded quota: tenant-no-system-priority, requested: pods=1"),
     ("Deployment", "hog", {"spec": {"replicas": 40}}, "ResourceQuota/tenant-quota: exceeded quota: tenant-quota"),
+    ("Deployment", "unkillable", {"spec": {"template": {"metadata": {"finalizers": ["example.com/never"]}, "spec": {}}}},
+     "opencenter-tenant-pods: tenant pod templates carry no finalizers"),
+    ("EnvoyPatchPolicy", "rewrite-gateway", {"spec": {"type": "JSONPatch", "targetRef": {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "platform-gateway"}}},
+     "opencenter-tenant-platform-kinds: EnvoyPatchPolicy objects belong to the platform repository"),
     ("ClusterRole", "escalate", {"rules": []}, 'RBAC: system:serviceaccount:flux-system:tenant-shop cannot create or patch resource "clusterroles.rbac.authorization.k8s.io"'),
     ("Ingress", "bypass", {"spec": {"rules": [{"host": f"billing.{DOMAIN}"}]}},
      'RBAC: system:serviceaccount:flux-system:tenant-shop cannot create or patch resource "ingresses.networking.k8s.io"'),
@@ -172,7 +187,7 @@ API_VERSIONS = {"HTTPRoute": "gateway.networking.k8s.io/v1", "Gateway": "gateway
                 "RoleBinding": "rbac.authorization.k8s.io/v1", "ClusterRole": "rbac.authorization.k8s.io/v1",
                 "HelmRelease": "helm.toolkit.fluxcd.io/v2", "GitRepository": "source.toolkit.fluxcd.io/v1",
                 "Policy": "kyverno.io/v1", "NetworkPolicy": "networking.k8s.io/v1", "PodDisruptionBudget": "policy/v1",
-                "Deployment": "apps/v1", "Ingress": "networking.k8s.io/v1"}
+                "Deployment": "apps/v1", "Ingress": "networking.k8s.io/v1", "EnvoyPatchPolicy": "gateway.envoyproxy.io/v1alpha1"}
 
 
 def attack_objects() -> list[dict]:
@@ -187,7 +202,9 @@ def attack_objects() -> list[dict]:
             pod = {"containers": [{"name": "c", "image": "docker.io/library/nginx:1.27"}], **body["spec"]["template"]["spec"]} \
                 if "template" in body.get("spec", {}) else {"containers": [{"name": "c", "image": "docker.io/library/nginx:1.27"}]}
             obj["spec"] = {"replicas": body.get("spec", {}).get("replicas", 1), "selector": {"matchLabels": {"app": name}},
-                           "template": {"metadata": {"labels": {"app": name}}, "spec": pod}}
+                           "template": {"metadata": {"labels": {"app": name},
+                                                     **body.get("spec", {}).get("template", {}).get("metadata", {})},
+                                        "spec": pod}}
         if kind == "Service":
             obj["spec"] = {"selector": {"app": "x"}, **obj.get("spec", {})}
         objects[(kind, name)] = obj
