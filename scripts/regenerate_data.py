@@ -25,8 +25,9 @@ import yaml
 
 DATA = Path(__file__).resolve().parent.parent / "hooks" / "data"
 
-# The CRDs the templates render, at the versions Flux 2.9.4, Gateway API 1.6.1 and Kyverno 1.19.0
-# ship. Pinned to commits or tags, so a download always yields the same bytes.
+# The CRDs the templates render or tenants may create (GRPCRoute: tenant role), at the versions
+# Flux 2.9.4, Gateway API 1.6.1 and Kyverno 1.19.0 ship. Pinned to commits or tags, so a download
+# always yields the same bytes.
 _SOURCE_CONTROLLER = "https://raw.githubusercontent.com/fluxcd/source-controller/c4adb7f9a2feeb9dccf6150bae4be291e846c130/config/crd/bases"
 _KUSTOMIZE_CONTROLLER = "https://raw.githubusercontent.com/fluxcd/kustomize-controller/v1.9.4/config/crd/bases"
 _HELM_CONTROLLER = "https://raw.githubusercontent.com/fluxcd/helm-controller/v1.6.3/config/crd/bases"
@@ -44,6 +45,7 @@ UPSTREAM_CRDS: dict[str, str] = {
     "notification.toolkit.fluxcd.io_providers.yaml": f"{_NOTIFICATION_CONTROLLER}/notification.toolkit.fluxcd.io_providers.yaml",
     "gateway.networking.k8s.io_httproutes.yaml": f"{_GATEWAY_API}/gateway.networking.k8s.io_httproutes.yaml",
     "gateway.networking.k8s.io_gateways.yaml": f"{_GATEWAY_API}/gateway.networking.k8s.io_gateways.yaml",
+    "gateway.networking.k8s.io_grpcroutes.yaml": f"{_GATEWAY_API}/gateway.networking.k8s.io_grpcroutes.yaml",
     "kyverno.io_clusterpolicies.yaml": f"{_KYVERNO}/kyverno/kyverno.io_clusterpolicies.yaml",
     "kyverno.io_policies.yaml": f"{_KYVERNO}/kyverno/kyverno.io_policies.yaml",
     "policies.kyverno.io_validatingpolicies.yaml": f"{_KYVERNO}/policies.kyverno.io/policies.kyverno.io_validatingpolicies.yaml",

@@ -1,16 +1,17 @@
 """The check applies what the API server applies to custom objects: schema defaults, then CEL rules.
 
-For each CRD kind the templates render, a valid object passes and each mutation below is refused
+For each CRD kind the templates render or tenants create, a valid object passes and each mutation below is refused
 with the rule's own message at the field the API server names.
 """
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
 
 import pytest
 
-from hooks import crds
+from hooks import cel, crds
 from hooks.celrules import RuleEvaluator, apply_defaults
 from hooks.validate import Problem, Validator
 
@@ -22,6 +23,15 @@ VALID = {
             "hostnames": ["shop.prod.acme.example.com"],
             "rules": [{"matches": [{"path": {"type": "PathPrefix", "value": "/"}}],
                        "backendRefs": [{"name": "shop", "port": 80}]}],
+        },
+    },
+    "GRPCRoute": {
+        "apiVersion": "gateway.networking.k8s.io/v1", "kind": "GRPCRoute", "metadata": {"name": "shop", "namespace": "shop"},
+        "spec": {
+            "parentRefs": [{"name": "platform-gateway", "namespace": "gateway-system", "sectionName": "https"}],
+            "hostnames": ["grpc.shop.prod.acme.example.com"],
+            "rules": [{"matches": [{"method": {"service": "grpc.health.v1.Health", "method": "Check"}}],
+                       "backendRefs": [{"name": "shop", "port": 9090}]}],
         },
     },
     "Gateway": {
@@ -102,6 +112,25 @@ CORPUS = [
      "spec.rules[0].filters: RequestHeaderModifier filter cannot be repeated"),
     ("HTTPRoute", lambda s: s["rules"][0].update(timeouts={"request": "10s", "backendRequest": "20s"}),
      "spec.rules[0].timeouts: backendRequest timeout cannot be longer than request timeout"),
+    # GRPCRoute
+    ("GRPCRoute", lambda s: s["rules"][0]["matches"][0]["method"].update(method="Check!"),
+     "spec.rules[0].matches[0].method: method must only contain valid characters (matching ^[A-Za-z_][A-Za-z_0-9]*$)"),
+    ("GRPCRoute", lambda s: s["rules"][0]["matches"][0]["method"].update(service="grpc-health"),
+     "spec.rules[0].matches[0].method: service must only contain valid characters"
+     " (matching ^(?i)\\.?[a-z_][a-z_0-9]*(\\.[a-z_][a-z_0-9]*)*$)"),
+    ("GRPCRoute", lambda s: s["rules"][0]["matches"][0].update(method={"type": "Exact"}),
+     "spec.rules[0].matches[0].method: One or both of 'service' or 'method' must be specified"),
+    ("GRPCRoute", lambda s: s["rules"][0]["backendRefs"][0].pop("port"),
+     "spec.rules[0].backendRefs[0]: Must have port for Service reference"),
+    ("GRPCRoute", lambda s: s["parentRefs"].append({"name": "platform-gateway", "namespace": "gateway-system"}),
+     "spec.parentRefs: sectionName must be specified when parentRefs includes 2 or more references to the same parent"),
+    ("GRPCRoute", lambda s: s.update(rules=[{"matches": [{"method": {"service": "a.B"}}] * 9}] * 16),
+     "spec.rules: While 16 rules and 64 matches per rule are allowed, the total number of matches across all rules"
+     " in a route must be less than 128"),
+    ("GRPCRoute", lambda s: s["rules"][0].update(filters=[
+        {"type": "RequestMirror", "requestMirror": {"backendRef": {"name": "shadow", "port": 9090}, "percent": 5,
+                                                    "fraction": {"numerator": 1}}}]),
+     "spec.rules[0].filters[0].requestMirror: Only one of percent or fraction may be specified in HTTPRequestMirrorFilter"),
     # Gateway
     ("Gateway", lambda s: s["listeners"].append(dict(s["listeners"][0])),
      "spec.listeners: Listener name must be unique within the Gateway"),
@@ -138,6 +167,43 @@ def test_defaults_fill_absent_fields_only():
     defaulted = apply_defaults(schema, route)
     assert defaulted["spec"]["rules"][0]["matches"][0]["path"] == {"type": "PathPrefix", "value": "/x"}
     assert route["spec"]["rules"][0]["matches"][0]["path"] == {"value": "/x"}  # input untouched
+
+
+def test_grpcroute_parent_refs_get_the_crd_defaults_the_tenant_route_policy_reads():
+    schema = crds.load_bundle()[("gateway.networking.k8s.io/v1", "GRPCRoute")].structural
+    defaulted = apply_defaults(schema, VALID["GRPCRoute"])
+    assert defaulted["spec"]["parentRefs"][0] == {"group": "gateway.networking.k8s.io", "kind": "Gateway",
+                                                  "name": "platform-gateway", "namespace": "gateway-system", "sectionName": "https"}
+    assert defaulted["spec"]["rules"][0]["matches"][0]["method"]["type"] == "Exact"
+
+
+def _rules(schema: dict) -> Iterator[str]:
+    yield from (rule["rule"] for rule in schema.get("x-kubernetes-validations") or [])
+    for sub in [*(schema.get("properties") or {}).values(), schema.get("items"), schema.get("additionalProperties")]:
+        if isinstance(sub, dict):
+            yield from _rules(sub)
+
+
+@pytest.mark.parametrize("key", sorted(crds.load_bundle()), ids="/".join)
+def test_every_rule_of_every_bundled_kind_can_be_evaluated(key):
+    rules = list(_rules(crds.load_bundle()[key].structural))
+    assert [(rule, cel.unsupported(rule)) for rule in rules if cel.unsupported(rule)] == []
+
+
+def test_a_grpcroute_using_every_rule_evaluates_them_all_and_passes():
+    header = {"add": [{"name": "x-a", "value": "b"}]}
+    filters = [{"type": "RequestHeaderModifier", "requestHeaderModifier": header},
+               {"type": "ResponseHeaderModifier", "responseHeaderModifier": header},
+               {"type": "RequestMirror", "requestMirror": {"backendRef": {"name": "shadow", "port": 9090},
+                                                           "fraction": {"numerator": 1, "denominator": 10}}},
+               {"type": "ExtensionRef", "extensionRef": {"group": "example.com", "kind": "Thing", "name": "t"}}]
+    route = mutate("GRPCRoute", lambda s: s["rules"][0].update(
+        filters=copy.deepcopy(filters), backendRefs=[{"name": "shop", "port": 9090, "filters": copy.deepcopy(filters)}]))
+    schema = crds.load_bundle()[("gateway.networking.k8s.io/v1", "GRPCRoute")].structural
+    evaluator = RuleEvaluator()
+    outcome = evaluator.check(schema, route)
+    assert outcome.failures == [] and outcome.transition_rules_skipped == 0
+    assert {rule for rule, _node in evaluator._memo} == set(_rules(schema))  # each of its rules ran at least once
 
 
 def test_transition_rules_are_skipped_and_counted_and_unevaluable_rules_reported():

@@ -63,6 +63,7 @@ def test_the_shipped_bundle_holds_every_kind_the_templates_render():
     schemas = crds.load_bundle()
     assert ("kustomize.toolkit.fluxcd.io/v1", "Kustomization") in schemas
     assert ("gateway.networking.k8s.io/v1", "HTTPRoute") in schemas
+    assert ("gateway.networking.k8s.io/v1", "GRPCRoute") in schemas  # tenants may create them (tenant role)
     assert ("notification.toolkit.fluxcd.io/v1", "Receiver") in schemas
     assert schemas[("kyverno.io/v1", "ClusterPolicy")].namespaced is False
     # The CEL rules the API server evaluates travel with the schema.

@@ -54,6 +54,7 @@ def test_the_shipped_crd_bundle_is_in_the_script_output_form():
         ("source.toolkit.fluxcd.io/v1", "GitRepository"), ("kustomize.toolkit.fluxcd.io/v1", "Kustomization"),
         ("helm.toolkit.fluxcd.io/v2", "HelmRelease"), ("notification.toolkit.fluxcd.io/v1", "Receiver"),
         ("gateway.networking.k8s.io/v1", "HTTPRoute"), ("gateway.networking.k8s.io/v1", "Gateway"),
+        ("gateway.networking.k8s.io/v1", "GRPCRoute"),
         ("kyverno.io/v1", "ClusterPolicy"),
     } <= kinds
     assert len(crds.load_bundle()) == len(entries)
