@@ -1,7 +1,10 @@
 """Regenerate the upstream data the check ships with (hooks/data/): CRD schemas and Kubernetes roles.
 
-    python scripts/regenerate_data.py --crd-dir ../shared/crds --rbac-file ../shared/k8s-rbac/user-facing-roles.yaml
+    python scripts/regenerate_data.py --crd-dir DIR --rbac-file cluster-roles.yaml
     python scripts/regenerate_data.py --download      # the pinned upstream URLs below (needs network)
+
+DIR holds every file of UPSTREAM_CRDS, byte-identical to the pinned refs (a team's reference
+folder may lack the newest: GRPCRoute was taken from the gateway-api v1.6.1 tag itself).
 
 The project never reads upstream files at run time: the check, the tests and generated
 repositories' CI all load hooks/data/. This script is how that data changes: bump a pin below,

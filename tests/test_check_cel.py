@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from hooks import cel, crds
+from hooks import crds
 from hooks.celrules import RuleEvaluator, apply_defaults
 from hooks.validate import Problem, Validator
 
@@ -182,12 +182,6 @@ def _rules(schema: dict) -> Iterator[str]:
     for sub in [*(schema.get("properties") or {}).values(), schema.get("items"), schema.get("additionalProperties")]:
         if isinstance(sub, dict):
             yield from _rules(sub)
-
-
-@pytest.mark.parametrize("key", sorted(crds.load_bundle()), ids="/".join)
-def test_every_rule_of_every_bundled_kind_can_be_evaluated(key):
-    rules = list(_rules(crds.load_bundle()[key].structural))
-    assert [(rule, cel.unsupported(rule)) for rule in rules if cel.unsupported(rule)] == []
 
 
 def test_a_grpcroute_using_every_rule_evaluates_them_all_and_passes():
