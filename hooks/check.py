@@ -232,10 +232,11 @@ def generator_sources(repo: Path, roots: list[Path]) -> list[rules.GeneratorSour
                 sources.append(rules.GeneratorSource(rel, name, "literal", key, value))
             for kind, entries in (("env", generator.get("envs") or []), ("file", generator.get("files") or [])):
                 for entry in entries:
-                    path = (root / str(entry).split("=", 1)[-1]).resolve()
+                    key, _, target = str(entry).rpartition("=")
+                    path = (root / target).resolve()
                     text = path.read_text(errors="replace") if path.is_file() and path.is_relative_to(repo) else None
                     ref = path.relative_to(repo).as_posix() if path.is_relative_to(repo) else str(entry)
-                    sources.append(rules.GeneratorSource(rel, name, kind, ref, text))
+                    sources.append(rules.GeneratorSource(rel, name, kind, ref, text, key or path.name))
     return sources
 
 

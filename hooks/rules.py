@@ -307,6 +307,7 @@ class GeneratorSource:
     kind: str  # literal | env | file
     ref: str  # the literal's key, or the file's repository-relative path
     text: str | None  # the literal's value or the file's content (None: unreadable)
+    key: str = ""  # files: the Secret key the file's content becomes (`key=path`, else the file name)
 
 
 def _sops_encrypted_text(text: str) -> bool:
@@ -339,8 +340,10 @@ def _credentials_in(node: object, path: str = "") -> list[str]:
 
 def secret_generator_findings(sources: list[GeneratorSource]) -> list[Finding]:
     """What a kustomize secretGenerator would put into a Secret from clear text in Git: every
-    literal, every value of an env file, and credentials (credential-like keys, private key blocks)
-    in a file, unless that file is SOPS-encrypted (Flux decrypts it before kustomize reads it)."""
+    literal, every value of an env file, and credentials in a file (a credential-like Secret key
+    such as `db-password=db-password.txt`, credential-like keys inside it, private key blocks),
+    unless that file is SOPS-encrypted (Flux decrypts it before kustomize reads it). Other clear
+    files are settings by design: the platform's Helm values overrides are such files."""
     findings = []
     for source in sources:
         where = f"secretGenerator {source.generator}"
@@ -357,6 +360,8 @@ def secret_generator_findings(sources: list[GeneratorSource]) -> list[Finding]:
             clear = keys
         else:
             clear = ["a private key"] if PRIVATE_KEY_BLOCK.search(source.text) else []
+            if source.text.strip() and CREDENTIAL_KEY.search(source.key) and not SECRET_REFERENCE_KEY.match(source.key):
+                clear.append(f"Secret key {source.key}")
             try:
                 clear += _credentials_in(yaml.safe_load(source.text))
             except yaml.YAMLError:

@@ -255,6 +255,10 @@ CASES = [
     Case("check-secret-generator-env-file", "check", check_args("app"), "[secret-unencrypted]", "reads APP_NAME, LOG_LEVEL from this file in clear text",
          edit("app/kustomization.yaml", "configMapGenerator:", "secretGenerator:\n  - name: api\n    envs:\n"
               "      - config.env\nconfigMapGenerator:")),
+    Case("check-secret-generator-credential-file", "check", check_args("app"), "[secret-unencrypted]",
+         "reads Secret key db-password from this file in clear text",
+         edit("app/kustomization.yaml", "configMapGenerator:", "secretGenerator:\n  - name: db\n    files:\n"
+              "      - db-password=config.env\nconfigMapGenerator:")),
     Case("check-tenant-claims-another-host", "check", lambda ws: [str(ws / "app"), "--platform", str(ws / "platform")],
          "[denied] HTTPRoute/shop", "opencenter-tenant-routes: hostnames must be shop.prod.acme.example.com",
          edit("app/httproute.yaml", "- shop.prod.acme.example.com", "- billing.prod.acme.example.com")),
