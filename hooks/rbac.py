@@ -94,6 +94,9 @@ def builtin_roles() -> tuple[dict, ...]:
 
 
 def _rule_allows(rule: dict, verb: str, group: str, resource: str, name: str) -> bool:
+    """Whether a rule grants a request, as RBAC matches them (k8s.io/kubernetes pkg/apis/rbac/v1
+    RuleAllows). `resource` is "resource" or "resource/subresource"; `name` is "" when the request
+    names no object (a plain create), which a rule listing resourceNames never grants."""
     def has(field: str, value: str) -> bool:
         listed = rule.get(field) or []
         return "*" in listed or value in listed
@@ -101,8 +104,9 @@ def _rule_allows(rule: dict, verb: str, group: str, resource: str, name: str) ->
     if not (has("verbs", verb) and has("apiGroups", group)):
         return False
     listed = rule.get("resources") or []
-    base, _, sub = resource.partition("/")
-    if not ("*" in listed or resource in listed or (sub and f"{base}/*" in listed)):
+    _, _, sub = resource.partition("/")
+    # `*/log` stands for every resource's log; `pods/*` is no wildcard, only a subresource named `*`
+    if not ("*" in listed or resource in listed or (sub and f"*/{sub}" in listed)):
         return False
     names = rule.get("resourceNames") or []
     return not names or name in names

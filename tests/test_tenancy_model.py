@@ -68,6 +68,32 @@ def test_groups_cluster_bindings_subresources_and_resource_names():
     assert not auth.allows(Identity("bob"), "get", "", "pods/log", "any")
 
 
+@pytest.mark.parametrize(("rule", "request_", "allowed"), [
+    # a rule resource is `*`, the requested resource/subresource exactly, or `*/<subresource>`
+    ({"resources": ["*"]}, ("get", "", "pods/log", ""), True),
+    ({"resources": ["pods/log"]}, ("get", "", "pods/log", ""), True),
+    ({"resources": ["*/log"]}, ("get", "", "pods/log", ""), True),
+    ({"resources": ["*/log"]}, ("get", "", "pods", ""), False),
+    ({"resources": ["*/status"]}, ("get", "", "pods/log", ""), False),
+    ({"resources": ["pods/*"]}, ("get", "", "pods/log", ""), False),  # no wildcard: a subresource named `*`
+    ({"resources": ["pods/*"]}, ("get", "", "pods/*", ""), True),
+    ({"resources": ["pods"]}, ("get", "", "pods/log", ""), False),
+    # API groups and verbs: listed, or `*`
+    ({"resources": ["pods"], "apiGroups": ["*"], "verbs": ["*"]}, ("delete", "apps", "pods", ""), True),
+    ({"resources": ["pods"], "apiGroups": ["apps"]}, ("get", "", "pods", ""), False),
+    ({"resources": ["pods"], "verbs": ["list"]}, ("get", "", "pods", ""), False),
+    # resourceNames: the request must name one of them; a create without a name never matches
+    ({"resources": ["pods"], "resourceNames": ["a"]}, ("get", "", "pods", "a"), True),
+    ({"resources": ["pods"], "resourceNames": ["a"]}, ("get", "", "pods", "b"), False),
+    ({"resources": ["pods"], "resourceNames": ["a"], "verbs": ["create"]}, ("create", "", "pods", ""), False),
+])
+def test_rule_matching_follows_rbac(rule, request_, allowed):
+    verb, group, resource, name = request_
+    rule = {"apiGroups": [""], "verbs": ["get"]} | rule
+    auth = Authorizer([cluster_role("r", [rule]), binding("r", "shop", SA)])
+    assert auth.allows(TENANT, verb, group, resource, "shop", name) is allowed
+
+
 def test_aggregation_is_resolved_transitively_from_the_shipped_roles():
     roles = {role["metadata"]["name"]: role for role in builtin_roles()}
     rules = aggregate(roles)
