@@ -189,10 +189,14 @@ class Cluster:
     def rbac_denials(self, obj: dict, who: Identity, namespace: str) -> list[Denial]:
         group, _, resource, namespaced = self.resource_of(obj)
         where = namespace if namespaced else None
+        # Flux applies server-side: a PATCH to the object's name, authorized as `create` of that
+        # name when the object is new, so resourceNames rules count for both verbs
         missing = [verb for verb in ("create", "patch")
                    if not self.authorizer.allows(who, verb, group, resource, where, _name(obj))]
         if not missing:
-            return []
+            # only a request RBAC lets through reaches the Role/RoleBinding storage's escalation check
+            refusal = self.authorizer.escalation(who, obj, namespace) if namespaced else None
+            return [Denial("rbac", "RBAC", refusal)] if refusal else []
         scope = f'in the namespace "{namespace}"' if namespaced else "at the cluster scope"
         resource_name = f"{resource}.{group}" if group else resource
         return [Denial("rbac", "RBAC", f'{who.username} cannot {" or ".join(missing)} resource "{resource_name}" '

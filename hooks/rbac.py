@@ -7,8 +7,13 @@ ClusterRole aggregation is resolved as the aggregation controller does: a Cluste
 aggregationRule holds the rules of every ClusterRole whose labels match one of its selectors,
 transitively (`view` into `edit` into `admin`).
 
-Not modelled: the API server's escalation check on Role/RoleBinding writes (a tenant can only
-grant what it holds), non-resource URLs, and roles that charts create at install time (they are
+Role and RoleBinding writes also pass the API server's escalation check (`escalation`): an
+identity may only grant what it already holds in the namespace, unless it may `escalate` the
+Role or `bind` the role a binding refers to.
+
+Not modelled: the escalation check on ClusterRole and ClusterRoleBinding writes (plain RBAC
+already refuses them to tenants), non-resource URLs, the bootstrap bindings every authenticated
+identity holds (discovery, self-reviews), and roles that charts create at install time (they are
 not in the repository; the tenant role aggregates nothing, so they cannot reach tenants).
 """
 
@@ -18,6 +23,9 @@ import json
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
+from typing import NamedTuple
+
+RBAC_GROUP = "rbac.authorization.k8s.io"
 
 # kind -> (API group, resource) of the built-in kinds an app or platform repository holds.
 # Custom kinds take theirs from the CRD bundle (hooks.crds).
@@ -94,6 +102,9 @@ def builtin_roles() -> tuple[dict, ...]:
 
 
 def _rule_allows(rule: dict, verb: str, group: str, resource: str, name: str) -> bool:
+    """Whether a rule grants a request, as RBAC matches them (k8s.io/kubernetes pkg/apis/rbac/v1
+    RuleAllows). `resource` is "resource" or "resource/subresource"; `name` is "" when the request
+    names no object (a plain create), which a rule listing resourceNames never grants."""
     def has(field: str, value: str) -> bool:
         listed = rule.get(field) or []
         return "*" in listed or value in listed
@@ -101,11 +112,47 @@ def _rule_allows(rule: dict, verb: str, group: str, resource: str, name: str) ->
     if not (has("verbs", verb) and has("apiGroups", group)):
         return False
     listed = rule.get("resources") or []
-    base, _, sub = resource.partition("/")
-    if not ("*" in listed or resource in listed or (sub and f"{base}/*" in listed)):
+    _, _, sub = resource.partition("/")
+    # `*/log` stands for every resource's log; `pods/*` is no wildcard, only a subresource named `*`
+    if not ("*" in listed or resource in listed or (sub and f"*/{sub}" in listed)):
         return False
     names = rule.get("resourceNames") or []
     return not names or name in names
+
+
+class Atom(NamedTuple):
+    """A rule of one API group, resource, verb and resource name ("": any name)."""
+
+    group: str
+    resource: str
+    verb: str
+    name: str
+
+
+def _atoms(rule: dict) -> list[Atom]:
+    """A rule broken into atoms, as the escalation check does (component-helpers BreakdownRule).
+    Non-resource URLs are left out, unlike on the API server: a RoleBinding grants none of them,
+    and the cluster-wide bootstrap rules that would cover them are not modelled."""
+    return [Atom(group, resource, verb, name)
+            for group in rule.get("apiGroups") or [] for resource in rule.get("resources") or []
+            for verb in rule.get("verbs") or [] for name in rule.get("resourceNames") or [""]]
+
+
+def _compact(atoms: list[Atom]) -> list[str]:
+    """Atoms as the API server lists missing rights: verbs merged per group, resource and name
+    (CompactRules), each in PolicyRule's compact form (CompactString), sorted."""
+    verbs: dict[tuple[str, str, str], list[str]] = {}
+    for atom in atoms:
+        merged = verbs.setdefault((atom.group, atom.resource, atom.name), [])
+        if atom.verb not in merged:
+            merged.append(atom.verb)
+
+    def quoted(values: list[str]) -> str:
+        return "[" + " ".join(json.dumps(value) for value in values) + "]"
+
+    return sorted(f"{{APIGroups:{quoted([group])}, Resources:{quoted([resource])}, "
+                  + (f"ResourceNames:{quoted([name])}, " if name else "") + f"Verbs:{quoted(listed)}}}"
+                  for (group, resource, name), listed in verbs.items())
 
 
 class Authorizer:
@@ -126,21 +173,67 @@ class Authorizer:
                 self.bindings.append((namespace, obj.get("roleRef") or {}, obj.get("subjects") or []))
         self.cluster_roles = aggregate(cluster_roles)
 
-    def rules_of(self, role_ref: dict, namespace: str | None) -> list[dict]:
+    def rules_of(self, role_ref: dict, namespace: str | None) -> list[dict] | None:
+        """The rules of the role a binding refers to; None when there is no such role."""
         if role_ref.get("kind") == "ClusterRole":
-            return self.cluster_roles.get(role_ref.get("name"), [])
-        return self.roles.get((namespace or "", role_ref.get("name")), [])
+            return self.cluster_roles.get(role_ref.get("name"))
+        return self.roles.get((namespace or "", role_ref.get("name")))
+
+    def rules_for(self, who: Identity, namespace: str | None) -> list[dict]:
+        """Every rule `who` holds in the namespace (None: at the cluster scope), cluster-wide bindings included."""
+        return [
+            rule
+            for bound_in, role_ref, subjects in self.bindings
+            if (bound_in is None or bound_in == namespace) and any(_subject_is(s, who, bound_in) for s in subjects)
+            for rule in self.rules_of(role_ref, bound_in) or []
+        ]
 
     def allows(self, who: Identity, verb: str, group: str, resource: str, namespace: str | None, name: str = "") -> bool:
         """Whether any binding that names `who` grants the verb (namespace None: cluster-scoped)."""
-        for bound_in, role_ref, subjects in self.bindings:
-            if bound_in is not None and bound_in != namespace:
-                continue
-            if not any(_subject_is(s, who, bound_in) for s in subjects):
-                continue
-            if any(_rule_allows(rule, verb, group, resource, name) for rule in self.rules_of(role_ref, bound_in)):
-                return True
-        return False
+        return any(_rule_allows(rule, verb, group, resource, name) for rule in self.rules_for(who, namespace))
+
+    def ungranted(self, who: Identity, rules: list[dict], namespace: str) -> list[Atom]:
+        """The atoms of `rules` that `who` does not hold in the namespace (component-helpers Covers).
+        An atom is held when a held rule would grant it as a request: a held `*` covers anything,
+        an atom's `*` only a held `*`, and held resourceNames only those names."""
+        held = self.rules_for(who, namespace)
+        return [atom for rule in rules for atom in _atoms(rule)
+                if not any(_rule_allows(owner, atom.verb, atom.group, atom.resource, atom.name) for owner in held)]
+
+    def escalation(self, who: Identity, obj: dict, namespace: str) -> str | None:
+        """Why the API server would refuse `who` writing this Role or RoleBinding into the namespace
+        (None: not refused, or not such an object), in its words where it has them.
+
+        A Role may hold only what `who` holds, unless `who` may `escalate` it; a RoleBinding may
+        refer only to a role whose every rule `who` holds, unless `who` may `bind` that role. To
+        compare, the API server reads the role: a binding to a role that does not exist yet is
+        refused, and Flux dry-runs every object of an app before applying any, so a Role and its
+        RoleBinding in one app never get applied (fluxcd/kustomize-controller#748)."""
+        if not str(obj.get("apiVersion", "")).startswith(f"{RBAC_GROUP}/"):
+            return None
+        kind, name = obj.get("kind"), str((obj.get("metadata") or {}).get("name", ""))
+        if kind == "Role" and not self.allows(who, "escalate", RBAC_GROUP, "roles", namespace, name):
+            return self._not_held(who, obj.get("rules") or [], namespace, f'roles.{RBAC_GROUP} "{name}"')
+        if kind != "RoleBinding":
+            return None
+        role_ref = obj.get("roleRef") or {}
+        resource = "clusterroles" if role_ref.get("kind") == "ClusterRole" else "roles"
+        if self.allows(who, "bind", RBAC_GROUP, resource, namespace, str(role_ref.get("name", ""))):
+            return None
+        rules = self.rules_of(role_ref, namespace)
+        if rules is None:
+            return (f'{resource}.{RBAC_GROUP} "{role_ref.get("name")}" not found (a role of the same app is not there '
+                    f"yet when Flux dry-runs the app's objects)")
+        return self._not_held(who, rules, namespace, f'rolebindings.{RBAC_GROUP} "{name}"')
+
+    def _not_held(self, who: Identity, rules: list[dict], namespace: str, what: str) -> str | None:
+        missing = _compact(self.ungranted(who, rules, namespace))
+        if not missing:
+            return None
+        more = f"; and {len(missing) - 3} more" if len(missing) > 3 else ""
+        groups = " ".join(json.dumps(group) for group in who.groups)
+        return (f'{what} is forbidden: user "{who.username}" (groups=[{groups}]) is attempting to grant RBAC '
+                f'permissions not currently held: {"; ".join(missing[:3])}{more}')
 
 
 def _subject_is(subject: dict, who: Identity, binding_namespace: str | None) -> bool:

@@ -105,6 +105,9 @@ def test_the_platform_renders_the_guardrails(fleet):
 
 # The attack corpus: one object per way out of the tenant's namespace (issue "Why"), each with
 # the gate and the reason that stops it.
+TENANT_GRANTS = ('user "system:serviceaccount:flux-system:tenant-shop" (groups=["system:serviceaccounts" '
+                 '"system:serviceaccounts:flux-system" "system:authenticated"]) is attempting to grant RBAC permissions '
+                 'not currently held: ')
 ROUTE = {"parentRefs": [{"name": "platform-gateway", "namespace": "gateway-system", "sectionName": "https"}],
          "rules": [{"backendRefs": [{"name": "shop", "port": 80}]}]}
 ATTACKS = [
@@ -135,6 +138,14 @@ ATTACKS = [
     ("RoleBinding", "other-namespace", {"roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"},
                                         "subjects": [{"kind": "ServiceAccount", "name": "default", "namespace": "billing"}]},
      "opencenter-tenant-rolebindings: tenant RoleBindings may only name ServiceAccounts of their own namespace"),
+    # the API server's escalation check: a tenant grants only what opencenter-tenant holds
+    ("RoleBinding", "everyone-admin", {}, f'RBAC: rolebindings.rbac.authorization.k8s.io "everyone-admin" is forbidden: {TENANT_GRANTS}'),
+    ("RoleBinding", "own-admin", {"roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "admin"},
+                                  "subjects": [{"kind": "ServiceAccount", "name": "default", "namespace": "shop"}]},
+     f'RBAC: rolebindings.rbac.authorization.k8s.io "own-admin" is forbidden: {TENANT_GRANTS}'),
+    ("Role", "exec", {"rules": [{"apiGroups": [""], "resources": ["pods", "pods/exec"], "verbs": ["get", "create"]}]},
+     f'RBAC: roles.rbac.authorization.k8s.io "exec" is forbidden: {TENANT_GRANTS}'
+     '{APIGroups:[""], Resources:["pods"], Verbs:["create"]}; {APIGroups:[""], Resources:["pods/exec"], Verbs:["get" "create"]}'),
     ("HelmRelease", "cluster-admin", {"spec": {"interval": "1m", "chart": {"spec": {"chart": "x", "sourceRef": {"kind": "HelmRepository", "name": "x"}}}}},
      'RBAC: system:serviceaccount:flux-system:tenant-shop cannot create or patch resource "helmreleases.helm.toolkit.fluxcd.io"'),
     ("HelmRelease", "cluster-admin", {}, "opencenter-tenant-platform-kinds: HelmRelease objects belong to the platform repository"),
@@ -185,6 +196,7 @@ ATTACKS = [
 ]
 API_VERSIONS = {"HTTPRoute": "gateway.networking.k8s.io/v1", "Gateway": "gateway.networking.k8s.io/v1", "Service": "v1",
                 "RoleBinding": "rbac.authorization.k8s.io/v1", "ClusterRole": "rbac.authorization.k8s.io/v1",
+                "Role": "rbac.authorization.k8s.io/v1",
                 "HelmRelease": "helm.toolkit.fluxcd.io/v2", "GitRepository": "source.toolkit.fluxcd.io/v1",
                 "Policy": "kyverno.io/v1", "NetworkPolicy": "networking.k8s.io/v1", "PodDisruptionBudget": "policy/v1",
                 "Deployment": "apps/v1", "Ingress": "networking.k8s.io/v1", "EnvoyPatchPolicy": "gateway.envoyproxy.io/v1alpha1"}
@@ -266,6 +278,28 @@ def test_any_other_service_account_of_the_namespace_is_held_to_the_same_rules(fl
     as_flux = verdicts(tenant)
     assert len(as_flux) >= len({(k, n) for k, n, _, r in ATTACKS if not r.startswith("RBAC")})
     assert verdicts(runner) == as_flux
+
+
+@pytest.mark.parametrize(("role_ref", "admitted"), [
+    ({"kind": "ClusterRole", "name": "opencenter-tenant"}, True),  # every rule held: its own role
+    ({"kind": "ClusterRole", "name": "view"}, False),  # view reads more (DaemonSets, Ingresses, pods/status…)
+    ({"kind": "ClusterRole", "name": "edit"}, False),
+    ({"kind": "ClusterRole", "name": "admin"}, False),
+    ({"kind": "Role", "name": "reader"}, False),  # the app's own Role: not on the cluster at Flux's dry-run
+])
+def test_what_a_tenant_may_bind_to_its_service_accounts(fleet, role_ref, admitted):
+    """No tenant holds `bind`, so a RoleBinding passes the API server's escalation check only when
+    the tenant holds every rule of the role: its own opencenter-tenant, none of Kubernetes' roles."""
+    cluster = admission.Cluster([obj for _, obj in collect(fleet["platform"], "platform").objects], crds.load_bundle())
+    tenant, namespace = cluster.tenant("shop")
+    reader = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": {"name": "reader"},
+              "rules": [{"apiGroups": [""], "resources": ["configmaps", "pods", "pods/log"], "verbs": ["get", "list"]}]}
+    bound = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": {"name": "runner"},
+             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", **role_ref},
+             "subjects": [{"kind": "ServiceAccount", "name": "runner", "namespace": "shop"}]}
+    assert admission.admit(cluster, [reader], tenant, namespace) == []  # a Role within the tenant's rights
+    denied = [d.message for _, d in admission.admit(cluster, [bound], tenant, namespace)]
+    assert (denied == []) is admitted, denied
 
 
 def test_two_apps_can_never_be_assigned_one_hostname(fleet, tmp_path):

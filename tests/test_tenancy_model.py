@@ -68,6 +68,32 @@ def test_groups_cluster_bindings_subresources_and_resource_names():
     assert not auth.allows(Identity("bob"), "get", "", "pods/log", "any")
 
 
+@pytest.mark.parametrize(("rule", "request_", "allowed"), [
+    # a rule resource is `*`, the requested resource/subresource exactly, or `*/<subresource>`
+    ({"resources": ["*"]}, ("get", "", "pods/log", ""), True),
+    ({"resources": ["pods/log"]}, ("get", "", "pods/log", ""), True),
+    ({"resources": ["*/log"]}, ("get", "", "pods/log", ""), True),
+    ({"resources": ["*/log"]}, ("get", "", "pods", ""), False),
+    ({"resources": ["*/status"]}, ("get", "", "pods/log", ""), False),
+    ({"resources": ["pods/*"]}, ("get", "", "pods/log", ""), False),  # no wildcard: a subresource named `*`
+    ({"resources": ["pods/*"]}, ("get", "", "pods/*", ""), True),
+    ({"resources": ["pods"]}, ("get", "", "pods/log", ""), False),
+    # API groups and verbs: listed, or `*`
+    ({"resources": ["pods"], "apiGroups": ["*"], "verbs": ["*"]}, ("delete", "apps", "pods", ""), True),
+    ({"resources": ["pods"], "apiGroups": ["apps"]}, ("get", "", "pods", ""), False),
+    ({"resources": ["pods"], "verbs": ["list"]}, ("get", "", "pods", ""), False),
+    # resourceNames: the request must name one of them; a create without a name never matches
+    ({"resources": ["pods"], "resourceNames": ["a"]}, ("get", "", "pods", "a"), True),
+    ({"resources": ["pods"], "resourceNames": ["a"]}, ("get", "", "pods", "b"), False),
+    ({"resources": ["pods"], "resourceNames": ["a"], "verbs": ["create"]}, ("create", "", "pods", ""), False),
+])
+def test_rule_matching_follows_rbac(rule, request_, allowed):
+    verb, group, resource, name = request_
+    rule = {"apiGroups": [""], "verbs": ["get"]} | rule
+    auth = Authorizer([cluster_role("r", [rule]), binding("r", "shop", SA)])
+    assert auth.allows(TENANT, verb, group, resource, "shop", name) is allowed
+
+
 def test_aggregation_is_resolved_transitively_from_the_shipped_roles():
     roles = {role["metadata"]["name"]: role for role in builtin_roles()}
     rules = aggregate(roles)
@@ -75,6 +101,90 @@ def test_aggregation_is_resolved_transitively_from_the_shipped_roles():
     assert any("configmaps" in r.get("resources", []) and "get" in r["verbs"] for r in rules["admin"])
     assert any("rolebindings" in r.get("resources", []) for r in rules["admin"])
     assert not any("rolebindings" in r.get("resources", []) for r in rules["edit"])
+
+
+# RBAC escalation prevention: a Role or RoleBinding grants only what its writer holds ----------------
+
+RBAC = "rbac.authorization.k8s.io"
+HELD = [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list"]},
+        {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"], "resourceNames": ["token"]},
+        {"apiGroups": ["apps"], "resources": ["*"], "verbs": ["get"]},
+        {"apiGroups": [""], "resources": ["*/status"], "verbs": ["get"]},
+        {"apiGroups": [RBAC], "resources": ["roles", "rolebindings"], "verbs": ["create", "patch"]}]
+DRY_RUN = " (a role of the same app is not there yet when Flux dry-runs the app's objects)"
+GROUPS = '(groups=["system:serviceaccounts" "system:serviceaccounts:flux-system" "system:authenticated"])'
+
+
+def role(name: str, rules: list[dict]) -> dict:
+    return {"apiVersion": f"{RBAC}/v1", "kind": "Role", "metadata": {"name": name}, "rules": rules}
+
+
+def role_binding(name: str, role_kind: str, role_name: str) -> dict:
+    return {"apiVersion": f"{RBAC}/v1", "kind": "RoleBinding", "metadata": {"name": name},
+            "roleRef": {"apiGroup": RBAC, "kind": role_kind, "name": role_name},
+            "subjects": [{"kind": "ServiceAccount", "name": "runner"}]}
+
+
+def holding(*extra: dict, objects: tuple[dict, ...] = ()) -> Cluster:
+    """A cluster where the tenant holds HELD (and `extra` rules) in namespace shop."""
+    return Cluster([cluster_role("held", [*HELD, *extra]), binding("held", "shop", SA), namespace("shop"), *objects],
+                   crds.load_bundle())
+
+
+@pytest.mark.parametrize(("rules", "held"), [
+    ([{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get"]}], True),
+    ([{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "watch"]}], False),
+    ([{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["*"]}], False),  # a granted `*` needs a held `*`
+    ([{"apiGroups": ["apps"], "resources": ["deployments", "daemonsets/scale", "*"], "verbs": ["get"]}], True),  # held `*`
+    ([{"apiGroups": ["*"], "resources": ["deployments"], "verbs": ["get"]}], False),
+    ([{"apiGroups": [""], "resources": ["pods/status", "*/status"], "verbs": ["get"]}], True),
+    ([{"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]}], False),
+    ([{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"], "resourceNames": ["token"]}], True),
+    ([{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"], "resourceNames": ["token", "other"]}], False),
+    ([{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}], False),  # every name: more than one held
+])
+def test_a_role_may_grant_only_rules_its_writer_holds(rules, held):
+    assert (denials(holding(), role("granted", rules)) == []) is held
+    assert (holding().authorizer.ungranted(TENANT, rules, "shop") == []) is held
+
+
+def test_a_role_granting_more_is_refused_naming_the_missing_rules_unless_its_writer_may_escalate():
+    more = role("more", [{"apiGroups": ["", "batch"], "resources": ["configmaps", "pods/exec", "jobs"],
+                          "verbs": ["get", "create"]}])
+    (refusal,) = denials(holding(), more)
+    assert refusal == ("rbac", "RBAC", f'roles.{RBAC} "more" is forbidden: user "system:serviceaccount:flux-system:tenant-shop" '
+                                       f"{GROUPS} is attempting to grant RBAC permissions not currently held: "
+                                       '{APIGroups:[""], Resources:["configmaps"], Verbs:["create"]}; '
+                                       '{APIGroups:[""], Resources:["jobs"], Verbs:["get" "create"]}; '
+                                       '{APIGroups:[""], Resources:["pods/exec"], Verbs:["get" "create"]}; and 3 more')
+    escalate = {"apiGroups": [RBAC], "resources": ["roles"], "verbs": ["escalate"], "resourceNames": ["more"]}
+    assert denials(holding(escalate), more) == []
+    assert len(denials(holding(escalate), role("other", more["rules"]))) == 1  # escalate names one Role
+    assert denials(holding(), role("more", [])) == []
+
+
+def test_a_rolebinding_may_refer_only_to_a_role_its_writer_holds_unless_it_may_bind_it():
+    cluster = holding()
+    assert denials(cluster, role_binding("own", "ClusterRole", "held")) == []  # its own role: every rule held
+    (refusal,) = denials(cluster, role_binding("viewers", "ClusterRole", "view"))
+    assert refusal[2].startswith(f'rolebindings.{RBAC} "viewers" is forbidden: user "system:serviceaccount:flux-system:tenant-shop" '
+                                 f"{GROUPS} is attempting to grant RBAC permissions not currently held: "
+                                 '{APIGroups:[""], Resources:["bindings"], Verbs:["get" "list" "watch"]}; ')
+    bind = {"apiGroups": [RBAC], "resources": ["clusterroles"], "verbs": ["bind"], "resourceNames": ["view"]}
+    assert denials(holding(bind), role_binding("viewers", "ClusterRole", "view")) == []
+    assert len(denials(holding(bind), role_binding("editors", "ClusterRole", "edit"))) == 1
+    assert denials(holding(bind), role_binding("viewers", "Role", "view")) == [  # `bind` names the kind too
+        ("rbac", "RBAC", f'roles.{RBAC} "view" not found{DRY_RUN}')]
+
+
+def test_a_rolebinding_to_a_role_not_on_the_cluster_is_refused_unless_its_writer_may_bind_it():
+    """The API server reads the role to compare: one the same app defines is not there yet when
+    Flux dry-runs the app's objects (fluxcd/kustomize-controller#748)."""
+    assert denials(holding(), role_binding("mine", "Role", "mine")) == [("rbac", "RBAC", f'roles.{RBAC} "mine" not found{DRY_RUN}')]
+    readers = {**role("readers", [HELD[0]]), "metadata": {"name": "readers", "namespace": "shop"}}
+    assert denials(holding(objects=(readers,)), role_binding("readers", "Role", "readers")) == []
+    bind = {"apiGroups": [RBAC], "resources": ["roles"], "verbs": ["bind"]}
+    assert denials(holding(bind), role_binding("mine", "Role", "mine")) == []
 
 
 # Admission policies -------------------------------------------------------------------------------
