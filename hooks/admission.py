@@ -83,8 +83,9 @@ class Cluster:
     """A cluster as a platform repository sets it up: roles, bindings, tenant namespaces,
     admission policies, quotas and limit ranges (the platform's built objects)."""
 
-    def __init__(self, objects: list[dict], custom: dict[tuple[str, str], KindSchema]) -> None:
+    def __init__(self, objects: list[dict], custom: dict[tuple[str, str], KindSchema], roles_first: bool = False) -> None:
         self.custom = custom
+        self.roles_first = roles_first  # Flux applies an app's Roles before the rest (hooks.clusters.stages_roles)
         self.authorizer = Authorizer(objects)
         self.namespaces: dict[str, dict] = {}
         self.policies: dict[str, dict] = {}
@@ -186,7 +187,9 @@ class Cluster:
 
     # The three gates ----------------------------------------------------------------------------
 
-    def rbac_denials(self, obj: dict, who: Identity, namespace: str) -> list[Denial]:
+    def rbac_denials(self, obj: dict, who: Identity, namespace: str, applied_roles: dict[str, list[dict]] | None = None) -> list[Denial]:
+        """RBAC's refusals, the escalation check included; `applied_roles` (name -> rules) are the
+        app's own Roles, already on the cluster when a RoleBinding is applied."""
         group, _, resource, namespaced = self.resource_of(obj)
         where = namespace if namespaced else None
         # Flux applies server-side: a PATCH to the object's name, authorized as `create` of that
@@ -195,7 +198,7 @@ class Cluster:
                    if not self.authorizer.allows(who, verb, group, resource, where, _name(obj))]
         if not missing:
             # only a request RBAC lets through reaches the Role/RoleBinding storage's escalation check
-            refusal = self.authorizer.escalation(who, obj, namespace) if namespaced else None
+            refusal = self.authorizer.escalation(who, obj, namespace, applied_roles) if namespaced else None
             return [Denial("rbac", "RBAC", refusal)] if refusal else []
         scope = f'in the namespace "{namespace}"' if namespaced else "at the cluster scope"
         resource_name = f"{resource}.{group}" if group else resource
@@ -393,13 +396,16 @@ def _evaluate_policy(policy: dict, bindings: dict) -> list[Denial]:
 def admit(cluster: Cluster, objects: list[dict], who: Identity, namespace: str) -> list[tuple[dict, Denial]]:
     """Every refusal of applying `objects` (one app's build) as `who` into `namespace`. An object
     the platform itself renders there (a baseline NetworkPolicy, the quota) is an UPDATE of the
-    platform's; everything else a CREATE."""
+    platform's; everything else a CREATE. Where Flux applies Roles first, a RoleBinding may
+    refer to a Role of the same app."""
     found = []
     defaulted = []
+    own_roles = {_name(obj): obj.get("rules") or [] for obj in objects
+                 if cluster.roles_first and obj.get("kind") == "Role" and str(obj.get("apiVersion", "")).startswith("rbac.")}
     for obj in objects:
         ready = cluster.defaulted(obj, namespace)
         defaulted.append(ready)
-        found += [(obj, d) for d in cluster.rbac_denials(ready, who, namespace)]
+        found += [(obj, d) for d in cluster.rbac_denials(ready, who, namespace, own_roles)]
         old = cluster.existing(ready, namespace)
         found += [(obj, d) for d in cluster.policy_denials(ready, who, namespace, "UPDATE" if old else "CREATE", old)]
     by_id = {id(ready): obj for ready, obj in zip(defaulted, objects)}

@@ -194,7 +194,7 @@ def _run_checks(repo, kube_version, platform, tenants, all_tenants, cleanup: Exi
         if all_tenants:
             tenants = [*tenants, *((app["name"], app["url"], app.get("branch")) for app in answers.get("apps") or [])]
         if tenants:
-            models = cluster_models(objects, validator)
+            models = cluster_models(objects, validator, answers)
             for app, where, *branch in tenants:
                 path = checkout(where, branch[0] if branch else None, "--tenant", cleanup, report.notes, f"app {app}")
                 if path is not None:
@@ -258,10 +258,12 @@ def checkout(where: Path | str, branch: str | None, option: str, cleanup: ExitSt
     return path.resolve()
 
 
-def cluster_models(objects: list[tuple[str, dict]], validator: Validator) -> dict[str, Cluster]:
+def cluster_models(objects: list[tuple[str, dict]], validator: Validator, answers: dict) -> dict[str, Cluster]:
     """One offline model per cluster overlay of a platform repository: what each cluster's API
-    server would hold (RBAC, admission policies, tenants)."""
-    return {name: Cluster([obj for _, obj in located], validator.custom)
+    server would hold (RBAC, admission policies, tenants), and how its Flux applies."""
+    settings = {c.get("cluster_name"): c for c in clusters.cluster_list(answers)}
+    return {name: Cluster([obj for _, obj in located], validator.custom,
+                          roles_first=clusters.stages_roles(settings.get(name, {})))
             for name, located in rules.by_cluster(objects).items() if name is not None}
 
 
@@ -271,7 +273,7 @@ def platform_clusters(platform: Path, validator: Validator) -> dict[str, Cluster
     if answers["template"] != "platform":
         raise HookError("--platform", f"{platform} is not a platform repository (template: {answers['template']})")
     built = collect(platform, "platform", bool(answers.get("flux_allow_remote_bases")))
-    return cluster_models(built.objects, validator)
+    return cluster_models(built.objects, validator, answers)
 
 
 def tenant_findings(models: dict[str, Cluster], app: str, path: Path, shown: str) -> list[Finding]:

@@ -28,6 +28,10 @@ PER_CLUSTER = (
 )
 # A cluster name is a path segment (its overlay) and part of key file names.
 NAME_RE = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
+# From Flux 2.8 (kustomize-controller 1.8) flux-system/kustomization.yaml has kustomize-controller
+# apply Roles in a stage of their own (--custom-apply-stage-kinds): before, a tenant's RoleBinding
+# to a Role of the same app failed the dry-run of the whole app ("role not found").
+STAGED_ROLES_SINCE = (2, 8)
 
 
 def first(answers: dict[str, Any]) -> dict[str, Any]:
@@ -55,6 +59,15 @@ def find(answers: dict[str, Any], name: str) -> dict[str, Any]:
         if cluster["cluster_name"] == name:
             return cluster
     raise HookError("cluster", f"'{name}' is not a cluster of this repository (clusters: {', '.join(names(answers))})")
+
+
+def stages_roles(cluster: dict[str, Any]) -> bool:
+    """Whether Flux on this cluster applies an app's Roles before the rest of the app."""
+    try:
+        version = tuple(int(part) for part in str(cluster.get("flux_version", "")).split(".")[:2])
+    except ValueError:
+        return False
+    return version >= STAGED_ROLES_SINCE
 
 
 def validate_clusters(answers: dict[str, Any]) -> None:

@@ -200,15 +200,17 @@ class Authorizer:
         return [atom for rule in rules for atom in _atoms(rule)
                 if not any(_rule_allows(owner, atom.verb, atom.group, atom.resource, atom.name) for owner in held)]
 
-    def escalation(self, who: Identity, obj: dict, namespace: str) -> str | None:
+    def escalation(self, who: Identity, obj: dict, namespace: str,
+                   applied_roles: dict[str, list[dict]] | None = None) -> str | None:
         """Why the API server would refuse `who` writing this Role or RoleBinding into the namespace
         (None: not refused, or not such an object), in its words where it has them.
 
         A Role may hold only what `who` holds, unless `who` may `escalate` it; a RoleBinding may
         refer only to a role whose every rule `who` holds, unless `who` may `bind` that role. To
         compare, the API server reads the role: a binding to a role that does not exist yet is
-        refused, and Flux dry-runs every object of an app before applying any, so a Role and its
-        RoleBinding in one app never get applied (fluxcd/kustomize-controller#748)."""
+        refused. Flux dry-runs every object of an app's stage before applying any, so a Role and
+        its RoleBinding in one app apply only where Flux stages Roles first (`applied_roles`: the
+        app's Roles, name -> rules; fluxcd/kustomize-controller#748)."""
         if not str(obj.get("apiVersion", "")).startswith(f"{RBAC_GROUP}/"):
             return None
         kind, name = obj.get("kind"), str((obj.get("metadata") or {}).get("name", ""))
@@ -221,6 +223,8 @@ class Authorizer:
         if self.allows(who, "bind", RBAC_GROUP, resource, namespace, str(role_ref.get("name", ""))):
             return None
         rules = self.rules_of(role_ref, namespace)
+        if rules is None and role_ref.get("kind") == "Role":
+            rules = (applied_roles or {}).get(str(role_ref.get("name", "")))
         if rules is None:
             return (f'{resource}.{RBAC_GROUP} "{role_ref.get("name")}" not found (a role of the same app is not there '
                     f"yet when Flux dry-runs the app's objects)")

@@ -95,9 +95,9 @@ def test_gotk_sync_has_exactly_the_shape_flux_bootstrap_writes(render_platform):
     )
 
 
-@pytest.mark.parametrize("allow_remote", [False, True])
-def test_flux_system_kustomization_carries_the_lockdown(render_platform, allow_remote):
-    repo = render_platform(flux_allow_remote_bases=allow_remote)
+@pytest.mark.parametrize(("allow_remote", "flux_version"), [(False, "2.9.4"), (True, "2.7.5")])
+def test_flux_system_kustomization_carries_the_lockdown(render_platform, allow_remote, flux_version):
+    repo = render_platform(flux_allow_remote_bases=allow_remote, flux_version=flux_version)
     doc = yaml.safe_load((repo / OVERLAY / "flux-system/kustomization.yaml").read_text())
     assert doc["resources"] == ["gotk-components.yaml", "gotk-sync.yaml"]
     args = {}
@@ -108,6 +108,9 @@ def test_flux_system_kustomization_carries_the_lockdown(render_platform, allow_r
     assert "helm-controller" in args["--no-cross-namespace-refs=true"]
     assert args["--default-service-account=default"] == "kustomize-controller"
     assert ("--no-remote-bases=true" in args) is not allow_remote
+    # Roles staged first from Flux 2.8 (kustomize-controller 1.8), which has the flag
+    assert args.get("--custom-apply-stage-kinds=rbac.authorization.k8s.io/Role") == (
+        "kustomize-controller" if flux_version == "2.9.4" else None)
     sa_patch = [p for p in doc["patches"] if p["target"] == {"kind": "Kustomization", "name": "flux-system"}]
     assert yaml.safe_load(sa_patch[0]["patch"]) == [
         {"op": "add", "path": "/spec/serviceAccountName", "value": "kustomize-controller"}

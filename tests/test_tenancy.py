@@ -17,12 +17,13 @@ import yaml
 from pyrage import x25519
 
 from conftest import commit_all
-from hooks import admission, crds, onboard, rules
+from hooks import admission, clusters, crds, onboard, rules
 from hooks.apprender import OVERLAY_TEMPLATE
-from hooks.check import check_repo, collect, run_checks
+from hooks.check import check_repo, collect, platform_clusters, run_checks
 from hooks.errors import HookError
 from hooks.kustomize import build_all
 from hooks.rbac import Authorizer, service_account
+from hooks.validate import Validator
 from reliability import copy_template, isolated
 from updating import run_git
 
@@ -285,21 +286,35 @@ def test_any_other_service_account_of_the_namespace_is_held_to_the_same_rules(fl
     ({"kind": "ClusterRole", "name": "view"}, False),  # view reads more (DaemonSets, Ingresses, pods/status…)
     ({"kind": "ClusterRole", "name": "edit"}, False),
     ({"kind": "ClusterRole", "name": "admin"}, False),
-    ({"kind": "Role", "name": "reader"}, False),  # the app's own Role: not on the cluster at Flux's dry-run
+    ({"kind": "Role", "name": "reader"}, True),  # the app's own Role, within the tenant's rights
 ])
 def test_what_a_tenant_may_bind_to_its_service_accounts(fleet, role_ref, admitted):
     """No tenant holds `bind`, so a RoleBinding passes the API server's escalation check only when
-    the tenant holds every rule of the role: its own opencenter-tenant, none of Kubernetes' roles."""
-    cluster = admission.Cluster([obj for _, obj in collect(fleet["platform"], "platform").objects], crds.load_bundle())
+    the tenant holds every rule of the role: its own opencenter-tenant or a Role of its own within
+    its rights (Flux 2.8+ applies the app's Roles first), none of Kubernetes' roles."""
+    (cluster,) = platform_clusters(fleet["platform"], Validator(crds.load_bundle())).values()
     tenant, namespace = cluster.tenant("shop")
     reader = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": {"name": "reader"},
               "rules": [{"apiGroups": [""], "resources": ["configmaps", "pods", "pods/log"], "verbs": ["get", "list"]}]}
     bound = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": {"name": "runner"},
              "roleRef": {"apiGroup": "rbac.authorization.k8s.io", **role_ref},
              "subjects": [{"kind": "ServiceAccount", "name": "runner", "namespace": "shop"}]}
-    assert admission.admit(cluster, [reader], tenant, namespace) == []  # a Role within the tenant's rights
-    denied = [d.message for _, d in admission.admit(cluster, [bound], tenant, namespace)]
+    denied = [d.message for _, d in admission.admit(cluster, [reader, bound], tenant, namespace)]
     assert (denied == []) is admitted, denied
+
+
+def test_before_flux_2_8_a_rolebinding_to_a_role_of_the_same_app_fails_the_dry_run(fleet):
+    """Without the Role stage the API server meets the binding before the Role exists."""
+    unstaged = admission.Cluster([obj for _, obj in collect(fleet["platform"], "platform").objects], crds.load_bundle())
+    tenant, namespace = unstaged.tenant("shop")
+    reader = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": {"name": "reader"},
+              "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get"]}]}
+    bound = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": {"name": "runner"},
+             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "reader"},
+             "subjects": [{"kind": "ServiceAccount", "name": "runner", "namespace": "shop"}]}
+    assert [(obj["kind"], d.message.split(" (")[0]) for obj, d in admission.admit(unstaged, [reader, bound], tenant, namespace)] == [
+        ("RoleBinding", 'roles.rbac.authorization.k8s.io "reader" not found')]
+    assert clusters.stages_roles({"flux_version": "2.8.0"}) and not clusters.stages_roles({"flux_version": "2.7.5"})
 
 
 def test_two_apps_can_never_be_assigned_one_hostname(fleet, tmp_path):
