@@ -40,7 +40,10 @@ APP = {
     "route_gateway_namespace": ("xroutensx", st.sampled_from(LABELS)),
     "route_section_name": ("xsectionx", st.sampled_from(LABELS)),
     "gateway_proxy_namespace": ("xproxynsx", st.sampled_from(LABELS)),
+    "secret_keys": ("XSECRETX", st.sampled_from(["YES", "ON", "TRUE", "NULL", "No", "Off", "Y"])),  # Secret keys
 }
+TEAM_KEY = "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p"
+APP_FIXED = {"secrets_age_recipients": TEAM_KEY}  # secret_keys needs a recipient
 APP_ENTRY = {"url": "ssh://git@github.com/acme/xentryx", "secrets": True, "receiver": "github", "known_hosts": ""}
 
 
@@ -68,7 +71,7 @@ def substitute(node: object, values: dict[str, str]) -> object:
 def platform_answers(values: dict[str, str]) -> dict:
     name = values.get("xentryx", "xentryx")
     branch = values.get("xentrybranchx", "xentrybranchx")
-    return {"sops_age_recipients": "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p",
+    return {"sops_age_recipients": TEAM_KEY,
             "apps": [{**APP_ENTRY, "name": name, "branch": branch, "url": f"ssh://git@github.com/acme/{name}"}]}
 
 
@@ -79,7 +82,7 @@ def plain(template_snapshot: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     return {
         "platform": render(template_snapshot, root / "platform", "platform",
                            {**{key: marker for key, (marker, _) in PLATFORM.items()}, **platform_answers(markers)}),
-        "app": render(template_snapshot, root / "app", "app", {key: marker for key, (marker, _) in APP.items()}),
+        "app": render(template_snapshot, root / "app", "app", {**{key: marker for key, (marker, _) in APP.items()}, **APP_FIXED}),
     }
 
 
@@ -105,6 +108,6 @@ def test_platform_answers_stay_strings(template_snapshot, plain, tmp_path_factor
 def test_app_answers_stay_strings(template_snapshot, plain, tmp_path_factory, drawn):
     values = {APP[key][0]: value for key, value in drawn.items()}
     dst = tmp_path_factory.mktemp("yaml-app") / "repo"
-    rendered = render(template_snapshot, dst, "app", drawn)
+    rendered = render(template_snapshot, dst, "app", {**drawn, **APP_FIXED})
     expected = {substitute(path, values): substitute(docs, values) for path, docs in plain["app"].items()}
     assert rendered == expected
