@@ -164,15 +164,34 @@ ATTACKS = [
      "opencenter-tenant-pods: tenant pods run at the default priority"),
     ("Deployment", "critical", {}, "ResourceQuota/tenant-no-system-priority: exceeded quota: tenant-no-system-priority, requested: pods=1"),
     ("Deployment", "hog", {"spec": {"replicas": 40}}, "ResourceQuota/tenant-quota: exceeded quota: tenant-quota"),
-    ("ClusterRole", "escalate", {"rules": []}, 'RBAC: system:serviceaccount:flux-system:tenant-shop cannot create or patch resource "clusterroles.rbac.authorization.k8s.io"'),
-    ("Ingress", "bypass", {"spec": {"rules": [{"host": f"billing.{DOMAIN}"}]}},
-     'RBAC: system:serviceaccount:flux-system:tenant-shop cannot create or patch resource "ingresses.networking.k8s.io"'),
+    # Pods as the API server admits them. Deployments are applied in name order (kustomize's), so
+    # burst-limits and etl-init meet the quota before hog uses up its CPU; the quota counts what
+    # the others refuse too, as if that gate had let it through.
+    ("Deployment", "burst-limits", {"spec": {"replicas": 2, "template": {"spec": {"containers": [
+        {"name": "c", "image": "docker.io/library/nginx:1.27", "resources": {"limits": {"memory": "3Gi"}}}]}}}},
+     "ResourceQuota/tenant-quota: exceeded quota: tenant-quota, requested: requests.memory=3Gi, used: requests.memory=3Gi, "
+     "limited: requests.memory=4Gi"),
+    ("Deployment", "etl-init", {"spec": {"template": {"spec": {"initContainers": [
+        {"name": "load", "image": "docker.io/library/busybox:1.37", "resources": {"limits": {"ephemeral-storage": "12Gi"}}}]}}}},
+     "ResourceQuota/tenant-quota: exceeded quota: tenant-quota, requested: requests.ephemeral-storage=12Gi, "
+     "used: requests.ephemeral-storage=0, limited: requests.ephemeral-storage=10Gi"),
+    ("Deployment", "request-over-limit", {"spec": {"template": {"spec": {"containers": [
+        {"name": "c", "image": "docker.io/library/nginx:1.27", "resources": {"requests": {"cpu": "1"}}}]}}}},
+     'Pod validation: spec.containers[0].resources.requests: Invalid value: "1": must be less than or equal to cpu limit of 500m'),
+    ("Deployment", "limit-over-max", {"spec": {"template": {"spec": {"containers": [
+        {"name": "c", "image": "docker.io/library/nginx:1.27", "resources": {"limits": {"cpu": "3"}}}]}}}},
+     "LimitRange/tenant-defaults: maximum cpu usage per Container is 2, but limit is 3"),
+    ("StatefulSet", "database", {"spec": {"serviceName": "database", "volumeClaimTemplates": [
+        {"metadata": {"name": name}, "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": size}}}}
+        for name, size in (("data", "15Gi"), ("wal", "10Gi"))]}},
+     "ResourceQuota/tenant-quota: exceeded quota: tenant-quota, requested: requests.storage=10Gi, used: requests.storage=15Gi, "
+     "limited: requests.storage=20Gi"),
 ]
 API_VERSIONS = {"HTTPRoute": "gateway.networking.k8s.io/v1", "Gateway": "gateway.networking.k8s.io/v1", "Service": "v1",
                 "RoleBinding": "rbac.authorization.k8s.io/v1", "ClusterRole": "rbac.authorization.k8s.io/v1",
                 "HelmRelease": "helm.toolkit.fluxcd.io/v2", "GitRepository": "source.toolkit.fluxcd.io/v1",
                 "Policy": "kyverno.io/v1", "NetworkPolicy": "networking.k8s.io/v1", "PodDisruptionBudget": "policy/v1",
-                "Deployment": "apps/v1", "Ingress": "networking.k8s.io/v1"}
+                "Deployment": "apps/v1", "StatefulSet": "apps/v1", "Ingress": "networking.k8s.io/v1"}
 
 
 def attack_objects() -> list[dict]:
@@ -183,10 +202,10 @@ def attack_objects() -> list[dict]:
             continue
         obj = {"apiVersion": API_VERSIONS[kind], "kind": kind, "metadata": {"name": name, **body.get("metadata", {})},
                **{k: v for k, v in body.items() if k != "metadata"}}
-        if kind == "Deployment":
-            pod = {"containers": [{"name": "c", "image": "docker.io/library/nginx:1.27"}], **body["spec"]["template"]["spec"]} \
-                if "template" in body.get("spec", {}) else {"containers": [{"name": "c", "image": "docker.io/library/nginx:1.27"}]}
-            obj["spec"] = {"replicas": body.get("spec", {}).get("replicas", 1), "selector": {"matchLabels": {"app": name}},
+        if kind in ("Deployment", "StatefulSet"):
+            spec = body.get("spec", {})
+            pod = {"containers": [{"name": "c", "image": "docker.io/library/nginx:1.27"}], **spec.get("template", {}).get("spec", {})}
+            obj["spec"] = {**spec, "replicas": spec.get("replicas", 1), "selector": {"matchLabels": {"app": name}},
                            "template": {"metadata": {"labels": {"app": name}}, "spec": pod}}
         if kind == "Service":
             obj["spec"] = {"selector": {"app": "x"}, **obj.get("spec", {})}
