@@ -16,8 +16,8 @@ those the pods and claims it makes its controller create pass:
 3. **Pods and claims** (Kubernetes 1.32): each pod a workload creates (or a Pod) is defaulted as
    the API server does (a limit without a request is also the request; then LimitRanger's
    defaults, `default` for limits, `defaultRequest` else the default limit), validated (no
-   request above its limit) and held to the LimitRange `min`/`max` per Container (claims: per
-   PersistentVolumeClaim).
+   request above its limit), held to the LimitRange `min`/`max` per Container (claims: per
+   PersistentVolumeClaim) and to the namespace's Pod Security level (hooks.podsecurity).
 4. **ResourceQuota**: what the tenant's objects would consume, admitted one at a time: the object,
    then each replica's claims (StatefulSet volumeClaimTemplates) and pod (its containers' requests
    and limits, or its largest init container's if more), Services by type, storage (also per
@@ -33,7 +33,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 
-from hooks import cel, celrules
+from hooks import cel, celrules, podsecurity
 from hooks.crds import KindSchema
 from hooks.quantity import canonical, format_quantity, is_quantity, parse_quantity
 from hooks.rbac import CORE_RESOURCES, Authorizer, Identity, selector_matches, service_account
@@ -50,7 +50,7 @@ _WORKLOADS = {"Deployment", "StatefulSet", "ReplicaSet", "ReplicationController"
 @dataclass(frozen=True)
 class Denial:
     """One gate refusing an object: rbac, policy (source = the policy), validation, limitrange (the
-    LimitRange) or quota (the quota)."""
+    LimitRange), podsecurity or quota (the quota)."""
 
     gate: str
     source: str
@@ -273,8 +273,9 @@ class Cluster:
     # against the object applied.
 
     def pod_denials(self, obj: dict, namespace: str) -> list[Denial]:
-        """Validation and LimitRanger refusing the pods or claims an object creates."""
-        return [*self.validation_denials(obj, namespace), *self.limit_range_denials(obj, namespace)]
+        """Validation, LimitRanger and Pod Security refusing the pods or claims an object creates."""
+        return [*self.validation_denials(obj, namespace), *self.limit_range_denials(obj, namespace),
+                *self.pod_security_denials(obj, namespace)]
 
     def validation_denials(self, obj: dict, namespace: str) -> list[Denial]:
         """Requests above limits, in the API server's words: in a workload's own template (the
@@ -304,6 +305,16 @@ class Cluster:
                     denials.append(Denial("limitrange", f"LimitRange/{_name(limit_range)}", _aggregate(problems)))
                     break
         return denials
+
+    def pod_security_denials(self, obj: dict, namespace: str) -> list[Denial]:
+        """The namespace's Pod Security level refusing the object's pods (hooks.podsecurity)."""
+        template = pod_template(obj)
+        spec = pod_spec(obj)
+        if template is None or spec is None:
+            return []
+        labels = self.namespace_object(namespace)["metadata"].get("labels") or {}
+        message = podsecurity.violation(labels, template.get("metadata") or {}, spec)
+        return [Denial("podsecurity", "PodSecurity", message)] if message else []
 
     def quota_denials(self, objects: list[dict], namespace: str) -> list[tuple[dict, Denial]]:
         """The objects that would take the namespace over one of its quotas. What each creates is

@@ -186,6 +186,18 @@ ATTACKS = [
         for name, size in (("data", "15Gi"), ("wal", "10Gi"))]}},
      "ResourceQuota/tenant-quota: exceeded quota: tenant-quota, requested: requests.storage=10Gi, used: requests.storage=15Gi, "
      "limited: requests.storage=20Gi"),
+    ("Deployment", "node-access", {"spec": {"template": {"spec": {
+        "hostNetwork": True, "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+        "containers": [{"name": "c", "image": "docker.io/library/nginx:1.27",
+                        "securityContext": {"privileged": True, "capabilities": {"drop": ["ALL"]}},
+                        "volumeMounts": [{"name": "host", "mountPath": "/host"}]}],
+        "volumes": [{"name": "host", "hostPath": {"path": "/"}}]}}}},
+     'PodSecurity: violates PodSecurity "restricted:latest": host namespaces (hostNetwork=true), privileged (container "c" must '
+     'not set securityContext.privileged=true), allowPrivilegeEscalation != false (container "c" must set '
+     'securityContext.allowPrivilegeEscalation=false), restricted volume types (volume "host" uses restricted volume type "hostPath")'),
+    ("ClusterRole", "escalate", {"rules": []}, 'RBAC: system:serviceaccount:flux-system:tenant-shop cannot create or patch resource "clusterroles.rbac.authorization.k8s.io"'),
+    ("Ingress", "bypass", {"spec": {"rules": [{"host": f"billing.{DOMAIN}"}]}},
+     'RBAC: system:serviceaccount:flux-system:tenant-shop cannot create or patch resource "ingresses.networking.k8s.io"'),
 ]
 API_VERSIONS = {"HTTPRoute": "gateway.networking.k8s.io/v1", "Gateway": "gateway.networking.k8s.io/v1", "Service": "v1",
                 "RoleBinding": "rbac.authorization.k8s.io/v1", "ClusterRole": "rbac.authorization.k8s.io/v1",

@@ -10,7 +10,7 @@ from fractions import Fraction
 
 import pytest
 
-from hooks import crds
+from hooks import crds, podsecurity
 from hooks.admission import Cluster, admit, pod_usage
 from hooks.rbac import Authorizer, Identity, aggregate, builtin_roles, service_account
 
@@ -378,6 +378,84 @@ def test_what_a_quota_refuses_counts_nowhere():
     cpu = make({**quota({"requests.cpu": "10"}), "metadata": {"name": "cpu", "namespace": "shop"}})
     assert quota_messages(cpu, workload(replicas=11, containers=[container(requests={"cpu": "1"})])) == [
         "exceeded quota: cpu, requested: requests.cpu=1, used: requests.cpu=10, limited: requests.cpu=10"]
+
+
+# Pod Security Admission ----------------------------------------------------------------------------
+
+RESTRICTED = {"pod-security.kubernetes.io/enforce": "restricted"}
+BASELINE = {"pod-security.kubernetes.io/enforce": "baseline"}
+HARDENED = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
+
+
+def hardened(**fields) -> dict:
+    """A pod spec restricted admits (the app template's settings), with `fields` on top."""
+    return {"securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+            "containers": [{"name": "c", "image": "x:1", "securityContext": dict(HARDENED)}], **fields}
+
+
+def in_container(**context) -> dict:
+    return hardened(containers=[{"name": "c", "image": "x:1", "securityContext": {**HARDENED, **context}}])
+
+
+@pytest.mark.parametrize(("labels", "spec", "expected"), [
+    (RESTRICTED, hardened(), None),
+    ({}, {"hostNetwork": True, "containers": [{"name": "c"}]}, None),  # no label: privileged
+    (RESTRICTED, {"containers": [{"name": "nginx", "image": "nginx"}]},
+     'violates PodSecurity "restricted:latest": allowPrivilegeEscalation != false (container "nginx" must set '
+     'securityContext.allowPrivilegeEscalation=false), unrestricted capabilities (container "nginx" must set '
+     'securityContext.capabilities.drop=["ALL"]), runAsNonRoot != true (pod or container "nginx" must set '
+     'securityContext.runAsNonRoot=true), seccompProfile (pod or container "nginx" must set '
+     'securityContext.seccompProfile.type to "RuntimeDefault" or "Localhost")'),
+    # baseline checks first, restricted ones after, each by ID; restrictedVolumes replaces hostPathVolumes
+    (RESTRICTED, hardened(hostNetwork=True, hostPID=True, volumes=[{"name": "root", "hostPath": {"path": "/"}}, {"name": "tmp"}]),
+     'violates PodSecurity "restricted:latest": host namespaces (hostNetwork=true, hostPID=true), '
+     'restricted volume types (volume "root" uses restricted volume type "hostPath")'),
+    (BASELINE, hardened(volumes=[{"name": "root", "hostPath": {"path": "/"}}, {"name": "nfs", "nfs": {"server": "x", "path": "/"}}]),
+     'violates PodSecurity "baseline:latest": hostPath volumes (volume "root")'),
+    (BASELINE, in_container(privileged=True, capabilities={"add": ["SYS_ADMIN", "CHOWN", "NET_RAW"]}),
+     'violates PodSecurity "baseline:latest": non-default capabilities (container "c" must not include "NET_RAW", "SYS_ADMIN" '
+     'in securityContext.capabilities.add), privileged (container "c" must not set securityContext.privileged=true)'),
+    (RESTRICTED, in_container(capabilities={"drop": ["ALL"], "add": ["NET_BIND_SERVICE", "CHOWN"]}, runAsUser=0),
+     'violates PodSecurity "restricted:latest": unrestricted capabilities (container "c" must not include "CHOWN" in '
+     'securityContext.capabilities.add), runAsUser=0 (container "c" must not set runAsUser=0)'),
+    (BASELINE, hardened(containers=[{"name": "a", "ports": [{"containerPort": 80, "hostPort": 80}]},
+                                    {"name": "b", "ports": [{"containerPort": 443, "hostPort": 443}]}]),
+     'violates PodSecurity "baseline:latest": hostPort (containers "a", "b" use hostPorts 443, 80)'),
+    (BASELINE, in_container(procMount="Unmasked", seccompProfile={"type": "Unconfined"}, appArmorProfile={"type": "Unconfined"},
+                            seLinuxOptions={"type": "spc_t", "user": "system_u"}),
+     'violates PodSecurity "baseline:latest": forbidden AppArmor profile (container "c" must not set AppArmor profile type to '
+     '"Unconfined"), procMount (container "c" must not set securityContext.procMount to "Unmasked"), seLinuxOptions (container "c" '
+     'set forbidden securityContext.seLinuxOptions: type "spc_t"; user may not be set), seccompProfile (container "c" must not set '
+     'securityContext.seccompProfile.type to "Unconfined")'),
+    (BASELINE, hardened(securityContext={"sysctls": [{"name": "net.ipv4.tcp_rmem", "value": "1"}, {"name": "kernel.msgmax", "value": "1"}]}),
+     'violates PodSecurity "baseline:latest": forbidden sysctls (kernel.msgmax)'),
+    # a version pins the checks: runAsUser from v1.23, net.ipv4.tcp_rmem safe from v1.32
+    ({**RESTRICTED, "pod-security.kubernetes.io/enforce-version": "v1.22"}, in_container(runAsUser=0), None),
+    ({**BASELINE, "pod-security.kubernetes.io/enforce-version": "v1.31"},
+     hardened(securityContext={"sysctls": [{"name": "net.ipv4.tcp_rmem", "value": "1"}]}),
+     'violates PodSecurity "baseline:v1.31": forbidden sysctls (net.ipv4.tcp_rmem)'),
+    # an invalid level fails closed
+    ({"pod-security.kubernetes.io/enforce": "strict"}, {"containers": [{"name": "c", "securityContext": HARDENED}]},
+     'violates PodSecurity "restricted:latest": runAsNonRoot != true (pod or container "c" must set securityContext.runAsNonRoot=true), '
+     'seccompProfile (pod or container "c" must set securityContext.seccompProfile.type to "RuntimeDefault" or "Localhost")'),
+])
+def test_pod_security_standards(labels, spec, expected):
+    assert podsecurity.violation(labels, {}, spec) == expected
+
+
+def test_pod_security_refuses_a_workloads_pods_where_the_namespace_enforces_it():
+    cluster = Cluster([*ADMIN, namespace("shop", RESTRICTED), namespace("other")], crds.load_bundle())
+    privileged = workload(hostNetwork=True, containers=[{"name": "c", "image": "x:1", "securityContext": {**HARDENED, "privileged": True}}],
+                          securityContext=hardened()["securityContext"])
+    assert denials(cluster, privileged) == [("podsecurity", "PodSecurity", 'violates PodSecurity "restricted:latest": host namespaces '
+                                             '(hostNetwork=true), privileged (container "c" must not set securityContext.privileged=true)')]
+    assert denials(cluster, privileged, ns="other") == []
+    assert denials(cluster, workload(**hardened())) == []
+    annotated = workload(**hardened())
+    annotated["spec"]["template"]["metadata"]["annotations"] = {"container.apparmor.security.beta.kubernetes.io/c": "unconfined"}
+    assert denials(cluster, annotated) == [("podsecurity", "PodSecurity", 'violates PodSecurity "restricted:latest": forbidden '
+                                            'AppArmor profile (annotation must not set AppArmor profile type to '
+                                            '"container.apparmor.security.beta.kubernetes.io/c="unconfined"")')]
 
 
 def test_a_yaml_number_is_a_quantity_and_a_word_is_refused_before_admission():
