@@ -1,19 +1,27 @@
 """What a cluster set up by a platform repository would answer to a tenant's objects, offline.
 
-No API server can run here, so the check models the three gates an object passes on its way in:
+No API server can run here, so the check models the gates an object passes on its way in, and
+those the pods and claims it makes its controller create pass:
 
 1. **RBAC** (hooks.rbac): may the identity `create` and `patch` (Flux applies server-side) this
    resource in this namespace?
 2. **Admission policies**: every ValidatingAdmissionPolicy of the platform whose binding and
    match rules select the request, evaluated as the API server does (hooks.cel): the object is
    first defaulted (CRD schema defaults; built-in defaults the policies look at: Service type,
-   workload replicas, the tolerations DefaultTolerationSeconds adds to pods, LimitRange
-   container defaults) and bound as the plain map the API server passes (pruned; property names
+   workload replicas, the tolerations DefaultTolerationSeconds adds to pods, a Pod's resources
+   defaulted as below) and bound as the plain map the API server passes (pruned; property names
    never escaped, unlike in CRD rules: here `x.__namespace__` is a key no object has), then matchConditions, variables and validations run with `object`,
    `oldObject`, `request`, `namespaceObject` and `variables` bound. `params` and `authorizer` are
    not modelled (the platform's policies use neither).
-3. **ResourceQuota**: what the tenant's objects would consume (pods and their requests and limits
-   times replicas, Services by type, storage, object counts), against every quota of the namespace.
+3. **Pods and claims** (Kubernetes 1.32): each pod a workload creates (or a Pod) is defaulted as
+   the API server does (a limit without a request is also the request; then LimitRanger's
+   defaults, `default` for limits, `defaultRequest` else the default limit), validated (no
+   request above its limit), held to the LimitRange `min`/`max` per Container (claims: per
+   PersistentVolumeClaim) and to the namespace's Pod Security level (hooks.podsecurity).
+4. **ResourceQuota**: what the tenant's objects would consume, admitted one at a time: the object,
+   then each replica's claims (StatefulSet volumeClaimTemplates) and pod (its containers' requests
+   and limits, or its largest init container's if more), Services by type, storage (also per
+   storage class), object counts, against every quota of the namespace.
 
 Each refusal is a Denial naming the gate and the rule, in the API server's words where it has them.
 """
@@ -21,12 +29,13 @@ Each refusal is a Denial naming the gate and the rule, in the API server's words
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 
-from hooks import cel, celrules
+from hooks import cel, celrules, podsecurity
 from hooks.crds import KindSchema
-from hooks.quantity import parse_quantity
+from hooks.quantity import canonical, format_quantity, is_quantity, parse_quantity
 from hooks.rbac import CORE_RESOURCES, Authorizer, Identity, selector_matches, service_account
 from hooks.validate import CLUSTER_SCOPED_CORE_KINDS
 
@@ -40,7 +49,8 @@ _WORKLOADS = {"Deployment", "StatefulSet", "ReplicaSet", "ReplicationController"
 
 @dataclass(frozen=True)
 class Denial:
-    """One gate refusing an object: rbac, policy (source = the policy) or quota (the quota)."""
+    """One gate refusing an object: rbac, policy (source = the policy), validation, limitrange (the
+    LimitRange), podsecurity or quota (the quota)."""
 
     gate: str
     source: str
@@ -56,17 +66,33 @@ def _identity(obj: dict, namespace: str) -> tuple[str, str, str, str]:
     return str(obj.get("apiVersion", "")).rpartition("/")[0], str(obj.get("kind", "")), namespace, _name(obj)
 
 
-def pod_spec(obj: dict) -> dict | None:
-    """The pod spec of a workload (its template), or of a Pod; None for other kinds."""
+def pod_template(obj: dict) -> dict | None:
+    """The pod a workload's controller creates (its template: metadata and spec), or a Pod itself;
+    None for other kinds."""
     spec = obj.get("spec") if isinstance(obj.get("spec"), dict) else {}
     kind = obj.get("kind")
     if kind == "Pod":
-        return spec
+        return obj
     if kind == "CronJob":
         spec = ((spec.get("jobTemplate") or {}).get("spec") or {})
-    if kind in _WORKLOADS:
-        return (spec.get("template") or {}).get("spec")
-    return None
+    template = spec.get("template") if kind in _WORKLOADS else None
+    return template if isinstance(template, dict) else None
+
+
+def pod_spec(obj: dict) -> dict | None:
+    """The pod spec of a workload (its template), or of a Pod; None for other kinds."""
+    spec = (pod_template(obj) or {}).get("spec")
+    return spec if isinstance(spec, dict) else None
+
+
+def claims(obj: dict) -> list[dict]:
+    """The PersistentVolumeClaims applying an object creates: a claim itself, or one per
+    volumeClaimTemplate of each StatefulSet replica (listed once here)."""
+    if obj.get("kind") == "PersistentVolumeClaim":
+        return [obj]
+    if obj.get("kind") == "StatefulSet":
+        return [c for c in (obj.get("spec") or {}).get("volumeClaimTemplates") or [] if isinstance(c, dict)]
+    return []
 
 
 def replicas(obj: dict) -> int:
@@ -148,7 +174,9 @@ class Cluster:
     # Defaulting ---------------------------------------------------------------------------------
 
     def defaulted(self, obj: dict, namespace: str) -> dict:
-        """The object as the validating admission stage sees it: defaults and mutations applied."""
+        """The object as the validating admission stage sees it: defaults and mutations applied.
+        A Pod's resources are defaulted as in admitted_pod; a workload's template is stored as
+        written (LimitRanger mutates pods only)."""
         obj = copy.deepcopy(obj)
         schema = self.custom.get((obj.get("apiVersion"), obj.get("kind")))
         if schema is not None:
@@ -163,27 +191,46 @@ class Cluster:
             spec.setdefault("type", "ClusterIP")
         if kind in ("Deployment", "StatefulSet", "ReplicaSet", "ReplicationController"):
             spec.setdefault("replicas", 1)
-        pod = pod_spec(obj)
-        if isinstance(pod, dict):
-            self._limit_range_defaults(pod, namespace)
-            if kind == "Pod":
-                present = {(t.get("key"), t.get("effect")) for t in pod.get("tolerations") or []}
-                extra = [dict(t) for t in DEFAULT_TOLERATIONS if (t["key"], t["effect"]) not in present]
-                if extra:
-                    pod["tolerations"] = [*(pod.get("tolerations") or []), *extra]
+        if kind == "Pod":
+            self._default_resources(spec, namespace)
+            present = {(t.get("key"), t.get("effect")) for t in spec.get("tolerations") or []}
+            extra = [dict(t) for t in DEFAULT_TOLERATIONS if (t["key"], t["effect"]) not in present]
+            if extra:
+                spec["tolerations"] = [*(spec.get("tolerations") or []), *extra]
         return obj
 
+    def admitted_pod(self, obj: dict, namespace: str) -> dict | None:
+        """The spec of the pods an object creates (or of a Pod) as the API server admits them;
+        None for kinds without pods."""
+        spec = pod_spec(obj)
+        if spec is None:
+            return None
+        spec = copy.deepcopy(spec)
+        self._default_resources(spec, namespace)
+        return spec
+
+    def _default_resources(self, pod: dict, namespace: str) -> None:
+        # Pod defaulting (before admission, Pods only): a limit without a request is also the
+        # request. Then LimitRanger fills in what is still missing.
+        for container in _containers(pod):
+            resources = container.get("resources") or {}
+            if resources.get("limits"):
+                resources["requests"] = {**resources["limits"], **(resources.get("requests") or {})}
+                container["resources"] = resources
+        self._limit_range_defaults(pod, namespace)
+
     def _limit_range_defaults(self, pod: dict, namespace: str) -> None:
+        # Each LimitRange in turn sets what no earlier one did (LimitRanger's mutation).
         for limit_range in self.limit_ranges.get(namespace, []):
-            for item in (limit_range.get("spec") or {}).get("limits") or []:
-                if item.get("type") != "Container":
-                    continue
-                for container in [*(pod.get("containers") or []), *(pod.get("initContainers") or [])]:
-                    res = container.setdefault("resources", {})
-                    for field, default in (("requests", item.get("defaultRequest") or item.get("default")),
-                                           ("limits", item.get("default"))):
-                        for resource, value in (default or {}).items():
-                            res.setdefault(field, {}).setdefault(resource, value)
+            limits, requests = _container_defaults(limit_range)
+            for container in _containers(pod):
+                resources = container.get("resources") or {}
+                for field, defaults in (("limits", limits), ("requests", requests)):
+                    missing = {name: value for name, value in defaults.items() if name not in (resources.get(field) or {})}
+                    if missing:
+                        resources[field] = {**(resources.get(field) or {}), **missing}
+                if resources:
+                    container["resources"] = resources
 
     # The three gates ----------------------------------------------------------------------------
 
@@ -241,76 +288,295 @@ class Cluster:
             return celrules.as_cel(schema.structural, obj, escape=False)
         return obj
 
-    def quota_denials(self, objects: list[dict], namespace: str) -> list[tuple[dict, Denial]]:
-        """The objects that would take the namespace over one of its quotas (each object in order)."""
+    # What the pods and claims an object creates meet --------------------------------------------
+    # A Pod or PersistentVolumeClaim is refused itself; a workload is stored, and its controller's
+    # pods and claims are refused instead (the workload never becomes ready): both are reported
+    # against the object applied.
+
+    def pod_denials(self, obj: dict, namespace: str) -> list[Denial]:
+        """Validation, LimitRanger and Pod Security refusing the pods or claims an object creates."""
+        return [*self.validation_denials(obj, namespace), *self.limit_range_denials(obj, namespace),
+                *self.pod_security_denials(obj, namespace)]
+
+    def validation_denials(self, obj: dict, namespace: str) -> list[Denial]:
+        """Requests above limits, in the API server's words: in a workload's own template (the
+        workload is invalid), else in its pods as admitted (a limit the LimitRange defaults can
+        be below a request the pod sets)."""
+        template = pod_spec(obj)
+        if template is None:
+            return []
+        kind = str(obj.get("kind"))
+        if kind != "Pod":
+            path = "spec.jobTemplate.spec.template.spec" if kind == "CronJob" else "spec.template.spec"
+            if problems := _requests_over_limits(template, path):
+                return [Denial("validation", f"{kind} validation", _aggregate(problems))]
+        problems = _requests_over_limits(self.admitted_pod(obj, namespace) or {}, "spec")
+        return [Denial("validation", "Pod validation", _aggregate(problems))] if problems else []
+
+    def limit_range_denials(self, obj: dict, namespace: str) -> list[Denial]:
+        """LimitRanger's refusals: each claim the object creates against the PersistentVolumeClaim
+        min and max, its pods (as admitted) against the Container min and max. The first LimitRange
+        refusing one names it, as LimitRanger stops there."""
+        pod = self.admitted_pod(obj, namespace)
+        subjects = [*((claim, _claim_problems) for claim in claims(obj)), *([(pod, _pod_problems)] if pod is not None else [])]
         denials = []
-        for quota in self.quotas.get(namespace, []):
-            spec = quota.get("spec") or {}
-            hard = {key: parse_quantity(value) for key, value in (spec.get("hard") or {}).items()}
-            used = {key: Fraction(0) for key in hard}
-            for obj in objects:
-                if not _in_scope(spec, obj):
-                    continue
-                asked = {key: value for key, value in self.usage(obj).items() if key in hard and value}
-                over = [key for key, value in asked.items() if used[key] + value > hard[key]]
-                for key, value in asked.items():
-                    used[key] += value
-                if over:
-                    name = _name(quota)
-                    detail = ", ".join(f"{key}={_fmt(asked[key])}" for key in over)
-                    limits = ", ".join(f"{key}={_fmt(hard[key])}" for key in over)
-                    usage = ", ".join(f"{key}={_fmt(used[key] - asked[key])}" for key in over)
-                    denials.append((obj, Denial("quota", f"ResourceQuota/{name}",
-                                                f"exceeded quota: {name}, requested: {detail}, used: {usage}, limited: {limits}")))
+        for subject, problems_of in subjects:
+            for limit_range in self.limit_ranges.get(namespace, []):
+                if problems := problems_of(limit_range, subject):
+                    denials.append(Denial("limitrange", f"LimitRange/{_name(limit_range)}", _aggregate(problems)))
+                    break
         return denials
 
-    def usage(self, obj: dict) -> dict[str, Fraction]:
-        """What one (defaulted) object counts against quota keys."""
+    def pod_security_denials(self, obj: dict, namespace: str) -> list[Denial]:
+        """The namespace's Pod Security level refusing the object's pods (hooks.podsecurity)."""
+        template = pod_template(obj)
+        spec = pod_spec(obj)
+        if template is None or spec is None:
+            return []
+        labels = self.namespace_object(namespace)["metadata"].get("labels") or {}
+        message = podsecurity.violation(labels, template.get("metadata") or {}, spec)
+        return [Denial("podsecurity", "PodSecurity", message)] if message else []
+
+    def quota_denials(self, objects: list[dict], namespace: str) -> list[tuple[dict, Denial]]:
+        """The objects that would take the namespace over one of its quotas. What each creates is
+        admitted one at a time (charges), as on the API server: a refusal states what the first
+        refused pod or claim asks, what is refused counts nowhere, and a controller gets no further
+        than its first refused pod or claim (the next would ask the same)."""
+        quotas = [_QuotaUsage(quota) for quota in self.quotas.get(namespace, [])]
+        denials = []
+        for obj in objects:
+            for use, pod in self.charges(obj, namespace):
+                counting = [quota for quota in quotas if _in_scope(quota.spec, pod)]
+                refused = [denial for quota in counting if (denial := quota.refusal(use)) is not None]
+                if refused:
+                    denials += [(obj, denial) for denial in refused]
+                    break
+                for quota in counting:
+                    quota.add(use)
+        return denials
+
+    def charges(self, obj: dict, namespace: str) -> Iterator[tuple[dict[str, Fraction], dict | None]]:
+        """What applying an object creates, in order, each with what it counts against quota keys
+        and its pod spec if it is a pod: the object itself, then for each replica of a workload
+        its claims (StatefulSet volumeClaimTemplates) and its pod. A Pod is its own pod."""
+        pod = self.admitted_pod(obj, namespace)
+        if obj.get("kind") == "Pod" and pod is not None:
+            yield pod_usage(pod), pod
+            return
+        yield self.object_usage(obj), None
+        if pod is None:
+            return
+        for _ in range(replicas(obj)):
+            for claim in claims(obj):
+                yield claim_usage(claim), None
+            yield pod_usage(pod), pod
+
+    def object_usage(self, obj: dict) -> dict[str, Fraction]:
+        """What an object counts against quota keys by itself (not the pods it creates)."""
         group, _, resource, _ = self.resource_of(obj)
-        count_key = f"count/{resource}.{group}" if group else f"count/{resource}"
-        use: dict[str, Fraction] = {count_key: Fraction(1)}
+        use: dict[str, Fraction] = {f"count/{resource}.{group}" if group else f"count/{resource}": Fraction(1)}
         kind, spec = obj.get("kind"), obj.get("spec") or {}
-        if kind in ("Service", "Secret", "ConfigMap", "PersistentVolumeClaim", "ReplicationController", "ResourceQuota"):
+        if kind in ("Service", "Secret", "ConfigMap", "ReplicationController", "ResourceQuota"):
             use[resource] = Fraction(1)
+        if kind == "PersistentVolumeClaim":
+            use.update(claim_usage(obj))
         if kind == "Service":
-            ports = len(spec.get("ports") or [])
             if spec.get("type") == "LoadBalancer":
                 use["services.loadbalancers"] = Fraction(1)
             if spec.get("type") in ("LoadBalancer", "NodePort"):
-                use["services.nodeports"] = Fraction(ports)
-        if kind == "PersistentVolumeClaim":
-            storage = ((spec.get("resources") or {}).get("requests") or {}).get("storage")
-            if storage is not None:
-                use["requests.storage"] = parse_quantity(storage)
-        pod = pod_spec(obj)
-        if isinstance(pod, dict):
-            count = Fraction(replicas(obj))
-            use["pods"] = count
-            for container in pod.get("containers") or []:
-                res = container.get("resources") or {}
-                for field in ("requests", "limits"):
-                    for name, value in (res.get(field) or {}).items():
-                        key = f"{field}.{name}"
-                        use[key] = use.get(key, Fraction(0)) + count * parse_quantity(value)
-                        if field == "requests" and name in ("cpu", "memory", "ephemeral-storage"):
-                            use[name] = use.get(name, Fraction(0)) + count * parse_quantity(value)
+                use["services.nodeports"] = Fraction(len(spec.get("ports") or []))
         return use
 
 
-def _fmt(value: Fraction) -> str:
-    if value.denominator == 1:
-        return str(value.numerator)
-    milli = value * 1000
-    return f"{int(milli)}m" if milli.denominator == 1 else str(float(value))
+def pod_usage(pod: dict) -> dict[str, Fraction]:
+    """What one pod counts against quota keys (the quota's pod evaluator): requests and limits of
+    CPU, memory and ephemeral storage, requests of hugepages and extended resources; pod overhead
+    is not counted."""
+    requests, limits = _pod_total(pod, "requests"), _pod_total(pod, "limits")
+    use = {"pods": Fraction(1), "count/pods": Fraction(1)}
+    for name, value in requests.items():
+        if name in _COMPUTE or name.startswith("hugepages-"):
+            use[name] = use[f"requests.{name}"] = value
+        elif "/" in name and "kubernetes.io/" not in name and not name.startswith("requests."):
+            use[f"requests.{name}"] = value  # an extended resource
+    use.update({f"limits.{name}": value for name, value in limits.items() if name in _COMPUTE})
+    return use
 
 
-def _in_scope(quota_spec: dict, obj: dict) -> bool:
-    """Whether a (scoped) quota counts this object: PriorityClass scopes count pods of those classes."""
+def claim_usage(claim: dict) -> dict[str, Fraction]:
+    """What one PersistentVolumeClaim counts against quota keys: the claim and its storage, both
+    also under its storage class when it names one (the class a cluster would default an
+    unnamed one to is unknown here)."""
+    spec = claim.get("spec") or {}
+    use = {"persistentvolumeclaims": Fraction(1), "count/persistentvolumeclaims": Fraction(1)}
+    storage = ((spec.get("resources") or {}).get("requests") or {}).get("storage")
+    if storage is not None:
+        use["requests.storage"] = parse_quantity(storage)
+    annotations = (claim.get("metadata") or {}).get("annotations") or {}
+    storage_class = annotations.get("volume.beta.kubernetes.io/storage-class", spec.get("storageClassName"))
+    if storage_class:
+        use.update({f"{storage_class}.storageclass.storage.k8s.io/{key}": value for key, value in list(use.items())
+                    if key in ("persistentvolumeclaims", "requests.storage")})
+    return use
+
+
+_COMPUTE = ("cpu", "memory", "ephemeral-storage")
+
+
+def _containers(pod: dict) -> list[dict]:
+    """A pod's containers, then its init containers (the order defaulting and LimitRanger use)."""
+    return [c for field in ("containers", "initContainers") for c in pod.get(field) or [] if isinstance(c, dict)]
+
+
+def _resources(container: object, field: str) -> dict[str, Fraction]:
+    resources = (container.get("resources") if isinstance(container, dict) else None) or {}
+    return {name: parse_quantity(value) for name, value in (resources.get(field) or {}).items()}
+
+
+def _pod_total(pod: dict, field: str) -> dict[str, Fraction]:
+    """A pod's requests or limits as the scheduler and the quota add them up: its containers'
+    sum, or the largest init container if more (with the sidecars started before it), sidecars
+    (init containers with restartPolicy Always) counting with the containers."""
+    total: dict[str, Fraction] = {}
+    for container in pod.get("containers") or []:
+        total = _combine(total, _resources(container, field), sum)
+    sidecars: dict[str, Fraction] = {}
+    peak: dict[str, Fraction] = {}
+    for container in pod.get("initContainers") or []:
+        own = _resources(container, field)
+        if container.get("restartPolicy") == "Always":
+            total, sidecars = _combine(total, own, sum), _combine(sidecars, own, sum)
+            peak = _combine(peak, sidecars, max)
+        else:
+            peak = _combine(peak, _combine(own, sidecars, sum), max)
+    return _combine(total, peak, max)
+
+
+def _combine(a: dict[str, Fraction], b: dict[str, Fraction], how) -> dict[str, Fraction]:
+    return {**a, **b, **{name: how((a[name], b[name])) for name in a.keys() & b.keys()}}
+
+
+def _items(limit_range: dict, kind: str) -> list[dict]:
+    return [item for item in (limit_range.get("spec") or {}).get("limits") or []
+            if isinstance(item, dict) and item.get("type") == kind]
+
+
+def _container_defaults(limit_range: dict) -> tuple[dict, dict]:
+    """A LimitRange's (default limits, default requests) for containers, as the API server stores
+    its Container items: a missing default limit is the max, a missing default request the
+    default limit, else the min."""
+    limits: dict = {}
+    requests: dict = {}
+    for item in _items(limit_range, "Container"):
+        item_limits = {**(item.get("max") or {}), **(item.get("default") or {})}
+        limits.update(item_limits)
+        requests.update({**(item.get("min") or {}), **item_limits, **(item.get("defaultRequest") or {})})
+    return limits, requests
+
+
+def _pod_problems(limit_range: dict, pod: dict) -> list[str]:
+    """LimitRanger's complaints about a pod's containers against a LimitRange's Container min and
+    max (Pod totals and maxLimitRequestRatio are not modelled: the platform sets neither)."""
+    problems = []
+    for item in _items(limit_range, "Container"):
+        for container in _containers(pod):
+            resources = container.get("resources") or {}
+            requests, limits = resources.get("requests") or {}, resources.get("limits") or {}
+            problems += [_below_min("Container", name, bound, requests, limits) for name, bound in (item.get("min") or {}).items()]
+            problems += [_above_max("Container", name, bound, requests, limits) for name, bound in (item.get("max") or {}).items()]
+    return [problem for problem in problems if problem]
+
+
+def _claim_problems(limit_range: dict, claim: dict) -> list[str]:
+    """LimitRanger's complaints about a claim's storage request against PersistentVolumeClaim min
+    and max (a claim's limits are not looked at)."""
+    requests = (((claim.get("spec") or {}).get("resources") or {}).get("requests")) or {}
+    problems = []
+    for item in _items(limit_range, "PersistentVolumeClaim"):
+        problems += [_below_min("PersistentVolumeClaim", name, bound, requests, {}) for name, bound in (item.get("min") or {}).items()]
+        problems += [_above_max("PersistentVolumeClaim", name, bound, requests) for name, bound in (item.get("max") or {}).items()]
+    return [problem for problem in problems if problem]
+
+
+def _below_min(kind: str, name: str, bound: object, requests: dict, limits: dict) -> str | None:
+    if name not in requests:
+        return f"minimum {name} usage per {kind} is {canonical(bound)}.  No request is specified"
+    for word, values in (("request", requests), ("limit", limits)):
+        if name in values and parse_quantity(values[name]) < parse_quantity(bound):
+            return f"minimum {name} usage per {kind} is {canonical(bound)}, but {word} is {canonical(values[name])}"
+    return None
+
+
+def _above_max(kind: str, name: str, bound: object, requests: dict, limits: dict | None = None) -> str | None:
+    """Above a max: a container must have the limit (limits given), a claim the request (None)."""
+    required = ("limit", limits) if limits is not None else ("request", requests)
+    if name not in required[1]:
+        return f"maximum {name} usage per {kind} is {canonical(bound)}.  No {required[0]} is specified"
+    for word, values in (("limit", limits or {}), ("request", requests)):
+        if name in values and parse_quantity(values[name]) > parse_quantity(bound):
+            return f"maximum {name} usage per {kind} is {canonical(bound)}, but {word} is {canonical(values[name])}"
+    return None
+
+
+def _requests_over_limits(pod: dict, path: str) -> list[str]:
+    """Pod validation's errors for requests above limits (containers, then init containers)."""
+    problems = []
+    for field in ("containers", "initContainers"):
+        for index, container in enumerate(pod.get(field) or []):
+            resources = (container.get("resources") if isinstance(container, dict) else None) or {}
+            limits = resources.get("limits") or {}
+            problems += [f'{path}.{field}[{index}].resources.requests: Invalid value: "{canonical(request)}": '
+                         f"must be less than or equal to {name} limit of {canonical(limits[name])}"
+                         for name, request in (resources.get("requests") or {}).items()
+                         if name in limits and parse_quantity(request) > parse_quantity(limits[name])]
+    return problems
+
+
+def _aggregate(messages: list[str]) -> str:
+    """Several errors as Kubernetes joins them: '[a, b]' (one alone as is)."""
+    unique = list(dict.fromkeys(messages))
+    return unique[0] if len(unique) == 1 else "[" + ", ".join(unique) + "]"
+
+
+class _QuotaUsage:
+    """One ResourceQuota and what the objects admitted so far use of it."""
+
+    def __init__(self, quota: dict) -> None:
+        self.name = _name(quota)
+        self.spec = quota.get("spec") or {}
+        self.hard = {key: parse_quantity(value) for key, value in (self.spec.get("hard") or {}).items()}
+        self.used = {key: Fraction(0) for key in self.hard}
+
+    def refusal(self, use: dict[str, Fraction]) -> Denial | None:
+        """The quota's refusal of one more thing using `use`, in the API server's words."""
+        over = sorted(key for key, value in use.items() if key in self.hard and value and self.used[key] + value > self.hard[key])
+        if not over:
+            return None
+
+        def listed(values: dict[str, Fraction]) -> str:
+            return ",".join(f"{key}={_fmt(key, values[key])}" for key in over)
+
+        return Denial("quota", f"ResourceQuota/{self.name}", f"exceeded quota: {self.name}, requested: {listed(use)}, "
+                                                             f"used: {listed(self.used)}, limited: {listed(self.hard)}")
+
+    def add(self, use: dict[str, Fraction]) -> None:
+        for key in self.hard.keys() & use.keys():
+            self.used[key] += use[key]
+
+
+def _fmt(key: str, value: Fraction) -> str:
+    # The API server keeps the suffix a quantity was written with; byte counts print binary here.
+    resource = key.rpartition("/")[2].rpartition(".")[2]
+    return format_quantity(value, binary=resource in ("memory", "storage", "ephemeral-storage") or resource.startswith("hugepages-"))
+
+
+def _in_scope(quota_spec: dict, pod: dict | None) -> bool:
+    """Whether a (scoped) quota counts a pod (None: not a pod): PriorityClass scopes count pods of
+    those classes."""
     expressions = (quota_spec.get("scopeSelector") or {}).get("matchExpressions") or []
     if not expressions:
         return True
-    pod = pod_spec(obj)
-    if not isinstance(pod, dict):
+    if pod is None:
         return False
     for expression in expressions:
         if expression.get("scopeName") != "PriorityClass":
@@ -394,20 +660,40 @@ def _evaluate_policy(policy: dict, bindings: dict) -> list[Denial]:
 
 
 def admit(cluster: Cluster, objects: list[dict], who: Identity, namespace: str) -> list[tuple[dict, Denial]]:
-    """Every refusal of applying `objects` (one app's build) as `who` into `namespace`. An object
-    the platform itself renders there (a baseline NetworkPolicy, the quota) is an UPDATE of the
-    platform's; everything else a CREATE. Where Flux applies Roles first, a RoleBinding may
-    refer to a Role of the same app."""
+    """Every refusal of applying `objects` (one app's build) as `who` into `namespace`, and of
+    the pods and claims they create. An object the platform itself renders there (a baseline
+    NetworkPolicy, the quota) is an UPDATE of the platform's; everything else a CREATE. Where Flux
+    applies Roles first, a RoleBinding may refer to a Role of the same app. Each gate judges every
+    object as if the others had let it through (the quota counts an object another gate refuses)."""
     found = []
-    defaulted = []
+    counted = []
     own_roles = {_name(obj): obj.get("rules") or [] for obj in objects
                  if cluster.roles_first and obj.get("kind") == "Role" and str(obj.get("apiVersion", "")).startswith("rbac.")}
     for obj in objects:
         ready = cluster.defaulted(obj, namespace)
-        defaulted.append(ready)
         found += [(obj, d) for d in cluster.rbac_denials(ready, who, namespace, own_roles)]
         old = cluster.existing(ready, namespace)
         found += [(obj, d) for d in cluster.policy_denials(ready, who, namespace, "UPDATE" if old else "CREATE", old)]
-    by_id = {id(ready): obj for ready, obj in zip(defaulted, objects)}
-    found += [(by_id[id(ready)], denial) for ready, denial in cluster.quota_denials(defaulted, namespace)]
+        if all(is_quantity(value) for value in _quantities(ready)):
+            found += [(obj, d) for d in cluster.pod_denials(ready, namespace)]
+            counted.append((ready, obj))
+        else:
+            found.append((obj, _undecodable(ready)))
+    by_id = {id(ready): obj for ready, obj in counted}
+    found += [(by_id[id(ready)], denial) for ready, denial in cluster.quota_denials([ready for ready, _ in counted], namespace)]
     return found
+
+
+def _quantities(obj: dict) -> list[object]:
+    """The resource quantities of an object's pods and claims."""
+    holders = [c.get("resources") for c in _containers(pod_spec(obj) or {})]
+    holders += [(claim.get("spec") or {}).get("resources") for claim in claims(obj)]
+    return [value for resources in holders if isinstance(resources, dict) for field in ("requests", "limits")
+            for value in (resources.get(field) or {}).values()]
+
+
+def _undecodable(obj: dict) -> Denial:
+    # The API server refuses such an object when decoding it, before any admission.
+    kind, version = obj.get("kind"), str(obj.get("apiVersion", "")).rpartition("/")[2]
+    return Denial("validation", f"{kind} validation", f'{kind} in version "{version}" cannot be handled as a {kind}: quantities '
+                                                      "must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'")

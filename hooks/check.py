@@ -11,7 +11,8 @@ checks that Secrets are SOPS-encrypted under a .sops.yaml rule; in a platform re
 Flux references (sources, dependsOn, paths, secretRefs) resolve; in an app repository, that
 everything stays inside the app's namespace. With --platform / --tenant, the offline admission
 model (hooks.admission) says what the platform's cluster would refuse of an app's objects:
-`[denied]` findings from RBAC, the admission policies and the quotas. With --gitops-base, the
+`[denied]` findings from RBAC, the admission policies, Pod Security, the LimitRange and the
+quotas (also for the pods and claims the app's workloads create). With --gitops-base, the
 tags and paths a platform repository uses on openCenter-gitops-base are looked up in a checkout
 or URL of it (hooks.gitops_base). The rules themselves are in hooks.rules.
 Exits 1 on any finding, 2 when the check itself cannot run (e.g. not a rendered repository).
@@ -349,7 +350,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kube-version", default=DEFAULT_KUBE_VERSION, help=f"Kubernetes version of the core schemas (default {DEFAULT_KUBE_VERSION})")
     parser.add_argument("--platform", metavar="PLATFORM_REPO",
                         help="app repository: also check what this platform's cluster would admit of it "
-                             "(RBAC, admission policies, quotas); a folder or a git URL")
+                             "(RBAC, admission policies, Pod Security, LimitRange, quotas); a folder or a git URL")
     parser.add_argument("--tenant", action="append", default=[], metavar="APP=PATH",
                         help="platform repository: also check the app repository at PATH (a folder or a git URL) "
                              "as tenant APP (repeatable)")

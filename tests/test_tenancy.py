@@ -191,6 +191,37 @@ ATTACKS = [
      "opencenter-tenant-pods: tenant pod templates carry no finalizers"),
     ("EnvoyPatchPolicy", "rewrite-gateway", {"spec": {"type": "JSONPatch", "targetRef": {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "platform-gateway"}}},
      "opencenter-tenant-platform-kinds: EnvoyPatchPolicy objects belong to the platform repository"),
+    # Pods as the API server admits them. Deployments are applied in name order (kustomize's), so
+    # burst-limits and etl-init meet the quota before hog uses up its CPU; the quota counts what
+    # the others refuse too, as if that gate had let it through.
+    ("Deployment", "burst-limits", {"spec": {"replicas": 2, "template": {"spec": {"containers": [
+        {"name": "c", "image": "docker.io/library/nginx:1.27", "resources": {"limits": {"memory": "3Gi"}}}]}}}},
+     "ResourceQuota/tenant-quota: exceeded quota: tenant-quota, requested: requests.memory=3Gi, used: requests.memory=3Gi, "
+     "limited: requests.memory=4Gi"),
+    ("Deployment", "etl-init", {"spec": {"template": {"spec": {"initContainers": [
+        {"name": "load", "image": "docker.io/library/busybox:1.37", "resources": {"limits": {"ephemeral-storage": "12Gi"}}}]}}}},
+     "ResourceQuota/tenant-quota: exceeded quota: tenant-quota, requested: requests.ephemeral-storage=12Gi, "
+     "used: requests.ephemeral-storage=0, limited: requests.ephemeral-storage=10Gi"),
+    ("Deployment", "request-over-limit", {"spec": {"template": {"spec": {"containers": [
+        {"name": "c", "image": "docker.io/library/nginx:1.27", "resources": {"requests": {"cpu": "1"}}}]}}}},
+     'Pod validation: spec.containers[0].resources.requests: Invalid value: "1": must be less than or equal to cpu limit of 500m'),
+    ("Deployment", "limit-over-max", {"spec": {"template": {"spec": {"containers": [
+        {"name": "c", "image": "docker.io/library/nginx:1.27", "resources": {"limits": {"cpu": "3"}}}]}}}},
+     "LimitRange/tenant-defaults: maximum cpu usage per Container is 2, but limit is 3"),
+    ("StatefulSet", "database", {"spec": {"serviceName": "database", "volumeClaimTemplates": [
+        {"metadata": {"name": name}, "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": size}}}}
+        for name, size in (("data", "15Gi"), ("wal", "10Gi"))]}},
+     "ResourceQuota/tenant-quota: exceeded quota: tenant-quota, requested: requests.storage=10Gi, used: requests.storage=15Gi, "
+     "limited: requests.storage=20Gi"),
+    ("Deployment", "node-access", {"spec": {"template": {"spec": {
+        "hostNetwork": True, "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+        "containers": [{"name": "c", "image": "docker.io/library/nginx:1.27",
+                        "securityContext": {"privileged": True, "capabilities": {"drop": ["ALL"]}},
+                        "volumeMounts": [{"name": "host", "mountPath": "/host"}]}],
+        "volumes": [{"name": "host", "hostPath": {"path": "/"}}]}}}},
+     'PodSecurity: violates PodSecurity "restricted:latest": host namespaces (hostNetwork=true), privileged (container "c" must '
+     'not set securityContext.privileged=true), allowPrivilegeEscalation != false (container "c" must set '
+     'securityContext.allowPrivilegeEscalation=false), restricted volume types (volume "host" uses restricted volume type "hostPath")'),
     ("ClusterRole", "escalate", {"rules": []}, 'RBAC: system:serviceaccount:flux-system:tenant-shop cannot create or patch resource "clusterroles.rbac.authorization.k8s.io"'),
     ("Ingress", "bypass", {"spec": {"rules": [{"host": f"billing.{DOMAIN}"}]}},
      'RBAC: system:serviceaccount:flux-system:tenant-shop cannot create or patch resource "ingresses.networking.k8s.io"'),
@@ -200,7 +231,8 @@ API_VERSIONS = {"HTTPRoute": "gateway.networking.k8s.io/v1", "Gateway": "gateway
                 "Role": "rbac.authorization.k8s.io/v1",
                 "HelmRelease": "helm.toolkit.fluxcd.io/v2", "GitRepository": "source.toolkit.fluxcd.io/v1",
                 "Policy": "kyverno.io/v1", "NetworkPolicy": "networking.k8s.io/v1", "PodDisruptionBudget": "policy/v1",
-                "Deployment": "apps/v1", "Ingress": "networking.k8s.io/v1", "EnvoyPatchPolicy": "gateway.envoyproxy.io/v1alpha1"}
+                "Deployment": "apps/v1", "StatefulSet": "apps/v1", "Ingress": "networking.k8s.io/v1",
+                "EnvoyPatchPolicy": "gateway.envoyproxy.io/v1alpha1"}
 
 
 def attack_objects() -> list[dict]:
@@ -211,13 +243,12 @@ def attack_objects() -> list[dict]:
             continue
         obj = {"apiVersion": API_VERSIONS[kind], "kind": kind, "metadata": {"name": name, **body.get("metadata", {})},
                **{k: v for k, v in body.items() if k != "metadata"}}
-        if kind == "Deployment":
-            pod = {"containers": [{"name": "c", "image": "docker.io/library/nginx:1.27"}], **body["spec"]["template"]["spec"]} \
-                if "template" in body.get("spec", {}) else {"containers": [{"name": "c", "image": "docker.io/library/nginx:1.27"}]}
-            obj["spec"] = {"replicas": body.get("spec", {}).get("replicas", 1), "selector": {"matchLabels": {"app": name}},
-                           "template": {"metadata": {"labels": {"app": name},
-                                                     **body.get("spec", {}).get("template", {}).get("metadata", {})},
-                                        "spec": pod}}
+        if kind in ("Deployment", "StatefulSet"):
+            spec = body.get("spec", {})
+            template = spec.get("template", {})
+            pod = {"containers": [{"name": "c", "image": "docker.io/library/nginx:1.27"}], **template.get("spec", {})}
+            obj["spec"] = {**spec, "replicas": spec.get("replicas", 1), "selector": {"matchLabels": {"app": name}},
+                           "template": {"metadata": {"labels": {"app": name}, **template.get("metadata", {})}, "spec": pod}}
         if kind == "Service":
             obj["spec"] = {"selector": {"app": "x"}, **obj.get("spec", {})}
         objects[(kind, name)] = obj

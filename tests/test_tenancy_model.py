@@ -6,10 +6,12 @@ from a model that answers the same whatever it is given.
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import pytest
 
-from hooks import crds
-from hooks.admission import Cluster, admit
+from hooks import crds, podsecurity
+from hooks.admission import Cluster, admit, pod_usage
 from hooks.rbac import Authorizer, Identity, aggregate, builtin_roles, service_account
 
 TENANT = service_account("flux-system", "tenant-shop")
@@ -303,8 +305,9 @@ def deployment(replicas: int, cpu: str | None = None, priority: str | None = Non
 
 @pytest.mark.parametrize(("objects", "expected"), [
     ([deployment(2, "500m"), deployment(2, "500m")], []),
+    # the second Deployment's pods are admitted one by one: the third one is refused
     ([deployment(2, "500m"), deployment(3, "500m")],
-     ["exceeded quota: q, requested: requests.cpu=1500m, used: requests.cpu=1, limited: requests.cpu=2"]),
+     ["exceeded quota: q, requested: requests.cpu=500m, used: requests.cpu=2, limited: requests.cpu=2"]),
 ])
 def test_quota_counts_replicas_times_requests(objects, expected):
     cluster = make(quota({"requests.cpu": "2"}))
@@ -327,3 +330,249 @@ def test_load_balancers_and_node_ports_are_counted():
     assert cluster.quota_denials([service(type="NodePort")], "shop") == []
     (_, denial), = cluster.quota_denials([service(type="LoadBalancer")], "shop")
     assert "services.loadbalancers=1" in denial.message
+
+
+# Pods as the API server admits them: defaulting, validation, LimitRanger ---------------------------
+
+
+def limit_range(*items: dict) -> dict:
+    return {"apiVersion": "v1", "kind": "LimitRange", "metadata": {"name": "l", "namespace": "shop"},
+            "spec": {"limits": list(items)}}
+
+
+# As the platform renders it (services/tenants/<app>/tenant.yaml).
+TENANT_LIMITS = limit_range({"type": "Container", "defaultRequest": {"cpu": "100m", "memory": "128Mi"},
+                             "default": {"cpu": "500m", "memory": "256Mi"}, "max": {"cpu": "2", "memory": "4Gi"}},
+                            {"type": "PersistentVolumeClaim", "max": {"storage": "20Gi"}})
+
+
+def workload(kind: str = "Deployment", replicas: int = 1, containers: list[dict] | None = None,
+             init: list[dict] | None = None, **pod) -> dict:
+    spec = {"containers": containers or [{"name": "c", "image": "x:1"}], **({"initContainers": init} if init else {}), **pod}
+    return {"apiVersion": "v1" if kind == "Pod" else "apps/v1", "kind": kind, "metadata": {"name": kind.lower()},
+            "spec": spec if kind == "Pod" else {"replicas": replicas, "selector": {"matchLabels": {"a": "b"}},
+                                                "template": {"metadata": {"labels": {"a": "b"}}, "spec": spec}}}
+
+
+def container(name: str = "c", requests: dict | None = None, limits: dict | None = None, **fields) -> dict:
+    resources = {**({"requests": requests} if requests else {}), **({"limits": limits} if limits else {})}
+    return {"name": name, "image": "x:1", **({"resources": resources} if resources else {}), **fields}
+
+
+def pod_denials(cluster: Cluster, obj: dict) -> list[tuple[str, str]]:
+    return [(d.source, d.message) for d in cluster.pod_denials(cluster.defaulted(obj, "shop"), "shop")]
+
+
+def test_a_limit_alone_is_also_the_request_before_the_limit_range_defaults():
+    cluster = make(TENANT_LIMITS)
+    (admitted,) = cluster.admitted_pod(workload(containers=[container(limits={"cpu": "1"})]), "shop")["containers"]
+    assert admitted["resources"] == {"limits": {"cpu": "1", "memory": "256Mi"}, "requests": {"cpu": "1", "memory": "128Mi"}}
+    (bare,) = cluster.admitted_pod(workload(), "shop")["containers"]
+    assert bare["resources"] == {"limits": {"cpu": "500m", "memory": "256Mi"}, "requests": {"cpu": "100m", "memory": "128Mi"}}
+    # a workload is stored as written (LimitRanger mutates pods); a Pod is defaulted itself
+    assert "resources" not in cluster.defaulted(workload(), "shop")["spec"]["template"]["spec"]["containers"][0]
+    assert cluster.defaulted(workload("Pod"), "shop")["spec"]["containers"][0]["resources"] == bare["resources"]
+
+
+def test_limit_range_items_are_defaulted_per_resource_as_the_api_server_stores_them():
+    # no defaultRequest for memory: the default limit; no default for cpu: the max
+    cluster = make(limit_range({"type": "Container", "defaultRequest": {"cpu": "50m"}, "default": {"memory": "64Mi"},
+                                "max": {"cpu": "1"}}))
+    (admitted,) = cluster.admitted_pod(workload(), "shop")["containers"]
+    assert admitted["resources"] == {"limits": {"cpu": "1", "memory": "64Mi"}, "requests": {"cpu": "50m", "memory": "64Mi"}}
+
+
+@pytest.mark.parametrize(("containers", "expected"), [
+    ([container(requests={"cpu": "400m"})], []),
+    ([container(requests={"cpu": "1"}, limits={"cpu": "1"})], []),
+    # the LimitRange's default limit (500m) lands below the request the pod sets
+    ([container(requests={"cpu": "1"})],
+     [("Pod validation", 'spec.containers[0].resources.requests: Invalid value: "1": must be less than or equal to cpu limit of 500m')]),
+    # written so in the template, the Deployment itself is invalid
+    ([container(requests={"cpu": "2"}, limits={"cpu": "1"})],
+     [("Deployment validation", 'spec.template.spec.containers[0].resources.requests: Invalid value: "2": '
+                                "must be less than or equal to cpu limit of 1")]),
+    ([container(limits={"cpu": "3000m"})], [("LimitRange/l", "maximum cpu usage per Container is 2, but limit is 3")]),
+    ([container(limits={"cpu": "3"}), container("d", limits={"memory": "5Gi"}), container("e", limits={"cpu": "2"})],
+     [("LimitRange/l", "[maximum cpu usage per Container is 2, but limit is 3, "
+                       "maximum memory usage per Container is 4Gi, but limit is 5Gi]")]),
+])
+def test_requests_above_limits_are_invalid_and_limits_above_the_max_refused(containers, expected):
+    assert pod_denials(make(TENANT_LIMITS), workload(containers=containers)) == expected
+
+
+def test_the_limit_range_min_max_and_claims():
+    cluster = make(limit_range({"type": "Container", "min": {"cpu": "100m"}}, {"type": "PersistentVolumeClaim", "max": {"storage": "20Gi"}}))
+    assert pod_denials(cluster, workload(init=[container("i", requests={"cpu": "50m"})], containers=[container(requests={"cpu": "100m"})])) == [
+        ("LimitRange/l", "minimum cpu usage per Container is 100m, but request is 50m")]
+    assert pod_denials(cluster, workload(containers=[container(requests={"cpu": "100m"})])) == []
+    assert pod_denials(make(limit_range({"type": "Container", "max": {"cpu": "2"}})), workload("Pod")) == []  # the max is the default limit
+    claim = {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "data"},
+             "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "30Gi"}}}}
+    assert pod_denials(cluster, claim) == [("LimitRange/l", "maximum storage usage per PersistentVolumeClaim is 20Gi, but request is 30Gi")]
+    claim["spec"]["resources"]["requests"]["storage"] = "20Gi"
+    assert pod_denials(cluster, claim) == []
+    stateful = workload("StatefulSet", containers=[container(requests={"cpu": "100m"})])
+    stateful["spec"]["volumeClaimTemplates"] = [{"metadata": {"name": "data"}, "spec": {"resources": {"requests": {"storage": "21Gi"}}}}]
+    assert pod_denials(cluster, stateful) == [("LimitRange/l", "maximum storage usage per PersistentVolumeClaim is 20Gi, but request is 21Gi")]
+
+
+# Quotas: what pods and claims count -------------------------------------------------------------
+
+
+def quota_messages(cluster: Cluster, *objects: dict) -> list[str]:
+    return [d.message for _, d in cluster.quota_denials([cluster.defaulted(o, "shop") for o in objects], "shop")]
+
+
+def test_limits_alone_count_as_requests_against_the_quota():
+    cluster = make(quota({"requests.cpu": "2"}), TENANT_LIMITS)
+    assert quota_messages(cluster, workload(replicas=2, containers=[container(limits={"cpu": "1"})])) == []
+    assert quota_messages(cluster, workload(replicas=3, containers=[container(limits={"cpu": "1"})])) == [
+        "exceeded quota: q, requested: requests.cpu=1, used: requests.cpu=2, limited: requests.cpu=2"]
+
+
+def test_a_pod_counts_its_largest_init_container_when_more_than_its_containers():
+    cluster = make(quota({"requests.cpu": "1", "requests.memory": "1Gi"}))
+    small_init = workload(containers=[container(requests={"cpu": "300m"}), container("d", requests={"cpu": "300m"})],
+                          init=[container("i", requests={"cpu": "500m"})])
+    assert quota_messages(cluster, small_init) == []
+    big_init = workload(init=[container("i", requests={"cpu": "1500m", "memory": "2Gi"})])
+    assert quota_messages(cluster, big_init) == [
+        "exceeded quota: q, requested: requests.cpu=1500m,requests.memory=2Gi, used: requests.cpu=0,requests.memory=0, "
+        "limited: requests.cpu=1,requests.memory=1Gi"]
+
+
+def test_sidecars_count_with_the_containers_and_during_later_init_containers():
+    pod = {"containers": [container(requests={"cpu": "100m"})],
+           "initContainers": [container("sidecar", requests={"cpu": "200m"}, restartPolicy="Always"),
+                              container("migrate", requests={"cpu": "250m"})]}
+    assert pod_usage(pod)["requests.cpu"] == Fraction(450, 1000)  # migrate runs beside the sidecar
+    pod["initContainers"][1]["resources"]["requests"]["cpu"] = "50m"
+    assert pod_usage(pod)["requests.cpu"] == Fraction(300, 1000)  # the sidecar runs beside the container
+
+
+def stateful_set(replicas: int, storage: str, storage_class: str | None = None) -> dict:
+    stateful = workload("StatefulSet", replicas=replicas)
+    claim_spec = {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": storage}}}
+    stateful["spec"]["volumeClaimTemplates"] = [{"metadata": {"name": "data"},
+                                                "spec": claim_spec | ({"storageClassName": storage_class} if storage_class else {})}]
+    return stateful
+
+
+def test_stateful_set_claims_count_per_replica_and_per_storage_class():
+    cluster = make(quota({"requests.storage": "20Gi", "persistentvolumeclaims": "5"}))
+    assert quota_messages(cluster, stateful_set(2, "10Gi")) == []
+    assert quota_messages(cluster, stateful_set(3, "10Gi")) == [
+        "exceeded quota: q, requested: requests.storage=10Gi, used: requests.storage=20Gi, limited: requests.storage=20Gi"]
+    assert quota_messages(cluster, stateful_set(6, "1Gi")) == [
+        "exceeded quota: q, requested: persistentvolumeclaims=1, used: persistentvolumeclaims=5, limited: persistentvolumeclaims=5"]
+    gold = make(quota({"gold.storageclass.storage.k8s.io/requests.storage": "15Gi"}))
+    assert quota_messages(gold, stateful_set(3, "10Gi", "silver")) == []
+    assert quota_messages(gold, stateful_set(3, "10Gi", "gold")) == [
+        "exceeded quota: q, requested: gold.storageclass.storage.k8s.io/requests.storage=10Gi, "
+        "used: gold.storageclass.storage.k8s.io/requests.storage=10Gi, limited: gold.storageclass.storage.k8s.io/requests.storage=15Gi"]
+    claim = {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "data"},
+             "spec": {"storageClassName": "gold", "resources": {"requests": {"storage": "16Gi"}}}}
+    assert quota_messages(gold, claim) == [
+        "exceeded quota: q, requested: gold.storageclass.storage.k8s.io/requests.storage=16Gi, "
+        "used: gold.storageclass.storage.k8s.io/requests.storage=0, limited: gold.storageclass.storage.k8s.io/requests.storage=15Gi"]
+
+
+def test_what_a_quota_refuses_counts_nowhere():
+    # the third pod is refused by the pod count: the cpu quota is charged for two
+    cluster = make(quota({"pods": "2"}), {**quota({"requests.cpu": "10"}), "metadata": {"name": "cpu", "namespace": "shop"}})
+    assert quota_messages(cluster, workload(replicas=3, containers=[container(requests={"cpu": "1"})]),
+                          workload(replicas=9, containers=[container(requests={"cpu": "1"})])) == [
+        "exceeded quota: q, requested: pods=1, used: pods=2, limited: pods=2",
+        "exceeded quota: q, requested: pods=1, used: pods=2, limited: pods=2"]
+    cpu = make({**quota({"requests.cpu": "10"}), "metadata": {"name": "cpu", "namespace": "shop"}})
+    assert quota_messages(cpu, workload(replicas=11, containers=[container(requests={"cpu": "1"})])) == [
+        "exceeded quota: cpu, requested: requests.cpu=1, used: requests.cpu=10, limited: requests.cpu=10"]
+
+
+# Pod Security Admission ----------------------------------------------------------------------------
+
+RESTRICTED = {"pod-security.kubernetes.io/enforce": "restricted"}
+BASELINE = {"pod-security.kubernetes.io/enforce": "baseline"}
+HARDENED = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
+
+
+def hardened(**fields) -> dict:
+    """A pod spec restricted admits (the app template's settings), with `fields` on top."""
+    return {"securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+            "containers": [{"name": "c", "image": "x:1", "securityContext": dict(HARDENED)}], **fields}
+
+
+def in_container(**context) -> dict:
+    return hardened(containers=[{"name": "c", "image": "x:1", "securityContext": {**HARDENED, **context}}])
+
+
+@pytest.mark.parametrize(("labels", "spec", "expected"), [
+    (RESTRICTED, hardened(), None),
+    ({}, {"hostNetwork": True, "containers": [{"name": "c"}]}, None),  # no label: privileged
+    (RESTRICTED, {"containers": [{"name": "nginx", "image": "nginx"}]},
+     'violates PodSecurity "restricted:latest": allowPrivilegeEscalation != false (container "nginx" must set '
+     'securityContext.allowPrivilegeEscalation=false), unrestricted capabilities (container "nginx" must set '
+     'securityContext.capabilities.drop=["ALL"]), runAsNonRoot != true (pod or container "nginx" must set '
+     'securityContext.runAsNonRoot=true), seccompProfile (pod or container "nginx" must set '
+     'securityContext.seccompProfile.type to "RuntimeDefault" or "Localhost")'),
+    # baseline checks first, restricted ones after, each by ID; restrictedVolumes replaces hostPathVolumes
+    (RESTRICTED, hardened(hostNetwork=True, hostPID=True, volumes=[{"name": "root", "hostPath": {"path": "/"}}, {"name": "tmp"}]),
+     'violates PodSecurity "restricted:latest": host namespaces (hostNetwork=true, hostPID=true), '
+     'restricted volume types (volume "root" uses restricted volume type "hostPath")'),
+    (BASELINE, hardened(volumes=[{"name": "root", "hostPath": {"path": "/"}}, {"name": "nfs", "nfs": {"server": "x", "path": "/"}}]),
+     'violates PodSecurity "baseline:latest": hostPath volumes (volume "root")'),
+    (BASELINE, in_container(privileged=True, capabilities={"add": ["SYS_ADMIN", "CHOWN", "NET_RAW"]}),
+     'violates PodSecurity "baseline:latest": non-default capabilities (container "c" must not include "NET_RAW", "SYS_ADMIN" '
+     'in securityContext.capabilities.add), privileged (container "c" must not set securityContext.privileged=true)'),
+    (RESTRICTED, in_container(capabilities={"drop": ["ALL"], "add": ["NET_BIND_SERVICE", "CHOWN"]}, runAsUser=0),
+     'violates PodSecurity "restricted:latest": unrestricted capabilities (container "c" must not include "CHOWN" in '
+     'securityContext.capabilities.add), runAsUser=0 (container "c" must not set runAsUser=0)'),
+    (BASELINE, hardened(containers=[{"name": "a", "ports": [{"containerPort": 80, "hostPort": 80}]},
+                                    {"name": "b", "ports": [{"containerPort": 443, "hostPort": 443}]}]),
+     'violates PodSecurity "baseline:latest": hostPort (containers "a", "b" use hostPorts 443, 80)'),
+    (BASELINE, in_container(procMount="Unmasked", seccompProfile={"type": "Unconfined"}, appArmorProfile={"type": "Unconfined"},
+                            seLinuxOptions={"type": "spc_t", "user": "system_u"}),
+     'violates PodSecurity "baseline:latest": forbidden AppArmor profile (container "c" must not set AppArmor profile type to '
+     '"Unconfined"), procMount (container "c" must not set securityContext.procMount to "Unmasked"), seLinuxOptions (container "c" '
+     'set forbidden securityContext.seLinuxOptions: type "spc_t"; user may not be set), seccompProfile (container "c" must not set '
+     'securityContext.seccompProfile.type to "Unconfined")'),
+    (BASELINE, hardened(securityContext={"sysctls": [{"name": "net.ipv4.tcp_rmem", "value": "1"}, {"name": "kernel.msgmax", "value": "1"}]}),
+     'violates PodSecurity "baseline:latest": forbidden sysctls (kernel.msgmax)'),
+    # a version pins the checks: runAsUser from v1.23, net.ipv4.tcp_rmem safe from v1.32
+    ({**RESTRICTED, "pod-security.kubernetes.io/enforce-version": "v1.22"}, in_container(runAsUser=0), None),
+    ({**BASELINE, "pod-security.kubernetes.io/enforce-version": "v1.31"},
+     hardened(securityContext={"sysctls": [{"name": "net.ipv4.tcp_rmem", "value": "1"}]}),
+     'violates PodSecurity "baseline:v1.31": forbidden sysctls (net.ipv4.tcp_rmem)'),
+    # an invalid level fails closed
+    ({"pod-security.kubernetes.io/enforce": "strict"}, {"containers": [{"name": "c", "securityContext": HARDENED}]},
+     'violates PodSecurity "restricted:latest": runAsNonRoot != true (pod or container "c" must set securityContext.runAsNonRoot=true), '
+     'seccompProfile (pod or container "c" must set securityContext.seccompProfile.type to "RuntimeDefault" or "Localhost")'),
+])
+def test_pod_security_standards(labels, spec, expected):
+    assert podsecurity.violation(labels, {}, spec) == expected
+
+
+def test_pod_security_refuses_a_workloads_pods_where_the_namespace_enforces_it():
+    cluster = Cluster([*ADMIN, namespace("shop", RESTRICTED), namespace("other")], crds.load_bundle())
+    privileged = workload(hostNetwork=True, containers=[{"name": "c", "image": "x:1", "securityContext": {**HARDENED, "privileged": True}}],
+                          securityContext=hardened()["securityContext"])
+    assert denials(cluster, privileged) == [("podsecurity", "PodSecurity", 'violates PodSecurity "restricted:latest": host namespaces '
+                                             '(hostNetwork=true), privileged (container "c" must not set securityContext.privileged=true)')]
+    assert denials(cluster, privileged, ns="other") == []
+    assert denials(cluster, workload(**hardened())) == []
+    annotated = workload(**hardened())
+    annotated["spec"]["template"]["metadata"]["annotations"] = {"container.apparmor.security.beta.kubernetes.io/c": "unconfined"}
+    assert denials(cluster, annotated) == [("podsecurity", "PodSecurity", 'violates PodSecurity "restricted:latest": forbidden '
+                                            'AppArmor profile (annotation must not set AppArmor profile type to '
+                                            '"container.apparmor.security.beta.kubernetes.io/c="unconfined"")')]
+
+
+def test_a_yaml_number_is_a_quantity_and_a_word_is_refused_before_admission():
+    cluster = make(TENANT_LIMITS, quota({"limits.cpu": "2"}))
+    assert quota_messages(cluster, workload(replicas=5, containers=[container(limits={"cpu": 0.5})])) == [
+        "exceeded quota: q, requested: limits.cpu=500m, used: limits.cpu=2, limited: limits.cpu=2"]
+    broken = workload(containers=[container(limits={"cpu": "lots"})])
+    assert denials(cluster, broken) == [
+        ("validation", "Deployment validation", 'Deployment in version "v1" cannot be handled as a Deployment: quantities '
+                                                "must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'")]
