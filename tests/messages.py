@@ -11,7 +11,12 @@ from __future__ import annotations
 import re
 
 LEADS = ("Answer ", "Leave ", "Add ", "Remove ")
-MAX_FIRST_LINE = 80
+# What a person sees: a standard terminal, where Copier's prompt (prompt_toolkit) cuts every line at
+# the edge. Copier's prompt mark (🎤, two columns wide, then a space) precedes the first line of a
+# question's help (tests/test_questions.py).
+TERMINAL_WIDTH = 80
+PROMPT_MARK = 3
+MAX_FIRST_LINE = TERMINAL_WIDTH
 REFUSAL = re.compile(r"Validation error for question '(?P<question>[^']+)': (?P<message>.*)", re.DOTALL)
 # A validator that checks another answer than its own: platform_answers is read from platform_repo,
 # the answer a person gives.
