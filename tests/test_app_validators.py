@@ -3,12 +3,15 @@ destination is left behind."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import copier
+import jinja2
 import pytest
 
 from conftest import ROOT
+from hooks import apps
 from messages import check_any_refusal
 
 GOOD_KEY = "age16x2cw6zzszw4s9nlv6esudny0p9qr7v9hn50rymcl3398tmnfesqeydvdv"
@@ -21,6 +24,11 @@ BAD_ANSWERS = [
     ({"app_name": "shop..web"}, "app_name", "DNS-1123 label"),
     ({"app_name": "a" * 64}, "app_name", "at most 63 characters"),
     ({"app_name": "1shop"}, "app_name", "starting with a letter"),
+    # Names onboarding refuses (the platform's reserved names): a host a platform service serves
+    # (keycloak's auth.<domain>), one of its Flux objects, the platform's Gateway namespace.
+    ({"app_name": "auth"}, "app_name", "refuses 'auth': it is reserved by the platform"),
+    ({"app_name": "keycloak-operator"}, "app_name", "refuses 'keycloak-operator'"),
+    ({"app_name": "gateway-system"}, "app_name", "refuses 'gateway-system'"),
     ({"image": "nginx"}, "image", "must carry a tag or a digest"),
     ({"image": "harbor.example.com:5000/shop/web"}, "image", "must carry a tag or a digest"),
     ({"image": "nginx:latest"}, "image", "the tag 'latest' is refused"),
@@ -87,6 +95,19 @@ BAD_ANSWERS = [
     ({"environments": "staging,prod", "secret_keys": "TOKEN", "flux_age_recipient": f"staging={GOOD_KEY}"},
      "flux_age_recipient", "staging=age1…,prod=age1…"),
 ]
+
+
+def test_app_name_refuses_the_names_onboarding_refuses():
+    """The shared macro (includes/validators.jinja, used by the app_name and the platform's `apps`
+    validators) lists exactly the names hooks/apps reserves for onboarding."""
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(ROOT),
+                             extensions=["jinja2_ansible_filters.AnsibleCoreFiltersExtension"],
+                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    macro = env.from_string("{% from 'includes/validators.jinja' import reserved_app_names with context %}"
+                            "{{ reserved_app_names(namespaces) }}")
+    catalog, namespaces = apps.load_catalog(), ["gateway-system", "gateway-staging"]
+    rendered = macro.render(catalog=catalog, reserved=apps.load_reserved(), namespaces=namespaces)
+    assert set(json.loads(rendered)) == apps.reserved_names(catalog, namespaces)
 
 
 def copy_app(dst: Path, **answers) -> None:

@@ -46,6 +46,10 @@ BAD_ANSWERS = [
     ("gitops_base_url", "http://github.com/opencenter-cloud/openCenter-gitops-base", "https://host/path"),
     ("gitops_base_tag", "2026..01", "no '..'"),
     ("gitops_base_tag", "", "git tag name"),
+    ("gitops_base_tag", "main", "not a branch"),
+    # A branch's full ref moves like its name.
+    ("gitops_base_tag", "refs/heads/main", "'refs/heads/main' is a moving ref"),
+    ("gitops_base_tag", "refs/remotes/origin/release", "'refs/remotes/origin/release' is a moving ref"),
     ("gitops_base_secret", "Base_Creds", "DNS-1123 label"),
     ("platform_services", ["gateway"], "'gateway' needs 'gateway-api'"),
     ("platform_services", ["external-snapshotter"], "flux_allow_remote_bases=true"),

@@ -1,9 +1,11 @@
 """Questions a person can answer (issue 15): what the questionnaire shows, and in which order.
 
 Checked rules (questions/common.yml):
-- Prompt: Copier shows `help` as the prompt. Every question has one, and its first line is at most
-  80 characters. For every question that has an answer (all but the computed values, `when:
-  false`), that first line is the question itself, ending with '?'; the detail follows below it.
+- Prompt: Copier shows `help`, rendered, as the prompt. Every question has one, and every line of
+  it fits an 80-column terminal, where prompt_toolkit cuts what passes the edge; the first line
+  after the prompt mark (tests/messages.py, TERMINAL_WIDTH and PROMPT_MARK). For every question
+  that has an answer (all but the computed values, `when: false`), that first line is the
+  question itself, ending with '?'; the detail follows below it.
 - Order: Copier asks in definition order (copier.yml's !include order). `template` comes first,
   then who and what the repository is for (platform: customer_name, cluster_name, cluster_domain,
   platform_repo_url; app: app_name, app_repo_url), and the tooling (ci, check_package_url) last.
@@ -16,6 +18,8 @@ Checked rules (questions/common.yml):
 
 from __future__ import annotations
 
+import contextlib
+import unicodedata
 from pathlib import Path
 
 import copier._main
@@ -28,8 +32,8 @@ from copier._template import filter_config, load_template_config
 import test_app_validators
 import test_platform_validators
 import test_reliability_corpus
-from conftest import ROOT
-from messages import ANSWERED_AS, MAX_FIRST_LINE
+from conftest import ROOT, cluster_entry
+from messages import ANSWERED_AS, PROMPT_MARK, TERMINAL_WIDTH
 
 CONFIG, QUESTIONS = filter_config(load_template_config(ROOT / "copier.yml"))
 ORDER = list(QUESTIONS)
@@ -65,13 +69,55 @@ def referenced(value: object) -> set[str]:
     return set()
 
 
+def columns(text: str) -> int:
+    """Terminal columns `text` takes: wide (East Asian) characters take two."""
+    return sum(2 if unicodedata.east_asian_width(char) in "WF" else 1 for char in text)
+
+
 @pytest.mark.parametrize("name", ORDER)
 def test_the_prompt_asks_the_question_on_its_first_line(name):
     line = first_line(name)
     assert line.strip(), f"{name}: no help"
-    assert len(line) <= MAX_FIRST_LINE, f"{name}: first line of {len(line)} characters: {line!r}"
     if not computed(name):
         assert line.endswith("?"), f"{name}: the first line does not ask the question: {line!r}"
+
+
+# Representative answers of each template: enough that every question is asked or computed (several
+# environments, a Secret), so that a help text using them renders as a person would see it.
+HELP_ANSWERS = [
+    {"template": "platform", "clusters": [cluster_entry("staging", test_app_validators.GOOD_KEY)]},
+    {"template": "app", "environments": "staging,prod", "secret_keys": "DATABASE_URL",
+     "secrets_age_recipients": test_app_validators.GOOD_KEY},
+]
+
+
+@pytest.fixture(scope="module")
+def rendered_help(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[str]]:
+    """Every question's help as Copier renders it (Jinja in help texts included), once per set of
+    HELP_ANSWERS it renders with (a help may use answers only one template defines)."""
+    texts: dict[str, list[str]] = {name: [] for name in ORDER}
+    for data in HELP_ANSWERS:
+        with Worker(src_path=str(ROOT), dst_path=tmp_path_factory.mktemp("help"), data=data, defaults=True,
+                    unsafe=True, vcs_ref="HEAD", quiet=True) as worker:
+            worker._ask()
+            context = worker._render_context()
+            for name in ORDER:
+                with contextlib.suppress(jinja2.UndefinedError):
+                    texts[name].append(worker.jinja_env.from_string(str(QUESTIONS[name]["help"])).render(context))
+    return texts
+
+
+@pytest.mark.parametrize("name", ORDER)
+def test_every_line_of_the_prompt_fits_the_terminal(name, rendered_help):
+    """Copier prompts with the rendered help; prompt_toolkit cuts a line at the terminal's edge (in
+    an 80-column terminal, "…, so only Flux" read "…, so onl")."""
+    assert rendered_help[name], f"{name}: its help rendered for no template"
+    for text in rendered_help[name]:
+        first, *rest = text.split("\n")
+        assert PROMPT_MARK + columns(first) <= TERMINAL_WIDTH, (
+            f"{name}: first line of {columns(first)} columns after the {PROMPT_MARK}-column prompt mark: {first!r}")
+        too_long = [line for line in rest if columns(line) > TERMINAL_WIDTH]
+        assert not too_long, f"{name}: lines longer than {TERMINAL_WIDTH} columns: {too_long}"
 
 
 @pytest.mark.parametrize("template", ["platform", "app"])
