@@ -10,9 +10,11 @@ those the pods and claims it makes its controller create pass:
    first defaulted (CRD schema defaults; built-in defaults the policies look at: Service type,
    workload replicas, the tolerations DefaultTolerationSeconds adds to pods, a Pod's resources
    defaulted as below) and bound as the plain map the API server passes (pruned; property names
-   never escaped, unlike in CRD rules: here `x.__namespace__` is a key no object has), then matchConditions, variables and validations run with `object`,
-   `oldObject`, `request`, `namespaceObject` and `variables` bound. `params` and `authorizer` are
-   not modelled (the platform's policies use neither).
+   never escaped, unlike in CRD rules: here `x.__namespace__` is a key no object has), then
+   matchConditions, variables and validations run with `object`, `oldObject`, `request`,
+   `namespaceObject` and `variables` bound. An object the platform renders in the namespace is
+   an UPDATE of it (`oldObject`), anything else a CREATE. `params` and `authorizer` are not
+   modelled (the platform's policies use neither).
 3. **Pods and claims** (Kubernetes 1.32): each pod a workload creates (or a Pod) is defaulted as
    the API server does (a limit without a request is also the request; then LimitRanger's
    defaults, `default` for limits, `defaultRequest` else the default limit), validated (no
@@ -232,7 +234,7 @@ class Cluster:
                 if resources:
                     container["resources"] = resources
 
-    # The three gates ----------------------------------------------------------------------------
+    # RBAC and admission policies -----------------------------------------------------------------
 
     def rbac_denials(self, obj: dict, who: Identity, namespace: str, applied_roles: dict[str, list[dict]] | None = None) -> list[Denial]:
         """RBAC's refusals, the escalation check included; `applied_roles` (name -> rules) are the

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import hashlib
 import itertools
 import json
 import os
@@ -17,7 +19,10 @@ import pytest
 import yaml
 from plumbum import local
 
+import jinja_cache
 from hooks.check import check_repo
+
+jinja_cache.install()  # test speed only: see tests/jinja_cache.py
 
 ROOT = Path(__file__).resolve().parent.parent
 PATH_AT_START = os.environ["PATH"]  # before any test puts a fake tool in front
@@ -161,26 +166,34 @@ def render_platform(copie):
 
 
 class SharedRenders:
-    """Renders made once per session (once per xdist worker) and shared by every test that needs
+    """Renders made once per session, for every xdist worker, and shared by every test that needs
     the same one: rendering is the suite's main cost, copying a rendered tree costs next to nothing.
 
-    `get(key, build)` runs `build(dst)` the first time `key` is asked for, in an environment of its
-    own (a throwaway HOME, Copier settings and age key folder; PATH as at the start of the session,
-    so no fake tool of the asking test), and returns dst. The shared tree is never changed: a test
-    takes its own copy with `copy_of` (or the `rendered` fixture) and changes that.
-    A build that fails is not remembered: every test that asks fails with the build's own error.
+    `get(key, build)` runs `build(dst)` the first time any worker asks for `key`, in an environment
+    of its own (a throwaway HOME, Copier settings and age key folder; PATH as at the start of the
+    session, so no fake tool of the asking test), and returns dst; a worker asking meanwhile waits
+    for it (a file lock per key under `root`, a folder all workers of the session share). The
+    shared tree is never changed: a test takes its own copy with `copy_of` (or the `rendered`
+    fixture) and changes that. A build that fails is not remembered: every test that asks fails
+    with the build's own error.
     """
 
-    def __init__(self, factory: pytest.TempPathFactory) -> None:
-        self._factory = factory
+    def __init__(self, root: Path) -> None:
+        self._root = root
+        self._root.mkdir(parents=True, exist_ok=True)
         self._made: dict[tuple, Path] = {}
 
     def get(self, key: tuple, build: Callable[[Path], object]) -> Path:
         if key not in self._made:
-            root = self._factory.mktemp("shared")
-            with isolated(root / "home", path=PATH_AT_START):
-                build(root / "repo")
-            self._made[key] = root / "repo"
+            where = self._root / hashlib.sha256(repr(key).encode()).hexdigest()[:20]
+            with open(f"{where}.lock", "w") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+                if not (where / "done").exists():
+                    shutil.rmtree(where, ignore_errors=True)  # a build that failed in another worker
+                    with isolated(where / "home", path=PATH_AT_START):
+                        build(where / "repo")
+                    (where / "done").touch()
+            self._made[key] = where / "repo"
         return self._made[key]
 
 
@@ -191,8 +204,10 @@ def copy_of(src: Path, dst: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def shared_renders(tmp_path_factory: pytest.TempPathFactory) -> SharedRenders:
-    return SharedRenders(tmp_path_factory)
+def shared_renders(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> SharedRenders:
+    # Under xdist each worker's base temp is a folder of the session's: their parent is common.
+    base = tmp_path_factory.getbasetemp()
+    return SharedRenders((base if worker_id == "master" else base.parent) / "shared-renders")
 
 
 @pytest.fixture
@@ -265,27 +280,28 @@ def release_history(previous: str, snapshot: Path, where: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def template_snapshot(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The working tree of this template as a committed, tagged git repo (tag 0.0.1).
+def template_snapshot(shared_renders: SharedRenders) -> Path:
+    """The working tree of this template as a committed, tagged git repo (tag 0.0.1), one for all
+    workers (renders shared between them record its path as their source).
 
     Copying from a dirty working tree records a commit that no repository has, so a later
     `copier update` fails; a snapshot makes copy-then-update tests work during development too.
     """
-    dst = tmp_path_factory.mktemp("template") / "repo"
-    listed = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=ROOT, capture_output=True, text=True, check=True,
-    ).stdout.split("\0")
-    for rel in filter(None, listed):
-        src = ROOT / rel
-        if src.is_file():
-            (dst / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dst / rel)
-    env = {"GIT_AUTHOR_NAME": "Test", "GIT_AUTHOR_EMAIL": "t@example.invalid",
-           "GIT_COMMITTER_NAME": "Test", "GIT_COMMITTER_EMAIL": "t@example.invalid"}
-    for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "snapshot"], ["tag", "0.0.1"]):
-        subprocess.run(["git", *args], cwd=dst, check=True, capture_output=True, env={**os.environ, **env})
-    return dst
+
+    def build(dst: Path) -> None:
+        listed = subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            cwd=ROOT, capture_output=True, text=True, check=True,
+        ).stdout.split("\0")
+        for rel in filter(None, listed):
+            src = ROOT / rel
+            if src.is_file():
+                (dst / rel).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(src, dst / rel)
+        for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "snapshot"], ["tag", "0.0.1"]):
+            git(*args, cwd=dst)
+
+    return shared_renders.get(("template snapshot",), build)
 
 
 @pytest.fixture
