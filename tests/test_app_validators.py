@@ -52,6 +52,9 @@ BAD_ANSWERS = [
     ({"cpu_limit": "50m"}, "cpu_limit", "at least cpu_request"),
     ({"memory_request": "128MB"}, "memory_request", "positive memory quantity"),
     ({"memory_limit": "64Mi"}, "memory_limit", "at least memory_request"),
+    # above what the platform's LimitRange admits per container
+    ({"cpu_limit": "2500m"}, "cpu_limit", "refused by the platform's LimitRange (at most 2 CPU per"),
+    ({"memory_limit": "5Gi"}, "memory_limit", "refused by the platform's LimitRange (at most 4Gi"),
     ({"app_repo_url": "https://github.com/acme/shop"}, "app_repo_url", "ssh://user@host[:port]/path"),
     ({"app_repo_url": "git@github.com:acme/shop.git"}, "app_repo_url", "scp-style"),
     ({"app_repo_url": "ssh://git:pw@github.com/acme/shop"}, "app_repo_url", "must not embed credentials"),

@@ -208,10 +208,11 @@ ATTACKS = [
     ("Deployment", "limit-over-max", {"spec": {"template": {"spec": {"containers": [
         {"name": "c", "image": "docker.io/library/nginx:1.27", "resources": {"limits": {"cpu": "3"}}}]}}}},
      "LimitRange/tenant-defaults: maximum cpu usage per Container is 2, but limit is 3"),
+    # (used: 15Gi of its first claim and the 1Gi of PersistentVolumeClaim/someone-elses-data)
     ("StatefulSet", "database", {"spec": {"serviceName": "database", "volumeClaimTemplates": [
         {"metadata": {"name": name}, "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": size}}}}
         for name, size in (("data", "15Gi"), ("wal", "10Gi"))]}},
-     "ResourceQuota/tenant-quota: exceeded quota: tenant-quota, requested: requests.storage=10Gi, used: requests.storage=15Gi, "
+     "ResourceQuota/tenant-quota: exceeded quota: tenant-quota, requested: requests.storage=10Gi, used: requests.storage=16Gi, "
      "limited: requests.storage=20Gi"),
     ("Deployment", "node-access", {"spec": {"template": {"spec": {
         "hostNetwork": True, "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
@@ -222,6 +223,9 @@ ATTACKS = [
      'PodSecurity: violates PodSecurity "restricted:latest": host namespaces (hostNetwork=true), privileged (container "c" must '
      'not set securityContext.privileged=true), allowPrivilegeEscalation != false (container "c" must set '
      'securityContext.allowPrivilegeEscalation=false), restricted volume types (volume "host" uses restricted volume type "hostPath")'),
+    ("PersistentVolumeClaim", "someone-elses-data", {"spec": {"accessModes": ["ReadWriteOnce"], "volumeName": "pvc-billing-data",
+                                                             "resources": {"requests": {"storage": "1Gi"}}}},
+     "opencenter-tenant-volumes: tenant claims are provisioned, not bound by name"),
     ("ClusterRole", "escalate", {"rules": []}, 'RBAC: system:serviceaccount:flux-system:tenant-shop cannot create or patch resource "clusterroles.rbac.authorization.k8s.io"'),
     ("Ingress", "bypass", {"spec": {"rules": [{"host": f"billing.{DOMAIN}"}]}},
      'RBAC: system:serviceaccount:flux-system:tenant-shop cannot create or patch resource "ingresses.networking.k8s.io"'),
@@ -232,7 +236,7 @@ API_VERSIONS = {"HTTPRoute": "gateway.networking.k8s.io/v1", "Gateway": "gateway
                 "HelmRelease": "helm.toolkit.fluxcd.io/v2", "GitRepository": "source.toolkit.fluxcd.io/v1",
                 "Policy": "kyverno.io/v1", "NetworkPolicy": "networking.k8s.io/v1", "PodDisruptionBudget": "policy/v1",
                 "Deployment": "apps/v1", "StatefulSet": "apps/v1", "Ingress": "networking.k8s.io/v1",
-                "EnvoyPatchPolicy": "gateway.envoyproxy.io/v1alpha1"}
+                "EnvoyPatchPolicy": "gateway.envoyproxy.io/v1alpha1", "PersistentVolumeClaim": "v1"}
 
 
 def attack_objects() -> list[dict]:
@@ -288,6 +292,25 @@ def test_the_default_objects_stay_admitted_beside_the_attacks(hostile_findings):
     assert denied_elsewhere == {("deployment.yaml", "ResourceQuota/tenant-quota")}
     # the report is in the documented form: <file>: [denied] <kind>/<name>: <policy>: <message>
     assert any(f.object == "Service/external-ips" and f.message.startswith("opencenter-tenant-services: ") for f in hostile_findings)
+
+
+def test_what_the_clusters_controllers_do_in_a_tenant_namespace_is_admitted(fleet):
+    """Pods a controller creates carry the cluster's globalDefault priority class (the Priority
+    plugin sets it first), and the PersistentVolume controller binds claims by name: neither is
+    refused, while the tenant naming a volume is."""
+    (cluster,) = platform_clusters(fleet["platform"], Validator(crds.load_bundle())).values()
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "shop-7d4b9-x2x8p"},
+           "spec": {"priorityClassName": "cluster-default", "containers": [{"name": "c", "image": "docker.io/library/nginx:1.27"}]}}
+    replicasets = service_account("kube-system", "replicaset-controller")
+    assert cluster.policy_denials(cluster.defaulted(pod, "shop"), replicasets, "shop") == []
+    pending = {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "data", "namespace": "shop"},
+               "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}
+    bound = {**pending, "spec": {**pending["spec"], "volumeName": "pvc-0a1b2c"}}
+    binder = service_account("kube-system", "persistent-volume-binder")
+    assert cluster.policy_denials(bound, binder, "shop", "UPDATE", pending) == []
+    tenant, _ = cluster.tenant("shop")
+    assert [d.source for d in cluster.policy_denials(bound, tenant, "shop", "UPDATE", pending)] == ["opencenter-tenant-volumes"]
+    assert cluster.policy_denials(bound, tenant, "shop", "UPDATE", bound) == []  # a bound claim resized
 
 
 def test_any_other_service_account_of_the_namespace_is_held_to_the_same_rules(fleet, hostile_shop):
