@@ -317,9 +317,14 @@ def check_repo(path: Path, kube_version: str = DEFAULT_KUBE_VERSION, platform: P
 # CLI --------------------------------------------------------------------------------------------
 
 
+def where(finding: Finding) -> str:
+    """The object, and its field when the finding names one: `HTTPRoute/shop spec.parentRefs`."""
+    return f"{finding.object} {finding.field}" if finding.field else finding.object
+
+
 def format_text(report: Report) -> str:
     lines = [
-        f"{f.file}: [{f.rule}] {f.object + ': ' if f.object else ''}{f.message}" for f in report.findings
+        f"{f.file}: [{f.rule}] {where(f) + ': ' if f.object else ''}{f.message}" for f in report.findings
     ] + [f"note: {note}" for note in report.notes]
     verdict = f"{len(report.findings)} finding(s)" if report.findings else "OK"
     lines.append(f"{verdict}: {report.roots} kustomization root(s), {report.objects} object(s) checked, "

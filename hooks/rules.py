@@ -29,12 +29,14 @@ OWN_SOURCE = ("GitRepository", FLUX_NAMESPACE, "flux-system")
 
 @dataclass(frozen=True)
 class Finding:
-    """One rule broken: where (file relative to the repository, object), which rule, and why."""
+    """One rule broken: where (file relative to the repository, object, the object's field in
+    Kubernetes' path form when the rule names one), which rule, and why."""
 
     file: str
     object: str
     rule: str
     message: str
+    field: str = ""
 
 
 Located = tuple[str, dict]  # (file, object)
@@ -74,7 +76,7 @@ def build_findings(build: Build, root_file: str, repo_prefix: str) -> list[Findi
 def schema_findings(objects: list[Located], validator: Validator) -> list[Finding]:
     """Every object that its strict schema refuses, or whose kind has no schema at all."""
     return [
-        Finding(file, object_label(obj), problem.rule, problem.message)
+        Finding(file, object_label(obj), problem.rule, problem.message, problem.path)
         for file, obj in objects
         for problem in validator.problems(obj)
     ]

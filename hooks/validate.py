@@ -41,10 +41,12 @@ CLUSTER_SCOPED_CORE_KINDS = frozenset({
 
 @dataclass(frozen=True)
 class Problem:
-    """One reason an object is invalid: the rule it broke and a message naming the field."""
+    """One reason an object is invalid: the rule it broke, the field (Kubernetes' path; "" for
+    none) and the message."""
 
     rule: str
     message: str
+    path: str = ""
 
 
 def kube_schema_version(version: str) -> str:
@@ -133,7 +135,7 @@ class Validator:
                 validator = self._compiled[key] = jsonschema.Draft7Validator(self.custom[key].schema)
             errors = sorted(validator.iter_errors(obj), key=lambda e: [str(p) for p in e.absolute_path])
             if errors:
-                return [Problem("schema", f"{_field_path(e.absolute_path)}: {e.message}") for e in errors]
+                return [Problem("schema", e.message, _field_path(e.absolute_path)) for e in errors]
             return self._rule_problems(self.custom[key].structural, obj)
         try:
             core_validator(key[0], key[1], self.kube_version).validate(obj)
@@ -142,7 +144,7 @@ class Validator:
                             f"{self.kube_version[:-2]} kind nor a kind of a CRD in the cache")]
         except jsonschema.ValidationError as error:
             # Like kubernetes-validate: the first error of an object.
-            return [Problem("schema", f"{_field_path(error.absolute_path)}: {error.message}")]
+            return [Problem("schema", error.message, _field_path(error.absolute_path))]
         return []
 
     def _rule_problems(self, structural: dict, obj: dict) -> list[Problem]:
@@ -150,4 +152,4 @@ class Validator:
         outcome = self.rules.check(structural, obj)
         self.rules_evaluated += outcome.evaluated
         self.transition_rules_skipped += outcome.transition_rules_skipped
-        return [Problem("cel-unevaluable" if f.unevaluable else "cel", f"{f.path}: {f.message}") for f in outcome.failures]
+        return [Problem("cel-unevaluable" if f.unevaluable else "cel", f.message, f.path) for f in outcome.failures]

@@ -64,13 +64,13 @@ FAULTS = [
     pytest.param(
         [(f"{FLUXCD}/sources.yaml", "  retryInterval: 1m\n", "  retryIntreval: 1m\n")],
         Finding(f"{FLUXCD}/sources.yaml", "Kustomization/flux-system/sources", "schema",
-                "spec: Additional properties are not allowed ('retryIntreval' was unexpected)"),
+                "Additional properties are not allowed ('retryIntreval' was unexpected)", "spec"),
         id="misspelt-kustomization-field",
     ),
     pytest.param(
         [(f"{OVERLAY}/services/gateway/http-redirect.yaml", "    - filters:\n", "    - matches:\n        - path: {type: Prefix, value: /}\n      filters:\n")],
         Finding(f"{OVERLAY}/services/gateway/http-redirect.yaml", "HTTPRoute/gateway-system/http-to-https", "schema",
-                "spec.rules.0.matches.0.path.type: 'Prefix' is not one of ['Exact', 'PathPrefix', 'RegularExpression']"),
+                "'Prefix' is not one of ['Exact', 'PathPrefix', 'RegularExpression']", "spec.rules.0.matches.0.path.type"),
         id="httproute-bad-path-type",
     ),
     pytest.param(
@@ -123,8 +123,8 @@ def test_a_root_that_does_not_build_names_the_root_and_the_error(platform_repo):
 def test_core_kinds_are_strict_and_follow_the_chosen_kubernetes_version(platform_repo):
     edit(platform_repo / OVERLAY / "services/gateway/namespace.yaml", "  labels:\n", "  lables:\n")
     findings = check_repo(platform_repo, kube_version="1.30")
-    assert [(f.object, f.rule, f.message) for f in findings] == [
-        ("Namespace/gateway-system", "schema", "metadata: Additional properties are not allowed ('lables' was unexpected)")
+    assert [(f.object, f.field, f.rule, f.message) for f in findings] == [
+        ("Namespace/gateway-system", "metadata", "schema", "Additional properties are not allowed ('lables' was unexpected)")
     ]
 
 

@@ -69,7 +69,7 @@ def mutate(kind: str, change) -> dict:
 
 
 def rules_of(problems: list[Problem]) -> list[str]:
-    return [p.message for p in problems]
+    return [f"{p.path}: {p.message}" for p in problems]
 
 
 @pytest.fixture(scope="module")

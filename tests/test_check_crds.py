@@ -98,8 +98,12 @@ def test_cli_json_lists_findings_and_exits_one(rendered):
         "file": "applications/overlays/prod/services/gateway/namespace.yaml",
         "object": "Namespace/gateway-system",
         "rule": "schema",
-        "message": "metadata: Additional properties are not allowed ('lables' was unexpected)",
+        "message": "Additional properties are not allowed ('lables' was unexpected)",
+        "field": "metadata",
     }]
+    text = run_cli(str(repo)).stdout  # the text form: <file>: [<rule>] <kind>/<name> <field>: <message>
+    assert ("applications/overlays/prod/services/gateway/namespace.yaml: [schema] Namespace/gateway-system metadata: "
+            "Additional properties are not allowed ('lables' was unexpected)\n") in text
 
 
 def test_cli_exits_two_with_one_line_when_the_check_cannot_run(tmp_path):

@@ -32,7 +32,7 @@ def reference(obj: dict) -> list[Problem]:
     except kubernetes_validate.SchemaNotFoundError:
         return [Problem("unknown-kind", "")]
     except kubernetes_validate.ValidationError as error:
-        return [Problem("schema", f"{_field_path(error.absolute_path)}: {error.message}")]
+        return [Problem("schema", error.message, _field_path(error.absolute_path))]
     return []
 
 
