@@ -26,7 +26,8 @@ _compile = Environment.compile
 
 def _signature(env: Environment) -> tuple:
     """What, besides the source, decides the code Jinja generates."""
-    return (type(env), tuple(sorted(env.extensions)), *(getattr(env, name, None) for name in _SETTINGS))
+    return (type(env), tuple(sorted(env.extensions)), tuple(sorted(env.filters)), tuple(sorted(env.tests)),
+            *(getattr(env, name, None) for name in _SETTINGS))
 
 
 def _cached_compile(self: Environment, source, name=None, filename=None, raw=False, defer_init=False):

@@ -79,15 +79,19 @@ def run_git(*args: str, cwd: Path) -> None:
 
 
 @pytest.fixture(scope="session")
-def history(template_snapshot: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The working tree tagged 1.0.0, then the standard change tagged 1.1.0, in a temp repo."""
-    tpl = tmp_path_factory.mktemp("history") / "template"
-    run_git("clone", "-q", str(template_snapshot), str(tpl), cwd=tpl.parent)
-    run_git("tag", "1.0.0", cwd=tpl)
-    standard_change(tpl)
-    run_git("commit", "-q", "-am", "standard change", cwd=tpl)
-    run_git("tag", "1.1.0", cwd=tpl)
-    return tpl
+def history(template_snapshot: Path, shared_renders) -> Path:
+    """The working tree tagged 1.0.0, then the standard change tagged 1.1.0, in a temp repo: one for
+    all workers, so that the copies `copied` shares between them record one source path."""
+
+    def build(tpl: Path) -> None:
+        tpl.parent.mkdir(parents=True, exist_ok=True)
+        run_git("clone", "-q", str(template_snapshot), str(tpl), cwd=tpl.parent)
+        run_git("tag", "1.0.0", cwd=tpl)
+        standard_change(tpl)
+        run_git("commit", "-q", "-am", "standard change", cwd=tpl)
+        run_git("tag", "1.1.0", cwd=tpl)
+
+    return shared_renders.get(("template history",), build)
 
 
 def copy(src: Path, dst: Path, ref: str, template: str = "platform", **data) -> Path:
