@@ -572,15 +572,31 @@ def _fmt(key: str, value: Fraction) -> str:
     return format_quantity(value, binary=resource in ("memory", "storage", "ephemeral-storage") or resource.startswith("hugepages-"))
 
 
+def _affinity_terms(pod: dict) -> list[dict]:
+    """Every pod (anti-)affinity term of a pod spec, required and preferred."""
+    affinity = pod.get("affinity") or {}
+    terms = []
+    for kind in ("podAffinity", "podAntiAffinity"):
+        spec = affinity.get(kind) or {}
+        terms += spec.get("requiredDuringSchedulingIgnoredDuringExecution") or []
+        terms += [w.get("podAffinityTerm") or {} for w in spec.get("preferredDuringSchedulingIgnoredDuringExecution") or []]
+    return terms
+
+
 def _in_scope(quota_spec: dict, pod: dict | None) -> bool:
     """Whether a (scoped) quota counts a pod (None: not a pod): PriorityClass scopes count pods of
-    those classes."""
+    those classes, CrossNamespacePodAffinity pods with a term naming namespaces or a namespace
+    selector (Kubernetes' crossNamespacePodAffinityTerm)."""
     expressions = (quota_spec.get("scopeSelector") or {}).get("matchExpressions") or []
     if not expressions:
         return True
     if pod is None:
         return False
     for expression in expressions:
+        if expression.get("scopeName") == "CrossNamespacePodAffinity":
+            if not any(term.get("namespaces") or "namespaceSelector" in term for term in _affinity_terms(pod)):
+                return False
+            continue
         if expression.get("scopeName") != "PriorityClass":
             return False  # other scopes (Terminating, BestEffort…) are not modelled: not counted
         labels = {"priority": pod.get("priorityClassName")} if pod.get("priorityClassName") else {}

@@ -201,7 +201,7 @@ ATTACKS = [
     ("Deployment", "etl-init", {"spec": {"template": {"spec": {"initContainers": [
         {"name": "load", "image": "docker.io/library/busybox:1.37", "resources": {"limits": {"ephemeral-storage": "12Gi"}}}]}}}},
      "ResourceQuota/tenant-quota: exceeded quota: tenant-quota, requested: requests.ephemeral-storage=12Gi, "
-     "used: requests.ephemeral-storage=0, limited: requests.ephemeral-storage=10Gi"),
+     "used: requests.ephemeral-storage=128Mi, limited: requests.ephemeral-storage=10Gi"),
     ("Deployment", "request-over-limit", {"spec": {"template": {"spec": {"containers": [
         {"name": "c", "image": "docker.io/library/nginx:1.27", "resources": {"requests": {"cpu": "1"}}}]}}}},
      'Pod validation: spec.containers[0].resources.requests: Invalid value: "1": must be less than or equal to cpu limit of 500m'),
@@ -234,6 +234,11 @@ ATTACKS = [
         {"metadata": {"name": "data"}, "spec": {"accessModes": ["ReadWriteOnce"], "volumeName": "pvc-billing-data",
                                                 "resources": {"requests": {"storage": "1Gi"}}}}]}},
      "opencenter-tenant-volumes: tenant claims are provisioned, not bound by name"),
+    ("Deployment", "fence", {"spec": {"template": {"spec": {"affinity": {"podAntiAffinity": {
+        "requiredDuringSchedulingIgnoredDuringExecution": [{"topologyKey": "kubernetes.io/os", "namespaceSelector": {},
+                                                            "labelSelector": {"matchLabels": {"app.kubernetes.io/part-of": "cart"}}}]}}}}}},
+     "opencenter-tenant-pods: tenant pod (anti-)affinity stays in its namespace"),
+    ("Deployment", "fence", {}, "ResourceQuota/tenant-no-cross-namespace-affinity: exceeded quota: tenant-no-cross-namespace-affinity, requested: pods=1"),
     ("CronJob", "unkillable-job", {"spec": {"schedule": "0 * * * *", "jobTemplate": {"spec": {"template": {
         "metadata": {"finalizers": ["example.com/never"]},
         "spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "docker.io/library/busybox:1.37"}]}}}}}},
