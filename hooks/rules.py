@@ -82,6 +82,12 @@ def schema_findings(objects: list[Located], validator: Validator) -> list[Findin
     ]
 
 
+def outside_findings(escapes: list[tuple[str, str]]) -> list[Finding]:
+    """(repository-relative file, message) of every path that leaves the repository
+    (hooks.kustomize.outside_references / outside_symlinks): the roots reaching one are not built."""
+    return [Finding(file, "", "kustomize-outside", message) for file, message in escapes]
+
+
 def remote_findings(remote: dict[str, list[str]], template: str, remote_bases_allowed: bool) -> list[Finding]:
     """Remote kustomize entries: never in an app repository; in a platform repository only when
     kustomize-controller runs without --no-remote-bases (answer flux_allow_remote_bases)."""

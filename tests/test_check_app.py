@@ -75,3 +75,121 @@ def test_a_local_folder_named_like_a_host_is_not_remote(tmp_path):
     (repo / "example.com").mkdir()
     (repo / "example.com/kustomization.yaml").write_text("resources: []\n")
     assert check_repo(repo) == []
+
+
+# Containment: a build never reads outside the repository (Flux's kustomize cannot either) ----------
+
+DEPLOYMENT = (
+    "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: shop\nspec:\n  selector:\n    matchLabels: {app: shop}\n"
+    "  template:\n    metadata:\n      labels: {app: shop}\n    spec:\n      containers:\n        - {name: shop, image: nginx}\n"
+)
+EXFILTRATE = (
+    "resources: [deployment.yaml]\nconfigMapGenerator:\n  - {name: loot, files: [token=/proc/self/environ]}\n"
+    "replacements:\n  - source: {kind: ConfigMap, name: loot, fieldPath: data.token}\n"
+    "    targets: [{select: {kind: Deployment, name: shop}, fieldPaths: [spec.replicas]}]\n"
+)
+OUTSIDE = "resolves outside the repository: Flux cannot read it either"
+
+
+@pytest.fixture
+def built_roots(monkeypatch):
+    """The roots the check hands to kubectl."""
+    import hooks.check
+
+    roots: list[Path] = []
+    real = hooks.check.build_all
+
+    def recording(to_build):
+        roots.extend(to_build)
+        return real(to_build)
+
+    monkeypatch.setattr(hooks.check, "build_all", recording)
+    return roots
+
+
+def test_a_generator_reading_the_runner_environment_is_refused_and_not_built(tmp_path, monkeypatch, capsys, built_roots):
+    from hooks.check import main
+
+    sentinel = "sentinel-3f9c1e-not-for-output"
+    monkeypatch.setenv("OPENCENTER_TEST_SECRET", sentinel)
+    repo = app_repo(tmp_path / "shop", {"deployment.yaml": DEPLOYMENT})
+    (repo / "kustomization.yaml").write_text(EXFILTRATE)
+    findings = check_repo(repo)
+    assert findings == [Finding("kustomization.yaml", "", "kustomize-outside",
+                                f"configMapGenerator[0].files 'token=/proc/self/environ' {OUTSIDE}")]
+    assert built_roots == []
+    assert main([str(repo), "--format", "json"]) == 1
+    assert main([str(repo)]) == 1
+    out = capsys.readouterr()
+    assert sentinel not in out.out + out.err
+    assert "kustomize-outside" in out.out
+
+
+@pytest.mark.parametrize(
+    ("kustomization", "expected"),
+    [
+        pytest.param("resources:\n  - ../outside.yaml\n", f"resources '../outside.yaml' {OUTSIDE}", id="dotdot-resource"),
+        pytest.param("resources:\n  - {outside}\n", f"resources '{{outside}}' {OUTSIDE}", id="absolute-resource"),
+        pytest.param("resources: [configmap.yaml]\npatches:\n  - path: ../outside.yaml\n",
+                     f"patches[0].path '../outside.yaml' {OUTSIDE}", id="patch-path"),
+        pytest.param("resources: [configmap.yaml]\nsecretGenerator:\n  - name: s\n    envs: [../outside.env]\n",
+                     f"secretGenerator[0].envs '../outside.env' {OUTSIDE}", id="generator-env"),
+        pytest.param("resources: [configmap.yaml]\ntransformers:\n  - |\n    apiVersion: builtin\n    kind: PatchTransformer\n"
+                     "    metadata: {name: p}\n    path: ../outside.yaml\n",
+                     f"transformers path '../outside.yaml' {OUTSIDE}", id="inline-transformer-path"),
+    ],
+)
+def test_a_path_leaving_the_repository_is_refused_and_not_built(tmp_path, built_roots, kustomization, expected):
+    (tmp_path / "outside.yaml").write_text(CONFIGMAP)
+    (tmp_path / "outside.env").write_text("TOKEN=secret\n")
+    outside = str(tmp_path / "outside.yaml")
+    repo = app_repo(tmp_path / "shop", {"configmap.yaml": CONFIGMAP})
+    (repo / "kustomization.yaml").write_text(kustomization.replace("{outside}", outside))
+    assert check_repo(repo) == [Finding("kustomization.yaml", "", "kustomize-outside", expected.replace("{outside}", outside))]
+    assert built_roots == []
+
+
+def test_a_nested_kustomization_leaving_the_repository_refuses_its_root(tmp_path, built_roots):
+    (tmp_path / "outside.yaml").write_text(CONFIGMAP)
+    repo = app_repo(tmp_path / "shop", {"configmap.yaml": CONFIGMAP}, ("base",))
+    (repo / "base").mkdir()
+    (repo / "base/kustomization.yaml").write_text("resources:\n  - ../../outside.yaml\n")
+    assert check_repo(repo) == [Finding("base/kustomization.yaml", "", "kustomize-outside",
+                                        f"resources '../../outside.yaml' {OUTSIDE}")]
+    assert built_roots == []  # neither the root nor base/
+
+
+def test_a_symlink_leading_out_of_the_repository_is_refused_and_nothing_is_built(tmp_path, built_roots):
+    (tmp_path / "outside.yaml").write_text(CONFIGMAP.replace("settings", "stolen"))
+    repo = app_repo(tmp_path / "shop", {"configmap.yaml": CONFIGMAP}, ("leak.yaml",))
+    (repo / "leak.yaml").symlink_to(tmp_path / "outside.yaml")
+    findings = check_repo(repo)
+    assert Finding("leak.yaml", "", "kustomize-outside", f"symlink '{tmp_path / 'outside.yaml'}' {OUTSIDE}") in findings
+    assert Finding("kustomization.yaml", "", "kustomize-outside", f"resources 'leak.yaml' {OUTSIDE}") in findings
+    assert {f.rule for f in findings} == {"kustomize-outside"}
+    assert "stolen" not in repr(findings)
+    assert built_roots == []
+
+
+def test_an_unparsable_kustomization_is_not_built(tmp_path, built_roots):
+    repo = app_repo(tmp_path / "shop", {"configmap.yaml": CONFIGMAP})
+    (repo / "kustomization.yaml").write_text("resources: [configmap.yaml]\nresources: [/etc/passwd]\n")
+    assert [(f.file, f.rule) for f in check_repo(repo)] == [("kustomization.yaml", "kustomize-outside")]
+    assert built_roots == []
+
+
+def test_in_repository_parent_references_and_symlinks_still_build(tmp_path, built_roots):
+    """A platform-like layout: overlays name ../../base; an in-repository symlink is fine."""
+    repo = app_repo(tmp_path / "shop", {"configmap.yaml": CONFIGMAP})
+    (repo / "base").mkdir()
+    (repo / "base/deployment.yaml").write_text(DEPLOYMENT)
+    (repo / "base/kustomization.yaml").write_text("resources: [deployment.yaml]\n")
+    (repo / "overlays/prod").mkdir(parents=True)
+    (repo / "overlays/prod/replicas.yaml").write_text("- {op: add, path: /spec/replicas, value: 2}\n")
+    (repo / "overlays/prod/settings.env").symlink_to(repo / "base/settings.env")
+    (repo / "base/settings.env").write_text("MODE=prod\n")
+    (repo / "overlays/prod/kustomization.yaml").write_text(
+        "resources: [../../base]\npatches:\n  - path: replicas.yaml\n    target: {kind: Deployment, name: shop}\n"
+        "configMapGenerator:\n  - {name: settings-prod, envs: [settings.env]}\n")
+    assert check_repo(repo) == []
+    assert sorted(root.relative_to(repo).as_posix() for root in built_roots) == [".", "base", "overlays/prod"]

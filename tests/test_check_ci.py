@@ -39,6 +39,12 @@ def test_github_workflow_runs_the_check_on_every_push_and_pull_request(rendered,
     assert set(workflow[True]) == {"push", "pull_request"}  # YAML 1.1 reads the key `on` as True
     runs = [step.get("run", "") for step in workflow["jobs"]["check"]["steps"]]
     assert runs[-1] == CHECK[template]
+    # The check reads untrusted repositories: no token left in .git/config, no secret in its step.
+    steps = workflow["jobs"]["check"]["steps"]
+    checkout = next(step for step in steps if str(step.get("uses", "")).startswith("actions/checkout@"))
+    assert checkout["with"]["persist-credentials"] is False
+    assert "env" not in steps[-1] and "env" not in workflow["jobs"]["check"] and "env" not in workflow
+    assert workflow["permissions"] == {"contents": "read"}
 
 
 @pytest.mark.parametrize("template", ["platform", "app"])
