@@ -120,10 +120,13 @@ def collect(repo: Path, template: str, remote_allowed: bool = False) -> Collecte
     # restrictor off, and the repository may be an app team's (--all-tenants clones them). Any
     # symlink leading out of the repository refuses every root (a build could reach it).
     symlinks = outside_symlinks(repo)
-    escapes = {root: outside_references(root, repo) for root in roots}
+    reached: dict[Path, set[Path]] = {root: set() for root in roots}
+    escapes = {root: outside_references(root, repo, reached[root]) for root in roots}
     refused = [root for root in roots if symlinks or escapes[root]]
-    # Remote entries are fetched only where Flux would fetch them, so the check is otherwise hermetic.
-    to_build = [root for root in roots if root not in refused and (remote_allowed or rel(kustomization_file(root)) not in remote)]
+    # Remote entries are fetched only where Flux would fetch them, so the check is otherwise
+    # hermetic: not by a root with one, nor by a root including such a base.
+    fetching = {kustomization_file(root).resolve().parent for root in roots if rel(kustomization_file(root)) in remote}
+    to_build = [root for root in roots if root not in refused and (remote_allowed or not reached[root] & fetching)]
     findings = rules.parse_findings(files) + rules.remote_findings(remote, template, remote_allowed)
     findings += rules.outside_findings([(repo_relative(repo, escape.file), escape.message())
                                         for escape in [*symlinks, *(e for root in roots for e in escapes[root])]])

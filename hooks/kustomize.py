@@ -193,13 +193,14 @@ def _path_fields(doc: dict) -> tuple[list[tuple[str, str]], list[tuple[str, str]
     return folders, files, plugins
 
 
-def outside_references(root: Path, repo: Path) -> list[Escape]:
+def outside_references(root: Path, repo: Path, reached: set[Path] | None = None) -> list[Escape]:
     """Every local path of the kustomization at `root`, and of the kustomizations and plugin
     configs it leads to, that resolves outside `repo` (symlinks followed). Flux builds inside the
     source's root only (fluxcd/pkg's secure filesystem); kubectl with the load restrictor off
     would read anything, so a root with any such path must not be built. A reachable kustomization
     that cannot be parsed (or has duplicate keys) cannot be vouched for: it is an Escape too.
-    Remote entries are not paths (remote_references reports them). Never returns file contents."""
+    Remote entries are not paths (remote_references reports them). Never returns file contents.
+    `reached` collects the folders of every kustomization the root includes (itself too)."""
     repo = repo.resolve()
     escapes: list[Escape] = []
     seen: set[Path] = set()
@@ -217,6 +218,8 @@ def outside_references(root: Path, repo: Path) -> list[Escape]:
             continue
         seen.add(real)
         base = real.parent
+        if reached is not None:
+            reached.add(base)
         try:
             doc = yaml.load(real.read_text(errors="replace"), Loader=_UniqueKeyLoader)
         except (yaml.YAMLError, OSError, RecursionError):

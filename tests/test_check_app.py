@@ -159,6 +159,15 @@ def test_a_nested_kustomization_leaving_the_repository_refuses_its_root(tmp_path
     assert built_roots == []  # neither the root nor base/
 
 
+def test_a_root_including_a_base_with_a_remote_entry_is_not_built(tmp_path, built_roots):
+    """kubectl would fetch the nested base's URL while building the root: neither is built."""
+    repo = app_repo(tmp_path / "shop", {"configmap.yaml": CONFIGMAP}, ("base",))
+    (repo / "base").mkdir()
+    (repo / "base/kustomization.yaml").write_text(f"resources:\n  - {REMOTE}\n")
+    assert [(f.file, f.rule) for f in check_repo(repo)] == [("base/kustomization.yaml", "tenancy-remote-resource")]
+    assert built_roots == []
+
+
 def test_a_symlink_leading_out_of_the_repository_is_refused_and_nothing_is_built(tmp_path, built_roots):
     (tmp_path / "outside.yaml").write_text(CONFIGMAP.replace("settings", "stolen"))
     repo = app_repo(tmp_path / "shop", {"configmap.yaml": CONFIGMAP}, ("leak.yaml",))
