@@ -38,7 +38,7 @@ from fractions import Fraction
 from hooks import cel, celrules, podsecurity
 from hooks.crds import KindSchema
 from hooks.quantity import canonical, format_quantity, is_quantity, parse_quantity
-from hooks.rbac import CORE_RESOURCES, Authorizer, Identity, selector_matches, service_account
+from hooks.rbac import CORE_RESOURCES, RBAC_GROUP, Authorizer, Identity, selector_matches, service_account
 from hooks.validate import CLUSTER_SCOPED_CORE_KINDS
 
 # DefaultTolerationSeconds admission: every pod tolerates these for 300 s unless it says otherwise.
@@ -686,7 +686,7 @@ def admit(cluster: Cluster, objects: list[dict], who: Identity, namespace: str) 
     found = []
     counted = []
     own_roles = {_name(obj): obj.get("rules") or [] for obj in objects
-                 if cluster.roles_first and obj.get("kind") == "Role" and str(obj.get("apiVersion", "")).startswith("rbac.")}
+                 if cluster.roles_first and obj.get("kind") == "Role" and str(obj.get("apiVersion", "")).startswith(f"{RBAC_GROUP}/")}
     for obj in objects:
         ready = cluster.defaulted(obj, namespace)
         found += [(obj, d) for d in cluster.rbac_denials(ready, who, namespace, own_roles)]
