@@ -6,6 +6,8 @@ matrix: tests/gates.py, called from tests/test_check_matrix.py.
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +19,11 @@ GITHUB = ".github/workflows/validate.yaml"
 # The platform also checks every registered app its CI can clone; an app alone (no platform_check_url) itself only.
 CHECK = {"platform": "opencenter-check . --all-tenants", "app": "opencenter-check ."}
 GITLAB = ".gitlab-ci.yml"
+
+
+def ci_env() -> dict[str, str]:
+    """This test's environment as a CI runner has it: no PYTHONPATH into this checkout."""
+    return {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
 
 
 def render(rendered, template: str, ci: str) -> Path:
@@ -121,3 +128,44 @@ def test_pre_commit_guard_refuses_unencrypted_secrets_only(rendered, tmp_path):
     refused = run(sealed, plain, other)
     assert refused.returncode == 1
     assert refused.stdout.strip() == f"{plain}: Secret is not SOPS-encrypted (sops --encrypt --in-place {plain})"
+
+
+@pytest.fixture(scope="session")
+def installed_check(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A virtualenv holding the check as CI gets it: the project's wheel (pip install of the git URL
+    builds exactly this), not this checkout. Built from a copy of what the wheel is made of (pip
+    would write build/ into the checkout); its dependencies come from the test venv's
+    site-packages, added as a plain path so that this checkout's editable install stays out."""
+    root = tmp_path_factory.mktemp("installed-check")
+    project, source = Path(__file__).resolve().parents[1], root / "source"
+    for name in ("pyproject.toml", "README.md"):
+        (source / name).parent.mkdir(exist_ok=True)
+        shutil.copy2(project / name, source / name)
+    for name in ("hooks", "includes"):  # hooks/includes links to includes/
+        shutil.copytree(project / name, source / name, symlinks=True, ignore=shutil.ignore_patterns("__pycache__"))
+    venv = root / "venv"
+    python = venv / "bin" / "python"
+
+    def run(*args) -> str:
+        return subprocess.run(args, env=ci_env(), check=True, capture_output=True, text=True).stdout.strip()
+
+    run(sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", root / "wheel", source)
+    run(sys.executable, "-m", "venv", venv)
+    run(python, "-m", "pip", "install", "-q", "--no-deps", "--no-index", *(root / "wheel").glob("*.whl"))
+    purelib = "import sysconfig; print(sysconfig.get_paths()['purelib'])"
+    (Path(run(python, "-c", purelib)) / "test-dependencies.pth").write_text(run(sys.executable, "-c", purelib) + "\n")
+    return venv
+
+
+def test_the_check_installed_from_the_wheel_passes_a_rendered_platform(rendered, installed_check, tmp_path):
+    """CI pip-installs the check from the templates' git URL: the wheel must carry what the check
+    reads (CRD data, the service catalog, reserved names), not find it beside a checkout."""
+    python = installed_check / "bin" / "python"
+    where = subprocess.run([python, "-c", "import hooks; print(hooks.__file__)"], cwd=tmp_path, env=ci_env(),
+                           capture_output=True, text=True, check=True).stdout
+    assert where.startswith(str(installed_check)), where
+    repo = rendered(template="platform", ci="github", commit=True)
+    command = yaml.safe_load((repo / GITHUB).read_text())["jobs"]["check"]["steps"][-1]["run"].split()
+    result = subprocess.run([installed_check / "bin" / command[0], *command[1:]], cwd=repo, env=ci_env(),
+                            capture_output=True, text=True)
+    assert result.returncode == 0 and result.stdout.startswith("OK"), result.stdout + result.stderr

@@ -48,7 +48,10 @@ from hooks import knownhosts
 from hooks.errors import HookError
 from hooks.quantity import is_quantity
 
-SERVICES_FILE = Path(__file__).resolve().parents[2] / "includes" / "services.yml"
+# includes/ is shared with the templates; hooks/includes links to it so that an installed wheel
+# (the check as CI installs it) carries the catalog as package data.
+INCLUDES = Path(__file__).resolve().parents[1] / "includes"
+SERVICES_FILE = INCLUDES / "services.yml"
 
 KEYS = ("name", "url", "branch", "secrets", "receiver", "known_hosts")
 OPTIONAL_KEYS = ("clusters", "hostnames", "egress", "quota")
@@ -66,7 +69,7 @@ RECEIVER_EVENTS = {
     "generic": [],
 }
 # Namespaces and Flux object names that belong to the platform, whatever services are selected.
-RESERVED_FILE = Path(__file__).resolve().parents[2] / "includes" / "reserved.yml"
+RESERVED_FILE = INCLUDES / "reserved.yml"
 
 
 @functools.cache
