@@ -295,7 +295,10 @@ def template_snapshot(shared_renders: SharedRenders) -> Path:
         ).stdout.split("\0")
         for rel in filter(None, listed):
             src = ROOT / rel
-            if src.is_file():
+            if src.is_symlink():  # hooks/includes -> ../includes
+                (dst / rel).parent.mkdir(parents=True, exist_ok=True)
+                (dst / rel).symlink_to(os.readlink(src))
+            elif src.is_file():
                 (dst / rel).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(src, dst / rel)
         for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "snapshot"], ["tag", "0.0.1"]):
