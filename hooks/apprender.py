@@ -41,6 +41,7 @@ from typing import Any
 
 from hooks import apps as appsmod
 from hooks import clusters as clustersmod
+from hooks import kept_answers
 from hooks.answers import ANSWERS_FILE, load_answers
 from hooks.errors import HookError
 
@@ -185,9 +186,11 @@ def update_all(platform: Path, apps: list[dict[str, Any]]) -> None:
 
 def render_apps(platform: Path, apps: list[dict[str, Any]]) -> None:
     """Re-render the platform repository with a new `apps` answer, at its recorded template version."""
+    before = load_answers(platform)
     try:
         if not render_changed_apps(platform, apps):
             update_all(platform, apps)
+        kept_answers.verify({**before, "apps": apps}, load_answers(platform))
     except HookError:
         raise
     except Exception as error:  # Copier raises many types; all mean the render failed

@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import yaml  # noqa: E402
 
-from hooks import agekeys, clusters, gitrepo, sops  # noqa: E402
+from hooks import agekeys, clusters, gitrepo, kept_answers, sops  # noqa: E402
 from hooks.errors import HookError, run_main  # noqa: E402
 from hooks.onboard import read_platform  # noqa: E402
 
@@ -46,14 +46,14 @@ def parse_settings(items: list[str]) -> dict[str, Any]:
     return settings
 
 
-def rerender(platform: Path, data: dict[str, Any]) -> None:
+def rerender(platform: Path, data: dict[str, Any], tasks: bool = True) -> None:
     """`copier update --vcs-ref=:current: --data …`: the answers change, the template version stays.
-    Tasks run: gotk-components.yaml follows each cluster's flux_version."""
+    Tasks run (gotk-components.yaml follows each cluster's flux_version) unless `tasks` is False."""
     import copier
 
     try:
         copier.run_update(platform, data=data, defaults=True, overwrite=True, unsafe=True,
-                          vcs_ref=copier.VcsRef.CURRENT, quiet=True)
+                          vcs_ref=copier.VcsRef.CURRENT, quiet=True, skip_tasks=not tasks)
     except Exception as error:  # Copier raises many types; all mean the render failed
         raise HookError("copier update", f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}") from None
     conflicts = gitrepo.unmerged(platform)
@@ -62,7 +62,7 @@ def rerender(platform: Path, data: dict[str, Any]) -> None:
 
 
 def change(platform_path: Path, what: str, plan: Callable[[dict[str, Any]], dict[str, Any]],
-           lock_wait: float) -> dict[str, Any]:
+           lock_wait: float, tasks: bool = True) -> dict[str, Any]:
     """Apply plan(answers) -> answer changes under the lock, all or nothing; the new answers."""
     platform_path = platform_path.resolve()
     read_platform(platform_path)  # its errors first: not a platform repository at all
@@ -71,8 +71,10 @@ def change(platform_path: Path, what: str, plan: Callable[[dict[str, Any]], dict
         gitrepo.require_clean_repo(platform_path, waited)
         sops.check_config(platform_path)
         data = plan(answers)
+        kept_answers.require_valid_apps({**answers, **data})
         with gitrepo.all_or_nothing(platform_path):
-            rerender(platform_path, data)
+            rerender(platform_path, data, tasks)
+            kept_answers.verify({**answers, **data}, read_platform(platform_path).answers)
             gitrepo.stage_all(platform_path)
         return read_platform(platform_path).answers
 
@@ -133,8 +135,10 @@ def set_settings(platform_path: Path, name: str, settings: dict[str, Any],
 
 def remove(platform_path: Path, name: str, lock_wait: float = gitrepo.DEFAULT_LOCK_WAIT,
            out: Callable[[str], None] = print) -> int:
+    # No tasks: removing a cluster changes no other cluster's Flux version or placeholders, and the
+    # update task that refuses a render dropping a cluster (hooks/kept_answers.py) would refuse it.
     answers = change(platform_path, f"removing cluster '{name}'", lambda answers: clusters.plan_remove(answers, name),
-                     lock_wait)
+                     lock_wait, tasks=False)
     out(f"Removed cluster '{name}' from {platform_path}: applications/overlays/{name}/ is gone (staged, not "
         f"committed). Clusters left: {', '.join(clusters.names(answers))}.")
     out(f"  Before merging, uninstall Flux from '{name}' (flux uninstall) or it prunes what this folder applied.")

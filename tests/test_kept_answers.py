@@ -1,0 +1,84 @@
+"""Copier replaces a recorded answer that fails its validator with the default (`apps: []`) and
+says nothing: a re-render whose other answers clash with a registered app would have Flux prune
+every tenant. The commands refuse such answers before rendering, and a plain `copier update`
+fails when the registered apps or clusters are gone (hooks/kept_answers.py)."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import copier
+import pytest
+from pyrage import x25519
+
+from conftest import commit_all, copy_of, isolated
+from hooks import cluster_admin, kept_answers, onboard
+from hooks.errors import HookError
+from updating import tree
+
+PROD = x25519.Identity.generate()
+SHOP = {"name": "shop", "url": "ssh://git@github.com/acme/shop", "hostnames": ["www.prod.acme.example.com"]}
+
+
+@pytest.fixture(scope="module")
+def with_shop_once(template_snapshot, tmp_path_factory) -> Path:
+    """A committed one-cluster platform repository with app shop (read only: tests copy it)."""
+    root = tmp_path_factory.mktemp("kept")
+    repo = root / "acme-gitops"
+    with isolated(root / "home"):
+        copier.run_copy(str(template_snapshot), repo, data={"template": "platform", "sops_age_recipients": str(PROD.to_public())},
+                        defaults=True, unsafe=True, vcs_ref="0.0.1", quiet=True)
+        commit_all(repo)
+        assert onboard.register(repo, SHOP, out=lambda _: None) == 0
+        commit_all(repo)
+    return repo
+
+
+@pytest.fixture
+def with_shop(with_shop_once, tmp_path) -> Path:
+    return copy_of(with_shop_once, tmp_path / "acme-gitops")
+
+
+def status(repo: Path) -> str:
+    return subprocess.run(["git", "status", "--porcelain"], cwd=repo, capture_output=True, text=True).stdout
+
+
+@pytest.mark.parametrize(("settings", "message"), [
+    ({"gateway_namespace": "shop"}, "apps[shop].name: 'shop' is reserved"),
+    ({"cluster_domain": "prod2.acme.example.com"}, "apps[shop].hostnames: www.prod.acme.example.com"),
+])
+def test_a_cluster_change_that_would_invalidate_an_app_is_refused_before_rendering(with_shop, settings, message):
+    before = tree(with_shop)
+    with pytest.raises(HookError) as refused:
+        cluster_admin.set_settings(with_shop, "prod", settings, out=lambda _: None)
+    assert "would make a registered app invalid" in str(refused.value) and message in str(refused.value)
+    assert tree(with_shop) == before and status(with_shop) == ""
+
+
+def test_a_plain_update_that_drops_the_apps_fails_and_says_how_to_recover(with_shop, capfd):
+    with pytest.raises(Exception):  # Copier's task error: the update stops at the task
+        copier.run_update(with_shop, data={"gateway_namespace": "shop"}, defaults=True, overwrite=True, unsafe=True,
+                          vcs_ref=copier.VcsRef.CURRENT, quiet=True)
+    said = capfd.readouterr().err
+    assert "would drop the recorded `apps` answer" in said and "apps[shop].name" in said
+    assert "git reset --hard && git clean -fd" in said
+    subprocess.run(["git", "reset", "-q", "--hard"], cwd=with_shop, check=True)
+    subprocess.run(["git", "clean", "-qfd"], cwd=with_shop, check=True)
+    assert status(with_shop) == "" and (with_shop / "applications/overlays/prod/services/fluxcd/shop.yaml").is_file()
+
+
+def test_a_plain_update_that_keeps_the_apps_passes(with_shop):
+    copier.run_update(with_shop, data={"flux_version": "2.10.0"}, defaults=True, overwrite=True, unsafe=True,
+                      vcs_ref=copier.VcsRef.CURRENT, quiet=True)
+    assert "flux_version: 2.10.0" in (with_shop / ".copier-answers.yml").read_text()
+
+
+def test_dropped_compares_names_exactly_for_a_plan_and_as_a_subset_for_an_update():
+    one = {"cluster_name": "prod", "apps": [{"name": "shop"}]}
+    two = {**one, "apps": [{"name": "shop"}, {"name": "cart"}], "clusters": [{"cluster_name": "staging"}]}
+    assert kept_answers.dropped(one, one) == []
+    assert kept_answers.dropped(one, two) == ["apps", "clusters"]
+    assert kept_answers.dropped(one, two, exact=False) == []
+    assert kept_answers.dropped(two, one, exact=False) == ["apps", "clusters"]
+    assert kept_answers.dropped(one, {**one, "apps": []}, exact=False) == ["apps"]
