@@ -319,3 +319,38 @@ def test_the_command_takes_a_cluster_or_an_app_and_refuses_in_one_line():
     assert refused.returncode == 2 and refused.stderr.startswith("error: platform:") and "Traceback" not in refused.stderr
 
 
+
+
+def test_the_documented_rename_keeps_every_setting_and_warns_about_the_shared_repository(platform, capsys):
+    """docs/day-two.md 'Rename an app': onboard the new name with the same repository (a warning,
+    not a refusal), move the hostnames with two `--update --hostname` runs (every other setting
+    stays: secrets, receiver and its token), offboard the old name."""
+    from hooks import offboard
+
+    P = str(platform)
+    assert onboard.main(["--platform", P, "--name", "shop-eu", "--url", SHOP["url"], "--secrets", "--receiver"]) == 0
+    assert "WARNING: app 'shop-eu' deploys the same repository as shop" in capsys.readouterr().out
+    commit_all(platform)
+    token = "applications/overlays/prod/services/sources/shop-receiver-token.sops.yaml"
+    before = (platform / token).read_bytes()
+    assert onboard.main(["--platform", P, "--update", "--name", "shop", "--hostname", ""]) == 0
+    shop = {app["name"]: app for app in answers(platform)["apps"]}["shop"]
+    assert shop == {key: value for key, value in {**SHOP, "branch": "main", "known_hosts": ""}.items()
+                    if key != "hostnames"}
+    assert (platform / token).read_bytes() == before
+    commit_all(platform)
+    assert onboard.main(["--platform", P, "--update", "--name", "shop-eu", "--hostname", SHOP["hostnames"][0]]) == 0
+    assert "WARNING" not in capsys.readouterr().out  # an update of an app registered already
+    commit_all(platform)
+    assert offboard.main(["--platform", P, "--name", "shop"]) == 0
+    apps = {app["name"]: app for app in answers(platform)["apps"]}
+    assert sorted(apps) == ["cart", "shop-eu"]
+    assert apps["shop-eu"] == {**SHOP, "name": "shop-eu", "branch": "main", "known_hosts": ""}
+    assert check_repo(platform) == []
+
+
+def test_an_update_without_a_url_needs_a_registered_app(platform):
+    with pytest.raises(HookError, match=r"apps\[billing\]\.url: required: 'billing' is not registered"):
+        onboard.main(["--platform", str(platform), "--update", "--name", "billing", "--secrets"])
+    with pytest.raises(HookError, match="--receiver without a type picks it by the host of --url"):
+        onboard.main(["--platform", str(platform), "--update", "--name", "shop", "--receiver"])
