@@ -4,6 +4,7 @@
     python -m hooks.apps rotate-deploy-key --platform P --name APP
     python -m hooks.apps rotate-age-key --platform P --cluster CLUSTER (--start | --finish)
     python -m hooks.apps rotate-age-key --platform P --app APP (--start | --finish)
+    opencenter-apps …                          (console script of this package)
 
 `list` reads the answers and the public halves of every app's keys (the clear annotations of its
 encrypted Secrets); nothing is decrypted. `rotate-deploy-key` generates a new ed25519 key for
@@ -13,7 +14,8 @@ outage. Like onboarding it holds the repository's lock, needs a clean checkout a
 back when a step fails; each run rotates again. `rotate-age-key` replaces an age key in two steps,
 so that Flux never lacks the key to a file. For a cluster: --start adds a new key (generated
 outside the repository) next to the old one and re-encrypts every file of the cluster's overlay
-for both; --finish, once Flux holds the new key, keeps only the new one. For an app: --start
+for both; --finish, once Flux holds the new key, removes the old one (other recipients stay) and
+gives every file a new data key, which the retired key cannot open. For an app: --start
 decrypts its <app>-sops-age Secret into memory on every cluster it runs on (with the cluster's
 key) and writes it back encrypted holding a new key next to the old one, for the app team to
 re-encrypt the app repository's files; --finish, once they have, keeps only the new key. The
