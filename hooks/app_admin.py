@@ -43,8 +43,8 @@ from hooks import apps as appsmod  # noqa: E402
 from hooks import agekeys, clusters, deploykeys, gitrepo, sops  # noqa: E402
 from hooks.errors import HookError, run_main  # noqa: E402
 from hooks.onboard import (  # noqa: E402
-    AGE_KEY_ANNOTATION, APP_PUBLIC_KEY_FILE, PUBLIC_KEY_ANNOTATION, Platform, PublicKeys, age_key_steps, annotate, annotation_of,
-    joined_age_keys, make_material, read_platform,
+    AGE_KEY_ANNOTATION, APP_PUBLIC_KEY_FILE, PUBLIC_KEY_ANNOTATION, Platform, PublicKeys, age_key_steps, annotate,
+    annotation_of, joined_age_keys, make_material, read_platform,
 )
 
 # How far an app's age key rotation is, kept in the clear annotations of its <app>-sops-age Secret:
@@ -90,9 +90,11 @@ def list_apps(platform_path: Path, as_json: bool = False, out: Callable[[str], N
         extras += ["secrets"] if record["secrets"] else []
         extras += [f"hostnames {', '.join(record['hostnames'])}"] if record["hostnames"] else []
         extras += [f"egress {', '.join(record['egress'])}"] if record["egress"] else []
-        extras += [f"quota {', '.join(f'{key}={value}' for key, value in record['quota'].items())}"] if record["quota"] else []
+        quota = ", ".join(f"{key}={value}" for key, value in record["quota"].items())
+        extras += [f"quota {quota}"] if quota else []
         # The hosts its known_hosts lines are for (the keys themselves are long; --format json has them).
-        hosts = [line.split()[0] for line in record["known_hosts"].splitlines() if line.strip() and not line.startswith("#")]
+        hosts = [line.split()[0] for line in record["known_hosts"].splitlines()
+                 if line.strip() and not line.startswith("#")]
         extras += [f"known_hosts for {', '.join(dict.fromkeys(hosts))}"] if hosts else []
         out(f"{record['name']}: {record['url']} ({record['branch']}) on {', '.join(record['clusters'])}"
             + (f"; {'; '.join(extras)}" if extras else ""))
@@ -180,8 +182,8 @@ def retire(current: Path, customer: str, cluster: str) -> Path:
     if kept is not None:
         return kept
     number = max(retired, default=0) + 1
-    target = current.with_name(current.name.removesuffix(".agekey") + (".retired" if number == 1 else f".retired-{number}")
-                               + ".agekey")
+    suffix = ".retired.agekey" if number == 1 else f".retired-{number}.agekey"
+    target = current.with_name(current.name.removesuffix(".agekey") + suffix)
     fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as handle:
         handle.write(current.read_text())
@@ -193,12 +195,8 @@ class ClusterRotation:
     """Where a cluster's key rotation stands, read from its recipients and its key files only, so
     that a step whose staged change was thrown away (git reset) is found again by a retry."""
 
-    old: Path | None  # the key file of the key being retired; None when no rotation is under way
-    new: Path | None  # the key file of the key replacing it
-
-    @property
-    def under_way(self) -> bool:
-        return self.old is not None and self.new is not None
+    old: Path | None  # the key file of the key being retired (None: not on this machine, or none)
+    new: Path | None  # the key file of the key replacing it; None when no rotation is under way
 
 
 def cluster_rotation(customer: str, cluster: str, recipients: list[str]) -> ClusterRotation:
@@ -275,7 +273,8 @@ def rotate_cluster_key(platform_path: Path, cluster: str, finish: bool, lock_wai
             gitrepo.require_clean_repo(platform_path, waited)
             with gitrepo.all_or_nothing(platform_path):
                 if wanted != recipients:
-                    rerender(platform_path, clusters.plan_set(answers, cluster, {"sops_age_recipients": ",".join(wanted)}))
+                    rerender(platform_path,
+                             clusters.plan_set(answers, cluster, {"sops_age_recipients": ",".join(wanted)}))
                 for rel in files:
                     before = sops.file_recipients(platform_path / rel)
                     sops.update_keys(platform_path, rel, opener, sops_binary)

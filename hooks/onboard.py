@@ -734,7 +734,8 @@ def main(argv: list[str]) -> int:
             raise HookError("--from-file", "takes every setting from the file's entries: drop "
                             + ", ".join(f"--{name.replace('_', '-')}" for name in given))
         return register_file(args.platform, args.from_file, review_branch=args.review_branch, lock_wait=args.lock_wait)
-    missing = [f"--{name}" for name in ("name", "url") if not getattr(args, name) and not (args.update and name == "url")]
+    required = ("name",) if args.update else ("name", "url")  # an update keeps the app's URL unless given
+    missing = [f"--{name}" for name in required if not getattr(args, name)]
     if missing:
         raise HookError(" and ".join(missing), "required (or --from-file FILE for a file of app entries)")
     return register(

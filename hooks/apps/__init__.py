@@ -418,7 +418,8 @@ def same_repository(apps: list[dict[str, Any]], entry: dict[str, Any]) -> list[s
     def repository(url: str) -> str:
         return url.removesuffix("/").removesuffix(".git")
 
-    return [app["name"] for app in apps if app["name"] != entry["name"] and repository(app["url"]) == repository(entry["url"])]
+    return [app["name"] for app in apps
+            if app["name"] != entry["name"] and repository(app["url"]) == repository(entry["url"])]
 
 
 def plan_remove(apps: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
