@@ -4,6 +4,7 @@
     python -m hooks.apps rotate-deploy-key --platform P --name APP
     python -m hooks.apps rotate-age-key --platform P --cluster CLUSTER (--start | --finish)
     python -m hooks.apps rotate-age-key --platform P --app APP (--start | --finish)
+    opencenter-apps …                          (console script of this package)
 
 `list` reads the answers and the public halves of every app's keys (the clear annotations of its
 encrypted Secrets); nothing is decrypted. `rotate-deploy-key` generates a new ed25519 key for
@@ -13,7 +14,8 @@ outage. Like onboarding it holds the repository's lock, needs a clean checkout a
 back when a step fails; each run rotates again. `rotate-age-key` replaces an age key in two steps,
 so that Flux never lacks the key to a file. For a cluster: --start adds a new key (generated
 outside the repository) next to the old one and re-encrypts every file of the cluster's overlay
-for both; --finish, once Flux holds the new key, keeps only the new one. For an app: --start
+for both; --finish, once Flux holds the new key, removes the old one (other recipients stay) and
+gives every file a new data key, which the retired key cannot open. For an app: --start
 decrypts its <app>-sops-age Secret into memory on every cluster it runs on (with the cluster's
 key) and writes it back encrypted holding a new key next to the old one, for the app team to
 re-encrypt the app repository's files; --finish, once they have, keeps only the new key. The
@@ -23,8 +25,10 @@ app's private keys exist only in memory and SOPS-encrypted. Each step run twice 
 from __future__ import annotations
 
 import argparse
+import glob
 import json
 import os
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,8 +43,8 @@ from hooks import apps as appsmod  # noqa: E402
 from hooks import agekeys, clusters, deploykeys, gitrepo, sops  # noqa: E402
 from hooks.errors import HookError, run_main  # noqa: E402
 from hooks.onboard import (  # noqa: E402
-    AGE_KEY_ANNOTATION, PUBLIC_KEY_ANNOTATION, Platform, PublicKeys, age_key_steps, annotate, annotation_of,
-    joined_age_keys, make_material, read_platform,
+    AGE_KEY_ANNOTATION, APP_PUBLIC_KEY_FILE, PUBLIC_KEY_ANNOTATION, Platform, PublicKeys, age_key_steps, annotate,
+    annotation_of, joined_age_keys, make_material, read_platform,
 )
 
 # How far an app's age key rotation is, kept in the clear annotations of its <app>-sops-age Secret:
@@ -69,7 +73,7 @@ def app_records(platform_path: Path) -> list[dict[str, Any]]:
             "name": entry["name"], "url": entry["url"], "branch": entry.get("branch", "main"), "clusters": placed,
             "secrets": bool(entry.get("secrets")), "receiver": entry.get("receiver", ""),
             "hostnames": entry.get("hostnames", []), "egress": entry.get("egress", []),
-            "quota": entry.get("quota", {}), "keys": keys,
+            "quota": entry.get("quota", {}), "known_hosts": entry.get("known_hosts", ""), "keys": keys,
         })
     return records
 
@@ -85,6 +89,13 @@ def list_apps(platform_path: Path, as_json: bool = False, out: Callable[[str], N
         extras = [f"receiver {record['receiver']}"] if record["receiver"] else []
         extras += ["secrets"] if record["secrets"] else []
         extras += [f"hostnames {', '.join(record['hostnames'])}"] if record["hostnames"] else []
+        extras += [f"egress {', '.join(record['egress'])}"] if record["egress"] else []
+        quota = ", ".join(f"{key}={value}" for key, value in record["quota"].items())
+        extras += [f"quota {quota}"] if quota else []
+        # The hosts its known_hosts lines are for (the keys themselves are long; --format json has them).
+        hosts = [line.split()[0] for line in record["known_hosts"].splitlines()
+                 if line.strip() and not line.startswith("#")]
+        extras += [f"known_hosts for {', '.join(dict.fromkeys(hosts))}"] if hosts else []
         out(f"{record['name']}: {record['url']} ({record['branch']}) on {', '.join(record['clusters'])}"
             + (f"; {'; '.join(extras)}" if extras else ""))
         for cluster, keys in record["keys"].items():
@@ -135,6 +146,8 @@ def rotate_deploy_key(platform_path: Path, name: str, lock_wait: float = gitrepo
     out(f"  2. Commit, push and merge this change: git -C {platform_path} diff --cached --stat")
     out(f"  3. Wait until Flux pulls with the new key: flux reconcile source git {name} -n flux-system (on each cluster)")
     out("  4. Remove the old key from the repository's deploy keys.")
+    out(f"  5. In the app repository, replace the key line{'s' if len(fresh) > 1 else ''} of {APP_PUBLIC_KEY_FILE} "
+        "with the new key" + ("s above (one per cluster)" if len(fresh) > 1 else " above") + ", commit and push.")
     return 0
 
 
@@ -142,6 +155,70 @@ def next_key_file(customer: str, cluster: str) -> Path:
     """Where a cluster's next age key waits between --start and --finish (outside the repository)."""
     current = agekeys.platform_key_file(customer, cluster)
     return current.with_name(current.name.removesuffix(".agekey") + ".next.agekey")
+
+
+RETIRED_RE = re.compile(r"\.retired(?:-([0-9]+))?\.agekey")
+
+
+def retired_key_files(customer: str, cluster: str) -> dict[int, Path]:
+    """The keys --finish retired from a cluster, by number, oldest first: <customer>-<cluster>.retired.agekey
+    (1), then .retired-2.agekey and on (kept for backups; a later rotation never overwrites one)."""
+    current = agekeys.platform_key_file(customer, cluster)
+    stem = current.name.removesuffix(".agekey")
+    found = {}
+    for path in current.parent.glob(glob.escape(stem) + ".retired*.agekey"):
+        match = RETIRED_RE.fullmatch(path.name.removeprefix(stem))
+        if match:
+            found[int(match.group(1) or 1)] = path
+    return dict(sorted(found.items()))
+
+
+def retire(current: Path, customer: str, cluster: str) -> Path:
+    """The cluster's key file kept under the next retired name (exclusive create, mode 0600),
+    unless a retired file holds that key already (a retry)."""
+    key = agekeys.public_key_of(current)
+    retired = retired_key_files(customer, cluster)
+    kept = next((path for path in retired.values() if agekeys.public_key_of(path) == key), None)
+    if kept is not None:
+        return kept
+    number = max(retired, default=0) + 1
+    suffix = ".retired.agekey" if number == 1 else f".retired-{number}.agekey"
+    target = current.with_name(current.name.removesuffix(".agekey") + suffix)
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(current.read_text())
+    return target
+
+
+@dataclass(frozen=True)
+class ClusterRotation:
+    """Where a cluster's key rotation stands, read from its recipients and its key files only, so
+    that a step whose staged change was thrown away (git reset) is found again by a retry."""
+
+    old: Path | None  # the key file of the key being retired (None: not on this machine, or none)
+    new: Path | None  # the key file of the key replacing it; None when no rotation is under way
+
+
+def cluster_rotation(customer: str, cluster: str, recipients: list[str]) -> ClusterRotation:
+    current, upcoming = agekeys.platform_key_file(customer, cluster), next_key_file(customer, cluster)
+    if upcoming.is_file():  # between --start and the move of the key files by --finish
+        return ClusterRotation(current if current.is_file() else None, upcoming)
+    if current.is_file() and agekeys.public_key_of(current) in recipients:
+        # --finish moved the key files, but the repository is back before its change: the key it
+        # retired is still a recipient, so the rotation is under way still.
+        listed = [path for path in retired_key_files(customer, cluster).values()
+                  if agekeys.public_key_of(path) in recipients]
+        if listed:
+            return ClusterRotation(listed[-1], current)
+    return ClusterRotation(None, None)
+
+
+def cluster_opener(key_file: Path) -> Path | None:
+    """The key file sops opens a cluster's files with, in every command: the caller's own key when
+    SOPS_AGE_KEY_FILE or SOPS_AGE_KEY names one (None: sops reads it), else the cluster's generated
+    key file when this machine has it."""
+    chosen = os.environ.get("SOPS_AGE_KEY_FILE") or os.environ.get("SOPS_AGE_KEY")
+    return key_file if key_file.is_file() and not chosen else None
 
 
 def overlay_sops_files(repo: Path, cluster: str) -> list[str]:
@@ -154,7 +231,8 @@ def overlay_sops_files(repo: Path, cluster: str) -> list[str]:
 def rotate_cluster_key(platform_path: Path, cluster: str, finish: bool, lock_wait: float = gitrepo.DEFAULT_LOCK_WAIT,
                        out: Callable[[str], None] = print) -> int:
     """--start: a new key next to the old one (answers, .sops.yaml, every file of the overlay
-    re-encrypted for both); --finish: the new key alone. Each step run twice changes nothing."""
+    re-encrypted for both); --finish: the old key goes, and every file gets a new data key. Other
+    recipients (a team's key) stay. Each step run twice changes nothing."""
     from hooks.cluster_admin import rerender  # the same re-render as opencenter-cluster set
 
     platform_path = platform_path.resolve()
@@ -166,57 +244,76 @@ def rotate_cluster_key(platform_path: Path, cluster: str, finish: bool, lock_wai
         customer = str(answers.get("customer_name", ""))
         current, upcoming = agekeys.platform_key_file(customer, cluster), next_key_file(customer, cluster)
         recipients = [key.strip() for key in str(entry["sops_age_recipients"]).split(",") if key.strip()]
+        state = cluster_rotation(customer, cluster, recipients)
         if not finish:
-            new_key, _ = agekeys.ensure_key_file(upcoming)  # reused when --start runs again
+            if state.new is None:
+                agekeys.ensure_key_file(upcoming)
+                state = cluster_rotation(customer, cluster, recipients)
+            new_key = agekeys.public_key_of(state.new)
             wanted = recipients if new_key in recipients else [*recipients, new_key]
-            opener = current if current.is_file() else None
+            opener = cluster_opener(state.old or current)
         else:
-            if not upcoming.is_file():
-                if current.is_file() and recipients == [agekeys.public_key_of(current)]:
-                    out(f"Cluster '{cluster}' uses only {recipients[0]} already: nothing to do.")
-                    return 0
-                raise HookError("--finish", f"no rotation of cluster '{cluster}' is under way (run --start first)")
-            new_key = agekeys.public_key_of(upcoming)
+            if state.new is None:
+                if not retired_key_files(customer, cluster):
+                    raise HookError("--finish", f"no rotation of cluster '{cluster}' is under way (run --start first)")
+                out(f"No rotation of cluster '{cluster}' is under way: nothing to do.")
+                return 0
+            new_key = agekeys.public_key_of(state.new)
             if new_key not in recipients:
                 raise HookError("--finish", f"cluster '{cluster}' does not list the new key yet (run --start first)")
-            if len(recipients) == 1:
-                raise HookError("--finish", f"cluster '{cluster}' lists only the new key already: its key files "
-                                f"({upcoming}, {current}) need sorting out by hand")
-            wanted, opener = [new_key], upcoming
+            if state.old is None:
+                raise HookError("--finish", f"{current} is missing: its public half says which of the cluster's "
+                                "recipients to retire (the others stay); put the cluster's current key file there, "
+                                "then run --finish again")
+            # Only the retired key goes; the new key opens every file before and after.
+            wanted, opener = [key for key in recipients if key != agekeys.public_key_of(state.old)], state.new
         files = overlay_sops_files(platform_path, cluster)
-        if wanted == recipients and all(sops.file_recipients(platform_path / rel) == set(wanted) for rel in files):
-            out(f"Cluster '{cluster}' is encrypted for {', '.join(wanted)} already: nothing to do.")
-            return 0
-        gitrepo.require_clean_repo(platform_path, waited)
-        with gitrepo.all_or_nothing(platform_path):
-            if wanted != recipients:
-                rerender(platform_path, clusters.plan_set(answers, cluster, {"sops_age_recipients": ",".join(wanted)}))
-            for rel in files:
-                sops.update_keys(platform_path, rel, opener, sops_binary)
-            gitrepo.stage_all(platform_path)
-        if finish and current.is_file():
-            current.replace(current.with_name(current.name.removesuffix(".agekey") + ".retired.agekey"))
-        if finish:
+        changed = wanted != recipients or any(sops.file_recipients(platform_path / rel) != set(wanted) for rel in files)
+        if changed:
+            gitrepo.require_clean_repo(platform_path, waited)
+            with gitrepo.all_or_nothing(platform_path):
+                if wanted != recipients:
+                    rerender(platform_path,
+                             clusters.plan_set(answers, cluster, {"sops_age_recipients": ",".join(wanted)}))
+                for rel in files:
+                    before = sops.file_recipients(platform_path / rel)
+                    sops.update_keys(platform_path, rel, opener, sops_binary)
+                    if before - sops.file_recipients(platform_path / rel):  # a key removed: it opens nothing new
+                        sops.rotate(platform_path, rel, opener, sops_binary)
+                gitrepo.stage_all(platform_path)
+        # Outside the repository, after its change: the key files. Repeated safely (a retired
+        # file is never overwritten, and one holding the key already is kept).
+        retired = retire(current, customer, cluster) if finish and state.new == upcoming else state.old
+        if finish and state.new == upcoming:
             upcoming.replace(current)  # the cluster's key file is the new key from now on
-    changed = wanted != recipients
-    state = "staged, not committed" if changed else "nothing changed"
+    report_cluster_step(platform_path, cluster, finish, changed, new_key, recipients, wanted, len(files),
+                        current, state, retired, out)
+    return 0
+
+
+def report_cluster_step(platform_path: Path, cluster: str, finish: bool, changed: bool, new_key: str,
+                        recipients: list[str], wanted: list[str], count: int, current: Path, state: ClusterRotation,
+                        retired: Path | None, out: Callable[[str], None]) -> None:
+    done = "staged, not committed" if changed else "nothing changed"
     if not finish:
-        out(f"Rotation of cluster '{cluster}' started ({state}): new age key {new_key} in {upcoming}, next to "
-            f"{', '.join(recipients)}; {len(files)} file(s) of its overlay are encrypted for both.")
+        out(f"Rotation of cluster '{cluster}' started ({done}): new age key {new_key} in {state.new}, next to "
+            f"{', '.join(key for key in recipients if key != new_key)}; {count} file(s) of its overlay are "
+            f"encrypted for {', '.join(wanted)}.")
+        old = state.old or current
         out("Next steps:")
         out(f"  1. Give Flux on '{cluster}' both keys (it decrypts with either):")
-        out(f"       kubectl -n flux-system create secret generic sops-age --from-file=age.agekey={current} "
-            f"--from-file=age-next.agekey={upcoming} --dry-run=client -o yaml | kubectl apply -f -")
+        out(f"       kubectl -n flux-system create secret generic sops-age --from-file=age.agekey={old} "
+            f"--from-file=age-next.agekey={state.new} --dry-run=client -o yaml | kubectl apply -f -")
         out(f"  2. Commit, push and merge; then: python -m hooks.apps rotate-age-key --platform {platform_path} "
             f"--cluster {cluster} --finish")
-    else:
-        out(f"Rotation of cluster '{cluster}' finished ({state}): {new_key} is its only key, in {current}; "
-            f"the old one is kept as {current.with_name(current.name.removesuffix('.agekey') + '.retired.agekey')}.")
-        out("Next steps:")
-        out(f"  1. Give Flux on '{cluster}' the new key only: kubectl -n flux-system create secret generic sops-age "
-            f"--from-file=age.agekey={current} --dry-run=client -o yaml | kubectl apply -f -")
-        out("  2. Commit, push and merge; destroy the retired key once nothing needs it (backups!).")
-    return 0
+        return
+    out(f"Rotation of cluster '{cluster}' finished ({done}): encrypted for {', '.join(wanted)}, with a new data key "
+        f"(sops rotate) wherever the old key went; the new key {new_key} is in {current}, the old one is kept as "
+        f"{retired}.")
+    out("Next steps:")
+    out(f"  1. Give Flux on '{cluster}' the new key only: kubectl -n flux-system create secret generic sops-age "
+        f"--from-file=age.agekey={current} --dry-run=client -o yaml | kubectl apply -f -")
+    out("  2. Commit, push and merge; destroy the retired key once nothing needs it (backups!).")
 
 
 @dataclass(frozen=True)
@@ -256,10 +353,8 @@ def open_age_secret(platform: Platform, cluster: str, rel: str, sops_binary: str
     """The Secret's identities, opened with the key the caller's SOPS_AGE_KEY_FILE (or SOPS_AGE_KEY)
     names when set, else with the cluster's generated key file when this machine has it."""
     key_file = agekeys.platform_key_file(str(platform.answers.get("customer_name", "")), cluster)
-    chosen = os.environ.get("SOPS_AGE_KEY_FILE") or os.environ.get("SOPS_AGE_KEY")
-    clear = yaml.safe_load(sops.decrypt(platform.path, rel, key_file if key_file.is_file() and not chosen else None,
-                                        sops_binary, f"the age key of cluster '{cluster}' in SOPS_AGE_KEY_FILE or in "
-                                                     f"{key_file}"))
+    clear = yaml.safe_load(sops.decrypt(platform.path, rel, cluster_opener(key_file), sops_binary,
+                                        f"the age key of cluster '{cluster}' in SOPS_AGE_KEY_FILE or in {key_file}"))
     entries = (clear.get("stringData") if isinstance(clear, dict) else None) or {}
     current = agekeys.identity_in(str(entries.get(deploykeys.AGE_KEY_ENTRY, "")))
     if current is None:

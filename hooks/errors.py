@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Callable, NoReturn
 
@@ -19,6 +20,13 @@ def run_main(main: Callable[[list[str]], int], argv: list[str] | None = None) ->
     """Run an entry point; a HookError becomes one clear line on stderr and exit status 2."""
     try:
         code = main(sys.argv[1:] if argv is None else argv)
+        sys.stdout.flush()  # here, so that a reader gone early is handled below, not at exit
+    except BrokenPipeError:
+        # The reader of stdout went away (`… | head`): stop quietly. Every command prints after its
+        # change is complete (or put back), so nothing is left half-done. Python flushes stdout
+        # again at exit: it goes to /dev/null, not to a closed pipe.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = 1
     except HookError as error:
         print(f"error: {error}", file=sys.stderr)
         code = 2

@@ -383,6 +383,12 @@ def _register(
     else:  # a request for apps registered as it asks already: only the request goes
         where = f"committed on branch {branch}" if review_branch else "staged"
         out(f"Removed the request {request} ({where}): its apps are registered as it asks. Commit and push.")
+    for change in changed:
+        twins = appsmod.same_repository(new_apps, change.entry) if change.plan.previous is None else []
+        if twins:
+            out(f"WARNING: app '{change.entry['name']}' deploys the same repository as {', '.join(twins)} "
+                f"({change.entry['url']}): both apply it, each in its own namespace. Meant only while renaming an "
+                "app (docs/day-two.md); otherwise offboard the one registered by mistake.")
     return 0
 
 
@@ -595,6 +601,9 @@ def age_key_steps(entry: dict[str, Any], age_key: str, new_for_registered_app: b
         f"--data {app_setup.FLUX_RECIPIENT_ANSWER}={age_key}")
     for secret in secrets:
         out(f"       sops updatekeys -y {secret}   # for every SOPS file, with a key that decrypts it today")
+        # updatekeys wraps the same data key for the new recipients: a key it removed (the app's
+        # old key) would still open the file's values with its old sops block from git history.
+        out(f"       sops rotate -i {secret}       # then a new data key: a removed key opens nothing new")
     if not entry["secrets"]:
         out("     (No secrets yet: do it when the app adds some, and onboard again with --secrets --update.)")
     elif new_for_registered_app:
@@ -616,25 +625,34 @@ def parse_bool(value: str) -> bool:
 
 
 def entry_from_args(args: argparse.Namespace) -> dict[str, Any]:
-    receiver = args.receiver or ""
-    if receiver == "auto":
+    """The settings the command line gives, and only those: a new app takes the defaults for the
+    others (hooks/apps normalize), an update keeps the app's (hooks/apps carried_over)."""
+    entry: dict[str, Any] = {"name": args.name}
+    if args.url is not None:
+        entry["url"] = args.url
+    if args.branch is not None:
+        entry["branch"] = args.branch
+    if args.secrets is not None:
+        entry["secrets"] = parse_bool(args.secrets)
+    if args.receiver == "auto":
+        if args.url is None:
+            raise HookError("receiver", "--receiver without a type picks it by the host of --url: give --url too, "
+                            "or the type (github, gitlab, bitbucket, generic)")
         try:
-            receiver = appsmod.default_receiver(appsmod.parse_url(args.url)[1])
+            entry["receiver"] = appsmod.default_receiver(appsmod.parse_url(args.url)[1])
         except HookError as error:
             raise HookError("url", error.rule) from None
-    known = args.known_hosts or ""
-    if args.known_hosts and args.known_hosts_file:
+    elif args.receiver is not None:
+        entry["receiver"] = args.receiver
+    if args.known_hosts is not None and args.known_hosts_file:
         raise HookError("known_hosts", "give --known-hosts or --known-hosts-file, not both")
     if args.known_hosts_file:
         try:
-            known = Path(args.known_hosts_file).read_text()
+            entry["known_hosts"] = Path(args.known_hosts_file).read_text()
         except OSError as error:
             raise HookError("known_hosts", f"cannot read {args.known_hosts_file}: {error.strerror}") from None
-    entry = {
-        "name": args.name, "url": args.url, "branch": args.branch,
-        "secrets": parse_bool(args.secrets), "receiver": receiver, "known_hosts": known,
-    }
-    # Tenancy settings: given (even empty, to clear one with --update) or carried over.
+    elif args.known_hosts is not None:
+        entry["known_hosts"] = args.known_hosts
     if args.hostname is not None:
         entry["hostnames"] = split_values(args.hostname)
     if args.egress is not None:
@@ -669,11 +687,13 @@ def build_parser() -> argparse.ArgumentParser:
                         help="register every app entry of a YAML file (a list of `apps` entries, or one) in one "
                              "transaction; a file under the platform repository's onboarding-requests/ is removed "
                              "by the registration (an app team's request)")
-    parser.add_argument("--branch", default="main", help="branch Flux reconciles (default main)")
-    parser.add_argument("--secrets", nargs="?", const="true", default="false",
-                        help="the app repository holds SOPS files (encrypted for the app's own age key)")
-    parser.add_argument("--receiver", nargs="?", const="auto", default="",
-                        help="add a webhook Receiver; type github|gitlab|bitbucket|generic (default: by host)")
+    parser.add_argument("--branch", help="branch Flux reconciles (default main)")
+    parser.add_argument("--secrets", nargs="?", const="true",
+                        help="the app repository holds SOPS files (encrypted for the app's own age key); "
+                             "--secrets=false turns it off with --update")
+    parser.add_argument("--receiver", nargs="?", const="auto",
+                        help="add a webhook Receiver; type github|gitlab|bitbucket|generic (default: by host); "
+                             "--receiver='' removes it with --update")
     parser.add_argument("--known-hosts-file", help="known_hosts lines of the Git host (hosts other than "
                         "github.com, gitlab.com, bitbucket.org)")
     parser.add_argument("--known-hosts", help="the same lines as text (the app template's task passes its answer)")
@@ -695,7 +715,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="how long to wait for another onboarding or offboarding of the same platform "
                              f"repository to finish (default {gitrepo.DEFAULT_LOCK_WAIT:.0f})")
     parser.add_argument("--update", action="store_true",
-                        help="change the settings of an app that is already registered (keeps its deploy key)")
+                        help="change the settings of an app that is already registered (keeps its deploy key); "
+                             "every setting not given keeps its value, --url included")
     return parser
 
 
@@ -713,7 +734,8 @@ def main(argv: list[str]) -> int:
             raise HookError("--from-file", "takes every setting from the file's entries: drop "
                             + ", ".join(f"--{name.replace('_', '-')}" for name in given))
         return register_file(args.platform, args.from_file, review_branch=args.review_branch, lock_wait=args.lock_wait)
-    missing = [f"--{name}" for name in ("name", "url") if not getattr(args, name)]
+    required = ("name",) if args.update else ("name", "url")  # an update keeps the app's URL unless given
+    missing = [f"--{name}" for name in required if not getattr(args, name)]
     if missing:
         raise HookError(" and ".join(missing), "required (or --from-file FILE for a file of app entries)")
     return register(

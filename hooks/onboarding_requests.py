@@ -88,11 +88,12 @@ def request_problems(repo: Path, answers: dict[str, Any]) -> list[tuple[str, str
         accepted += entries
         asked_in.update((entry["name"], rel) for entry in entries)
         done = [item.entry["name"] for item in planned[-len(entries):] if not item.plan.changed]
-        if done:
+        if len(done) == len(entries):
             problems.append((rel, f"{', '.join(done)} already registered with these settings: delete this request "
                                   f"(git rm {rel})"))
-        else:
-            problems.append((rel, "valid, not registered yet: on this branch a platform engineer runs "
+        else:  # registering the file registers the rest and leaves the registered ones as they are
+            known = f" ({', '.join(done)} registered with these settings already)" if done else ""
+            problems.append((rel, f"valid, not registered yet{known}: on this branch a platform engineer runs "
                                   f"`opencenter-onboard --platform . --from-file {rel}` (it registers the apps and "
                                   "removes this file), commits and pushes"))
     return problems

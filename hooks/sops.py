@@ -131,3 +131,16 @@ def update_keys(repo: Path, rel_path: str, key_file: Path | None, sops: str | No
     if result.returncode != 0:
         raise HookError("sops", f"could not update the keys of {rel_path}: {result.stderr.strip() or 'no output'} "
                                 "(give a private key that opens it in SOPS_AGE_KEY_FILE)")
+
+
+def rotate(repo: Path, rel_path: str, key_file: Path | None, sops: str | None = None) -> None:
+    """`sops rotate -i` from the repository root: a new data key, every value encrypted again with
+    it, opened as `opening_env` says. After a recipient is removed this is what retires it:
+    `updatekeys` only wraps the same data key for the remaining recipients, so the removed key and
+    the file's git history (its old `sops.age` block) would still open every value, new ones too."""
+    binary = sops or require_sops()
+    result = subprocess.run([binary, "rotate", "-i", rel_path], cwd=repo, env=opening_env(key_file),
+                            capture_output=True, text=True, check=False)
+    if result.returncode != 0:  # on failure sops prints no clear text, only what it tried
+        raise HookError("sops", f"could not rotate the data key of {rel_path}: {result.stderr.strip() or 'no output'} "
+                                "(give a private key that opens it in SOPS_AGE_KEY_FILE)")

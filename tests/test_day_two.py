@@ -20,8 +20,12 @@ from hooks.check import check_repo
 from hooks.errors import HookError
 
 KEY = x25519.Identity.generate()
+TEAM = x25519.Identity.generate()  # another recipient of the cluster's files (a team's key)
+OTHER_HOST_KEYS = "[git.example.com]:2222 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl\n"
 SHOP = {"name": "shop", "url": "ssh://git@github.com/acme/shop", "secrets": True, "receiver": "github",
         "hostnames": ["www.prod.acme.example.com"]}
+CART = {"name": "cart", "url": "ssh://git@git.example.com:2222/acme/cart", "known_hosts": OTHER_HOST_KEYS,
+        "egress": ["10.20.0.0/16"], "quota": {"pods": "40"}}
 DEPLOY_KEY = "applications/overlays/prod/services/sources/shop-deploy-key.sops.yaml"
 AGE_SECRET = "applications/overlays/prod/services/sources/shop-sops-age.sops.yaml"
 
@@ -35,7 +39,7 @@ def registered(template_snapshot, tmp_path_factory) -> Path:
         copier.run_copy(str(template_snapshot), repo, defaults=True, unsafe=True, vcs_ref="0.0.1", quiet=True,
                         data={"template": "platform", "sops_age_recipients": str(KEY.to_public())})
         commit_all(repo)
-        for entry in (SHOP, {"name": "cart", "url": "ssh://git@gitlab.com/acme/cart"}):
+        for entry in (SHOP, CART):
             assert onboard.register(repo, entry, out=lambda _: None) == 0
             commit_all(repo)
     return repo
@@ -66,9 +70,22 @@ def test_list_shows_every_app_with_its_clusters_and_public_keys(registered):
     deploy = decrypted(registered, DEPLOY_KEY)
     assert shop["keys"]["prod"]["deploy_key"] == deploy["metadata"]["annotations"][onboard.PUBLIC_KEY_ANNOTATION]
     assert shop["keys"]["prod"]["age_key"].startswith("age1")
+    assert (records[0]["egress"], records[0]["quota"], records[0]["known_hosts"]) == (
+        CART["egress"], CART["quota"], OTHER_HOST_KEYS)
     lines: list[str] = []
     app_admin.list_apps(registered, out=lines.append)
-    assert lines[0].startswith("cart: ssh://git@gitlab.com/acme/cart (main) on prod")
+    assert lines[0] == (f"cart: {CART['url']} (main) on prod; egress 10.20.0.0/16; quota pods=40; "
+                        "known_hosts for [git.example.com]:2222")
+    assert lines[3].startswith(f"shop: {SHOP['url']} (main) on prod; receiver github; secrets; hostnames www.prod.")
+
+
+def test_a_listing_cut_short_by_its_reader_stops_quietly(registered):
+    """`python -m hooks.apps list | head`: the reader is gone before the command writes."""
+    listing = subprocess.Popen([sys.executable, "-m", "hooks.apps", "list", "--platform", str(registered)],
+                               cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    listing.stdout.close()
+    stderr = listing.stderr.read()
+    assert listing.wait() == 1 and stderr == ""
 
 
 def test_a_rotation_replaces_the_key_encrypted_and_rotates_again_when_run_again(platform):
@@ -81,6 +98,8 @@ def test_a_rotation_replaces_the_key_encrypted_and_rotates_again_when_run_again(
     assert after["stringData"]["identity"] != before["stringData"]["identity"]
     assert after["stringData"]["known_hosts"] == before["stringData"]["known_hosts"]
     assert any(new_public in line for line in printed) and "BEGIN" not in "\n".join(printed)
+    assert printed[-1] == ("  5. In the app repository, replace the key line of docs/deploy-key.pub with the new key "
+                           "above, commit and push.")
     assert "OPENSSH PRIVATE KEY" not in (platform / DEPLOY_KEY).read_text()  # never in clear on disk
     assert git("diff", "--cached", "--name-only", cwd=platform).split() == [DEPLOY_KEY]
     commit_all(platform)
@@ -135,14 +154,91 @@ def test_a_cluster_key_rotation_adds_then_retires_and_each_step_is_idempotent(pl
     assert app_admin.rotate_cluster_key(platform, "prod", finish=True, out=lambda _: None) == 0
     assert answers(platform)["sops_age_recipients"] == agekeys.public_key_of(current)
     assert agekeys.public_key_of(current) != str(KEY.to_public()) and not upcoming.exists()
+    assert agekeys.public_key_of(current.with_name("acme-prod.retired.agekey")) == str(KEY.to_public())
     for rel in files:
         assert opens(platform, rel, new) and not opens(platform, rel, str(KEY)), rel
+        # The retired key with the file's sops block of before (git history) opens nothing now:
+        # --finish gave every file a new data key, which only the remaining recipients wrap.
+        assert not grafted_opens(platform, rel, git("show", f"HEAD:{rel}", cwd=platform), str(KEY)), rel
     assert check_repo(platform) == []
     commit_all(platform)
     finished = snapshot(platform)
     printed: list[str] = []
     app_admin.rotate_cluster_key(platform, "prod", finish=True, out=printed.append)
     assert snapshot(platform) == finished and "nothing to do" in printed[0]
+
+
+def grafted_opens(repo: Path, rel: str, old_text: str, key: str) -> bool:
+    """Whether `key` opens the file's current values when its `sops.age` block is the one of
+    `old_text` (the attack on a retired key: its old wrapped data key from git history)."""
+    current, old = yaml.safe_load((repo / rel).read_text()), yaml.safe_load(old_text)
+    assert key.startswith("AGE-SECRET-KEY") and old["sops"]["age"] != current["sops"]["age"]
+    current["sops"]["age"] = old["sops"]["age"]
+    grafted = repo / ".git" / "grafted.yaml"  # outside the work tree: nothing to clean up in it
+    grafted.write_text(yaml.safe_dump(current, sort_keys=False))
+    return subprocess.run([sops.require_sops(), "decrypt", "--ignore-mac", str(grafted)], cwd=repo, capture_output=True,
+                          env={"SOPS_AGE_KEY": key, "PATH": "/usr/bin:/bin"}).returncode == 0
+
+
+def test_the_graft_attack_opens_a_file_whose_recipient_was_only_removed(platform):
+    """The attack the check above relies on, shown to work: removing a recipient with `sops
+    updatekeys` alone keeps the data key, which the old sops block still wraps for it."""
+    prod_key_file()
+    app_admin.rotate_cluster_key(platform, "prod", finish=False, out=lambda _: None)
+    commit_all(platform)
+    upcoming = app_admin.next_key_file("acme", "prod")
+    new = agekeys.public_key_of(upcoming)
+    (platform / ".sops.yaml").write_text((platform / ".sops.yaml").read_text().replace(f"{KEY.to_public()},", ""))
+    sops.update_keys(platform, DEPLOY_KEY, upcoming)
+    assert sops.file_recipients(platform / DEPLOY_KEY) == {new} and not opens(platform, DEPLOY_KEY, str(KEY))
+    assert grafted_opens(platform, DEPLOY_KEY, git("show", f"HEAD:{DEPLOY_KEY}", cwd=platform), str(KEY))
+
+
+def add_team_key(repo: Path) -> None:
+    """prod's files encrypted for its key and a team's, as `opencenter-cluster set` and updatekeys leave them."""
+    from hooks.cluster_admin import rerender
+
+    rerender(repo, {"sops_age_recipients": f"{KEY.to_public()},{TEAM.to_public()}"})
+    for rel in app_admin.overlay_sops_files(repo, "prod"):
+        sops.update_keys(repo, rel, prod_key_file())
+    commit_all(repo)
+
+
+def test_a_cluster_key_rotation_keeps_other_recipients_survives_a_reset_and_never_overwrites_a_key(platform):
+    """--finish retires only the old key (the team's stays); a --finish thrown away after it moved
+    the key files is found again (no third key); a second rotation keeps the first retired key."""
+    add_team_key(platform)
+    current = prod_key_file()
+    app_admin.rotate_cluster_key(platform, "prod", finish=False, out=lambda _: None)
+    new = agekeys.public_key_of(app_admin.next_key_file("acme", "prod"))
+    commit_all(platform)
+    app_admin.rotate_cluster_key(platform, "prod", finish=True, out=lambda _: None)
+    git("reset", "-q", "--hard", "HEAD", cwd=platform)  # the staged --finish thrown away; its key files moved
+    assert agekeys.public_key_of(current) == new and not app_admin.next_key_file("acme", "prod").exists()
+
+    started = snapshot(platform)
+    printed: list[str] = []
+    app_admin.rotate_cluster_key(platform, "prod", finish=False, out=printed.append)
+    assert snapshot(platform) == started and "nothing changed" in printed[0] and new in printed[0]
+    assert not app_admin.next_key_file("acme", "prod").exists()  # no third key
+    assert app_admin.rotate_cluster_key(platform, "prod", finish=True, out=lambda _: None) == 0
+    assert answers(platform)["sops_age_recipients"] == f"{TEAM.to_public()},{new}"
+    for rel in app_admin.overlay_sops_files(platform, "prod"):
+        assert sops.file_recipients(platform / rel) == {str(TEAM.to_public()), new}, rel
+        assert opens(platform, rel, str(TEAM)) and not opens(platform, rel, str(KEY)), rel
+    commit_all(platform)
+    finished = snapshot(platform)
+    app_admin.rotate_cluster_key(platform, "prod", finish=True, out=lambda _: None)
+    assert snapshot(platform) == finished
+
+    first_retired = current.with_name("acme-prod.retired.agekey")
+    assert agekeys.public_key_of(first_retired) == str(KEY.to_public())
+    app_admin.rotate_cluster_key(platform, "prod", finish=False, out=lambda _: None)
+    commit_all(platform)
+    app_admin.rotate_cluster_key(platform, "prod", finish=True, out=lambda _: None)
+    assert agekeys.public_key_of(first_retired) == str(KEY.to_public())
+    assert agekeys.public_key_of(current.with_name("acme-prod.retired-2.agekey")) == new
+    assert agekeys.public_key_of(current) not in (new, str(KEY.to_public()))
 
 
 def answers(repo: Path) -> dict:
@@ -168,6 +264,7 @@ def test_an_app_key_rotation_adds_then_retires_and_each_step_is_idempotent(platf
     assert annotations == {onboard.AGE_KEY_ANNOTATION: before, app_admin.NEXT_AGE_KEY_ANNOTATION: new}
     text = "\n".join(printed)
     assert f"prod: next {new}" in text and f"--data flux_age_recipient={new}" in text and "--finish" in text
+    assert text.index("sops updatekeys -y secret.sops.yaml") < text.index("sops rotate -i secret.sops.yaml")
     assert "AGE-SECRET-KEY" not in text + (platform / AGE_SECRET).read_text()  # private keys never in clear
     assert git("diff", "--cached", "--name-only", cwd=platform).split() == [AGE_SECRET]
     assert app_admin.app_records(platform)[1]["keys"]["prod"]["age_key_next"] == new
@@ -222,3 +319,38 @@ def test_the_command_takes_a_cluster_or_an_app_and_refuses_in_one_line():
     assert refused.returncode == 2 and refused.stderr.startswith("error: platform:") and "Traceback" not in refused.stderr
 
 
+
+
+def test_the_documented_rename_keeps_every_setting_and_warns_about_the_shared_repository(platform, capsys):
+    """docs/day-two.md 'Rename an app': onboard the new name with the same repository (a warning,
+    not a refusal), move the hostnames with two `--update --hostname` runs (every other setting
+    stays: secrets, receiver and its token), offboard the old name."""
+    from hooks import offboard
+
+    P = str(platform)
+    assert onboard.main(["--platform", P, "--name", "shop-eu", "--url", SHOP["url"], "--secrets", "--receiver"]) == 0
+    assert "WARNING: app 'shop-eu' deploys the same repository as shop" in capsys.readouterr().out
+    commit_all(platform)
+    token = "applications/overlays/prod/services/sources/shop-receiver-token.sops.yaml"
+    before = (platform / token).read_bytes()
+    assert onboard.main(["--platform", P, "--update", "--name", "shop", "--hostname", ""]) == 0
+    shop = {app["name"]: app for app in answers(platform)["apps"]}["shop"]
+    assert shop == {key: value for key, value in {**SHOP, "branch": "main", "known_hosts": ""}.items()
+                    if key != "hostnames"}
+    assert (platform / token).read_bytes() == before
+    commit_all(platform)
+    assert onboard.main(["--platform", P, "--update", "--name", "shop-eu", "--hostname", SHOP["hostnames"][0]]) == 0
+    assert "WARNING" not in capsys.readouterr().out  # an update of an app registered already
+    commit_all(platform)
+    assert offboard.main(["--platform", P, "--name", "shop"]) == 0
+    apps = {app["name"]: app for app in answers(platform)["apps"]}
+    assert sorted(apps) == ["cart", "shop-eu"]
+    assert apps["shop-eu"] == {**SHOP, "name": "shop-eu", "branch": "main", "known_hosts": ""}
+    assert check_repo(platform) == []
+
+
+def test_an_update_without_a_url_needs_a_registered_app(platform):
+    with pytest.raises(HookError, match=r"apps\[billing\]\.url: required: 'billing' is not registered"):
+        onboard.main(["--platform", str(platform), "--update", "--name", "billing", "--secrets"])
+    with pytest.raises(HookError, match="--receiver without a type picks it by the host of --url"):
+        onboard.main(["--platform", str(platform), "--update", "--name", "shop", "--receiver"])

@@ -187,3 +187,31 @@ def test_a_file_waits_for_the_repositorys_lock_like_one_onboarding(platform, tmp
         with pytest.raises(HookError, match=r"offboarding of app 'old' \(pid \d+.*holds this repository; nothing was changed"):
             onboard.register_file(platform, path, lock_wait=0.3, out=lambda line: None)
     assert snapshot(platform) == before
+
+
+def test_a_request_mixing_a_registered_app_and_a_new_one_asks_to_register_the_new_one(platform):
+    onboard.register(platform, THREE[0], out=lambda line: None)
+    entries_file(platform, THREE[:2], f"{REQUESTS_DIR}/both.yaml")
+    commit_all(platform, "shop, and a request for shop and cart")
+    answers = yaml.safe_load((platform / ".copier-answers.yml").read_text())
+    ((rel, message),) = request_problems(platform, answers)
+    assert rel == f"{REQUESTS_DIR}/both.yaml"
+    assert message.startswith("valid, not registered yet (shop registered with these settings already): ")
+    assert f"`opencenter-onboard --platform . --from-file {REQUESTS_DIR}/both.yaml`" in message
+    assert "delete this request" not in message
+
+
+def test_a_hostname_clash_with_a_registered_app_names_the_new_entry(platform, tmp_path):
+    """The new entry (a2, sorted before billing) takes a hostname billing holds: the refusal is
+    about a2, in the file, whichever name sorts first."""
+    billing = {**THREE[2], "hostnames": ["pay.prod.acme.example.com"]}
+    onboard.register(platform, billing, out=lambda line: None)
+    commit_all(platform, "billing")
+    before = snapshot(platform)
+    clash = {"name": "a2", "url": "ssh://git@github.com/acme/a2", "hostnames": ["pay.prod.acme.example.com"]}
+    path = entries_file(tmp_path, [THREE[1], clash])
+    with pytest.raises(HookError) as refused:
+        onboard.register_file(platform, path, out=lambda line: None)
+    assert str(refused.value).startswith(f"{path}: apps[a2].hostnames: pay.prod.acme.example.com is also served by "
+                                         "app billing")
+    assert snapshot(platform) == before

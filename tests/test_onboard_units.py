@@ -127,12 +127,16 @@ def test_the_apps_validator_refuses_an_unknown_cluster(copie):
     assert result.exit_code != 0 and "apps[shop].clusters must list clusters of this repository" in str(result.exception)
 
 
-def test_an_update_keeps_the_tenancy_settings_it_does_not_name():
-    registered = apps.plan_register([], entry(hostnames=["www.prod.acme.example.com"], quota={"pods": "40"})).apps
-    moved = apps.plan_register(registered, entry(branch="release"), allow_update=True).apps
-    assert moved[0]["hostnames"] == ["www.prod.acme.example.com"] and moved[0]["quota"] == {"pods": "40"}
-    cleared = apps.plan_register(moved, entry(branch="release", hostnames=[]), allow_update=True).apps
-    assert "hostnames" not in cleared[0] and cleared[0]["quota"] == {"pods": "40"}
+def test_an_update_keeps_every_setting_it_does_not_give():
+    domains = {"prod": "prod.acme.example.com"}
+    registered = [entry(branch="release", secrets=True, receiver="github", hostnames=["www.prod.acme.example.com"],
+                        quota={"pods": "40"})]
+    moved, _ = apps.plan_many(registered, [{"name": "shop", "egress": ["10.0.0.0/8"]}], RESERVED, domains, True)
+    assert moved == [{**registered[0], "egress": ["10.0.0.0/8"]}]
+    cleared, _ = apps.plan_many(moved, [{"name": "shop", "hostnames": [], "receiver": ""}], RESERVED, domains, True)
+    assert cleared == [{key: value for key, value in moved[0].items() if key != "hostnames"} | {"receiver": ""}]
+    with pytest.raises(HookError, match=r"apps\[shop\]\.url"):  # without --update an entry is a whole registration
+        apps.plan_many(registered, [{"name": "shop", "egress": ["10.0.0.0/8"]}], RESERVED, domains)
 
 
 def test_unknown_keys_and_duplicates_are_refused():

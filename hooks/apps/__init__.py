@@ -342,9 +342,6 @@ def plan_register(apps: list[dict[str, Any]], entry: dict[str, Any], allow_updat
     unless allow_update, which replaces the entry."""
     current = {app["name"]: app for app in apps}
     old = current.get(entry["name"])
-    if old is not None and allow_update:
-        # Tenancy settings the platform team gave the app stay unless the update names them.
-        entry = {**entry, **{key: old[key] for key in OPTIONAL_KEYS if key in old and key not in entry}}
     entry = {key: value for key, value in entry.items() if key in KEYS or value}
     if old == entry:
         return Registration(apps, False, old)
@@ -360,10 +357,17 @@ def plan_register(apps: list[dict[str, Any]], entry: dict[str, Any], allow_updat
     return Registration([current[name] for name in sorted(current)], True, old)
 
 
+def carried_over(apps: list[dict[str, Any]], raw: Any) -> Any:
+    """An update of a registered app: every setting it does not give keeps the app's value (given
+    empty, an optional setting is cleared); anything else is returned as it is."""
+    old = next((app for app in apps if isinstance(raw, dict) and app["name"] == raw.get("name")), None)
+    return {**old, **raw} if old is not None else raw
+
+
 def place(entry: dict[str, Any], current: list[dict[str, Any]], domains: dict[str, str]) -> dict[str, Any]:
     """The entry with its clusters: on a one-cluster repository none are recorded (the app runs on
     the first cluster); with several, a new app must name them, and an update that names none
-    keeps the app's (plan_register)."""
+    keeps the app's (carried_over)."""
     given = entry.get("clusters")
     if len(domains) == 1 and given in (None, list(domains)):
         return {key: value for key, value in entry.items() if key != "clusters"}
@@ -391,6 +395,11 @@ def plan_many(apps: list[dict[str, Any]], raw_entries: list[Any], reserved: set[
     current = validate_apps(apps, reserved, domains)
     planned: list[Planned] = []
     for raw in raw_entries:
+        if allow_update:
+            raw = carried_over(current, raw)
+            if isinstance(raw, dict) and "url" not in raw:
+                raise HookError(f"apps[{raw.get('name')}].url", f"required: '{raw.get('name')}' is not registered, so "
+                                "there is no URL to keep (an update without --url changes a registered app)")
         entry = place(normalize(raw), current, domains)
         if entry["name"] in {item.entry["name"] for item in planned}:
             raise HookError(f"apps[{entry['name']}].name", "is given twice")
@@ -398,8 +407,22 @@ def plan_many(apps: list[dict[str, Any]], raw_entries: list[Any], reserved: set[
         plan = plan_register(current, entry, allow_update)
         current = plan.apps
         planned.append(Planned(next(app for app in current if app["name"] == entry["name"]), plan))
-    validate_apps(current, reserved, domains)
+    # The apps as they were first, then the entries in order: a clash is reported on the entry
+    # that causes it, never on the registered app it collides with.
+    given = {item.entry["name"] for item in planned}
+    validate_apps([*(app for app in current if app["name"] not in given), *(item.entry for item in planned)],
+                  reserved, domains)
     return current, planned
+
+
+def same_repository(apps: list[dict[str, Any]], entry: dict[str, Any]) -> list[str]:
+    """The other apps that deploy the repository `entry` does (its URL, with or without '.git'):
+    meant only while an app is renamed (docs/day-two.md), else a mistake."""
+    def repository(url: str) -> str:
+        return url.removesuffix("/").removesuffix(".git")
+
+    return [app["name"] for app in apps
+            if app["name"] != entry["name"] and repository(app["url"]) == repository(entry["url"])]
 
 
 def plan_remove(apps: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
