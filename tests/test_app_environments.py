@@ -169,21 +169,21 @@ def test_one_set_of_manifests_on_two_clusters_is_refused_on_both(both, rendered)
 def test_appenv_builds_the_path_each_clusters_kustomization_applies(both):
     """hooks/appenv.py, which the check uses to judge each cluster by what its Flux applies."""
     _, app = both
-    root = [("kustomization.yaml", {"kind": "Marker"})]
+    root = {"": [("kustomization.yaml", {"kind": "Marker"})]}
 
     def kustomization(path: str | None) -> dict:
         return {"kind": "Kustomization", "spec": {} if path is None else {"path": path}}
 
     assert appenv.flux_path(kustomization(None)) == appenv.flux_path(kustomization("./")) == ""
     assert appenv.flux_path(kustomization("./deploy/overlays/prod/")) == "deploy/overlays/prod"
-    assert appenv.applied_objects(app, kustomization("./"), root) == (root, None)
+    assert appenv.applied_objects(app, kustomization("./"), root) == (root[""], None)
     prod, problem = appenv.applied_objects(app, kustomization("./deploy/overlays/prod"), root)
     assert problem is None
     located = {(file, obj["kind"]) for file, obj in prod}
     assert {("deploy/overlays/prod/secret.sops.yaml", "Secret"), ("deploy/base/httproute.yaml", "HTTPRoute")} <= located
     assert find([obj for _, obj in prod], "HTTPRoute")["spec"]["hostnames"][0] == "shop.prod.acme.example.com"
     for path, says in (("./deploy/overlays/dev", "has no such folder"), ("./../elsewhere", "has no such folder"),
-                       ("./deploy", "has no kustomization.yaml")):
+                       ("./deploy", "Flux generates one listing every YAML file below), which does not build")):
         assert appenv.applied_objects(app, kustomization(path), root)[0] == []
         assert says in appenv.applied_objects(app, kustomization(path), root)[1], path
 
