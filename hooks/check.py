@@ -97,62 +97,92 @@ def repo_relative(repo: Path, path: Path) -> str:
 @dataclass
 class Collected:
     """A repository read and built: its YAML files, roots, the built objects by source file, and
-    what went wrong building them."""
+    what went wrong building them. `built`: each built root's objects, by its repository-relative
+    folder ('' for the repository itself), for what Flux applies of one folder."""
 
     files: list
     roots: list[Path]
     objects: list[tuple[str, dict]]
     findings: list[Finding]
     failed_roots: list[str]
+    built: dict[str, list[tuple[str, dict]]] = field(default_factory=dict)
 
 
-def collect(repo: Path, template: str, remote_allowed: bool = False) -> Collected:
-    """Build every kustomization root of a repository and locate each object in its source file."""
+def overlay_fences(repo: Path, root: Path) -> dict[Path, str]:
+    """For a root in a cluster's overlay of a platform repository, every other cluster's overlay
+    (none for other roots): what it must not build from (rules.cluster_input_findings)."""
+    overlays = repo / "applications" / "overlays"
+    own = rules.overlay_of(root.relative_to(repo).as_posix() + "/")
+    if own is None or not overlays.is_dir():
+        return {}
+    return {folder: f"cluster {folder.name}'s overlay applications/overlays/{folder.name}"
+            for folder in sorted(overlays.iterdir()) if folder.is_dir() and folder.name != own}
+
+
+def collect(repo: Path, template: str, remote_allowed: bool = False, applied: Sequence[str] = ()) -> Collected:
+    """Build every kustomization root of a repository and locate each object in its source file.
+    Folders Flux applies without a kustomization file are built as Flux generates it: `applied`
+    (an app repository's, from its answers), and in a platform repository those its own Flux
+    Kustomizations name (services/tenants/<app>)."""
     files = read_yaml_files(repo)
-    index = source_index(files)
-    roots = find_roots(repo)
+    collected = Collected(files, [], [], rules.parse_findings(files), [])
+    located: dict[tuple[str, str], tuple[str, dict]] = {}
+    generated = [repo / path for path in applied if (repo / path).is_dir() and kustomization_file(repo / path) is None]
+    _build_roots(repo, template, remote_allowed, [*find_roots(repo), *generated], collected, located)
+    if template == "platform":
+        generated = sorted({path for _, obj in located.values() if obj.get("kind") == "Kustomization"
+                            and (path := rules.own_source_path(obj)) is not None
+                            and (repo / path).is_dir() and kustomization_file(repo / path) is None})
+        _build_roots(repo, template, remote_allowed, [repo / folder for folder in generated], collected, located)
+    collected.objects = list(located.values())
+    return collected
+
+
+def _build_roots(repo: Path, template: str, remote_allowed: bool, roots: list[Path], collected: Collected,
+                 located: dict[tuple[str, str], tuple[str, dict]]) -> None:
+    """Build `roots` into `collected`, locating each object once (`located`: by file and object)."""
+    index = source_index(collected.files)
 
     def rel(path: Path) -> str:
         return path.relative_to(repo).as_posix()
 
-    remote = {rel(kustomization_file(root)): entries for root in roots if (entries := remote_references(root))}
+    def root_file(root: Path) -> str:  # a generated kustomization is reported on its folder
+        file = kustomization_file(root)
+        return rel(file) if file is not None else (rel(root) if root != repo else ".") + "/"
+
+    remote = {root: entries for root in roots if (entries := remote_references(root))}
     # A root that reads outside the repository is never built: kubectl runs with the load
     # restrictor off, and the repository may be an app team's (--all-tenants clones them). Any
     # symlink leading out of the repository refuses every root (a build could reach it).
     symlinks = outside_symlinks(repo)
     reached: dict[Path, set[Path]] = {root: set() for root in roots}
-    escapes = {root: outside_references(root, repo, reached[root]) for root in roots}
+    references = {root: outside_references(root, repo, reached[root], overlay_fences(repo, root)) for root in roots}
+    escapes = {root: [escape for escape in found if not escape.into] for root, found in references.items()}
     refused = [root for root in roots if symlinks or escapes[root]]
     # Remote entries are fetched only where Flux would fetch them, so the check is otherwise
     # hermetic: not by a root with one, nor by a root including such a base.
-    fetching = {kustomization_file(root).resolve().parent for root in roots if rel(kustomization_file(root)) in remote}
+    fetching = {kustomization_file(root).resolve().parent for root in remote}
     to_build = [root for root in roots if root not in refused and (remote_allowed or not reached[root] & fetching)]
-    findings = rules.parse_findings(files) + rules.remote_findings(remote, template, remote_allowed)
-    findings += rules.outside_findings([(repo_relative(repo, escape.file), escape.message())
-                                        for escape in [*symlinks, *(e for root in roots for e in escapes[root])]])
-    located: dict[tuple[str, str], tuple[str, dict]] = {}
-    failed_roots: list[str] = [rel(root) for root in refused]
+    collected.findings += rules.remote_findings({root_file(root): entries for root, entries in remote.items()},
+                                                template, remote_allowed)
+    collected.findings += rules.outside_findings([(repo_relative(repo, escape.file), escape.message())
+                                                  for escape in [*symlinks, *(e for root in roots for e in escapes[root])]])
+    collected.findings += rules.cluster_input_findings([(repo_relative(repo, escape.file), escape.message())
+                                                        for root in roots for escape in references[root] if escape.into])
+    collected.roots += roots
+    collected.failed_roots += [rel(root) for root in refused]
     for build in build_all(to_build):
-        root_file = rel(kustomization_file(build.root))
-        findings += rules.build_findings(build, root_file, f"{repo}/")
+        collected.findings += rules.build_findings(build, root_file(build.root), f"{repo}/",
+                                                   generated=kustomization_file(build.root) is None)
         if build.error is not None:
-            failed_roots.append(rel(build.root))
+            collected.failed_roots.append(rel(build.root))
+            continue
+        folder = "" if build.root == repo else rel(build.root)
+        objects = collected.built[folder] = []
         for obj in build.objects:
-            file = source_of(obj, index, rel(build.root), root_file)
+            file = source_of(obj, index, rel(build.root), root_file(build.root))
+            objects.append((file, obj))
             located.setdefault((file, object_label(obj)), (file, obj))
-    # Folders that a Flux Kustomization on this repository applies without a kustomization.yaml:
-    # Flux generates one listing every manifest under the folder, with no transformer, so their
-    # objects are the files' documents (services/tenants/<app>: one small root per app).
-    generated = sorted({path for _, obj in located.values() if obj.get("kind") == "Kustomization"
-                        and (path := rules.own_source_path(obj)) is not None
-                        and (repo / path).is_dir() and kustomization_file(repo / path) is None})
-    for folder in generated:
-        for yaml_file in files:
-            if under(yaml_file.path, folder):
-                for doc in yaml_file.documents:
-                    if is_object(doc):
-                        located.setdefault((yaml_file.path, object_label(doc)), (yaml_file.path, doc))
-    return Collected(files, [*roots, *(repo / folder for folder in generated)], list(located.values()), findings, failed_roots)
 
 
 def run_checks(
@@ -186,7 +216,7 @@ def _run_checks(repo, kube_version, platform, tenants, all_tenants, cleanup: Exi
         raise HookError("--gitops-base", "is for checking a platform repository's references to openCenter-gitops-base")
     validator = Validator(crds.load_bundle(), kube_version)
     remote_allowed = template == "platform" and bool(answers.get("flux_allow_remote_bases"))
-    here = collect(repo, template, remote_allowed)
+    here = collect(repo, template, remote_allowed, appenv.applied_paths(answers) if template == "app" else ())
     objects = here.objects
     report = Report(here.findings, roots=len(here.roots), objects=len(objects))
     report.findings += rules.schema_findings(objects, validator)
@@ -226,7 +256,7 @@ def _run_checks(repo, kube_version, platform, tenants, all_tenants, cleanup: Exi
         if platform is not None:
             path = checkout(platform, None, "--platform", cleanup, report.notes, "the platform repository")
             if path is not None:
-                report.findings += admission_findings(platform_clusters(path, validator), app, objects, repo)
+                report.findings += admission_findings(platform_clusters(path, validator), app, here.built, repo)
     report.cel_rules, report.transition_rules_skipped = validator.rules_evaluated, validator.transition_rules_skipped
     report.findings = rules.unique(report.findings)
     return report
@@ -302,22 +332,22 @@ def tenant_findings(models: dict[str, Cluster], app: str, path: Path, shown: str
     built = collect(path, "app")
     prefix = shown.rstrip("/") + "/"
     findings = [replace(f, file=prefix + f.file) for f in built.findings]
-    return findings + [replace(f, file=prefix + f.file) for f in admission_findings(models, app, built.objects, path)]
+    return findings + [replace(f, file=prefix + f.file) for f in admission_findings(models, app, built.built, path)]
 
 
-def admission_findings(models: dict[str, Cluster], app: str, objects: list[tuple[str, dict]],
-                       repo: Path | None = None) -> list[Finding]:
+def admission_findings(models: dict[str, Cluster], app: str, built: dict[str, list[tuple[str, dict]]],
+                       repo: Path) -> list[Finding]:
     """`[denied]` for every object of the app that RBAC, a policy or a quota would refuse, on each
-    cluster the app runs on (named when the platform has several). With the app repository at
-    `repo`, each cluster judges what its own Kustomization applies (its environment's overlay)."""
+    cluster the app runs on (named when the platform has several): each cluster judges what its
+    own Kustomization applies of the app repository at `repo` (hooks.appenv; `built`: the check's
+    builds of it by folder), nothing else of it."""
     tenants = {name: tenant for name, model in models.items() if (tenant := model.tenant(app)) is not None}
     if not tenants:
         return [Finding("", "", "denied", f"app {app} is not registered on the platform (no Flux Kustomization {app} in flux-system)")]
     findings = []
     for name, (who, namespace) in tenants.items():
         on = f"cluster {name}: " if len(models) > 1 else ""
-        applied, problem = (objects, None) if repo is None else appenv.applied_objects(
-            repo, models[name].flux_kustomizations[app], objects)
+        applied, problem = appenv.applied_objects(repo, models[name].flux_kustomizations[app], built)
         if problem is not None:
             findings.append(Finding("", "", "denied", f"{on}{problem}"))
             continue

@@ -12,6 +12,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -90,12 +91,14 @@ _LOCAL_URL = re.compile(r"^(git::)?file:", re.IGNORECASE)
 
 @dataclass(frozen=True)
 class Escape:
-    """A local reference of a kustomization (or a symlink) that leaves the repository."""
+    """A local reference of a kustomization (or a symlink) that leaves the repository, or that
+    reaches into a fenced-off folder of it (`into`: that folder, as the caller named it)."""
 
     file: Path  # the kustomization or plugin config naming it, or the symlink itself
     field: str
     entry: str
     problem: str = "resolves outside the repository: Flux cannot read it either"
+    into: str = ""
 
     def message(self) -> str:
         shown = self.entry.replace("\n", "\\n")
@@ -122,20 +125,32 @@ def _no_duplicates(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool =
 _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _no_duplicates)
 
 
-def _outside(base: Path, entry: str, repo: Path) -> bool:
-    """Whether `entry`, read from folder `base`, may leave `repo`: resolved the way the OS reads
-    it (symlinks, then `..`) and the way Go joins paths (`..` cleaned first, then symlinks)."""
+def _resolutions(base: Path, entry: str) -> list[Path] | None:
+    """Where `entry`, read from folder `base`, may lead: resolved the way the OS reads it
+    (symlinks, then `..`) and the way Go joins paths (`..` cleaned first, then symlinks); None
+    when it cannot be resolved at all."""
     if "\0" in entry:
-        return True
+        return None
     joined = os.path.join(base, entry)
-    for candidate in (joined, os.path.normpath(joined)):
-        try:
-            resolved = Path(os.path.realpath(candidate))
-        except (OSError, ValueError):
-            return True
-        if not resolved.is_relative_to(repo):
-            return True
-    return False
+    try:
+        return [Path(os.path.realpath(candidate)) for candidate in (joined, os.path.normpath(joined))]
+    except (OSError, ValueError):
+        return None
+
+
+def _outside(base: Path, entry: str, repo: Path) -> bool:
+    """Whether `entry`, read from folder `base`, may leave `repo`."""
+    resolved = _resolutions(base, entry)
+    return resolved is None or not all(path.is_relative_to(repo) for path in resolved)
+
+
+def _fenced(base: Path, entry: str, fenced: dict[Path, str]) -> str:
+    """The fenced-off folder (its name) that `entry`, read from `base`, may reach; '' for none."""
+    for path in _resolutions(base, entry) or []:
+        for folder, name in fenced.items():
+            if path.is_relative_to(folder):
+                return name
+    return ""
 
 
 def _source_candidates(entry: str) -> list[str]:
@@ -193,18 +208,46 @@ def _path_fields(doc: dict) -> tuple[list[tuple[str, str]], list[tuple[str, str]
     return folders, files, plugins
 
 
-def outside_references(root: Path, repo: Path, reached: set[Path] | None = None) -> list[Escape]:
+def outside_references(root: Path, repo: Path, reached: set[Path] | None = None,
+                       fenced: dict[Path, str] | None = None) -> list[Escape]:
     """Every local path of the kustomization at `root`, and of the kustomizations and plugin
     configs it leads to, that resolves outside `repo` (symlinks followed). Flux builds inside the
     source's root only (fluxcd/pkg's secure filesystem); kubectl with the load restrictor off
     would read anything, so a root with any such path must not be built. A reachable kustomization
     that cannot be parsed (or has duplicate keys) cannot be vouched for: it is an Escape too.
     Remote entries are not paths (remote_references reports them). Never returns file contents.
-    `reached` collects the folders of every kustomization the root includes (itself too)."""
+    A root without a kustomization file is read as Flux generates it (flux_generated_resources).
+    `reached` collects the folders of every kustomization the root includes (itself too).
+    `fenced` (folder -> name) are folders of the repository the root must not read either: a path
+    into one is an Escape with `into` set, unless it is named from inside a fenced folder (the
+    path that led there is the one reported)."""
     repo = repo.resolve()
+    fences = {folder.resolve(): name for folder, name in (fenced or {}).items()}
     escapes: list[Escape] = []
     seen: set[Path] = set()
     pending = [root]
+    if kustomization_file(root) is None and root.is_dir():
+        pending = []
+        if reached is not None:
+            reached.add(Path(os.path.realpath(root)))
+        for entry in flux_generated_resources(root):
+            relative = os.path.relpath(entry, root)
+            if _outside(root, relative, repo):
+                escapes.append(Escape(entry, "resources (generated by Flux)", relative))
+            elif into := _fenced(root, relative, fences):
+                escapes.append(Escape(entry, "resources (generated by Flux)", relative, f"reaches into {into}", into))
+            elif entry.is_dir():
+                pending.append(Path(os.path.realpath(entry)))
+
+    def problem(file: Path, base: Path, field_name: str, entries: list[str], shown: str) -> Escape | None:
+        if any(_outside(base, entry, repo) for entry in entries):
+            return Escape(file, field_name, shown)
+        if not any(file.is_relative_to(folder) for folder in fences):
+            for entry in entries:
+                if into := _fenced(base, entry, fences):
+                    return Escape(file, field_name, shown, f"reaches into {into}", into)
+        return None
+
     while pending:
         folder = pending.pop()
         file = kustomization_file(folder)
@@ -232,31 +275,35 @@ def outside_references(root: Path, repo: Path, reached: set[Path] | None = None)
             continue
         folders, files, plugins = _path_fields(doc)
         for field_name, entry in folders:
-            if _LOCAL_URL.match(entry) or _outside(base, entry, repo):
-                escapes.append(Escape(real, field_name, entry))
-            elif not is_remote(entry, base / entry) and (base / entry).is_dir():
+            local = not _LOCAL_URL.match(entry)
+            found = problem(real, base, field_name, [entry], entry) if local else Escape(real, field_name, entry)
+            escapes += [found] if found else []
+            # A folder in a fenced one is still walked: it may leave the repository.
+            if (found is None or found.into) and local and not is_remote(entry, base / entry) and (base / entry).is_dir():
                 pending.append(Path(os.path.realpath(base / entry)))
         for field_name, entry in files:
-            if any(_outside(base, candidate, repo) for candidate in _source_candidates(entry)):
-                escapes.append(Escape(real, field_name, entry))
+            if found := problem(real, base, field_name, _source_candidates(entry), entry):
+                escapes.append(found)
         for field_name, entry in plugins:
-            escapes += _plugin_escapes(real, base, field_name, entry, repo, pending)
+            escapes += _plugin_escapes(real, base, field_name, entry, repo, pending, problem)
     return escapes
 
 
-def _plugin_escapes(file: Path, base: Path, field_name: str, entry: str, repo: Path, pending: list[Path]) -> list[Escape]:
+def _plugin_escapes(file: Path, base: Path, field_name: str, entry: str, repo: Path, pending: list[Path],
+                    problem) -> list[Escape]:
     """A generators/transformers/validators entry: a folder (a kustomization, walked later), a
-    file of plugin configs, or an inline config; the path fields of the configs are checked."""
+    file of plugin configs, or an inline config; the path fields of the configs are checked with
+    `problem` (outside_references' judge of one reference)."""
     try:
         is_inline = "\n" in entry or not (base / entry).exists()
     except (OSError, ValueError):
         is_inline = True
-    if _outside(base, entry, repo):
-        # Checked even when inline: kustomize first tries an entry as a file (`..` cleaned).
-        return [Escape(file, field_name, entry)]
+    # Checked even when inline: kustomize first tries an entry as a file (`..` cleaned).
+    if (found := problem(file, base, field_name, [entry], entry)) and not found.into:
+        return [found]
     if not is_inline and (base / entry).is_dir():
         pending.append(Path(os.path.realpath(base / entry)))
-        return []
+        return [found] if found else []
     where, text = (file, entry) if is_inline else (Path(os.path.realpath(base / entry)), None)
     try:
         text = text if text is not None else where.read_text(errors="replace")
@@ -264,9 +311,9 @@ def _plugin_escapes(file: Path, base: Path, field_name: str, entry: str, repo: P
     except (yaml.YAMLError, OSError, RecursionError):
         # kustomize refuses what it cannot parse; a bare single-line name is a missing file.
         return [] if is_inline and "\n" not in entry else [Escape(where, field_name, "", _UNCONFIRMED)]
-    return [Escape(where, f"{field_name} {sub}", value)
-            for doc in docs for sub, path_entry in _plugin_paths(doc)
-            for value in [path_entry] if any(_outside(base, c, repo) for c in _source_candidates(value))]
+    return [*([found] if found else []),
+            *(escape for doc in docs for sub, value in _plugin_paths(doc)
+              if (escape := problem(where, base, f"{field_name} {sub}", _source_candidates(value), value)))]
 
 
 def outside_symlinks(repo: Path) -> list[Escape]:
@@ -283,6 +330,30 @@ def outside_symlinks(repo: Path) -> list[Escape]:
 
 
 # I/O --------------------------------------------------------------------------------------------
+
+
+# What source-controller leaves out of every artifact (fluxcd/pkg sourceignore defaults), as far
+# as Flux's generator could list it: VCS and CI folders, CI, release, SOPS and Flux settings files.
+_ARTIFACT_EXCLUDED_DIRS = (".git", ".github", ".circleci")
+_ARTIFACT_EXCLUDED_FILES = (".travis.yml", ".gitlab-ci.yml", "appveyor.yml", ".drone.yml", "cloudbuild.yaml",
+                            "codeship-services.yml", "codeship-steps.yml", ".goreleaser.yml", ".sops.yaml", ".flux.yaml")
+
+
+def flux_generated_resources(folder: Path) -> list[Path]:
+    """The resources of the kustomization.yaml kustomize-controller generates for a folder that
+    has none (fluxcd/pkg kustomize generator): walking the folder in lexical order, every folder
+    holding a kustomization file (not descended into) and every other *.yaml / *.yml file, hidden
+    ones too. Flux refuses a listed file that is not Kubernetes manifests; kustomize, building the
+    same list, refuses it the same way. A repository's .sourceignore is not read."""
+    found = []
+    for entry in sorted(folder.iterdir(), key=lambda path: path.name):
+        if entry.is_dir() and not entry.is_symlink():  # Go's walk does not follow a linked folder
+            if entry.name in _ARTIFACT_EXCLUDED_DIRS:
+                continue
+            found += [entry] if kustomization_file(entry) else flux_generated_resources(entry)
+        elif entry.name.endswith((".yaml", ".yml")) and entry.name not in _ARTIFACT_EXCLUDED_FILES and not entry.is_dir():
+            found.append(entry)
+    return found
 
 
 def find_roots(repo: Path) -> list[Path]:
@@ -329,7 +400,27 @@ def build_environment() -> dict[str, str]:
 
 
 def build(root: Path, command: list[str]) -> Build:
-    result = subprocess.run([*command, str(root)], capture_output=True, text=True, check=False, env=build_environment())
+    """Build a root as Flux does: a folder without a kustomization file through the one Flux would
+    generate (written in a scratch folder, never in the repository, naming the files relatively)."""
+    if kustomization_file(root) is not None:
+        return _run_build(root, command, root)
+    real = Path(os.path.realpath(root))
+    with tempfile.TemporaryDirectory(prefix="opencenter-flux-") as scratch:
+        scratch_dir = Path(os.path.realpath(scratch))
+        resources = [os.path.relpath(path, scratch_dir) for path in flux_generated_resources(real)]
+        # Flux's own placeholder keeps a folder without manifests from being "empty" to kustomize.
+        generated = {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
+                     **({"resources": resources} if resources else {"namespace": "_placeholder"})}
+        (scratch_dir / "kustomization.yaml").write_text(yaml.safe_dump(generated, sort_keys=False))
+        built = _run_build(scratch_dir, command, root)
+    if built.error is not None:
+        # Name the files as the repository does, not by the scratch folder's way to them.
+        built.error = built.error.replace(os.path.relpath(real, scratch_dir) + "/", f"{real}/").replace(f"{scratch_dir}/", "")
+    return built
+
+
+def _run_build(directory: Path, command: list[str], root: Path) -> Build:
+    result = subprocess.run([*command, str(directory)], capture_output=True, text=True, check=False, env=build_environment())
     if result.returncode != 0:
         return Build(root, error=result.stderr.strip() or f"exit status {result.returncode}")
     try:

@@ -65,11 +65,14 @@ def parse_findings(files: list[YamlFile]) -> list[Finding]:
     return [Finding(f.path, "", "yaml", f.error) for f in files if f.error]
 
 
-def build_findings(build: Build, root_file: str, repo_prefix: str) -> list[Finding]:
-    """A root kustomize cannot build, with kustomize's own error (absolute paths made relative)."""
+def build_findings(build: Build, root_file: str, repo_prefix: str, generated: bool = False) -> list[Finding]:
+    """A root kustomize cannot build, with kustomize's own error (absolute paths made relative);
+    `generated`: a folder Flux applies without a kustomization file (hooks.kustomize.build)."""
     if build.error is None:
         return []
     message = build.error.replace(repo_prefix, "").removeprefix("Error: ")
+    if generated:
+        message = f"no kustomization file: Flux generates one listing every YAML file below, which does not build: {message}"
     return [Finding(root_file, "", "kustomize-build", message)]
 
 
@@ -274,6 +277,15 @@ def cluster_path_findings(objects: list[Located], cluster: str) -> list[Finding]
             for file, obj in objects
             if _group(obj) == "kustomize.toolkit.fluxcd.io" and (path := own_source_path(obj)) is not None
             and path != own and not path.startswith(own + "/")]
+
+
+def cluster_input_findings(crossings: list[tuple[str, str]]) -> list[Finding]:
+    """(repository-relative file, message) of every build input of a root in a cluster's overlay
+    that reaches into another cluster's overlay (hooks.kustomize.outside_references with fences):
+    this cluster would build and apply the other's objects, and its Secrets encrypted for the
+    other cluster's key. The root is still built (the path stays in the repository)."""
+    return [Finding(file, "", "cluster-input", f"{message}: a cluster builds from its own overlay only")
+            for file, message in crossings]
 
 
 def cluster_recipient_findings(files: list[YamlFile], recipients: dict[str, list[str]]) -> list[Finding]:

@@ -169,23 +169,70 @@ def test_one_set_of_manifests_on_two_clusters_is_refused_on_both(both, rendered)
 def test_appenv_builds_the_path_each_clusters_kustomization_applies(both):
     """hooks/appenv.py, which the check uses to judge each cluster by what its Flux applies."""
     _, app = both
-    root = [("kustomization.yaml", {"kind": "Marker"})]
+    root = {"": [("kustomization.yaml", {"kind": "Marker"})]}
 
     def kustomization(path: str | None) -> dict:
         return {"kind": "Kustomization", "spec": {} if path is None else {"path": path}}
 
     assert appenv.flux_path(kustomization(None)) == appenv.flux_path(kustomization("./")) == ""
     assert appenv.flux_path(kustomization("./deploy/overlays/prod/")) == "deploy/overlays/prod"
-    assert appenv.applied_objects(app, kustomization("./"), root) == (root, None)
+    assert appenv.applied_objects(app, kustomization("./"), root) == (root[""], None)
     prod, problem = appenv.applied_objects(app, kustomization("./deploy/overlays/prod"), root)
     assert problem is None
     located = {(file, obj["kind"]) for file, obj in prod}
     assert {("deploy/overlays/prod/secret.sops.yaml", "Secret"), ("deploy/base/httproute.yaml", "HTTPRoute")} <= located
     assert find([obj for _, obj in prod], "HTTPRoute")["spec"]["hostnames"][0] == "shop.prod.acme.example.com"
     for path, says in (("./deploy/overlays/dev", "has no such folder"), ("./../elsewhere", "has no such folder"),
-                       ("./deploy", "has no kustomization.yaml")):
+                       ("./deploy", "Flux generates one listing every YAML file below), which does not build")):
         assert appenv.applied_objects(app, kustomization(path), root)[0] == []
         assert says in appenv.applied_objects(app, kustomization(path), root)[1], path
+
+
+LOAD_BALANCER = "apiVersion: v1\nkind: Service\nmetadata:\n  name: lb\nspec:\n  type: LoadBalancer\n  ports: [{port: 80}]\n"
+ALLOW_ALL = ("apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata:\n  name: allow-all\n"
+             "spec:\n  podSelector: {}\n  ingress: [{}]\n  egress: [{}]\n")
+
+
+@pytest.fixture(scope="module")
+def generated_prod(both, tmp_path_factory) -> Path:
+    """The app with prod's overlay moved to deploy/overlays/prod/app/ and no kustomization file
+    left in deploy/overlays/prod (Flux generates one: app/ and lb.yaml, a LoadBalancer Service),
+    and unused/, a kustomization nothing Flux applies includes (an allow-all NetworkPolicy)."""
+    _, app = both
+    repo = copy_of(app, tmp_path_factory.mktemp("generated") / "shop")
+    prod = repo / "deploy/overlays/prod"
+    (prod / "app").mkdir()
+    for file in [path for path in prod.iterdir() if path.is_file()]:
+        file.rename(prod / "app" / file.name)
+    kustomization = prod / "app/kustomization.yaml"
+    kustomization.write_text(kustomization.read_text().replace("../../base", "../../../base"))
+    (prod / "lb.yaml").write_text(LOAD_BALANCER)
+    (repo / "unused").mkdir()
+    (repo / "unused/allow-all.yaml").write_text(ALLOW_ALL)
+    (repo / "unused/kustomization.yaml").write_text("resources: [allow-all.yaml]\n")
+    return repo
+
+
+def denied(findings) -> set[tuple[str, str, str]]:
+    return {(f.file, f.object, f.message.split(":")[0]) for f in findings if f.rule == "denied"}
+
+
+def test_a_folder_without_kustomization_is_judged_as_flux_generates_it(both, generated_prod):
+    """Flux lists every manifest of deploy/overlays/prod: prod judges lb.yaml and the app beside
+    it; unused/ is built and linted, but no cluster applies it, so none judges it."""
+    platform, _ = both
+    lb = ("deploy/overlays/prod/lb.yaml", "Service/lb", "cluster prod")
+    from_app = run_checks(generated_prod, platform=platform).findings
+    from_platform = run_checks(platform, tenants=[("shop", generated_prod)]).findings
+    assert denied(from_app) == {lb}, from_app
+    assert denied(from_platform) == {(f"{generated_prod}/{lb[0]}", *lb[1:])}, from_platform
+    assert "tenant Services are ClusterIP only" in next(f.message for f in from_app if f.rule == "denied")
+    # The check alone builds the folders the answers say Flux applies, and unused/ as any root: their
+    # objects are linted; only what a cluster applies is admitted.
+    paths = appenv.applied_paths(check.read_answers(generated_prod))
+    assert paths == ["deploy/overlays/staging", "deploy/overlays/prod"]
+    linted = {(file, obj["kind"]) for file, obj in check.collect(generated_prod, "app", applied=paths).objects}
+    assert {("unused/allow-all.yaml", "NetworkPolicy"), ("deploy/overlays/prod/lb.yaml", "Service")} <= linted
 
 
 # Secrets: one age identity per (app, cluster) --------------------------------------------------------

@@ -311,6 +311,22 @@ def test_the_check_keeps_each_cluster_to_its_own_overlay_and_keys(placed, tmp_pa
     assert {("cluster-path", dev), ("flux-depends-on", dev), ("cluster-recipients", rel)} <= found, found
 
 
+@pytest.mark.parametrize("entry", ["../../../staging/services/sources/billing.yaml",
+                                   "../../../staging/services/sources/billing-deploy-key.sops.yaml"])
+def test_a_cluster_never_builds_from_another_clusters_overlay(placed, tmp_path, entry):
+    """prod's sources listing a file of staging's overlay would apply it on prod (a deploy key
+    encrypted for staging's key): refused, whatever the file's own location says."""
+    repo = copy_of(placed, tmp_path / "crossed")
+    rel = "applications/overlays/prod/services/sources/kustomization.yaml"
+    kustomization = yaml.safe_load((repo / rel).read_text())
+    kustomization["resources"].append(entry)
+    (repo / rel).write_text(yaml.safe_dump(kustomization, sort_keys=False))
+    crossings = [f for f in check_repo(repo) if f.rule == "cluster-input"]
+    assert [(f.file, f.message) for f in crossings] == [(rel, (
+        f"resources '{entry}' reaches into cluster staging's overlay applications/overlays/staging: "
+        "a cluster builds from its own overlay only"))], crossings
+
+
 def test_renovate_regexes_find_every_clusters_versions(three):
     """Renovate proposes Flux and gitops-base releases cluster by cluster, each PR moving that
     cluster's answer with its files."""

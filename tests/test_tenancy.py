@@ -85,6 +85,42 @@ def test_tenant_folders_are_checked_as_flux_applies_them(fleet, tmp_path):
         f"{OVERLAY}/services/tenants/shop/tenant.yaml", "ResourceQuota/shop/tenant-quota", "schema")
 
 
+def test_an_app_root_without_kustomization_fails_as_flux_fails_it(fleet, tmp_path):
+    """Without kustomization.yaml, Flux lists every YAML file of the repository, .copier-answers.yml
+    too, and refuses it (not a manifest): the check says so instead of passing 0 objects."""
+    shop = tmp_path / "shop"
+    shutil.copytree(fleet["shop"], shop)
+    (shop / "kustomization.yaml").unlink()
+    report = run_checks(shop)
+    assert [(f.file, f.rule) for f in report.findings] == [("./", "kustomize-build")], report.findings
+    assert "Flux generates one" in report.findings[0].message and ".copier-answers.yml" in report.findings[0].message
+    for findings in (check_repo(shop, platform=fleet["platform"]),
+                     check_repo(fleet["platform"], tenants=[("shop", shop)])):
+        (denial,) = [f for f in findings if f.rule == "denied"]
+        assert denial.message.startswith("the platform applies ./ of this repository (no kustomization file"), denial
+        assert ".copier-answers.yml': missing Resource metadata" in denial.message, denial
+
+
+def test_a_kustomization_flux_never_applies_is_not_admitted(fleet, tmp_path):
+    """unused/ is no part of the root's build, which is what Flux applies (path ./): its allow-all
+    NetworkPolicy is linted, not judged as the tenant's."""
+    shop = tmp_path / "shop"
+    shutil.copytree(fleet["shop"], shop)
+    (shop / "unused").mkdir()
+    (shop / "unused/allow-all.yaml").write_text(yaml.safe_dump(
+        {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "allow-all"},
+         "spec": {"podSelector": {}, "ingress": [{}], "egress": [{}]}}))
+    (shop / "unused/kustomization.yaml").write_text("resources: [allow-all.yaml]\n")
+    assert check_repo(shop, platform=fleet["platform"]) == []
+    assert check_repo(fleet["platform"], tenants=[("shop", shop)]) == []
+    # Listed in the root, Flux applies it, and it is refused.
+    kustomization = yaml.safe_load((shop / "kustomization.yaml").read_text())
+    kustomization["resources"].append("unused")
+    (shop / "kustomization.yaml").write_text(yaml.safe_dump(kustomization, sort_keys=False))
+    assert {(f.file, f.object) for f in check_repo(shop, platform=fleet["platform"]) if f.rule == "denied"} == {
+        ("unused/allow-all.yaml", "NetworkPolicy/allow-all")}
+
+
 def test_the_platform_renders_the_guardrails(fleet):
     services = fleet["platform"] / OVERLAY / "services"
     docs = {(d["kind"], d["metadata"]["name"]): d for path in ("fluxcd/billing.yaml", "tenants/billing/tenant.yaml")
