@@ -59,6 +59,8 @@ BAD_ANSWERS = [
     ("gateway_listener_port", 0, "between 1 and 65535"),
     ("gateway_listener_port", 70000, "between 1 and 65535"),
     ("gateway_namespace", "Gateway", "DNS-1123 label"),
+    # OLM's global-operators namespace (catalog extra_namespaces): the Gateway would land in OLM's.
+    ("gateway_namespace", "operators", "is a platform service's namespace"),
     ("gateway_name", "Platform_Gateway", "DNS-1123 label"),
     ("gateway_class", "Envoy_Gateway", "DNS-1123 subdomain"),
     ("gateway_tls_secret", "*.acme", "DNS-1123 subdomain"),
