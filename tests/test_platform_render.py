@@ -276,6 +276,10 @@ def test_group_services_share_one_source_and_one_prestage(render_platform):
     ]
     listed = yaml.safe_load((repo / OVERLAY / "services/fluxcd/kustomization.yaml").read_text())["resources"]
     assert listed.count("observability-namespace.yaml") == 1
+    # tempo's base values create ServiceMonitors: it installs once the Prometheus operator's CRDs are there.
+    ks = flux_kustomizations(repo)
+    assert ks["tempo-override"]["spec"]["dependsOn"][-1] == {"name": "kube-prometheus-stack-base"}
+    assert ks["tempo-base"]["spec"]["dependsOn"] == [{"name": "tempo-override"}, {"name": "kube-prometheus-stack-base"}]
 
 
 def test_gateway_follows_the_answers(render_platform):

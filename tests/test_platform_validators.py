@@ -55,6 +55,8 @@ BAD_ANSWERS = [
     ("platform_services", ["external-snapshotter"], "flux_allow_remote_bases=true"),
     ("platform_services", ["istio-gateway", "istio"], "'istio-gateway' needs 'istiod'"),
     ("platform_services", ["keycloak", "olm"], "'keycloak' needs 'postgres-operator'"),
+    # tempo's base values create ServiceMonitors: the Prometheus operator's CRDs must exist first.
+    ("platform_services", ["tempo"], "'tempo' needs 'kube-prometheus-stack'"),
     ("gateway_listener", "http", "reserved for the HTTP redirect listener"),
     ("gateway_listener_port", 0, "between 1 and 65535"),
     ("gateway_listener_port", 70000, "between 1 and 65535"),
