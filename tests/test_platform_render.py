@@ -192,8 +192,11 @@ def test_each_service_renders_alone(alone, service):
     for index, entry in enumerate(spec.get("prestages", [])):
         assert ks[entry["name"]]["spec"]["path"] == f"./{entry['path']}"
         assert ks[entry["name"]]["spec"]["dependsOn"] == [{"name": "sources"}] + prestages[:index][-1:]
-    needs = [{"name": f"{dep}-base" if CATALOG[dep]["stages"] != "overlay-only" else dep}
-             for dep in spec.get("depends_on", [])]
+    def ready(dep: str) -> str:  # a dependency's last Kustomization: last step, else last stage
+        stages = CATALOG[dep]["stages"]
+        return (CATALOG[dep]["steps"][-1]["name"] if CATALOG[dep].get("steps") else dep if stages == "overlay-only"
+                else f"{dep}-override" if stages == "base-first" else f"{dep}-base")
+    needs = [{"name": ready(dep)} for dep in spec.get("depends_on", [])]
     base = ks[f"{service}-base"]
     assert base["spec"]["sourceRef"] == {"kind": "GitRepository", "name": spec["source"]}
     assert base["spec"]["path"] == f"./{spec['path']}"
