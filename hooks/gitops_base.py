@@ -3,13 +3,15 @@ repository's references against the release it pins.
 
 A release listing (hooks/data/gitops-base-<tag>.json, made by scripts/gitops_base_listing.py
 from a checkout of the release, never edited by hand) names each component directory under
-applications/base/ with the Namespaces it creates, its HelmReleases and the values Secrets they
-read. Two uses:
+applications/base/ with the Namespaces it creates, its HelmReleases, the values Secrets they
+read and the key paths of their base values the template's comments use. Three uses:
 
 - `catalog_findings(catalog, listing)`: does includes/services.yml describe that release? Every
   path exists, every override Secret the cluster overlay generates is one a HelmRelease of the
   base reads, namespaces agree; plus, as information, the components no service applies and the
   chart sources a service's HelmRelease needs but none of its components defines.
+- `values_findings(values, kinds)`: do the template's override-values comments use keys of the
+  base's values (the listing's `values_keys`)?
 - `reference_findings(...)` / `check_references(...)`: for `opencenter-check --gitops-base`, the
   tag of every GitRepository of a platform repository on gitops_base_url exists in a given
   checkout or URL, and every spec.path of a Flux Kustomization on it exists at that tag. What
@@ -29,6 +31,8 @@ import tempfile
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import yaml
 
 from hooks import rules
 from hooks.errors import HookError
@@ -173,6 +177,90 @@ def catalog_findings(catalog: dict[str, dict], listing: dict) -> CatalogReport:
                     f"{', '.join(elsewhere) or 'no component'}, which the service does not apply")
     report.unreached = sorted(set(components) - reached)
     return report
+
+
+# Override values against the base's values ----------------------------------------------------
+
+# Istio's charts keep their defaults under this key and merge it beneath what a user sets at the top
+# level (the values file says so): its keys are top-level keys.
+ISTIO_DEFAULTS = "_internal_defaults_do_not_set"
+
+
+def _pointer(prefix: str, key: object) -> str:
+    """JSON pointer (RFC 6901) of a key: keys may hold dots and slashes (host names, annotations)."""
+    return f"{prefix}/{str(key).replace('~', '~0').replace('/', '~1')}"
+
+
+def merge_values(values: dict, over: dict) -> dict:
+    """Helm's merge of two values documents: maps merge key by key, anything else replaces."""
+    out = dict(values)
+    for key, value in over.items():
+        out[key] = merge_values(out[key], value) if isinstance(out.get(key), dict) and isinstance(value, dict) else value
+    return out
+
+
+def base_values(documents: list[dict]) -> dict:
+    """The values a chart starts from, from the base's values files in valuesFrom order."""
+    merged: dict = {}
+    for doc in documents:
+        defaults = doc.get(ISTIO_DEFAULTS)
+        rest = {key: value for key, value in doc.items() if key != ISTIO_DEFAULTS}
+        merged = merge_values(merge_values(merged, defaults if isinstance(defaults, dict) else {}), rest)
+    return merged
+
+
+def value_kinds(values: dict, prefix: str = "") -> dict[str, str]:
+    """Every key path of a values document (JSON pointer) and the kind of its value: `map` (its keys
+    are listed too), `open` ({} or null: a free-form map or an unset value, anything fits), `list`,
+    `scalar`."""
+    kinds: dict[str, str] = {}
+    for key, value in values.items():
+        path = _pointer(prefix, key)
+        if isinstance(value, dict) and value:
+            kinds[path] = "map"
+            kinds.update(value_kinds(value, path))
+        else:
+            kinds[path] = "open" if value is None or isinstance(value, dict) else "list" if isinstance(value, list) else "scalar"
+    return kinds
+
+
+def comment_values(text: str) -> dict:
+    """The values an override-values comment (includes/override-values/<svc>.yaml) shows, uncommented."""
+    values = yaml.safe_load("\n".join(re.sub(r"^# ?", "", line) for line in text.splitlines()))
+    return values if isinstance(values, dict) else {}
+
+
+def asked_paths(values: dict, prefix: str = "") -> set[str]:
+    """The key paths of a values document down to its leaves (what a listing records of the base)."""
+    paths = set()
+    for key, value in values.items():
+        path = _pointer(prefix, key)
+        paths.add(path)
+        if isinstance(value, dict):
+            paths |= asked_paths(value, path)
+    return paths
+
+
+def values_findings(values: dict, kinds: dict[str, str], prefix: str = "") -> list[str]:
+    """Where override values leave the base's values: a key the base values do not have, or a value
+    of another kind than the base's (a list or a scalar where the base has a map, or the reverse).
+    Under an `open` key anything fits."""
+    found = []
+    for key, value in values.items():
+        path = _pointer(prefix, key)
+        kind = kinds.get(path)
+        if kind is None:
+            found.append(f"{path}: not a key of the base values")
+        elif kind == "open":
+            continue
+        elif isinstance(value, dict) and value:
+            if kind == "map":
+                found += values_findings(value, kinds, path)
+            else:
+                found.append(f"{path}: a map, but the base values have a {kind} there")
+        elif kind == "map" and not isinstance(value, dict):
+            found.append(f"{path}: a {'list' if isinstance(value, list) else 'scalar'}, but the base values have a map there")
+    return found
 
 
 # A platform repository against a release -----------------------------------------------------

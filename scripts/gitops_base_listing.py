@@ -15,8 +15,13 @@ defines, the component directories it includes, its remote resources, and the re
 that resolve to nothing. The `namespace:` field of each kustomization is applied as kustomize
 does (namespaced objects move, a Namespace object is renamed); patches and other transformers
 are not (the base uses none of them in the fields listed). It also records the release tag, the
-source repository URL, the commit and the licence. tests/test_gitops_base.py proves the catalog
-(includes/services.yml) and this listing agree; hooks/data/SOURCES.md says where the shipped
+source repository URL, the commit and the licence. Per component that is the base of a catalog
+service with an override-values comment (includes/override-values/<svc>.yaml), `values_keys` holds
+the key paths (JSON pointers) of the values its HelmRelease starts from (the values Secrets it reads
+before the override Secret; Istio's `_internal_defaults_do_not_set` read as top-level keys) that the
+comment uses, with their kinds: only those, to keep the listing small, so a changed comment needs
+the listing regenerated. tests/test_gitops_base.py proves the catalog (includes/services.yml), the
+override-values comments and this listing agree; hooks/data/SOURCES.md says where the shipped
 listing came from.
 
 Output is deterministic: sorted keys, one component per line.
@@ -39,9 +44,11 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from hooks import gitops_base  # noqa: E402
 from hooks.kustomize import is_remote, kustomization_file  # noqa: E402
 
-DATA = Path(__file__).resolve().parent.parent / "hooks" / "data"
+REPO = Path(__file__).resolve().parent.parent
+DATA = REPO / "hooks" / "data"
 DEFAULT_URL = "https://github.com/opencenter-cloud/openCenter-gitops-base.git"
 BASE_DIR = "applications/base"
 LICENCE_FILES = ("LICENSE", "LICENSE.md", "LICENSE.txt", "COPYING")
@@ -79,7 +86,7 @@ def _with_namespace(obj: dict, namespace: str) -> dict:
 def build(root: Path, directory: str, stack: tuple[str, ...] = ()) -> dict:
     """What kustomize would build locally from one kustomization directory (relative to root):
     objects, included component directories, remote entries, unresolved entries."""
-    out = {"objects": [], "includes": set(), "remote": set(), "unresolved": set()}
+    out = {"objects": [], "includes": set(), "remote": set(), "unresolved": set(), "generated": {}}
     file = kustomization_file(root / directory)
     docs, problem = _documents(file) if file is not None else ([], f"{directory}: no kustomization file")
     if problem:
@@ -106,6 +113,7 @@ def build(root: Path, directory: str, stack: tuple[str, ...] = ()) -> dict:
                     out["includes"] |= {target} | inner["includes"]
                     out["remote"] |= inner["remote"]
                     out["unresolved"] |= inner["unresolved"]
+                    out["generated"].update(inner["generated"])
             elif local.is_file():
                 objects, problem = _documents(local)
                 out["objects"] += objects
@@ -113,6 +121,12 @@ def build(root: Path, directory: str, stack: tuple[str, ...] = ()) -> dict:
                     out["unresolved"].add(f"{target}: {problem.partition(': ')[2]}")
             else:
                 out["unresolved"].add(f"{directory}: {entry} (does not exist)")
+    for generator in kustomization.get("secretGenerator") or []:
+        if isinstance(generator, dict):
+            for entry in generator.get("files") or []:
+                key, _, file = str(entry).rpartition("=")
+                out["generated"][(str(generator.get("name")), key or posixpath.basename(file))] = \
+                    posixpath.normpath(posixpath.join(directory, file))
     for chart in kustomization.get("helmCharts") or []:
         if isinstance(chart, dict):
             out["remote"].add(str(chart.get("repo") or "helmCharts"))
@@ -142,19 +156,49 @@ def helm_release_entry(obj: dict) -> dict:
     }
 
 
-def component_entry(root: Path, directory: str) -> dict:
+def values_keys(root: Path, directory: str, built: dict, releases: list[dict], asked: tuple[str, set[str]] | None) -> dict:
+    """The key paths (and their kinds) of the values the HelmRelease reading `asked`'s override
+    Secret starts from (the values Secrets it reads before that one), restricted to `asked`'s paths:
+    what tests/test_gitops_base.py needs to prove the template's override-values comments use keys of
+    the base, and no more (a chart's values have thousands of key paths)."""
+    if asked is None:
+        return {}
+    secret, paths = asked
+    for release in releases:
+        names = [(entry["name"], entry["key"]) for entry in release["values_from"] if entry["kind"] == "Secret"]
+        if not any(name == secret for name, _ in names):
+            continue
+        documents = []
+        for name, key in names[:[name for name, _ in names].index(secret)]:
+            file = built["generated"].get((name, key))
+            if file is None or not (root / file).is_file():
+                built["unresolved"].add(f"{directory}: values {key} of Secret {name} (not generated here)")
+                continue
+            docs, problem = _documents(root / file)
+            documents += docs
+            if problem:
+                built["unresolved"].add(f"{file}: {problem.partition(': ')[2]}")
+        kinds = gitops_base.value_kinds(gitops_base.base_values(documents))
+        return {path: kind for path, kind in kinds.items() if path in paths}
+    return {}
+
+
+def component_entry(root: Path, directory: str, asked: tuple[str, set[str]] | None = None) -> dict:
     built = build(root, directory)
     objects = built["objects"]
     group = lambda obj: str(obj.get("apiVersion", "")).rpartition("/")[0]  # noqa: E731
+    releases = sorted((helm_release_entry(o) for o in objects
+                       if o.get("kind") == "HelmRelease" and group(o) == "helm.toolkit.fluxcd.io"),
+                      key=lambda h: (h["namespace"], h["name"]))
+    keys = values_keys(root, directory, built, releases, asked)
     return {
         "namespaces": sorted({_name(o) for o in objects if o.get("kind") == "Namespace" and o.get("apiVersion") == "v1"}),
-        "helm_releases": sorted((helm_release_entry(o) for o in objects
-                                 if o.get("kind") == "HelmRelease" and group(o) == "helm.toolkit.fluxcd.io"),
-                                key=lambda h: (h["namespace"], h["name"])),
+        "helm_releases": releases,
         "sources": sorted({f"{o.get('kind')}/{_name(o)}" for o in objects if group(o) == "source.toolkit.fluxcd.io"}),
         "includes": sorted(built["includes"]),
         "remote_resources": sorted(built["remote"]),
         "unresolved": sorted(built["unresolved"]),
+        "values_keys": keys,
     }
 
 
@@ -171,9 +215,23 @@ def licence_of(root: Path) -> str:
     sys.exit(f"error: no licence file ({', '.join(LICENCE_FILES)}): give --license SPDX-ID")
 
 
+def template_questions(repo: Path) -> dict[str, tuple[str, set[str]]]:
+    """Per component path, the override Secret of the catalog service whose base it is and the key
+    paths that service's override-values comment uses (includes/ of this repository)."""
+    catalog = yaml.safe_load((repo / gitops_base.CATALOG_FILE).read_text())
+    asked = {}
+    for svc, spec in catalog.items():
+        secret = gitops_base.override_secret(svc, spec)
+        comment = repo / "includes" / "override-values" / f"{svc}.yaml"
+        if secret is not None and spec.get("path") and comment.is_file():
+            asked[str(spec["path"])] = (secret, gitops_base.asked_paths(gitops_base.comment_values(comment.read_text())))
+    return asked
+
+
 def listing(root: Path, tag: str, commit: str, url: str, licence: str | None = None) -> dict:
+    asked = template_questions(REPO)
     return {"tag": tag, "commit": commit, "source": url, "license": licence or licence_of(root),
-            "components": {path: component_entry(root, path) for path in components(root)}}
+            "components": {path: component_entry(root, path, asked.get(path)) for path in components(root)}}
 
 
 def dump(data: dict) -> str:

@@ -112,6 +112,8 @@ def test_app_name_refuses_the_names_onboarding_refuses():
     catalog, namespaces = apps.load_catalog(), ["gateway-system", "gateway-staging"]
     rendered = macro.render(catalog=catalog, reserved=apps.load_reserved(), namespaces=namespaces)
     assert set(json.loads(rendered)) == apps.reserved_names(catalog, namespaces)
+    # A service's further namespaces too (OLM's global-operators namespace `operators`).
+    assert {"olm", "operators"} <= set(json.loads(rendered))
 
 
 def copy_app(dst: Path, **answers) -> None:

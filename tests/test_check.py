@@ -50,9 +50,9 @@ FAULTS = [
         id="missing-source",
     ),
     pytest.param(
-        [(f"{FLUXCD}/gateway.yaml", "    - name: gateway-api-base\n", "    - name: gateway-api-bsae\n")],
+        [(f"{FLUXCD}/gateway.yaml", "    - name: gateway-api-override\n", "    - name: gateway-api-ovrride\n")],
         Finding(f"{FLUXCD}/gateway.yaml", "Kustomization/flux-system/gateway", "flux-depends-on",
-                "spec.dependsOn.1 Kustomization/flux-system/gateway-api-bsae does not exist in the repository"),
+                "spec.dependsOn.1 Kustomization/flux-system/gateway-api-ovrride does not exist in the repository"),
         id="dangling-depends-on",
     ),
     pytest.param(

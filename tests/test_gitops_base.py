@@ -48,6 +48,22 @@ UNREACHED: list[str] = []
 # HelmReleases whose chart source no component of their service defines (loki and tempo install from
 # HelmRepository grafana: observability/sources is a prestage of the observability group now).
 CHART_GAPS: list[str] = []
+# Key paths of the override-values comments (includes/override-values/) that the base's values do not
+# spell out, each read in the chart: anything under them is taken as a key of the base values. Each
+# must be needed (a comment uses a key under it that the base values lack).
+CHART_KEYS_OUTSIDE_BASE_VALUES: dict[str, dict[str, str]] = {
+    "kube-prometheus-stack": {"/grafana": "the base's values file is {}: the chart's defaults are not in the base",
+                              "/prometheus/prometheusSpec": "likewise (the base sets storageSpec only)"},
+    "istiod": {"/meshConfig": "Istio's MeshConfig: the base sets one field of it"},
+    "openstack-ccm": {"/cloudConfig": "the sections of cloud.conf: the base sets one option"},
+    "opentelemetry-kube-stack": {"/collectors": "collector specs of the operator's OpenTelemetryCollector"},
+    "harbor": {"/persistence/imageChartStorage/s3": "accesskey, secretkey: commented out in the chart's values"},
+    "loki": {"/loki/storage/bucketNames": "commented out in the chart's values"},
+    "openstack-csi": {"/secret": "name, data: commented out in the chart's values"},
+    "postgres-operator": {"/configAwsOrGcp": "the operator's configuration: the chart's values list none of it"},
+    "tempo": {"/storage/trace/s3": "commented out in the chart's values"},
+    "vsphere-csi": {"/global/config/global": "cluster-id: commented out in the chart's values"},
+}
 
 
 # The shipped listing -----------------------------------------------------------------------------
@@ -93,6 +109,49 @@ def test_the_components_no_service_reaches_are_exactly_the_known_ones():
     assert report.chart_gaps == CHART_GAPS
 
 
+# The override-values comments against the base's values ---------------------------------------------
+
+
+def comment_findings(svc: str, text: str | None = None, outside: dict[str, str] | None = None) -> list[str]:
+    """values_findings of a service's override-values comment against the listing's values_keys."""
+    kinds = LISTING["components"][CATALOG[svc]["path"]]["values_keys"]
+    text = (ROOT / "includes" / "override-values" / f"{svc}.yaml").read_text() if text is None else text
+    outside = CHART_KEYS_OUTSIDE_BASE_VALUES.get(svc, {}) if outside is None else outside
+    return gitops_base.values_findings(gitops_base.comment_values(text), {**kinds, **dict.fromkeys(outside, "open")})
+
+
+COMMENTED = sorted(path.stem for path in (ROOT / "includes" / "override-values").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("svc", COMMENTED)
+def test_every_key_of_an_override_values_comment_is_a_key_of_the_base_values(svc):
+    """The comments show keys the pinned base's values have (of the same kind): a comment written for
+    another chart version would be copied into a cluster's values and silently ignored by Helm."""
+    assert gitops_base.comment_values((ROOT / "includes" / "override-values" / f"{svc}.yaml").read_text())
+    assert comment_findings(svc) == []
+    for prefix in CHART_KEYS_OUTSIDE_BASE_VALUES.get(svc, {}):
+        assert any(finding.startswith(prefix + "/") or finding.startswith(prefix + ":")
+                   for finding in comment_findings(svc, outside={})), f"{svc}: {prefix} is not needed"
+
+
+def test_the_catalog_keys_outside_the_base_values_are_of_commented_services():
+    assert set(CHART_KEYS_OUTSIDE_BASE_VALUES) <= set(COMMENTED)
+
+
+@pytest.mark.parametrize(("svc", "comment", "expected"), [
+    # What the comments said before they were checked: the chart versions of the pinned release moved them.
+    ("istiod", "# pilot:\n#   autoscaleMin: 2\n", ["/pilot: not a key of the base values"]),
+    ("longhorn", "# defaultSettings:\n#   backupTarget: s3://b@r/\n#   defaultDataPath: /var/lib/longhorn\n",
+     ["/defaultSettings/backupTarget: not a key of the base values"]),
+    ("kyverno", "# config:\n#   webhooks:\n#     - namespaceSelector: {}\n",
+     ["/config/webhooks: a list, but the base values have a map there"]),
+    ("kyverno", "# config:\n#   webhooks:\n#     namespaceSelector:\n#       matchExpressions: {key: k}\n",
+     ["/config/webhooks/namespaceSelector/matchExpressions: a map, but the base values have a list there"]),
+])
+def test_a_comment_key_the_base_values_lack_is_found(svc, comment, expected):
+    assert comment_findings(svc, comment) == expected
+
+
 def test_the_overlays_generate_the_secret_names_the_catalog_check_assumes(rendered):
     """catalog_findings reasons about `override_secret(svc)`: the render is the proof of that name."""
     repo = rendered(template="platform", platform_services=all_services(), flux_allow_remote_bases=True)
@@ -111,7 +170,7 @@ def test_the_overlays_generate_the_secret_names_the_catalog_check_assumes(render
 
 def _component(**fields) -> dict:
     return {"namespaces": [], "helm_releases": [], "sources": [], "includes": [], "remote_resources": [],
-            "unresolved": [], **fields}
+            "unresolved": [], "values_keys": {}, **fields}
 
 
 def _release(name: str, namespace: str, *values: tuple[str, str, bool], chart: str = "HelmRepository/r") -> dict:
@@ -178,8 +237,29 @@ def write_release(root: Path, components: dict, licence: str = "Apache License\n
         (folder / "objects.yaml").write_text(yaml.safe_dump_all(docs) if docs else "")
         resources = ["objects.yaml", *entry["remote_resources"],
                      *(Path(inner).relative_to(path).as_posix() for inner in entry["includes"])]
-        (folder / "kustomization.yaml").write_text(yaml.safe_dump(
-            {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization", "resources": resources}))
+        kustomization = {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization", "resources": resources}
+        if entry["values_keys"]:  # every values Secret its HelmRelease reads; the first holds those keys
+            (folder / "values.yaml").write_text(yaml.safe_dump(values_of(entry["values_keys"])))
+            (folder / "empty.yaml").write_text("{}\n")
+            generators: dict[str, list[str]] = {}
+            for index, v in enumerate(entry["helm_releases"][0]["values_from"]):
+                generators.setdefault(v["name"], []).append(f"{v['key']}={'empty' if index else 'values'}.yaml")
+            kustomization["secretGenerator"] = [{"name": name, "files": files} for name, files in generators.items()]
+        (folder / "kustomization.yaml").write_text(yaml.safe_dump(kustomization))
+
+
+def values_of(kinds: dict[str, str]) -> dict:
+    """A values document with these key paths and kinds (a map the listing names no key of gets one
+    the comments do not use)."""
+    values: dict = {}
+    for path, kind in sorted(kinds.items()):
+        *parents, last = [part.replace("~1", "/").replace("~0", "~") for part in path.split("/")[1:]]
+        node = values
+        for part in parents:
+            node = node.setdefault(part, {})
+            node.pop("unused", None)
+        node[last] = {"map": {"unused": 0}, "open": None, "list": [], "scalar": 0}[kind]
+    return values
 
 
 def commit_and_tag(repo: Path, tag: str) -> str:
@@ -242,6 +322,7 @@ def test_the_script_applies_kustomize_namespaces_and_follows_includes(tmp_path):
         "includes": ["applications/base/svc/namespace"],
         "remote_resources": ["github.com/org/repo//deploy?ref=v1"],
         "unresolved": ["applications/base/svc: missing.yaml (does not exist)"],
+        "values_keys": {},
     }
     assert made["components"]["applications/base/svc/namespace"]["namespaces"] == ["wrong"]
 

@@ -55,6 +55,7 @@ BAD_ENTRIES = [
     ({"name": "kyverno-base"}, "name"),
     ({"name": "tenancy"}, "name"),
     ({"name": "auth"}, "name"),  # keycloak serves auth.<domain>
+    ({"name": "operators"}, "name"),  # OLM's global-operators namespace
     ({"hostnames": ["Shop.prod.acme.example.com"]}, "hostnames"),
     ({"hostnames": "www.prod.acme.example.com"}, "hostnames"),
     ({"egress": ["10.0.0.0/33x"]}, "egress"),

@@ -192,8 +192,11 @@ def test_each_service_renders_alone(alone, service):
     for index, entry in enumerate(spec.get("prestages", [])):
         assert ks[entry["name"]]["spec"]["path"] == f"./{entry['path']}"
         assert ks[entry["name"]]["spec"]["dependsOn"] == [{"name": "sources"}] + prestages[:index][-1:]
-    needs = [{"name": f"{dep}-base" if CATALOG[dep]["stages"] != "overlay-only" else dep}
-             for dep in spec.get("depends_on", [])]
+    def ready(dep: str) -> str:  # a dependency's last Kustomization: last step, else last stage
+        stages = CATALOG[dep]["stages"]
+        return (CATALOG[dep]["steps"][-1]["name"] if CATALOG[dep].get("steps") else dep if stages == "overlay-only"
+                else f"{dep}-override" if stages == "base-first" else f"{dep}-base")
+    needs = [{"name": ready(dep)} for dep in spec.get("depends_on", [])]
     base = ks[f"{service}-base"]
     assert base["spec"]["sourceRef"] == {"kind": "GitRepository", "name": spec["source"]}
     assert base["spec"]["path"] == f"./{spec['path']}"
@@ -276,6 +279,10 @@ def test_group_services_share_one_source_and_one_prestage(render_platform):
     ]
     listed = yaml.safe_load((repo / OVERLAY / "services/fluxcd/kustomization.yaml").read_text())["resources"]
     assert listed.count("observability-namespace.yaml") == 1
+    # tempo's base values create ServiceMonitors: it installs once the Prometheus operator's CRDs are there.
+    ks = flux_kustomizations(repo)
+    assert ks["tempo-override"]["spec"]["dependsOn"][-1] == {"name": "kube-prometheus-stack-base"}
+    assert ks["tempo-base"]["spec"]["dependsOn"] == [{"name": "tempo-override"}, {"name": "kube-prometheus-stack-base"}]
 
 
 def test_gateway_follows_the_answers(render_platform):
@@ -293,7 +300,8 @@ def test_gateway_follows_the_answers(render_platform):
         "kinds": [{"kind": "HTTPRoute"}, {"kind": "GRPCRoute"}],
     }
     ks = flux_kustomizations(repo)["gateway"]
-    assert ks["spec"]["dependsOn"] == [{"name": "sources"}, {"name": "gateway-api-base"}]
+    # A base-first dependency is ready with its values: its last stage, gateway-api-override.
+    assert ks["spec"]["dependsOn"] == [{"name": "sources"}, {"name": "gateway-api-override"}]
 
 
 def test_sops_rules_use_the_given_recipients(render_platform):
@@ -426,21 +434,30 @@ VELERO_SECRET = f"{OVERLAY}/services/velero/cloud-credentials.sops.yaml"
 
 def test_the_copy_prints_the_next_step_of_each_service_that_needs_customer_data(render_platform, isolated_env, capfd):
     """velero's placeholder: its file and the `sops edit` command with the generated key (task), listed
-    again among the after-copy message's steps; keycloak: its hostname on this cluster_domain and
-    the InstallPlan to approve."""
-    repo = render_platform(platform_services=with_dependencies("keycloak") + ["velero"], flux_allow_remote_bases=True,
-                           cluster_domain="k8s.acme.test")
+    again among the after-copy message's steps; openstack-ccm: its cloud credentials; keycloak: its
+    hostname on this cluster_domain, the InstallPlan to approve and its order."""
+    repo = render_platform(platform_services=with_dependencies("keycloak") + ["velero", "openstack-ccm"],
+                           flux_allow_remote_bases=True, cluster_domain="k8s.acme.test")
     printed = capfd.readouterr().err
     key_file = isolated_env / "age/acme-prod.agekey"
     assert f"SOPS_AGE_KEY_FILE={key_file} sops edit {repo / VELERO_SECRET}\n" in printed
     steps = printed[printed.index("Next steps"):]
     assert "  1. git init -b main && git add -A" in steps and " && git push -u origin main\n" in steps
     assert "  4. Put your data into the placeholder Secrets" in steps and f"\n       {VELERO_SECRET}\n" in steps
-    assert "  5. Bootstrap:" in steps and "  6. keycloak: approve its operator's InstallPlan" in steps
+    # The cloud driver's credentials: what to put where (catalog cloud_credentials), here and in the README.
+    assert "  5. Give the cloud drivers their credentials" in steps
+    assert "       prod/services/openstack-ccm: cloudConfig.global (auth-url," in steps
+    assert "- `services/openstack-ccm`: cloudConfig.global" in (repo / OVERLAY / "README.md").read_text()
+    assert "  6. Bootstrap:" in steps and "  7. keycloak: approve its operator's InstallPlan" in steps
     assert "Keycloak's hostname is https://auth.k8s.acme.test;" in steps
-    server = next(doc for doc in load_all(repo / OVERLAY / "services/fluxcd/keycloak.yaml")
-                  if doc["metadata"]["name"] == "keycloak-server")
-    assert "value: https://auth.k8s.acme.test\n" in server["spec"]["patches"][0]["patch"]
+    keycloak = {doc["metadata"]["name"]: doc["spec"] for doc in load_all(repo / OVERLAY / "services/fluxcd/keycloak.yaml")}
+    assert "value: https://auth.k8s.acme.test\n" in keycloak["keycloak-server"]["patches"][0]["patch"]
+    # Upstream's order (docs/how-to/olm-service-onboarding.md): the database once postgres-operator's values
+    # are applied; the Keycloak CR once OLM runs the operator (Flux ignores healthChecks under wait).
+    assert {"name": "postgres-operator-override"} in keycloak["keycloak-base"]["dependsOn"]
+    assert (keycloak["keycloak-operator"]["wait"], keycloak["keycloak-operator"]["healthChecks"]) == (
+        False, [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "keycloak-operator", "namespace": "keycloak"}])
+    assert keycloak["keycloak-server"]["wait"] is True and "healthChecks" not in keycloak["keycloak-server"]
     assert_placeholders(repo, "prod", "velero", key_file.read_text())
 
 

@@ -55,10 +55,14 @@ BAD_ANSWERS = [
     ("platform_services", ["external-snapshotter"], "flux_allow_remote_bases=true"),
     ("platform_services", ["istio-gateway", "istio"], "'istio-gateway' needs 'istiod'"),
     ("platform_services", ["keycloak", "olm"], "'keycloak' needs 'postgres-operator'"),
+    # tempo's base values create ServiceMonitors: the Prometheus operator's CRDs must exist first.
+    ("platform_services", ["tempo"], "'tempo' needs 'kube-prometheus-stack'"),
     ("gateway_listener", "http", "reserved for the HTTP redirect listener"),
     ("gateway_listener_port", 0, "between 1 and 65535"),
     ("gateway_listener_port", 70000, "between 1 and 65535"),
     ("gateway_namespace", "Gateway", "DNS-1123 label"),
+    # OLM's global-operators namespace (catalog extra_namespaces): the Gateway would land in OLM's.
+    ("gateway_namespace", "operators", "is a platform service's namespace"),
     ("gateway_name", "Platform_Gateway", "DNS-1123 label"),
     ("gateway_class", "Envoy_Gateway", "DNS-1123 subdomain"),
     ("gateway_tls_secret", "*.acme", "DNS-1123 subdomain"),

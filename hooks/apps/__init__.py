@@ -101,6 +101,7 @@ def reserved_names(catalog: dict[str, dict], gateway_namespaces: list[str]) -> s
         for key in ("namespace", "source"):
             if spec.get(key):
                 names.add(spec[key])
+        names |= set(spec.get("extra_namespaces") or [])
         for key in ("prestages", "steps"):
             names |= {entry["name"] for entry in spec.get(key) or []}
         # A host a service publishes on every cluster's domain (keycloak's auth.<domain>) is no
