@@ -46,14 +46,14 @@ def parse_settings(items: list[str]) -> dict[str, Any]:
     return settings
 
 
-def rerender(platform: Path, data: dict[str, Any], tasks: bool = True) -> None:
+def rerender(platform: Path, data: dict[str, Any]) -> None:
     """`copier update --vcs-ref=:current: --data …`: the answers change, the template version stays.
-    Tasks run (gotk-components.yaml follows each cluster's flux_version) unless `tasks` is False."""
+    Tasks run: gotk-components.yaml follows each cluster's flux_version."""
     import copier
 
     try:
         copier.run_update(platform, data=data, defaults=True, overwrite=True, unsafe=True,
-                          vcs_ref=copier.VcsRef.CURRENT, quiet=True, skip_tasks=not tasks)
+                          vcs_ref=copier.VcsRef.CURRENT, quiet=True)
     except Exception as error:  # Copier raises many types; all mean the render failed
         raise HookError("copier update", f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}") from None
     conflicts = gitrepo.unmerged(platform)
@@ -62,7 +62,7 @@ def rerender(platform: Path, data: dict[str, Any], tasks: bool = True) -> None:
 
 
 def change(platform_path: Path, what: str, plan: Callable[[dict[str, Any]], dict[str, Any]],
-           lock_wait: float, tasks: bool = True) -> dict[str, Any]:
+           lock_wait: float) -> dict[str, Any]:
     """Apply plan(answers) -> answer changes under the lock, all or nothing; the new answers."""
     platform_path = platform_path.resolve()
     read_platform(platform_path)  # its errors first: not a platform repository at all
@@ -73,7 +73,7 @@ def change(platform_path: Path, what: str, plan: Callable[[dict[str, Any]], dict
         data = plan(answers)
         kept_answers.require_valid_apps({**answers, **data})
         with gitrepo.all_or_nothing(platform_path):
-            rerender(platform_path, data, tasks)
+            rerender(platform_path, data)
             kept_answers.verify({**answers, **data}, read_platform(platform_path).answers)
             gitrepo.stage_all(platform_path)
         return read_platform(platform_path).answers
@@ -135,10 +135,8 @@ def set_settings(platform_path: Path, name: str, settings: dict[str, Any],
 
 def remove(platform_path: Path, name: str, lock_wait: float = gitrepo.DEFAULT_LOCK_WAIT,
            out: Callable[[str], None] = print) -> int:
-    # No tasks: removing a cluster changes no other cluster's Flux version or placeholders, and the
-    # update task that refuses a render dropping a cluster (hooks/kept_answers.py) would refuse it.
     answers = change(platform_path, f"removing cluster '{name}'", lambda answers: clusters.plan_remove(answers, name),
-                     lock_wait, tasks=False)
+                     lock_wait)
     out(f"Removed cluster '{name}' from {platform_path}: applications/overlays/{name}/ is gone (staged, not "
         f"committed). Clusters left: {', '.join(clusters.names(answers))}.")
     out(f"  Before merging, uninstall Flux from '{name}' (flux uninstall) or it prunes what this folder applied.")

@@ -141,6 +141,21 @@ LOCK_FILE = "opencenter.lock"
 DEFAULT_LOCK_WAIT = 60.0
 
 
+def held(repo: Path) -> bool:
+    """Whether a command holds `repo`'s lock (see exclusive) right now."""
+    git_dir = git(repo, "rev-parse", "--absolute-git-dir", check=False).stdout.strip()
+    path = Path(git_dir) / LOCK_FILE if git_dir else None
+    if path is None or not path.is_file():
+        return False
+    with path.open("a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        return False
+
+
 @contextmanager
 def exclusive(repo: Path, command: str, wait: float = DEFAULT_LOCK_WAIT) -> Iterator[bool]:
     """One writer at a time: an exclusive lock on the repository's git directory for the whole of a

@@ -7,11 +7,13 @@ every tenant. Every render of a platform repository is therefore compared with w
 to keep; this module says what was dropped, and why.
 
 The commands that re-render (onboarding, offboarding, `opencenter-cluster`) compare with their own
-plan and roll back. A plain `copier update` is checked by this module's task, run on every update:
-no app or cluster committed at HEAD may be missing from the new answers (only offboarding and
-`opencenter-cluster remove` drop one, and their renders skip tasks). The task cannot undo Copier's
-writes, so it fails the update and says how to put the repository back (Copier updates only a
-clean work tree: nothing else is lost).
+plan and roll back. A plain `copier update` is checked by this module's task, run on every update
+unless one of those commands holds the repository's lock (its own render): no app or cluster
+committed at HEAD may be missing from the new answers, and the first cluster's platform services
+may not have become the question's default (what a validator tightened by a template release,
+e.g. a new dependency between services, would do to them). The task cannot undo Copier's writes,
+so it fails the update and says how to put the repository back (Copier updates only a clean work
+tree: nothing else is lost).
 """
 
 from __future__ import annotations
@@ -45,6 +47,12 @@ def dropped(expected: dict[str, Any], rendered: dict[str, Any], exact: bool = Tr
     but a template release could migrate new entries in)."""
     want, got = kept(expected), kept(rendered)
     return [key for key in want if (want[key] != got[key] if exact else not set(want[key]) <= set(got[key]))]
+
+
+def services_reset(before: dict[str, Any], after: dict[str, Any], default: list[str]) -> bool:
+    """Whether the first cluster's recorded platform services were replaced by the default."""
+    old, new = before.get("platform_services"), after.get("platform_services")
+    return old is not None and old != new and new == default and not set(old) <= set(new)
 
 
 def apps_problem(apps: list[dict[str, Any]], answers: dict[str, Any]) -> str | None:
@@ -96,15 +104,27 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--operation", required=True)
     args = parser.parse_args(argv)
     repo = Path.cwd()
-    before = committed_answers(repo) if args.operation == "update" else None
+    before = committed_answers(repo) if args.operation == "update" and not gitrepo.held(repo) else None
     if before is None:
         return 0
+    after, recover = load_answers(repo), "Put the repository back with `git reset --hard && git clean -fd`"
     try:
-        verify(before, load_answers(repo), exact=False)
+        verify(before, after, exact=False)
     except HookError as error:
-        raise HookError(error.field, f"{error.rule}. Put the repository back with `git reset --hard && git clean -fd`"
-                        " and correct the answer you changed") from None
+        raise HookError(error.field, f"{error.rule}. {recover} and correct the answer you changed") from None
+    if services_reset(before, after, default_services()):
+        raise HookError("copier update", f"replaced the recorded platform_services {before['platform_services']} with the "
+                        f"default {after['platform_services']}: Copier does that when a recorded answer no longer passes "
+                        "its validator (a service now needs another one: see CHANGELOG.md), and Flux would remove the "
+                        f"others. {recover}, then select the services with `opencenter-cluster set "
+                        f"{before.get('cluster_name')} platform_services=…`")
     return 0
+
+
+def default_services() -> list[str]:
+    """The platform_services question's default, from this template version's questions."""
+    questions = yaml.safe_load((Path(__file__).resolve().parents[1] / "questions" / "platform.yml").read_text())
+    return list(questions["platform_services"]["default"])
 
 
 if __name__ == "__main__":

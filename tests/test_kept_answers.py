@@ -12,8 +12,8 @@ import copier
 import pytest
 from pyrage import x25519
 
-from conftest import commit_all, copy_of, isolated
-from hooks import cluster_admin, kept_answers, onboard
+from conftest import commit_all, copy_of, isolated, release_history
+from hooks import cluster_admin, gitrepo, kept_answers, onboard
 from hooks.errors import HookError
 from updating import tree
 
@@ -82,3 +82,32 @@ def test_dropped_compares_names_exactly_for_a_plan_and_as_a_subset_for_an_update
     assert kept_answers.dropped(one, two, exact=False) == []
     assert kept_answers.dropped(two, one, exact=False) == ["apps", "clusters"]
     assert kept_answers.dropped(one, {**one, "apps": []}, exact=False) == ["apps"]
+
+
+# The last commit before tempo needed kube-prometheus-stack (includes/services.yml `depends_on`).
+BEFORE_TEMPO_DEPENDENCY = "a8f1e02"
+
+
+def test_a_release_that_refuses_the_recorded_services_fails_the_update(template_snapshot, tmp_path, capfd):
+    """A release tightens the services' validator (tempo now needs kube-prometheus-stack): the
+    answers recorded before it no longer pass, and Copier would select the default services."""
+    templates = release_history(BEFORE_TEMPO_DEPENDENCY, template_snapshot, tmp_path / "templates")
+    repo = tmp_path / "acme-gitops"
+    services = ["cert-manager", "gateway-api", "gateway", "kyverno", "tempo"]
+    copier.run_copy(str(templates), repo, data={"template": "platform", "sops_age_recipients": str(PROD.to_public()),
+                                                "platform_services": services},
+                    defaults=True, unsafe=True, vcs_ref="1.0.0", quiet=True)
+    commit_all(repo)
+    with pytest.raises(Exception):  # Copier's task error: the update stops at the task
+        copier.run_update(repo, defaults=True, overwrite=True, unsafe=True, vcs_ref="2.0.0", quiet=True)
+    said = capfd.readouterr().err
+    assert "replaced the recorded platform_services" in said and "opencenter-cluster set prod platform_services=" in said
+
+
+def test_the_update_task_leaves_a_commands_own_render_to_the_command(with_shop):
+    """opencenter-cluster holds the repository's lock while Copier renders (and runs the tasks):
+    the task sees it held and leaves the comparison with the plan to the command."""
+    assert not gitrepo.held(with_shop)
+    with gitrepo.exclusive(with_shop, "a test"):
+        assert gitrepo.held(with_shop)
+    assert not gitrepo.held(with_shop)
