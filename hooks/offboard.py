@@ -75,7 +75,7 @@ def offboard(
 def _offboard(platform_path: Path, name: str, delete_namespace: bool, review_branch: bool, waited: bool,
               out: Callable[[str], None]) -> int:
     platform = read_platform(platform_path)
-    gitrepo.require_clean_repo(platform_path, waited)
+    gitrepo.require_clean_repo(platform_path, waited, f"offboarding of app '{name}'")
     sops.require_sops()  # the same toolset as onboarding: the repository stays re-encryptable
     current = appsmod.validate_apps(platform.apps, platform.reserved())
     remaining = appsmod.plan_remove(current, name)

@@ -334,6 +334,10 @@ def test_a_cluster_the_platform_does_not_have_is_refused_and_nothing_is_written(
     with pytest.raises(ValueError, match="'qa' is not a cluster of") as refused:
         copy_app(template_snapshot, tmp_path / "shop", platform_repo=str(platform), environments="staging,qa")
     assert "Answer clusters of the platform." in str(refused.value)
+    # --defaults on a platform of two clusters: no silent choice of the first (prod), a choice asked for.
+    with pytest.raises(ValueError, match="has clusters prod, staging: say which the app runs on") as refused:
+        copy_app(template_snapshot, tmp_path / "shop", platform_repo=str(platform))
+    assert "--data environments=staging,prod" in str(refused.value)
     assert tree(platform) == before and git("status", "--porcelain", cwd=platform) == ""
     assert not (tmp_path / "shop").exists() or not any((tmp_path / "shop").iterdir())
 
