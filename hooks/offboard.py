@@ -4,7 +4,9 @@
     opencenter-offboard …                       (console script of this package)
 
 With --cluster, the app leaves that cluster only when it runs on others too (a registration
-update that touches that cluster's files only); otherwise it is removed from every cluster.
+update that touches that cluster's files only: the clusters it stays on keep applying their
+environment, deploy/overlays/<cluster>, and the entry records `overlays` once one is left);
+otherwise it is removed from every cluster.
 
 Removes the app's entry from the platform answers' `apps`, re-renders the platform repository
 (its services/sources/<name>.yaml and services/fluxcd/<name>.yaml disappear, and with them the
