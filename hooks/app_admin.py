@@ -120,7 +120,7 @@ def rotate_deploy_key(platform_path: Path, name: str, lock_wait: float = gitrepo
     with gitrepo.exclusive(platform_path, f"deploy key rotation of app '{name}'", lock_wait) as waited:
         platform = read_platform(platform_path)
         entry = registered_app(platform, name, "name")
-        gitrepo.require_clean_repo(platform_path, waited)
+        gitrepo.require_clean_repo(platform_path, waited, f"deploy key rotation of app '{name}'")
         sops_binary = sops.require_sops()
         sops.check_config(platform_path)
         customer = platform.answers.get("customer_name", "platform")
@@ -270,7 +270,7 @@ def rotate_cluster_key(platform_path: Path, cluster: str, finish: bool, lock_wai
         files = overlay_sops_files(platform_path, cluster)
         changed = wanted != recipients or any(sops.file_recipients(platform_path / rel) != set(wanted) for rel in files)
         if changed:
-            gitrepo.require_clean_repo(platform_path, waited)
+            gitrepo.require_clean_repo(platform_path, waited, f"age key rotation of cluster '{cluster}'")
             with gitrepo.all_or_nothing(platform_path):
                 if wanted != recipients:
                     rerender(platform_path,
@@ -404,7 +404,7 @@ def rotate_app_key(platform_path: Path, name: str, finish: bool, lock_wait: floa
         entry, secrets_of = app_age_secrets(platform, name)
         pending = {cluster: rel for cluster, rel in secrets_of.items() if age_step_pending(platform_path / rel, finish)}
         if pending:
-            gitrepo.require_clean_repo(platform_path, waited)
+            gitrepo.require_clean_repo(platform_path, waited, f"age key rotation of app '{name}'")
             write_age_step(platform, name, pending, finish)
     report_age_step(platform_path, entry, secrets_of, bool(pending), finish, out)
     return 0

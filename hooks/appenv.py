@@ -1,9 +1,9 @@
 """What one cluster applies of an app repository: the build of the path its Flux Kustomization names.
 
 An app on one cluster is applied from its repository root (Kustomization path ./). An app with
-environments runs on several clusters, and the platform's Kustomization on cluster C applies
-deploy/overlays/C of the app repository (platform template, services/fluxcd/<app>.yaml): C's own
-image tag, replicas, hostnames and Secret. The offline admission model (hooks/check.py) must judge,
+environments runs on several clusters (or ran on several: apps[].overlays), and the platform's
+Kustomization on cluster C applies deploy/overlays/C of the app repository (platform template,
+services/fluxcd/<app>.yaml): C's own image tag, replicas, hostnames and Secret. The offline admission model (hooks/check.py) must judge,
 on each cluster, what that cluster's Flux applies and nothing else: the check's repository-wide
 build sees each object once, as the root (the first environment) builds it, so another
 environment's hostnames would be judged by the first environment's cluster, and the reverse; and

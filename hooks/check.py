@@ -253,6 +253,7 @@ def _run_checks(repo, kube_version, platform, tenants, all_tenants, cleanup: Exi
     else:
         app = str(answers.get("app_name"))
         report.findings += rules.tenancy_findings(objects, app, validator)
+        report.findings += rules.environment_recipient_findings(here.files, answers)
         if platform is not None:
             path = checkout(platform, None, "--platform", cleanup, report.notes, "the platform repository")
             if path is not None:

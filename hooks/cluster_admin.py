@@ -68,7 +68,7 @@ def change(platform_path: Path, what: str, plan: Callable[[dict[str, Any]], dict
     read_platform(platform_path)  # its errors first: not a platform repository at all
     with gitrepo.exclusive(platform_path, what, lock_wait) as waited:
         answers = read_platform(platform_path).answers
-        gitrepo.require_clean_repo(platform_path, waited)
+        gitrepo.require_clean_repo(platform_path, waited, what)
         sops.check_config(platform_path)
         data = plan(answers)
         kept_answers.require_valid_apps({**answers, **data})
@@ -140,6 +140,10 @@ def remove(platform_path: Path, name: str, lock_wait: float = gitrepo.DEFAULT_LO
     out(f"Removed cluster '{name}' from {platform_path}: applications/overlays/{name}/ is gone (staged, not "
         f"committed). Clusters left: {', '.join(clusters.names(answers))}.")
     out(f"  Before merging, uninstall Flux from '{name}' (flux uninstall) or it prunes what this folder applied.")
+    key_file = agekeys.platform_key_file(answers.get("customer_name", ""), name)
+    if key_file.is_file():  # never deleted for you: it still decrypts the folder's history
+        out(f"  Its age key file remains: {key_file} (it opens the removed folder's files in the git history; "
+            "delete it when you no longer need them).")
     return 0
 
 

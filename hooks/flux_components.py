@@ -69,8 +69,9 @@ def is_newer(current: str, wanted: str) -> bool:
         return False
 
 
-def sync(repo: Path, cluster: str, version: str) -> str:
-    """Bring gotk-components.yaml to `version`; returns what was done (for the message)."""
+def sync(repo: Path, cluster: str, version: str, remind: bool = True) -> str:
+    """Bring gotk-components.yaml to `version`; returns what was done (for the message). `remind`
+    False: a placeholder already for `version` is "unchanged" (it was announced when it was written)."""
     rel = components_path(cluster)
     target = repo / rel
     text = target.read_text() if target.is_file() else ""
@@ -96,6 +97,8 @@ def sync(repo: Path, cluster: str, version: str) -> str:
         )
     if current and current != version:
         target.write_text(text.replace(f"v{current}", f"v{version}"))
+    elif current == version and not remind:
+        return "unchanged"
     return f"No flux binary on PATH: {rel} is a placeholder for v{version}. Generate it with\n  {command}"
 
 
@@ -117,7 +120,11 @@ def main(argv: list[str]) -> int:
     for cluster, version in parse_clusters(args.clusters):
         if not (Path.cwd() / components_path(cluster)).parent.is_dir():
             raise HookError("cluster_name", f"no {components_path(cluster).parent} in {Path.cwd()}")
-        outcome = sync(Path.cwd(), cluster, version)
+        # An update that did not touch this cluster (its placeholder committed as it is) says nothing
+        # about it: `opencenter-cluster set staging …` must not remind of prod's placeholder.
+        untouched = args.operation == "update" and gitrepo.git(
+            Path.cwd(), "status", "--porcelain", "--", str(components_path(cluster)), check=False).stdout.strip() == ""
+        outcome = sync(Path.cwd(), cluster, version, remind=not untouched)
         if outcome != "unchanged":
             print(outcome, file=sys.stderr)
     return 0

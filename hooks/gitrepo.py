@@ -31,9 +31,10 @@ def is_work_tree(folder: Path) -> bool:
     return git(folder, "rev-parse", "--is-inside-work-tree", check=False).stdout.strip() == "true"
 
 
-def require_clean_repo(repo: Path, waited: bool = False) -> None:
+def require_clean_repo(repo: Path, waited: bool = False, command: str = "onboarding") -> None:
     """A git work tree with at least one commit and nothing uncommitted (untracked files count).
-    `waited`: this run waited for another command's lock, whose changes are then the likely cause."""
+    `waited`: this run waited for another command's lock, whose changes are then the likely cause.
+    `command`: what this run does, as the refusal names it (e.g. "adding cluster 'staging'")."""
     if not is_work_tree(repo):
         raise HookError(str(repo), "is not inside a git repository (git init, add and commit it first)")
     if git(repo, "rev-parse", "--verify", "-q", "HEAD", check=False).returncode != 0:
@@ -44,13 +45,14 @@ def require_clean_repo(repo: Path, waited: bool = False) -> None:
         if waited:
             raise HookError(
                 str(repo),
-                "was changed by the onboarding or offboarding this run waited for, which left its changes "
+                "was changed by the command this run waited for (onboarding, offboarding, a cluster change …), "
+                "which left its changes "
                 f"to review ({'; '.join(first)}); nothing was changed by this run. Commit those changes, "
                 "then run this command again",
             )
         raise HookError(
             str(repo),
-            "has uncommitted changes; commit or stash them first so that onboarding's changes stay "
+            f"has uncommitted changes; commit or stash them first so that the changes of {command} stay "
             f"reviewable on their own: {'; '.join(first)}",
         )
 

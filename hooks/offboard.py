@@ -4,7 +4,9 @@
     opencenter-offboard …                       (console script of this package)
 
 With --cluster, the app leaves that cluster only when it runs on others too (a registration
-update that touches that cluster's files only); otherwise it is removed from every cluster.
+update that touches that cluster's files only: the clusters it stays on keep applying their
+environment, deploy/overlays/<cluster>, and the entry records `overlays` once one is left);
+otherwise it is removed from every cluster.
 
 Removes the app's entry from the platform answers' `apps`, re-renders the platform repository
 (its services/sources/<name>.yaml and services/fluxcd/<name>.yaml disappear, and with them the
@@ -75,7 +77,7 @@ def offboard(
 def _offboard(platform_path: Path, name: str, delete_namespace: bool, review_branch: bool, waited: bool,
               out: Callable[[str], None]) -> int:
     platform = read_platform(platform_path)
-    gitrepo.require_clean_repo(platform_path, waited)
+    gitrepo.require_clean_repo(platform_path, waited, f"offboarding of app '{name}'")
     sops.require_sops()  # the same toolset as onboarding: the repository stays re-encryptable
     current = appsmod.validate_apps(platform.apps, platform.reserved())
     remaining = appsmod.plan_remove(current, name)

@@ -543,8 +543,11 @@ def app_steps(platform: Platform, change: Change, materials: dict[str, Material]
             out("       (expose the flux-system/webhook-receiver Service on that host: the templates' docs/onboarding.md)")
             step += 1
     age_keys = joined_age_keys(keys)
-    if age_keys and not recorded:
-        fresh = any(material.age_public_key for material in materials.values())
+    fresh = any(material.age_public_key for material in materials.values())
+    # Only leaving clusters: the app repository's recipients stay right for the clusters it keeps
+    # (re-rendering it with fewer environments would be wrong: see environment_steps).
+    left_only = set(keys) < set(before) and not fresh and plan.previous.get("secrets") == entry["secrets"]
+    if age_keys and not recorded and not left_only:
         step = age_key_steps(entry, age_keys, fresh and plan.previous is not None, step, out)
     return environment_steps(list(keys), before, recorded, step, out)
 
@@ -560,17 +563,18 @@ def review_steps(path: Path, review_branch: bool, branch: str, applies: str, ste
 def environment_steps(placed: list[str], before: list[str], recorded: bool, step: int,
                       out: Callable[[str], None]) -> int:
     """What the app repository needs when the app's clusters change (the platform template's rule:
-    on several clusters, Flux on cluster C applies deploy/overlays/C; on one, the root); the next
-    step number. Nothing when the app repository was just copied with these environments."""
+    an app that runs, or ran, on several clusters is applied from deploy/overlays/C on cluster C;
+    an app only ever on one, from the root); the next step number. Nothing when the app repository
+    was just copied with these environments."""
     if recorded or sorted(placed) == sorted(before):
         return step
-    if len(placed) > 1:
+    if set(placed) < set(before):
+        gone = ", ".join(f"deploy/overlays/{cluster}" for cluster in before if cluster not in placed)
+        out(f"  {step}. The app repository needs no change: Flux on {', '.join(placed)} keeps applying its "
+            f"deploy/overlays/<cluster>; {gone} is no longer applied (remove it from the app repository when you like).")
+    elif len(placed) > 1:
         out(f"  {step}. On each cluster Flux applies the app repository's deploy/overlays/<cluster>: it needs one "
             f"environment per cluster (app template answer environments={','.join(placed)}) before this is merged.")
-    elif len(before) > 1:
-        out(f"  {step}. Flux on cluster {placed[0]} now applies the app repository's root (path ./), which builds its "
-            f"first environment: make {placed[0]} its first or only environment (app template answer "
-            f"environments={placed[0]}) before this is merged.")
     else:
         return step
     return step + 1

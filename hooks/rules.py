@@ -309,6 +309,40 @@ def cluster_recipient_findings(files: list[YamlFile], recipients: dict[str, list
     return findings
 
 
+def environment_recipient_findings(files: list[YamlFile], answers: dict) -> list[Finding]:
+    """App repository with environments: every SOPS file of deploy/overlays/<environment>/ is
+    encrypted for that environment's cluster's app key (flux_age_recipient's <environment>=age1…)
+    and the team's keys (secrets_age_recipients), and for nothing else: another cluster's app key
+    must not open it, and the cluster's own must, or its Flux cannot decrypt it."""
+    names = [name.strip() for name in str(answers.get("environments") or "").split(",") if name.strip()]
+    if len(names) < 2:  # one environment: the root, encrypted for the one key (secret-* rules)
+        return []
+    team = {key.strip() for key in str(answers.get("secrets_age_recipients") or "").split(",") if key.strip()}
+    flux_keys = {name.strip(): key.strip() for name, sep, key in
+                 (item.partition("=") for item in str(answers.get("flux_age_recipient") or "").split(","))
+                 if sep and key.strip().startswith("age1")}  # placeholders: the key is not known yet
+    findings = []
+    for yaml_file in files:
+        parts = yaml_file.path.split("/")
+        env = parts[2] if len(parts) > 3 and parts[:2] == ["deploy", "overlays"] else None
+        if env not in names:
+            continue
+        for doc in yaml_file.documents:
+            metadata = doc.get("sops") if isinstance(doc, dict) else None
+            if not isinstance(metadata, dict):
+                continue
+            used = {str(entry.get("recipient", "")) for entry in metadata.get("age") or [] if isinstance(entry, dict)}
+            own = {flux_keys[env]} if env in flux_keys else set()
+            stray, missing = sorted(used - own - team), sorted(own - used)
+            if stray or missing:
+                why = (f"encrypted for {', '.join(stray)}, neither environment {env}'s app key nor a team key"
+                       if stray else f"not encrypted for environment {env}'s app key {missing[0]}: Flux on {env} cannot decrypt it")
+                findings.append(Finding(yaml_file.path, "", "environment-recipients",
+                                        f"{why} (run `sops updatekeys -y {yaml_file.path}` from the repository root)"))
+                break
+    return findings
+
+
 # A key whose value is a credential, in env files and structured (YAML/JSON) files.
 CREDENTIAL_KEY = re.compile(r"(pass(word|wd)?|secret|token|api[_-]?key|private[_-]?key|credential|auth|"
                             r"access[_-]?key|client[_-]?secret|dsn|connection[_-]?string)", re.IGNORECASE)

@@ -147,6 +147,16 @@ def test_the_check_and_yamllint_pass_the_app_and_the_platform(both):
     assert lint.returncode == 0, lint.stdout
 
 
+def test_the_check_refuses_an_environments_secret_encrypted_for_another_clusters_key(both, tmp_path):
+    app = copy_of(both[1], tmp_path / "shop")
+    staging, prod = (f"deploy/overlays/{name}/secret.sops.yaml" for name in ("staging", "prod"))
+    (app / prod).write_bytes((app / staging).read_bytes())  # staging's ciphertext, where prod's Flux reads
+    found = [(finding.rule, finding.file, finding.message) for finding in check_repo(app)]
+    assert [(rule, file) for rule, file, _ in found] == [("environment-recipients", prod)], found
+    staging_key = app_setup.cluster_keys(answers_of(app)["flux_age_recipient"])["staging"]
+    assert f"encrypted for {staging_key}, neither environment prod's app key" in found[0][2]
+
+
 @judged_per_environment
 def test_each_cluster_admits_its_own_environment(both):
     """`opencenter-check APP --platform PLATFORM` and `opencenter-check PLATFORM --tenant shop=APP`:
@@ -381,6 +391,10 @@ def test_a_cluster_the_platform_does_not_have_is_refused_and_nothing_is_written(
     with pytest.raises(ValueError, match="'qa' is not a cluster of") as refused:
         copy_app(template_snapshot, tmp_path / "shop", platform_repo=str(platform), environments="staging,qa")
     assert "Answer clusters of the platform." in str(refused.value)
+    # --defaults on a platform of two clusters: no silent choice of the first (prod), a choice asked for.
+    with pytest.raises(ValueError, match="has clusters prod, staging: say which the app runs on") as refused:
+        copy_app(template_snapshot, tmp_path / "shop", platform_repo=str(platform))
+    assert "--data environments=staging,prod" in str(refused.value)
     assert tree(platform) == before and git("status", "--porcelain", cwd=platform) == ""
     assert not (tmp_path / "shop").exists() or not any((tmp_path / "shop").iterdir())
 

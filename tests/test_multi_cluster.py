@@ -121,9 +121,14 @@ def answers_of(repo: Path) -> dict:
     return yaml.safe_load((repo / ".copier-answers.yml").read_text())
 
 
-def test_adding_a_cluster_renders_its_overlay_with_its_own_generated_key(single, isolated_env):
+def test_adding_a_cluster_renders_its_overlay_with_its_own_generated_key(single, isolated_env, capfd):
     before = tree(single)
+    capfd.readouterr()
     assert cluster_admin.add(single, "staging", {}, out=lambda _: None) == 0
+    # The Flux placeholder notice (no flux binary here) names the new cluster's only, not prod's.
+    notices = capfd.readouterr().err
+    assert "overlays/staging/flux-system/gotk-components.yaml" in notices
+    assert "overlays/prod/flux-system" not in notices
     after = tree(single)
     changed = sorted(rel for rel in after if before.get(rel) != after[rel])
     new = [rel for rel in changed if rel.startswith("applications/overlays/staging/")]
@@ -139,6 +144,10 @@ def test_adding_a_cluster_renders_its_overlay_with_its_own_generated_key(single,
     with pytest.raises(HookError, match="is a cluster of this repository already"):
         cluster_admin.add(single, "staging", {}, out=lambda _: None)
     assert status(single) == ""
+    # Removed, the cluster's key file stays where it is, and the command says where.
+    said = []
+    assert cluster_admin.remove(single, "staging", out=said.append) == 0
+    assert key_file.is_file() and any(f"age key file remains: {key_file}" in line for line in said), said
 
 
 def test_set_changes_one_cluster_and_remove_refuses_while_apps_run_there(single):
@@ -252,18 +261,20 @@ def test_leaving_one_cluster_touches_only_that_cluster(placed):
     staging = placed / "applications/overlays/staging/services"
     assert not list(staging.glob("sources/shop*")) and not (staging / "tenants/shop").exists()
     assert (staging / "sources/billing.yaml").is_file()
-    # On prod, only the path of shop's Kustomization: on one cluster the app repository's root
-    # (./), which builds its first environment, instead of its overlay (docs/app-template.md).
-    fluxcd = "applications/overlays/prod/services/fluxcd/shop.yaml"
-    after = overlay_files(placed, "prod")
-    assert {rel: data for rel, data in after.items() if rel != fluxcd} == {rel: data for rel, data in prod.items() if rel != fluxcd}
-    removed = [line for line in prod[fluxcd].decode().splitlines() if line not in after[fluxcd].decode().splitlines()]
-    assert removed[-1] == "  path: ./deploy/overlays/prod" and "  path: ./" in after[fluxcd].decode().splitlines()
-    assert any("environments=prod" in line for line in said), said
+    # Prod is untouched: Flux there keeps applying shop's deploy/overlays/prod (the root would build
+    # the app repository's FIRST environment, staging's), and the answers say why: overlays.
+    assert overlay_files(placed, "prod") == prod
+    shop = next(app for app in answers_of(placed)["apps"] if app["name"] == "shop")
+    assert shop["clusters"] == ["prod"] and shop["overlays"] is True
+    assert any("needs no change" in line for line in said), said
+    assert not [line for line in said if "environments=" in line or "updatekeys" in line], said
     assert overlay_files(placed, "dev") == dev
     assert clusters.apps_on(answers_of(placed), "staging") == [{**answers_of(placed)["apps"][0]}]  # billing only
     assert check_repo(placed) == []
     commit_all(placed)
+    # The answers are the source of truth: re-rendering them changes nothing.
+    onboard.render_apps(placed, answers_of(placed)["apps"])
+    assert status(placed) == ""
     # Then from every cluster: billing goes, and with it staging's last app.
     assert offboard.offboard(placed, "billing", out=lambda _: None) == 0
     assert [app["name"] for app in answers_of(placed)["apps"]] == ["shop"]

@@ -64,6 +64,7 @@ BAD_ENTRIES = [
     ({"quota": {"pods": "lots"}}, "quota"),
     ({"clusters": "prod"}, "clusters"),
     ({"clusters": ["prod", "prod"]}, "clusters"),
+    ({"overlays": "yes"}, "overlays"),
     ({"url": "git@github.com:acme/shop.git"}, "url"),
     ({"url": "https://github.com/acme/shop"}, "url"),
     ({"url": "ssh://git@github.com/acme shop"}, "url"),
@@ -160,6 +161,18 @@ def test_plan_register_refuses_other_settings_unless_update():
         apps.plan_register([entry()], entry(branch="prod"))
     plan = apps.plan_register([entry()], entry(branch="prod"), allow_update=True)
     assert plan.changed and plan.apps == [entry(branch="prod")] and plan.previous == entry()
+
+
+def test_an_app_leaving_clusters_keeps_its_overlays_and_only_then_records_it():
+    both = entry(clusters=["staging", "prod"])
+    left = apps.plan_register([both], entry(clusters=["prod"]), allow_update=True)
+    assert left.apps == [entry(clusters=["prod"], overlays=True)]
+    # Back on two clusters the overlays are implied: not recorded twice.
+    back = apps.plan_register(left.apps, entry(clusters=["prod", "staging"]), allow_update=True)
+    assert back.apps == [entry(clusters=["prod", "staging"])]
+    # An update that names no clusters keeps the app's, and its overlays.
+    again = apps.plan_register(left.apps, entry(), allow_update=True)
+    assert again.apps == left.apps and not again.changed
 
 
 def test_plan_remove():

@@ -55,6 +55,15 @@ def test_unit_without_flux_a_real_manifest_is_kept_and_the_command_given(compone
     assert components_file.read_text() == real_manifest("2.9.4")
 
 
+def test_unit_a_placeholder_already_announced_is_not_announced_again(components_file):
+    placeholder = f"{flux_components.PLACEHOLDER_MARK}\n# Flux Version: v2.9.4\n"
+    components_file.write_text(placeholder)
+    assert flux_components.sync(components_file.parents[4], "prod", "2.9.4", remind=False) == "unchanged"
+    assert "No flux binary" in flux_components.sync(components_file.parents[4], "prod", "2.9.4")
+    assert "placeholder for v2.10.0" in flux_components.sync(components_file.parents[4], "prod", "2.10.0", remind=False)
+    assert components_file.read_text() == placeholder.replace("v2.9.4", "v2.10.0")
+
+
 def test_flux_version_data_regenerates_components_and_keeps_gotk_sync(history, tmp_path, set_env):
     calls = fake_flux(tmp_path, set_env)
     repo = copy(history, tmp_path / "acme", "1.0.0")

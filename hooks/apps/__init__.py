@@ -19,6 +19,10 @@ and, optionally (absent when empty):
 
   clusters     the clusters the app runs on, by name (absent: the repository's first cluster);
                its files are rendered in each one's overlay (hooks/clusters.py)
+  overlays     true: the app runs on one cluster but its repository has one environment per
+               cluster (it ran on several and left the others), so that cluster's Flux keeps
+               applying deploy/overlays/<cluster> instead of the root (which builds the FIRST
+               environment). Set when the app leaves clusters; implied, never recorded, on several
 
 set by the platform team (docs/tenancy.md):
 
@@ -54,7 +58,7 @@ INCLUDES = Path(__file__).resolve().parents[1] / "includes"
 SERVICES_FILE = INCLUDES / "services.yml"
 
 KEYS = ("name", "url", "branch", "secrets", "receiver", "known_hosts")
-OPTIONAL_KEYS = ("clusters", "hostnames", "egress", "quota")
+OPTIONAL_KEYS = ("clusters", "overlays", "hostnames", "egress", "quota")
 HOSTNAME_RE = re.compile(r"^(\*\.)?[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)+$")
 QUOTA_KEY_RE = re.compile(r"^(requests\.|limits\.)?[a-z0-9]([-a-z0-9.]*[a-z0-9])?$|^count/[a-z0-9.-]+$")
 NAME_RE = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
@@ -221,6 +225,8 @@ def _validate_tenancy_keys(entry: dict[str, Any], where: str) -> None:
     placed = entry.get("clusters", [])
     if not isinstance(placed, list) or not all(isinstance(c, str) for c in placed) or len(set(placed)) != len(placed):
         raise HookError(f"{where}.clusters", f"must be a list of cluster names, each once (got {placed!r})")
+    if not isinstance(entry.get("overlays", False), bool):
+        raise HookError(f"{where}.overlays", f"must be true or false (got {entry['overlays']!r})")
     hostnames = entry.get("hostnames", [])
     if not isinstance(hostnames, list) or not all(isinstance(h, str) and HOSTNAME_RE.match(h) for h in hostnames):
         raise HookError(f"{where}.hostnames", f"must be a list of lowercase DNS names, optionally '*.'-prefixed (got {hostnames!r})")
@@ -343,6 +349,13 @@ def plan_register(apps: list[dict[str, Any]], entry: dict[str, Any], allow_updat
     unless allow_update, which replaces the entry."""
     current = {app["name"]: app for app in apps}
     old = current.get(entry["name"])
+    if old is not None and allow_update:
+        # Leaving clusters does not change the app repository: it keeps one environment per cluster,
+        # and the clusters the app stays on keep applying theirs (their Kustomization's path).
+        if len(old.get("clusters") or []) > 1 and "overlays" not in entry:
+            entry = {**entry, "overlays": True}
+    if len(entry.get("clusters") or []) > 1:
+        entry = {key: value for key, value in entry.items() if key != "overlays"}  # on several clusters an app always has overlays
     entry = {key: value for key, value in entry.items() if key in KEYS or value}
     if old == entry:
         return Registration(apps, False, old)
