@@ -21,9 +21,10 @@ those the pods and claims it makes its controller create pass:
    request above its limit), held to the LimitRange `min`/`max` per Container (claims: per
    PersistentVolumeClaim) and to the namespace's Pod Security level (hooks.podsecurity).
 4. **ResourceQuota**: what the tenant's objects would consume, admitted one at a time: the object,
-   then each replica's claims (StatefulSet volumeClaimTemplates) and pod (its containers' requests
-   and limits, or its largest init container's if more), Services by type, storage (also per
-   storage class), object counts, against every quota of the namespace.
+   then each replica's claims (StatefulSet volumeClaimTemplates), pod (its containers' requests
+   and limits, or its largest init container's if more) and the claims of its generic ephemeral
+   volumes, Services by type, storage (also per storage class), object counts, against every
+   quota of the namespace.
 
 Each refusal is a Denial naming the gate and the rule, in the API server's words where it has them.
 """
@@ -89,12 +90,26 @@ def pod_spec(obj: dict) -> dict | None:
 
 def claims(obj: dict) -> list[dict]:
     """The PersistentVolumeClaims applying an object creates: a claim itself, or one per
-    volumeClaimTemplate of each StatefulSet replica (listed once here)."""
+    volumeClaimTemplate of each StatefulSet replica and one per generic ephemeral volume of each
+    pod (listed once here)."""
+    return [*_stored_claims(obj), *ephemeral_claims(obj)]
+
+
+def _stored_claims(obj: dict) -> list[dict]:
+    """A claim itself, or a StatefulSet's volumeClaimTemplates (its controller creates them before each pod)."""
     if obj.get("kind") == "PersistentVolumeClaim":
         return [obj]
     if obj.get("kind") == "StatefulSet":
         return [c for c in (obj.get("spec") or {}).get("volumeClaimTemplates") or [] if isinstance(c, dict)]
     return []
+
+
+def ephemeral_claims(obj: dict) -> list[dict]:
+    """The claims the ephemeral volume controller creates for each pod of an object, after the pod:
+    one per generic ephemeral volume (`volumes[].ephemeral.volumeClaimTemplate`)."""
+    volumes = (pod_spec(obj) or {}).get("volumes") or []
+    templates = [(volume.get("ephemeral") or {}).get("volumeClaimTemplate") for volume in volumes if isinstance(volume, dict)]
+    return [template for template in templates if isinstance(template, dict)]
 
 
 def replicas(obj: dict) -> int:
@@ -360,18 +375,21 @@ class Cluster:
     def charges(self, obj: dict, namespace: str) -> Iterator[tuple[dict[str, Fraction], dict | None]]:
         """What applying an object creates, in order, each with what it counts against quota keys
         and its pod spec if it is a pod: the object itself, then for each replica of a workload
-        its claims (StatefulSet volumeClaimTemplates) and its pod. A Pod is its own pod."""
+        its claims (StatefulSet volumeClaimTemplates), its pod and its pod's ephemeral volume claims.
+        A Pod is its own pod, followed by its ephemeral volume claims."""
         pod = self.admitted_pod(obj, namespace)
         if obj.get("kind") == "Pod" and pod is not None:
             yield pod_usage(pod), pod
+            yield from ((claim_usage(claim), None) for claim in ephemeral_claims(obj))
             return
         yield self.object_usage(obj), None
         if pod is None:
             return
         for _ in range(replicas(obj)):
-            for claim in claims(obj):
+            for claim in _stored_claims(obj):
                 yield claim_usage(claim), None
             yield pod_usage(pod), pod
+            yield from ((claim_usage(claim), None) for claim in ephemeral_claims(obj))
 
     def object_usage(self, obj: dict) -> dict[str, Fraction]:
         """What an object counts against quota keys by itself (not the pods it creates)."""

@@ -246,6 +246,14 @@ ATTACKS = [
         {"metadata": {"name": "data"}, "spec": {"accessModes": ["ReadWriteOnce"], "volumeName": "pvc-billing-data",
                                                 "resources": {"requests": {"storage": "1Gi"}}}}]}},
      "opencenter-tenant-volumes: tenant claims are provisioned, not bound by name"),
+    # a generic ephemeral volume's claim, created by the ephemeral volume controller for each pod
+    ("Deployment", "scratch-claim", {"spec": {"template": {"spec": {"volumes": [
+        {"name": "stolen", "ephemeral": {"volumeClaimTemplate": {"spec": {
+            "accessModes": ["ReadWriteOnce"], "volumeName": "pvc-billing-data", "resources": {"requests": {"storage": "1Gi"}}}}}},
+        {"name": "static", "ephemeral": {"volumeClaimTemplate": {"spec": {
+            "accessModes": ["ReadWriteOnce"], "storageClassName": "", "resources": {"requests": {"storage": "1Gi"}}}}}}]}}}},
+     "opencenter-tenant-volumes: tenant claims are provisioned, not bound by name"),
+    ("Deployment", "scratch-claim", {}, "opencenter-tenant-volumes: tenant claims name no selector and no empty storageClassName"),
     ("Deployment", "fence", {"spec": {"template": {"spec": {"affinity": {"podAntiAffinity": {
         "requiredDuringSchedulingIgnoredDuringExecution": [{"topologyKey": "kubernetes.io/os", "namespaceSelector": {},
                                                             "labelSelector": {"matchLabels": {"app.kubernetes.io/part-of": "cart"}}}]}}}}}},
@@ -334,6 +342,9 @@ def test_the_default_objects_stay_admitted_beside_the_attacks(hostile_findings):
 NOT_READY = {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute"}
 UNREACHABLE = {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute"}
 LEGIT_PODS = {
+    # scratch space from the tenant's storage class, one claim per pod
+    "scratch": {"volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}, {"name": "scratch", "ephemeral": {"volumeClaimTemplate": {
+        "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": "standard", "resources": {"requests": {"storage": "1Gi"}}}}}}]},
     # faster failover than the 300 s DefaultTolerationSeconds gives, and the longest grace period
     "fast-failover": {"terminationGracePeriodSeconds": 300,
                       "tolerations": [{**NOT_READY, "tolerationSeconds": 30}, {**UNREACHABLE, "tolerationSeconds": 300}]},

@@ -478,6 +478,25 @@ def test_stateful_set_claims_count_per_replica_and_per_storage_class():
         "used: gold.storageclass.storage.k8s.io/requests.storage=0, limited: gold.storageclass.storage.k8s.io/requests.storage=15Gi"]
 
 
+def scratch(storage: str) -> list[dict]:
+    """A generic ephemeral volume: the ephemeral volume controller creates its claim for each pod."""
+    return [{"name": "scratch", "ephemeral": {"volumeClaimTemplate": {"spec": {
+        "accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": storage}}}}}}]
+
+
+def test_ephemeral_volume_claims_count_per_pod_after_it_and_meet_the_limit_range():
+    cluster = make(quota({"requests.storage": "2Gi", "pods": "5"}), limit_range({"type": "PersistentVolumeClaim", "max": {"storage": "20Gi"}}))
+    assert quota_messages(cluster, workload(replicas=2, volumes=scratch("1Gi"))) == []
+    # the third pod is admitted, then its claim refused; a Pod's own claims likewise
+    assert quota_messages(cluster, workload(replicas=3, volumes=scratch("1Gi")), workload("Pod", volumes=scratch("1Gi"))) == [
+        "exceeded quota: q, requested: requests.storage=1Gi, used: requests.storage=2Gi, limited: requests.storage=2Gi",
+        "exceeded quota: q, requested: requests.storage=1Gi, used: requests.storage=2Gi, limited: requests.storage=2Gi"]
+    assert quota_messages(make(quota({"pods": "3"})), workload(replicas=3, volumes=scratch("1Gi")), workload("Pod", volumes=scratch("1Gi"))) == [
+        "exceeded quota: q, requested: pods=1, used: pods=3, limited: pods=3"]
+    assert pod_denials(cluster, workload(volumes=scratch("21Gi"))) == [
+        ("LimitRange/l", "maximum storage usage per PersistentVolumeClaim is 20Gi, but request is 21Gi")]
+
+
 def test_what_a_quota_refuses_counts_nowhere():
     # the third pod is refused by the pod count: the cpu quota is charged for two
     cluster = make(quota({"pods": "2"}), {**quota({"requests.cpu": "10"}), "metadata": {"name": "cpu", "namespace": "shop"}})
