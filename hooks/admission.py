@@ -10,7 +10,8 @@ those the pods and claims it makes its controller create pass:
    first defaulted (CRD schema defaults; built-in defaults the policies look at: Service type,
    workload replicas, the tolerations DefaultTolerationSeconds adds to pods, a Pod's resources
    defaulted as below) and bound as the plain map the API server passes (pruned; property names
-   never escaped, unlike in CRD rules: here `x.__namespace__` is a key no object has), then
+   never escaped, unlike in CRD rules: here `x.__namespace__` is a key no object has; a built-in
+   kind's empty lists and maps left out, as its conversion from the Go type does), then
    matchConditions, variables and validations run with `object`, `oldObject`, `request`,
    `namespaceObject` and `variables` bound. An object the platform renders in the namespace is
    an UPDATE of it (`oldObject`), anything else a CREATE. `params` and `authorizer` are not
@@ -40,7 +41,7 @@ from hooks import cel, celrules, podsecurity
 from hooks.crds import KindSchema
 from hooks.quantity import canonical, format_quantity, is_quantity, parse_quantity
 from hooks.rbac import CORE_RESOURCES, RBAC_GROUP, Authorizer, Identity, selector_matches, service_account
-from hooks.validate import CLUSTER_SCOPED_CORE_KINDS
+from hooks.validate import CLUSTER_SCOPED_CORE_KINDS, DEFAULT_KUBE_VERSION, core_schema, kube_schema_version
 
 # DefaultTolerationSeconds admission: every pod tolerates these for 300 s unless it says otherwise.
 DEFAULT_TOLERATIONS = (
@@ -126,8 +127,10 @@ class Cluster:
     """A cluster as a platform repository sets it up: roles, bindings, tenant namespaces,
     admission policies, quotas and limit ranges (the platform's built objects)."""
 
-    def __init__(self, objects: list[dict], custom: dict[tuple[str, str], KindSchema], roles_first: bool = False) -> None:
+    def __init__(self, objects: list[dict], custom: dict[tuple[str, str], KindSchema], roles_first: bool = False,
+                 kube_version: str = DEFAULT_KUBE_VERSION) -> None:
         self.custom = custom
+        self.kube_version = kube_schema_version(kube_version)  # the built-in kinds' schemas (omit_empty)
         self.roles_first = roles_first  # Flux applies an app's Roles before the rest (hooks.clusters.stages_roles)
         self.authorizer = Authorizer(objects)
         self.namespaces: dict[str, dict] = {}
@@ -303,7 +306,8 @@ class Cluster:
         schema = self.custom.get((obj.get("apiVersion"), obj.get("kind")))
         if schema is not None:
             return celrules.as_cel(schema.structural, obj, escape=False)
-        return obj
+        core = core_schema(str(obj.get("apiVersion", "")), str(obj.get("kind", "")), self.kube_version)
+        return obj if core is None else omit_empty(*core, obj)
 
     # What the pods and claims an object creates meet --------------------------------------------
     # A Pod or PersistentVolumeClaim is refused itself; a workload is stored, and its controller's
@@ -406,6 +410,37 @@ class Cluster:
             if spec.get("type") in ("LoadBalancer", "NodePort"):
                 use["services.nodeports"] = Fraction(len(spec.get("ports") or []))
         return use
+
+
+def omit_empty(schema: dict, definitions: dict, value: object) -> object:
+    """A built-in object as admission policies get it: the API server converts the typed object
+    to a map, leaving out the struct fields tagged omitempty that are empty. Modelled for lists and
+    maps (nearly all of them carry the tag): `matchExpressions: []` and `matchLabels: {}` are
+    absent, an empty struct such as `podSelector: {}` or `namespaceSelector: {}` stays (a
+    pointer, or untagged). `schema` and `definitions` as validate.core_schema gives them."""
+    schema = _resolved(schema, definitions)
+    if isinstance(value, list):
+        items = schema.get("items") if isinstance(schema.get("items"), dict) else {}
+        return [omit_empty(items, definitions, item) for item in value]
+    if not isinstance(value, dict):
+        return value
+    properties = schema.get("properties")
+    if properties is None:  # a map: its entries all stay
+        values = schema.get("additionalProperties") if isinstance(schema.get("additionalProperties"), dict) else {}
+        return {key: omit_empty(values, definitions, item) for key, item in value.items()}
+    kept = {}
+    for key, item in value.items():
+        field = _resolved(properties.get(key, {}), definitions)
+        item = omit_empty(field, definitions, item)
+        if item == [] or (item == {} and "properties" not in field and isinstance(field.get("additionalProperties"), dict)):
+            continue
+        kept[key] = item
+    return kept
+
+
+def _resolved(schema: dict, definitions: dict) -> dict:
+    reference = schema.get("$ref")
+    return definitions.get(reference.rpartition("/")[2], {}) if isinstance(reference, str) else schema
 
 
 def pod_usage(pod: dict) -> dict[str, Fraction]:

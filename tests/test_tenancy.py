@@ -351,8 +351,21 @@ LEGIT_PODS = {
 }
 
 
+GATEWAY_PODS = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "envoy-gateway-system"}}}
+LEGIT_OBJECTS = [
+    # empty lists and maps, as tools write them: the API server leaves them out before policies see them
+    {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "from-gateway-written-out"},
+     "spec": {"podSelector": {"matchLabels": {}}, "policyTypes": ["Ingress"], "ingress": [{"from": [
+         {"namespaceSelector": {**GATEWAY_PODS["namespaceSelector"], "matchExpressions": []}}], "ports": []}]}},
+    # the Gateway's data plane narrowed to its proxy pods
+    {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "from-gateway-proxies"},
+     "spec": {"podSelector": {}, "policyTypes": ["Ingress"], "ingress": [{"from": [
+         {**GATEWAY_PODS, "podSelector": {"matchLabels": {"app.kubernetes.io/component": "proxy"}}}]}]}},
+]
+
+
 def legit_objects(deployment: dict) -> list[dict]:
-    """The app's own Deployment varied as LEGIT_PODS says (one replica each)."""
+    """The app's own Deployment varied as LEGIT_PODS says (one replica each), and LEGIT_OBJECTS."""
     objects = []
     for name, pod in LEGIT_PODS.items():
         obj = yaml.safe_load(yaml.safe_dump(deployment))
@@ -362,7 +375,7 @@ def legit_objects(deployment: dict) -> list[dict]:
         obj["spec"]["template"]["metadata"]["labels"] = labels
         obj["spec"]["template"]["spec"].update(pod)
         objects.append(obj)
-    return objects
+    return [*objects, *LEGIT_OBJECTS]
 
 
 def test_what_kubernetes_and_the_docs_allow_a_tenant_stays_admitted(fleet, tmp_path_factory):

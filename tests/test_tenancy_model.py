@@ -264,6 +264,25 @@ def test_policies_see_property_names_unescaped_as_the_api_server_passes_them():
     assert denials(escaped, route) == [("policy", "escaped", "never true on a real object")]
 
 
+def test_built_in_objects_reach_policies_without_their_empty_lists_and_maps():
+    """The API server converts a built-in object from its Go type for the policies: omitempty
+    fields leave out empty lists and maps, never an empty struct (an empty selector selects all)."""
+    rules = [{"apiGroups": ["networking.k8s.io"], "apiVersions": ["v1"], "operations": ["CREATE"], "resources": ["networkpolicies"]}]
+    cluster = make(*policy("peers", [{"expression": "object.spec.ingress.all(r, r.from.all(p, has(p.namespaceSelector) && "
+                                                    "size(p.namespaceSelector) <= 1 && has(p.podSelector) && !has(p.podSelector.matchLabels)))",
+                                      "message": "one namespace selector field, no pod labels"}], rules))
+
+    def allowing(peer: dict) -> dict:
+        return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "p"},
+                "spec": {"podSelector": {}, "ingress": [{"from": [peer], "ports": []}]}}
+
+    written_out = {"namespaceSelector": {"matchLabels": {"a": "b"}, "matchExpressions": []}, "podSelector": {"matchLabels": {}}}
+    assert denials(cluster, allowing(written_out)) == []
+    assert denials(cluster, allowing({"namespaceSelector": {}, "podSelector": {}})) == []  # empty structs stay
+    both = {"namespaceSelector": {"matchLabels": {"a": "b"}, "matchExpressions": [{"key": "c", "operator": "Exists"}]}, "podSelector": {}}
+    assert denials(cluster, allowing(both)) == [("policy", "peers", "one namespace selector field, no pod labels")]
+
+
 def test_an_expression_error_denies_under_fail_and_not_under_ignore():
     broken = [{"expression": "object.spec.missing.field == 1", "message": "unused"}]
     failing = denials(make(*policy("strict", broken)), service())
