@@ -154,6 +154,14 @@ ATTACKS = [
     ("GitRepository", "ssrf", {"spec": {"interval": "1m", "url": "https://169.254.169.254/latest"}},
      "opencenter-tenant-platform-kinds: GitRepository objects belong to the platform repository"),
     ("Policy", "kyverno-api-call", {"spec": {"rules": []}}, "opencenter-tenant-platform-kinds: Policy objects belong to the platform repository"),
+    # a certificate from a cluster issuer for another app's hostname, or an issuer of its own
+    ("Certificate", "billing-cert", {"spec": {"secretName": "billing-tls", "dnsNames": [f"billing.{DOMAIN}"],
+                                              "issuerRef": {"kind": "ClusterIssuer", "name": "letsencrypt"}}},
+     'RBAC: system:serviceaccount:flux-system:tenant-shop cannot create or patch resource "certificates.cert-manager.io"'),
+    ("Certificate", "billing-cert", {}, "opencenter-tenant-platform-kinds: Certificate objects belong to the platform repository"),
+    ("Issuer", "own-ca", {"spec": {"selfSigned": {}}},
+     'RBAC: system:serviceaccount:flux-system:tenant-shop cannot create or patch resource "issuers.cert-manager.io"'),
+    ("Issuer", "own-ca", {}, "opencenter-tenant-platform-kinds: Issuer objects belong to the platform repository"),
     ("Gateway", "own-gateway", {"spec": {"gatewayClassName": "eg", "listeners": [{"name": "h", "port": 80, "protocol": "HTTP"}]}},
      "opencenter-tenant-platform-kinds: Gateway objects belong to the platform repository"),
     ("NetworkPolicy", "allow-all", {"spec": {"podSelector": {}, "ingress": [{}], "egress": [{}]}},
@@ -274,7 +282,7 @@ API_VERSIONS = {"HTTPRoute": "gateway.networking.k8s.io/v1", "Gateway": "gateway
                 "Policy": "kyverno.io/v1", "NetworkPolicy": "networking.k8s.io/v1", "PodDisruptionBudget": "policy/v1",
                 "Deployment": "apps/v1", "StatefulSet": "apps/v1", "Ingress": "networking.k8s.io/v1",
                 "EnvoyPatchPolicy": "gateway.envoyproxy.io/v1alpha1", "PersistentVolumeClaim": "v1",
-                "CronJob": "batch/v1"}
+                "CronJob": "batch/v1", "Certificate": "cert-manager.io/v1", "Issuer": "cert-manager.io/v1"}
 
 
 def attack_objects() -> list[dict]:
@@ -335,6 +343,21 @@ def test_the_default_objects_stay_admitted_beside_the_attacks(hostile_findings):
     assert denied_elsewhere == {("deployment.yaml", "ResourceQuota/tenant-quota")}
     # the report is in the documented form: <file>: [denied] <kind>/<name>: <policy>: <message>
     assert any(f.object == "Service/external-ips" and f.message.startswith("opencenter-tenant-services: ") for f in hostile_findings)
+
+
+@pytest.mark.parametrize("name", ["opencenter-default-deny", "opencenter-allow-dns", "opencenter-allow-from-gateway"])
+def test_a_tenant_cannot_delete_a_baseline_network_policy(fleet, name):
+    """RBAC lets the team delete its NetworkPolicies (a `kubectl delete` as any ServiceAccount
+    bound to opencenter-tenant); the policy keeps the platform's, and only those."""
+    (cluster,) = platform_clusters(fleet["platform"], Validator(crds.load_bundle())).values()
+    tenant, namespace = cluster.tenant("shop")
+    baseline = cluster.existing({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": name}}, namespace)
+    assert cluster.authorizer.allows(tenant, "delete", "networking.k8s.io", "networkpolicies", namespace, name)
+    assert [f"{d.source}: {d.message}" for d in cluster.policy_denials(None, tenant, namespace, "DELETE", baseline)] == [
+        "opencenter-tenant-networkpolicies: platform-owned NetworkPolicies (label opencenter/managed-by) are changed in the "
+        "platform repository only"]
+    own = {**baseline, "metadata": {"name": "team-policy", "namespace": namespace}}
+    assert cluster.policy_denials(None, tenant, namespace, "DELETE", own) == []
 
 
 # What Kubernetes and docs/tenancy.md allow a tenant, next to the attacks: each object stays
