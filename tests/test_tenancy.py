@@ -214,6 +214,10 @@ ATTACKS = [
     # Pods as the API server admits them. Deployments are applied in name order (kustomize's), so
     # burst-limits and etl-init meet the quota before hog uses up its CPU; the quota counts what
     # the others refuse too, as if that gate had let it through.
+    ("Deployment", "big-pages", {"spec": {"template": {"spec": {"containers": [
+        {"name": "c", "image": "docker.io/library/nginx:1.27", "resources": {"limits": {"hugepages-2Mi": "64Mi"}}}]}}}},
+     "ResourceQuota/tenant-quota: exceeded quota: tenant-quota, requested: requests.hugepages-2Mi=64Mi, "
+     "used: requests.hugepages-2Mi=0, limited: requests.hugepages-2Mi=0"),
     ("Deployment", "burst-limits", {"spec": {"replicas": 2, "template": {"spec": {"containers": [
         {"name": "c", "image": "docker.io/library/nginx:1.27", "resources": {"limits": {"memory": "3Gi"}}}]}}}},
      "ResourceQuota/tenant-quota: exceeded quota: tenant-quota, requested: requests.memory=3Gi, used: requests.memory=3Gi, "
