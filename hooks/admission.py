@@ -10,7 +10,8 @@ those the pods and claims it makes its controller create pass:
    first defaulted (CRD schema defaults; built-in defaults the policies look at: Service type,
    workload replicas, the tolerations DefaultTolerationSeconds adds to pods, a Pod's resources
    defaulted as below) and bound as the plain map the API server passes (pruned; property names
-   never escaped, unlike in CRD rules: here `x.__namespace__` is a key no object has), then
+   never escaped, unlike in CRD rules: here `x.__namespace__` is a key no object has; a built-in
+   kind's empty lists and maps left out, as its conversion from the Go type does), then
    matchConditions, variables and validations run with `object`, `oldObject`, `request`,
    `namespaceObject` and `variables` bound. An object the platform renders in the namespace is
    an UPDATE of it (`oldObject`), anything else a CREATE. `params` and `authorizer` are not
@@ -21,9 +22,10 @@ those the pods and claims it makes its controller create pass:
    request above its limit), held to the LimitRange `min`/`max` per Container (claims: per
    PersistentVolumeClaim) and to the namespace's Pod Security level (hooks.podsecurity).
 4. **ResourceQuota**: what the tenant's objects would consume, admitted one at a time: the object,
-   then each replica's claims (StatefulSet volumeClaimTemplates) and pod (its containers' requests
-   and limits, or its largest init container's if more), Services by type, storage (also per
-   storage class), object counts, against every quota of the namespace.
+   then each replica's claims (StatefulSet volumeClaimTemplates), pod (its containers' requests
+   and limits, or its largest init container's if more) and the claims of its generic ephemeral
+   volumes, Services by type, storage (also per storage class), object counts, against every
+   quota of the namespace.
 
 Each refusal is a Denial naming the gate and the rule, in the API server's words where it has them.
 """
@@ -39,7 +41,7 @@ from hooks import cel, celrules, podsecurity
 from hooks.crds import KindSchema
 from hooks.quantity import canonical, format_quantity, is_quantity, parse_quantity
 from hooks.rbac import CORE_RESOURCES, RBAC_GROUP, Authorizer, Identity, selector_matches, service_account
-from hooks.validate import CLUSTER_SCOPED_CORE_KINDS
+from hooks.validate import CLUSTER_SCOPED_CORE_KINDS, DEFAULT_KUBE_VERSION, core_schema, kube_schema_version
 
 # DefaultTolerationSeconds admission: every pod tolerates these for 300 s unless it says otherwise.
 DEFAULT_TOLERATIONS = (
@@ -89,12 +91,26 @@ def pod_spec(obj: dict) -> dict | None:
 
 def claims(obj: dict) -> list[dict]:
     """The PersistentVolumeClaims applying an object creates: a claim itself, or one per
-    volumeClaimTemplate of each StatefulSet replica (listed once here)."""
+    volumeClaimTemplate of each StatefulSet replica and one per generic ephemeral volume of each
+    pod (listed once here)."""
+    return [*_stored_claims(obj), *ephemeral_claims(obj)]
+
+
+def _stored_claims(obj: dict) -> list[dict]:
+    """A claim itself, or a StatefulSet's volumeClaimTemplates (its controller creates them before each pod)."""
     if obj.get("kind") == "PersistentVolumeClaim":
         return [obj]
     if obj.get("kind") == "StatefulSet":
         return [c for c in (obj.get("spec") or {}).get("volumeClaimTemplates") or [] if isinstance(c, dict)]
     return []
+
+
+def ephemeral_claims(obj: dict) -> list[dict]:
+    """The claims the ephemeral volume controller creates for each pod of an object, after the pod:
+    one per generic ephemeral volume (`volumes[].ephemeral.volumeClaimTemplate`)."""
+    volumes = (pod_spec(obj) or {}).get("volumes") or []
+    templates = [(volume.get("ephemeral") or {}).get("volumeClaimTemplate") for volume in volumes if isinstance(volume, dict)]
+    return [template for template in templates if isinstance(template, dict)]
 
 
 def replicas(obj: dict) -> int:
@@ -111,8 +127,10 @@ class Cluster:
     """A cluster as a platform repository sets it up: roles, bindings, tenant namespaces,
     admission policies, quotas and limit ranges (the platform's built objects)."""
 
-    def __init__(self, objects: list[dict], custom: dict[tuple[str, str], KindSchema], roles_first: bool = False) -> None:
+    def __init__(self, objects: list[dict], custom: dict[tuple[str, str], KindSchema], roles_first: bool = False,
+                 kube_version: str = DEFAULT_KUBE_VERSION) -> None:
         self.custom = custom
+        self.kube_version = kube_schema_version(kube_version)  # the built-in kinds' schemas (omit_empty)
         self.roles_first = roles_first  # Flux applies an app's Roles before the rest (hooks.clusters.stages_roles)
         self.authorizer = Authorizer(objects)
         self.namespaces: dict[str, dict] = {}
@@ -288,7 +306,8 @@ class Cluster:
         schema = self.custom.get((obj.get("apiVersion"), obj.get("kind")))
         if schema is not None:
             return celrules.as_cel(schema.structural, obj, escape=False)
-        return obj
+        core = core_schema(str(obj.get("apiVersion", "")), str(obj.get("kind", "")), self.kube_version)
+        return obj if core is None else omit_empty(*core, obj)
 
     # What the pods and claims an object creates meet --------------------------------------------
     # A Pod or PersistentVolumeClaim is refused itself; a workload is stored, and its controller's
@@ -360,18 +379,21 @@ class Cluster:
     def charges(self, obj: dict, namespace: str) -> Iterator[tuple[dict[str, Fraction], dict | None]]:
         """What applying an object creates, in order, each with what it counts against quota keys
         and its pod spec if it is a pod: the object itself, then for each replica of a workload
-        its claims (StatefulSet volumeClaimTemplates) and its pod. A Pod is its own pod."""
+        its claims (StatefulSet volumeClaimTemplates), its pod and its pod's ephemeral volume claims.
+        A Pod is its own pod, followed by its ephemeral volume claims."""
         pod = self.admitted_pod(obj, namespace)
         if obj.get("kind") == "Pod" and pod is not None:
             yield pod_usage(pod), pod
+            yield from ((claim_usage(claim), None) for claim in ephemeral_claims(obj))
             return
         yield self.object_usage(obj), None
         if pod is None:
             return
         for _ in range(replicas(obj)):
-            for claim in claims(obj):
+            for claim in _stored_claims(obj):
                 yield claim_usage(claim), None
             yield pod_usage(pod), pod
+            yield from ((claim_usage(claim), None) for claim in ephemeral_claims(obj))
 
     def object_usage(self, obj: dict) -> dict[str, Fraction]:
         """What an object counts against quota keys by itself (not the pods it creates)."""
@@ -388,6 +410,37 @@ class Cluster:
             if spec.get("type") in ("LoadBalancer", "NodePort"):
                 use["services.nodeports"] = Fraction(len(spec.get("ports") or []))
         return use
+
+
+def omit_empty(schema: dict, definitions: dict, value: object) -> object:
+    """A built-in object as admission policies get it: the API server converts the typed object
+    to a map, leaving out the struct fields tagged omitempty that are empty. Modelled for lists and
+    maps (nearly all of them carry the tag): `matchExpressions: []` and `matchLabels: {}` are
+    absent, an empty struct such as `podSelector: {}` or `namespaceSelector: {}` stays (a
+    pointer, or untagged). `schema` and `definitions` as validate.core_schema gives them."""
+    schema = _resolved(schema, definitions)
+    if isinstance(value, list):
+        items = schema.get("items") if isinstance(schema.get("items"), dict) else {}
+        return [omit_empty(items, definitions, item) for item in value]
+    if not isinstance(value, dict):
+        return value
+    properties = schema.get("properties")
+    if properties is None:  # a map: its entries all stay
+        values = schema.get("additionalProperties") if isinstance(schema.get("additionalProperties"), dict) else {}
+        return {key: omit_empty(values, definitions, item) for key, item in value.items()}
+    kept = {}
+    for key, item in value.items():
+        field = _resolved(properties.get(key, {}), definitions)
+        item = omit_empty(field, definitions, item)
+        if item == [] or (item == {} and "properties" not in field and isinstance(field.get("additionalProperties"), dict)):
+            continue
+        kept[key] = item
+    return kept
+
+
+def _resolved(schema: dict, definitions: dict) -> dict:
+    reference = schema.get("$ref")
+    return definitions.get(reference.rpartition("/")[2], {}) if isinstance(reference, str) else schema
 
 
 def pod_usage(pod: dict) -> dict[str, Fraction]:

@@ -315,7 +315,7 @@ def cluster_models(objects: list[tuple[str, dict]], validator: Validator, answer
     server would hold (RBAC, admission policies, tenants), and how its Flux applies."""
     settings = {c.get("cluster_name"): c for c in clusters.cluster_list(answers)}
     return {name: Cluster([obj for _, obj in located], validator.custom,
-                          roles_first=clusters.stages_roles(settings.get(name, {})))
+                          roles_first=clusters.stages_roles(settings.get(name, {})), kube_version=validator.kube_version)
             for name, located in rules.by_cluster(objects).items() if name is not None}
 
 

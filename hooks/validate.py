@@ -94,16 +94,33 @@ def core_validator(api_version: str, kind: str, version: str) -> jsonschema.prot
     schema version not newer than `version`), same Draft 2020-12 validator; only the reading is
     cached. Raises kubernetes_validate.SchemaNotFoundError for an unknown kind.
     """
+    schema_dir, schema = _kind_schema(api_version, kind, version)
+    registry = _definitions(schema_dir, version) @ (Resource.from_contents(schema) @ Registry())
+    return jsonschema.validators.Draft202012Validator(schema, registry=registry)
+
+
+def _kind_schema(api_version: str, kind: str, version: str) -> tuple[str, dict]:
+    """(schema folder, schema) of a built-in kind: the newest bundled schema version not newer than
+    `version`. Raises kubernetes_validate.SchemaNotFoundError for an unknown kind."""
     wanted = kv.major_minor(version)
     schema_version = [v for v in kv.all_versions() if kv.major_minor(v) <= wanted][-1]
     schema_dir = f"v{schema_version}-local-strict"
     api = re.sub(r"^([^./]*)(?:\.[^/]*)?/", r"\1-", api_version)
     try:
-        schema = kv.schema_contents(f"kubernetes-json-schema/{schema_dir}/{kind.lower()}-{api}.json", version)
+        return schema_dir, kv.schema_contents(f"kubernetes-json-schema/{schema_dir}/{kind.lower()}-{api}.json", version)
     except FileNotFoundError:
         raise kubernetes_validate.SchemaNotFoundError(version=wanted, kind=kind, api_version=api_version) from None
-    registry = _definitions(schema_dir, version) @ (Resource.from_contents(schema) @ Registry())
-    return jsonschema.validators.Draft202012Validator(schema, registry=registry)
+
+
+@lru_cache(maxsize=None)
+def core_schema(api_version: str, kind: str, version: str) -> tuple[dict, dict] | None:
+    """A built-in kind's schema and the definitions (`$defs`) its `$ref`s name, by their last path
+    segment; None for a kind the bundled schemas do not know."""
+    try:
+        schema_dir, schema = _kind_schema(api_version, kind, version)
+    except kubernetes_validate.SchemaNotFoundError:
+        return None
+    return schema, _definitions(schema_dir, version).contents["$defs"]
 
 
 class Validator:

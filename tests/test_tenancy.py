@@ -190,6 +190,14 @@ ATTACKS = [
     ("GitRepository", "ssrf", {"spec": {"interval": "1m", "url": "https://169.254.169.254/latest"}},
      "opencenter-tenant-platform-kinds: GitRepository objects belong to the platform repository"),
     ("Policy", "kyverno-api-call", {"spec": {"rules": []}}, "opencenter-tenant-platform-kinds: Policy objects belong to the platform repository"),
+    # a certificate from a cluster issuer for another app's hostname, or an issuer of its own
+    ("Certificate", "billing-cert", {"spec": {"secretName": "billing-tls", "dnsNames": [f"billing.{DOMAIN}"],
+                                              "issuerRef": {"kind": "ClusterIssuer", "name": "letsencrypt"}}},
+     'RBAC: system:serviceaccount:flux-system:tenant-shop cannot create or patch resource "certificates.cert-manager.io"'),
+    ("Certificate", "billing-cert", {}, "opencenter-tenant-platform-kinds: Certificate objects belong to the platform repository"),
+    ("Issuer", "own-ca", {"spec": {"selfSigned": {}}},
+     'RBAC: system:serviceaccount:flux-system:tenant-shop cannot create or patch resource "issuers.cert-manager.io"'),
+    ("Issuer", "own-ca", {}, "opencenter-tenant-platform-kinds: Issuer objects belong to the platform repository"),
     ("Gateway", "own-gateway", {"spec": {"gatewayClassName": "eg", "listeners": [{"name": "h", "port": 80, "protocol": "HTTP"}]}},
      "opencenter-tenant-platform-kinds: Gateway objects belong to the platform repository"),
     ("NetworkPolicy", "allow-all", {"spec": {"podSelector": {}, "ingress": [{}], "egress": [{}]}},
@@ -218,7 +226,19 @@ ATTACKS = [
     ("Deployment", "pinned", {"spec": {"template": {"spec": {"nodeName": "control-plane-1"}}}},
      "opencenter-tenant-pods: tenant pods are placed by the scheduler"),
     ("Deployment", "tolerant", {"spec": {"template": {"spec": {"tolerations": [{"operator": "Exists"}]}}}},
-     "opencenter-tenant-pods: tenant pods may only tolerate the taints Kubernetes adds itself"),
+     "opencenter-tenant-pods: tenant pods may only tolerate node.kubernetes.io/not-ready and node.kubernetes.io/unreachable"),
+    ("Deployment", "cordon-proof", {"spec": {"template": {"spec": {"tolerations": [
+        {"key": "node.kubernetes.io/unschedulable", "operator": "Exists", "effect": "NoSchedule"},
+        {"key": "node.kubernetes.io/memory-pressure", "operator": "Exists", "effect": "NoSchedule"}]}}}},
+     "opencenter-tenant-pods: tenant pods may only tolerate node.kubernetes.io/not-ready and node.kubernetes.io/unreachable"),
+    ("Deployment", "never-evicted", {"spec": {"template": {"spec": {"tolerations": [
+        {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute"}]}}}},
+     "opencenter-tenant-pods: tenant pods may only tolerate node.kubernetes.io/not-ready and node.kubernetes.io/unreachable, "
+     "effect NoExecute, for at most 300 s"),
+    ("Deployment", "slow-drain", {"spec": {"template": {"spec": {"terminationGracePeriodSeconds": 315360000, "containers": [
+        {"name": "c", "image": "docker.io/library/nginx:1.27",
+         "lifecycle": {"preStop": {"exec": {"command": ["sleep", "infinity"]}}}}]}}}},
+     "opencenter-tenant-pods: tenant pods stop within 300 s (terminationGracePeriodSeconds)"),
     ("Deployment", "critical", {"spec": {"template": {"spec": {"priorityClassName": "system-cluster-critical"}}}},
      "opencenter-tenant-pods: tenant pods run at the default priority"),
     ("Deployment", "critical", {}, "ResourceQuota/tenant-no-system-priority: exceeded quota: tenant-no-system-priority, requested: pods=1"),
@@ -230,6 +250,10 @@ ATTACKS = [
     # Pods as the API server admits them. Deployments are applied in name order (kustomize's), so
     # burst-limits and etl-init meet the quota before hog uses up its CPU; the quota counts what
     # the others refuse too, as if that gate had let it through.
+    ("Deployment", "big-pages", {"spec": {"template": {"spec": {"containers": [
+        {"name": "c", "image": "docker.io/library/nginx:1.27", "resources": {"limits": {"hugepages-2Mi": "64Mi"}}}]}}}},
+     "ResourceQuota/tenant-quota: exceeded quota: tenant-quota, requested: requests.hugepages-2Mi=64Mi, "
+     "used: requests.hugepages-2Mi=0, limited: requests.hugepages-2Mi=0"),
     ("Deployment", "burst-limits", {"spec": {"replicas": 2, "template": {"spec": {"containers": [
         {"name": "c", "image": "docker.io/library/nginx:1.27", "resources": {"limits": {"memory": "3Gi"}}}]}}}},
      "ResourceQuota/tenant-quota: exceeded quota: tenant-quota, requested: requests.memory=3Gi, used: requests.memory=3Gi, "
@@ -237,7 +261,7 @@ ATTACKS = [
     ("Deployment", "etl-init", {"spec": {"template": {"spec": {"initContainers": [
         {"name": "load", "image": "docker.io/library/busybox:1.37", "resources": {"limits": {"ephemeral-storage": "12Gi"}}}]}}}},
      "ResourceQuota/tenant-quota: exceeded quota: tenant-quota, requested: requests.ephemeral-storage=12Gi, "
-     "used: requests.ephemeral-storage=128Mi, limited: requests.ephemeral-storage=10Gi"),
+     "used: requests.ephemeral-storage=256Mi, limited: requests.ephemeral-storage=10Gi"),
     ("Deployment", "request-over-limit", {"spec": {"template": {"spec": {"containers": [
         {"name": "c", "image": "docker.io/library/nginx:1.27", "resources": {"requests": {"cpu": "1"}}}]}}}},
      'Pod validation: spec.containers[0].resources.requests: Invalid value: "1": must be less than or equal to cpu limit of 500m'),
@@ -270,6 +294,14 @@ ATTACKS = [
         {"metadata": {"name": "data"}, "spec": {"accessModes": ["ReadWriteOnce"], "volumeName": "pvc-billing-data",
                                                 "resources": {"requests": {"storage": "1Gi"}}}}]}},
      "opencenter-tenant-volumes: tenant claims are provisioned, not bound by name"),
+    # a generic ephemeral volume's claim, created by the ephemeral volume controller for each pod
+    ("Deployment", "scratch-claim", {"spec": {"template": {"spec": {"volumes": [
+        {"name": "stolen", "ephemeral": {"volumeClaimTemplate": {"spec": {
+            "accessModes": ["ReadWriteOnce"], "volumeName": "pvc-billing-data", "resources": {"requests": {"storage": "1Gi"}}}}}},
+        {"name": "static", "ephemeral": {"volumeClaimTemplate": {"spec": {
+            "accessModes": ["ReadWriteOnce"], "storageClassName": "", "resources": {"requests": {"storage": "1Gi"}}}}}}]}}}},
+     "opencenter-tenant-volumes: tenant claims are provisioned, not bound by name"),
+    ("Deployment", "scratch-claim", {}, "opencenter-tenant-volumes: tenant claims name no selector and no empty storageClassName"),
     ("Deployment", "fence", {"spec": {"template": {"spec": {"affinity": {"podAntiAffinity": {
         "requiredDuringSchedulingIgnoredDuringExecution": [{"topologyKey": "kubernetes.io/os", "namespaceSelector": {},
                                                             "labelSelector": {"matchLabels": {"app.kubernetes.io/part-of": "cart"}}}]}}}}}},
@@ -290,7 +322,7 @@ API_VERSIONS = {"HTTPRoute": "gateway.networking.k8s.io/v1", "Gateway": "gateway
                 "Policy": "kyverno.io/v1", "NetworkPolicy": "networking.k8s.io/v1", "PodDisruptionBudget": "policy/v1",
                 "Deployment": "apps/v1", "StatefulSet": "apps/v1", "Ingress": "networking.k8s.io/v1",
                 "EnvoyPatchPolicy": "gateway.envoyproxy.io/v1alpha1", "PersistentVolumeClaim": "v1",
-                "CronJob": "batch/v1"}
+                "CronJob": "batch/v1", "Certificate": "cert-manager.io/v1", "Issuer": "cert-manager.io/v1"}
 
 
 def attack_objects() -> list[dict]:
@@ -313,16 +345,21 @@ def attack_objects() -> list[dict]:
     return list(objects.values())
 
 
-@pytest.fixture(scope="module")
-def hostile_shop(fleet, tmp_path_factory) -> Path:
-    """The shop repository with every attack object added (attacks.yaml, listed in its kustomization)."""
-    repo = tmp_path_factory.mktemp("hostile") / "shop"
+def shop_with(fleet, tmp_path_factory, file: str, objects: list[dict]) -> Path:
+    """A copy of the shop repository with `objects` added in `file`, listed in its kustomization."""
+    repo = tmp_path_factory.mktemp(Path(file).stem) / "shop"
     shutil.copytree(fleet["shop"], repo)
-    (repo / "attacks.yaml").write_text(yaml.safe_dump_all(attack_objects(), sort_keys=False))
+    (repo / file).write_text(yaml.safe_dump_all(objects, sort_keys=False))
     kustomization = yaml.safe_load((repo / "kustomization.yaml").read_text())
-    kustomization["resources"].append("attacks.yaml")
+    kustomization["resources"].append(file)
     (repo / "kustomization.yaml").write_text(yaml.safe_dump(kustomization, sort_keys=False))
     return repo
+
+
+@pytest.fixture(scope="module")
+def hostile_shop(fleet, tmp_path_factory) -> Path:
+    """The shop repository with every attack object added (attacks.yaml)."""
+    return shop_with(fleet, tmp_path_factory, "attacks.yaml", attack_objects())
 
 
 @pytest.fixture(scope="module")
@@ -348,6 +385,68 @@ def test_the_default_objects_stay_admitted_beside_the_attacks(hostile_findings):
     assert any(f.object == "Service/external-ips" and f.message.startswith("opencenter-tenant-services: ") for f in hostile_findings)
 
 
+@pytest.mark.parametrize("name", ["opencenter-default-deny", "opencenter-allow-dns", "opencenter-allow-from-gateway"])
+def test_a_tenant_cannot_delete_a_baseline_network_policy(fleet, name):
+    """RBAC lets the team delete its NetworkPolicies (a `kubectl delete` as any ServiceAccount
+    bound to opencenter-tenant); the policy keeps the platform's, and only those."""
+    (cluster,) = platform_clusters(fleet["platform"], Validator(crds.load_bundle())).values()
+    tenant, namespace = cluster.tenant("shop")
+    baseline = cluster.existing({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": name}}, namespace)
+    assert cluster.authorizer.allows(tenant, "delete", "networking.k8s.io", "networkpolicies", namespace, name)
+    assert [f"{d.source}: {d.message}" for d in cluster.policy_denials(None, tenant, namespace, "DELETE", baseline)] == [
+        "opencenter-tenant-networkpolicies: platform-owned NetworkPolicies (label opencenter/managed-by) are changed in the "
+        "platform repository only"]
+    own = {**baseline, "metadata": {"name": "team-policy", "namespace": namespace}}
+    assert cluster.policy_denials(None, tenant, namespace, "DELETE", own) == []
+
+
+# What Kubernetes and docs/tenancy.md allow a tenant, next to the attacks: each object stays
+# admitted (and schema-valid), so that a tightened rule cannot refuse legitimate workloads unnoticed.
+NOT_READY = {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute"}
+UNREACHABLE = {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute"}
+LEGIT_PODS = {
+    # scratch space from the tenant's storage class, one claim per pod
+    "scratch": {"volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}, {"name": "scratch", "ephemeral": {"volumeClaimTemplate": {
+        "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": "standard", "resources": {"requests": {"storage": "1Gi"}}}}}}]},
+    # faster failover than the 300 s DefaultTolerationSeconds gives, and the longest grace period
+    "fast-failover": {"terminationGracePeriodSeconds": 300,
+                      "tolerations": [{**NOT_READY, "tolerationSeconds": 30}, {**UNREACHABLE, "tolerationSeconds": 300}]},
+}
+
+
+GATEWAY_PODS = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "envoy-gateway-system"}}}
+LEGIT_OBJECTS = [
+    # empty lists and maps, as tools write them: the API server leaves them out before policies see them
+    {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "from-gateway-written-out"},
+     "spec": {"podSelector": {"matchLabels": {}}, "policyTypes": ["Ingress"], "ingress": [{"from": [
+         {"namespaceSelector": {**GATEWAY_PODS["namespaceSelector"], "matchExpressions": []}}], "ports": []}]}},
+    # the Gateway's data plane narrowed to its proxy pods
+    {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "from-gateway-proxies"},
+     "spec": {"podSelector": {}, "policyTypes": ["Ingress"], "ingress": [{"from": [
+         {**GATEWAY_PODS, "podSelector": {"matchLabels": {"app.kubernetes.io/component": "proxy"}}}]}]}},
+]
+
+
+def legit_objects(deployment: dict) -> list[dict]:
+    """The app's own Deployment varied as LEGIT_PODS says (one replica each), and LEGIT_OBJECTS."""
+    objects = []
+    for name, pod in LEGIT_PODS.items():
+        obj = yaml.safe_load(yaml.safe_dump(deployment))
+        labels = {"app.kubernetes.io/name": name}
+        obj["metadata"] = {"name": name, "labels": labels}
+        obj["spec"].update(replicas=1, selector={"matchLabels": labels})
+        obj["spec"]["template"]["metadata"]["labels"] = labels
+        obj["spec"]["template"]["spec"].update(pod)
+        objects.append(obj)
+    return [*objects, *LEGIT_OBJECTS]
+
+
+def test_what_kubernetes_and_the_docs_allow_a_tenant_stays_admitted(fleet, tmp_path_factory):
+    deployment = yaml.safe_load((fleet["shop"] / "deployment.yaml").read_text())
+    repo = shop_with(fleet, tmp_path_factory, "legit.yaml", legit_objects(deployment))
+    assert check_repo(repo, platform=fleet["platform"]) == []
+
+
 def test_what_the_clusters_controllers_do_in_a_tenant_namespace_is_admitted(fleet):
     """Pods a controller creates carry the cluster's globalDefault priority class (the Priority
     plugin sets it first), and the PersistentVolume controller binds claims by name: neither is
@@ -360,6 +459,17 @@ def test_what_the_clusters_controllers_do_in_a_tenant_namespace_is_admitted(flee
     pinned = {**pod, "spec": {**pod["spec"], "nodeName": "node-1"}}  # the pods policy does judge Pods
     assert [d.source for d in cluster.policy_denials(cluster.defaulted(pinned, "shop"), replicasets, "shop")] == [
         "opencenter-tenant-pods"]
+    # The Job controller removes its finalizer from a pod admitted under an earlier release (a
+    # toleration and grace period now refused): an UPDATE keeping them passes, one adding a toleration not.
+    earlier = cluster.defaulted({**pod, "spec": {**pod["spec"], "terminationGracePeriodSeconds": 3600, "tolerations": [
+        {"key": "node.kubernetes.io/memory-pressure", "operator": "Exists", "effect": "NoSchedule"}]}}, "shop")
+    jobs = service_account("kube-system", "job-controller")
+    assert [d.source for d in cluster.policy_denials(earlier, jobs, "shop")] == ["opencenter-tenant-pods"] * 2
+    assert cluster.policy_denials(earlier, jobs, "shop", "UPDATE", earlier) == []
+    added = {**earlier, "spec": {**earlier["spec"], "tolerations": [*earlier["spec"]["tolerations"], {"operator": "Exists"}]}}
+    assert [d.message.split(":")[0] for d in cluster.policy_denials(added, jobs, "shop", "UPDATE", earlier)] == [
+        "tenant pods may only tolerate node.kubernetes.io/not-ready and node.kubernetes.io/unreachable, effect NoExecute, "
+        "for at most 300 s (what Kubernetes gives every pod)"]
     pending = {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "data", "namespace": "shop"},
                "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}
     bound = {**pending, "spec": {**pending["spec"], "volumeName": "pvc-0a1b2c"}}

@@ -264,6 +264,25 @@ def test_policies_see_property_names_unescaped_as_the_api_server_passes_them():
     assert denials(escaped, route) == [("policy", "escaped", "never true on a real object")]
 
 
+def test_built_in_objects_reach_policies_without_their_empty_lists_and_maps():
+    """The API server converts a built-in object from its Go type for the policies: omitempty
+    fields leave out empty lists and maps, never an empty struct (an empty selector selects all)."""
+    rules = [{"apiGroups": ["networking.k8s.io"], "apiVersions": ["v1"], "operations": ["CREATE"], "resources": ["networkpolicies"]}]
+    cluster = make(*policy("peers", [{"expression": "object.spec.ingress.all(r, r.from.all(p, has(p.namespaceSelector) && "
+                                                    "size(p.namespaceSelector) <= 1 && has(p.podSelector) && !has(p.podSelector.matchLabels)))",
+                                      "message": "one namespace selector field, no pod labels"}], rules))
+
+    def allowing(peer: dict) -> dict:
+        return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "p"},
+                "spec": {"podSelector": {}, "ingress": [{"from": [peer], "ports": []}]}}
+
+    written_out = {"namespaceSelector": {"matchLabels": {"a": "b"}, "matchExpressions": []}, "podSelector": {"matchLabels": {}}}
+    assert denials(cluster, allowing(written_out)) == []
+    assert denials(cluster, allowing({"namespaceSelector": {}, "podSelector": {}})) == []  # empty structs stay
+    both = {"namespaceSelector": {"matchLabels": {"a": "b"}, "matchExpressions": [{"key": "c", "operator": "Exists"}]}, "podSelector": {}}
+    assert denials(cluster, allowing(both)) == [("policy", "peers", "one namespace selector field, no pod labels")]
+
+
 def test_an_expression_error_denies_under_fail_and_not_under_ignore():
     broken = [{"expression": "object.spec.missing.field == 1", "message": "unused"}]
     failing = denials(make(*policy("strict", broken)), service())
@@ -476,6 +495,25 @@ def test_stateful_set_claims_count_per_replica_and_per_storage_class():
     assert quota_messages(gold, claim) == [
         "exceeded quota: q, requested: gold.storageclass.storage.k8s.io/requests.storage=16Gi, "
         "used: gold.storageclass.storage.k8s.io/requests.storage=0, limited: gold.storageclass.storage.k8s.io/requests.storage=15Gi"]
+
+
+def scratch(storage: str) -> list[dict]:
+    """A generic ephemeral volume: the ephemeral volume controller creates its claim for each pod."""
+    return [{"name": "scratch", "ephemeral": {"volumeClaimTemplate": {"spec": {
+        "accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": storage}}}}}}]
+
+
+def test_ephemeral_volume_claims_count_per_pod_after_it_and_meet_the_limit_range():
+    cluster = make(quota({"requests.storage": "2Gi", "pods": "5"}), limit_range({"type": "PersistentVolumeClaim", "max": {"storage": "20Gi"}}))
+    assert quota_messages(cluster, workload(replicas=2, volumes=scratch("1Gi"))) == []
+    # the third pod is admitted, then its claim refused; a Pod's own claims likewise
+    assert quota_messages(cluster, workload(replicas=3, volumes=scratch("1Gi")), workload("Pod", volumes=scratch("1Gi"))) == [
+        "exceeded quota: q, requested: requests.storage=1Gi, used: requests.storage=2Gi, limited: requests.storage=2Gi",
+        "exceeded quota: q, requested: requests.storage=1Gi, used: requests.storage=2Gi, limited: requests.storage=2Gi"]
+    assert quota_messages(make(quota({"pods": "3"})), workload(replicas=3, volumes=scratch("1Gi")), workload("Pod", volumes=scratch("1Gi"))) == [
+        "exceeded quota: q, requested: pods=1, used: pods=3, limited: pods=3"]
+    assert pod_denials(cluster, workload(volumes=scratch("21Gi"))) == [
+        ("LimitRange/l", "maximum storage usage per PersistentVolumeClaim is 20Gi, but request is 21Gi")]
 
 
 def test_what_a_quota_refuses_counts_nowhere():
