@@ -170,9 +170,11 @@ def test_an_app_leaving_clusters_keeps_its_overlays_and_only_then_records_it():
     # Back on two clusters the overlays are implied: not recorded twice.
     back = apps.plan_register(left.apps, entry(clusters=["prod", "staging"]), allow_update=True)
     assert back.apps == [entry(clusters=["prod", "staging"])]
-    # An update that names no clusters keeps the app's, and its overlays.
-    again = apps.plan_register(left.apps, entry(), allow_update=True)
-    assert again.apps == left.apps and not again.changed
+    # An update that names no clusters keeps the app's, and its overlays (onboarding carries every
+    # setting not given over: plan_many).
+    domains = {"staging": "staging.acme.example.com", "prod": "prod.acme.example.com"}
+    again, _ = apps.plan_many(left.apps, [{"name": "shop"}], set(), domains, allow_update=True)
+    assert again == left.apps
 
 
 def test_plan_remove():

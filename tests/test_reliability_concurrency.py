@@ -49,7 +49,7 @@ def test_six_parallel_onboardings_never_lose_a_reported_success(workspace, tmp_p
     for name, (code, out, err) in results.items():
         if code != 0:
             # it waited, then found the winner's changes staged for review: it says so and wrote nothing
-            assert code == 2 and "was changed by the onboarding or offboarding this run waited for" in err, err
+            assert code == 2 and "was changed by the command this run waited for" in err, err
             assert "Traceback" not in err and not (platform / SOURCES / f"{name}-deploy-key.sops.yaml").exists()
 
 
