@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import math
 import os
 import subprocess
 import sys
@@ -148,6 +149,8 @@ def exclusive(repo: Path, command: str, wait: float = DEFAULT_LOCK_WAIT) -> Iter
     then refuses, naming it; yields whether it waited. The lock is an flock on a file in the git
     directory: released by the kernel when its holder exits, however it exits, so it never goes stale.
     """
+    if not (math.isfinite(wait) and wait >= 0):  # nan would never reach the deadline
+        raise HookError("--lock-wait", f"must be a number of seconds, 0 or more (got {wait})")
     if not is_work_tree(repo):
         raise HookError(str(repo), "is not inside a git repository (git init, add and commit it first)")
     path = Path(git(repo, "rev-parse", "--absolute-git-dir").stdout.strip()) / LOCK_FILE

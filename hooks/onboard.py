@@ -314,6 +314,9 @@ def _register(
     if app_repo is not None:
         if not app_repo.is_dir():
             raise HookError("app repository", f"{app_repo} is not a directory")
+        if app_repo.resolve().is_relative_to(platform_path):  # its docs/ would be left untracked here
+            raise HookError("app repository", f"{app_repo} is the platform repository {platform_path} (or in it); "
+                            "give the app's own repository")
         # Its Secret is encrypted for these after the registration: a bad key must stop us now.
         app_setup.check_recipients(app_repo, placeholder_allowed=True)
 
@@ -627,9 +630,12 @@ def entry_from_args(args: argparse.Namespace) -> dict[str, Any]:
         raise HookError("known_hosts", "give --known-hosts or --known-hosts-file, not both")
     if args.known_hosts_file:
         try:
-            known = Path(args.known_hosts_file).read_text()
+            known = Path(args.known_hosts_file).read_text(encoding="utf-8")
         except OSError as error:
             raise HookError("known_hosts", f"cannot read {args.known_hosts_file}: {error.strerror}") from None
+        except UnicodeDecodeError:
+            raise HookError("known_hosts", f"{args.known_hosts_file} is not UTF-8 text: give the known_hosts "
+                            "lines (ssh-keyscan's output), not a binary file") from None
     entry = {
         "name": args.name, "url": args.url, "branch": args.branch,
         "secrets": parse_bool(args.secrets), "receiver": receiver, "known_hosts": known,

@@ -33,7 +33,7 @@ import yaml
 from pyrage import x25519
 
 from conftest import ROOT, commit_all, git
-from hooks import gitrepo, offboard, onboard, sops
+from hooks import agekeys, app_admin, cluster_admin, gitrepo, offboard, onboard, platform_setup, sops
 from hooks.errors import run_main
 from reliability import SOURCES, build_workspace, copy_workspace, differences, tree_state
 
@@ -275,3 +275,92 @@ def test_ctrl_c_after_offboarding_deleted_the_secrets(ws, monkeypatch, capsys):
     assert (ws / "platform" / SOURCES / "shop-deploy-key.sops.yaml").is_file()
     assert run_in_process(offboard.main, offboard_argv(ws)) == 0
     assert registered(ws / "platform") == []
+
+
+# Unusable paths and values: a clear refusal naming them, never a traceback ---------------------
+
+
+def customer_of(platform: Path) -> str:
+    return yaml.safe_load((platform / ".copier-answers.yml").read_text())["customer_name"]
+
+
+AGE_KEY_COMMANDS = {
+    # name: (module, argv after the platform path, the key file it would create: (customer) -> path)
+    "platform-copy-task": (platform_setup, lambda ws: ["--customer", "acme", "--cluster", "edge"],
+                           lambda ws: agekeys.platform_key_file("acme", "edge")),
+    "cluster-add": (cluster_admin, lambda ws: ["add", "staging", "--platform", str(ws / "platform")],
+                    lambda ws: agekeys.platform_key_file(customer_of(ws / "platform"), "staging")),
+    "rotate-age-key-start": (app_admin, lambda ws: ["rotate-age-key", "--platform", str(ws / "platform"),
+                                                    "--cluster", "prod", "--start"],
+                             lambda ws: app_admin.next_key_file(customer_of(ws / "platform"), "prod")),
+}
+
+
+@pytest.mark.parametrize("blocked", ["folder-is-a-file", "key-path-is-a-folder"])
+@pytest.mark.parametrize("command", AGE_KEY_COMMANDS)
+def test_an_unusable_age_key_path_is_refused_naming_it(command, blocked, ws, tmp_path, monkeypatch, capsys):
+    """The key folder cannot be made (a file stands where it goes: ENOTDIR, for root too), or a
+    folder stands where the key file goes: one line naming the path, exit 2, nothing changed."""
+    module, argv, key_file = AGE_KEY_COMMANDS[command]
+    if blocked == "folder-is-a-file":
+        (tmp_path / "blocker").write_text("not a folder\n")
+        monkeypatch.setenv("OPENCENTER_AGE_KEY_DIR", str(tmp_path / "blocker" / "age"))
+    else:
+        key_file(ws).mkdir(parents=True)
+    monkeypatch.chdir(ws)  # the copy task writes into the current directory
+    before = tree_state(tmp_path)
+    with pytest.raises(SystemExit) as done:
+        run_main(module.main, argv(ws))
+    err = capsys.readouterr().err
+    assert done.value.code == 2 and "Traceback" not in err, err
+    assert err.startswith(f"error: {key_file(ws)}: "), err
+    assert ("cannot create the age key file (Not a directory)" if blocked == "folder-is-a-file"
+            else "cannot be read as an age key file (Is a directory)") in err, err
+    assert differences(before, tree_state(tmp_path)) == []
+
+
+def test_a_known_hosts_file_that_is_not_text_is_refused(ws, tmp_path, capsys):
+    binary = tmp_path / "known_hosts"
+    binary.write_bytes(b"\xff\xfe\x00git.example.com ssh-ed25519 \x80\x81\n")
+    before = tree_state(ws)
+    argv = ["-m", "hooks.onboard", "--platform", str(ws / "platform"), "--name", "cart",
+            "--url", "ssh://git@git.example.com/acme/cart", "--known-hosts-file", str(binary)]
+    assert run_in_process(onboard.main, argv) == 2
+    assert capsys.readouterr().err == (f"error: known_hosts: {binary} is not UTF-8 text: give the known_hosts lines "
+                                       "(ssh-keyscan's output), not a binary file\n")
+    assert differences(before, tree_state(ws)) == []
+
+
+@pytest.mark.parametrize("wait", ["nan", "inf", "-1"])
+def test_a_lock_wait_that_is_no_duration_is_refused(wait, ws, capsys):
+    before = tree_state(ws)
+    assert run_in_process(onboard.main, onboard_argv(ws, "--lock-wait", wait)) == 2
+    assert f"--lock-wait: must be a number of seconds, 0 or more (got {float(wait)})" in capsys.readouterr().err
+    assert differences(before, tree_state(ws)) == []
+
+
+def test_the_platform_repository_as_app_repository_is_refused(ws, capsys):
+    """Its docs/deploy-key.pub would be left untracked in the platform repository."""
+    before = tree_state(ws)
+    assert run_in_process(onboard.main, onboard_argv(ws, "--app-repo", str(ws / "platform"))) == 2
+    assert "is the platform repository" in capsys.readouterr().err
+    assert differences(before, tree_state(ws)) == []
+
+
+def test_the_suite_never_uses_a_callers_repository(tmp_path):
+    """Run from a git hook, the tests inherit GIT_DIR, GIT_WORK_TREE and GIT_INDEX_FILE of the
+    hook's repository; conftest drops them, so the tests' git commands stay in their own."""
+    caller = tmp_path / "caller"
+    caller.mkdir()
+    commit_all(caller, "the caller's own commit")
+    own = tmp_path / "own"
+    own.mkdir()
+    (own / "file").write_text("test data\n")
+    script = ("import sys; sys.path[:0] = [sys.argv[1]]; import conftest; "
+              "conftest.commit_all(conftest.Path(sys.argv[2]), 'a test commit')")
+    env = {**os.environ, "GIT_DIR": str(caller / ".git"), "GIT_WORK_TREE": str(caller),
+           "GIT_INDEX_FILE": str(caller / ".git" / "index")}
+    done = run(sys.executable, ["-c", script, str(ROOT / "tests"), str(own)], env)
+    assert done.returncode == 0, done.stderr
+    assert git("log", "--format=%s", cwd=caller).splitlines() == ["the caller's own commit"]
+    assert git("log", "--format=%s", cwd=own).splitlines() == ["a test commit"]
