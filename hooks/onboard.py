@@ -55,7 +55,7 @@ import yaml  # noqa: E402
 from hooks import apps as appsmod  # noqa: E402
 from hooks import agekeys, app_setup, clusters, deploykeys, gitrepo, onboarding_requests, sops  # noqa: E402
 from hooks.answers import ANSWERS_FILE, load_answers  # noqa: E402
-from hooks.errors import HookError, run_main  # noqa: E402
+from hooks.errors import HookError, run_main, uninterruptible  # noqa: E402
 
 PUBLIC_KEY_ANNOTATION = "opencenter/deploy-key-public"
 AGE_KEY_ANNOTATION = "opencenter/age-public-key"
@@ -311,6 +311,8 @@ def _register(
     branch = f"onboard/{names[0]}" + (f"-and-{len(names) - 1}-more" if len(names) > 1 else "")
     if review_branch and gitrepo.branch_exists(platform_path, branch):
         raise HookError("review branch", f"{branch} already exists in {platform_path}; merge or delete it first")
+    if review_branch:
+        gitrepo.require_identity(platform_path)
     if app_repo is not None:
         if not app_repo.is_dir():
             raise HookError("app repository", f"{app_repo} is not a directory")
@@ -442,14 +444,15 @@ def app_repo_restored_on_failure(app_repo: Path | None) -> Iterator[None]:
     try:
         yield
     except BaseException:
-        for path, content in saved.items():
-            if content is None:
-                path.unlink(missing_ok=True)
-            else:
-                path.write_bytes(content)
-        for folder in new_dirs:
-            if folder.is_dir() and not any(folder.iterdir()):
-                folder.rmdir()
+        with uninterruptible():  # a second Ctrl-C must not stop it half way
+            for path, content in saved.items():
+                if content is None:
+                    path.unlink(missing_ok=True)
+                else:
+                    path.write_bytes(content)
+            for folder in new_dirs:
+                if folder.is_dir() and not any(folder.iterdir()):
+                    folder.rmdir()
         raise
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import sysconfig
@@ -33,7 +34,7 @@ import yaml
 from pyrage import x25519
 
 from conftest import ROOT, commit_all, git
-from hooks import agekeys, app_admin, cluster_admin, gitrepo, offboard, onboard, platform_setup, sops
+from hooks import agekeys, app_admin, cluster_admin, errors, gitrepo, offboard, onboard, platform_setup, sops
 from hooks.errors import run_main
 from reliability import SOURCES, build_workspace, copy_workspace, differences, tree_state
 
@@ -364,3 +365,104 @@ def test_the_suite_never_uses_a_callers_repository(tmp_path):
     assert done.returncode == 0, done.stderr
     assert git("log", "--format=%s", cwd=caller).splitlines() == ["the caller's own commit"]
     assert git("log", "--format=%s", cwd=own).splitlines() == ["a test commit"]
+
+
+# Stopped from outside: SIGTERM, SIGHUP, a second Ctrl-C during the rollback ---------------------
+
+
+def signal_after(real: Callable, signum: int) -> Callable:
+    """A step that does its work, then receives `signum` (a timeout, a cancelled CI job, a closed
+    terminal): a real signal, delivered to this process."""
+
+    def step(*args, **kwargs):
+        real(*args, **kwargs)
+        os.kill(os.getpid(), signum)
+
+    return step
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+def test_a_stop_signal_after_the_first_key_file_rolls_back_like_ctrl_c(signum, ws, monkeypatch, capsys):
+    argv = onboard_argv(ws, "--receiver")
+    before = tree_state(ws)
+    with monkeypatch.context() as patch:
+        patch.setattr(onboard, "write_once", signal_after(onboard.write_once, signum))
+        assert run_in_process(onboard.main, argv) == 128 + signum
+    err = capsys.readouterr().err
+    assert f"error: interrupted ({signal.Signals(signum).name})" in err and "put back exactly as it was" in err, err
+    assert differences(before, tree_state(ws)) == []
+    assert signal.getsignal(signum) is not errors._terminate  # run_main put the previous handler back
+    assert run_in_process(onboard.main, argv) == 0
+    assert registered(ws / "platform") == ["cart", "shop"]
+
+
+@pytest.mark.parametrize("second", [signal.SIGINT, signal.SIGTERM], ids=["Ctrl-C", "SIGTERM"])
+def test_a_second_interruption_does_not_stop_the_rollback_half_way(second, ws, monkeypatch, capsys):
+    """Ctrl-C after the secrets are written, and again once the rollback has begun (after it
+    listed what to put back): the second is ignored and the rollback finishes."""
+    argv = onboard_argv(ws, "--review-branch", "--receiver")
+    before = tree_state(ws)
+    listings = []
+
+    def changed_paths(repo, base):
+        listings.append(base)
+        if len(listings) == 2:  # the first is the transaction's start, the second the rollback's
+            os.kill(os.getpid(), second)
+        return real_changed_paths(repo, base)
+
+    real_changed_paths = gitrepo.changed_paths
+    with monkeypatch.context() as patch:
+        previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal
+        try:
+            patch.setattr(gitrepo, "changed_paths", changed_paths)
+            patch.setattr(gitrepo, "stage_all", fail_after(gitrepo.stage_all, KeyboardInterrupt()))
+            assert run_in_process(onboard.main, argv) == 130
+        finally:
+            signal.signal(signal.SIGINT, previous)
+    assert len(listings) == 2
+    assert "put back exactly as it was" in capsys.readouterr().err
+    assert differences(before, tree_state(ws)) == []
+
+
+# A rollback puts back only what the run changed ---------------------------------------------------
+
+
+def test_a_rollback_keeps_edits_made_while_the_keys_were_generated(ws, monkeypatch, capsys):
+    """Someone edits README.md and creates NOTES.md while onboarding generates the keys; then the
+    change fails. The rollback undoes the onboarding's files and staging, and keeps those edits."""
+    platform = ws / "platform"
+    before = tree_state(ws)
+
+    def material_while_someone_edits(*args, **kwargs):
+        with (platform / "README.md").open("a") as readme:
+            readme.write("\nA note of my own.\n")
+        (platform / "NOTES.md").write_text("my notes\n")
+        return real_material(*args, **kwargs)
+
+    real_material = onboard.make_material
+    with monkeypatch.context() as patch:
+        patch.setattr(onboard, "make_material", material_while_someone_edits)
+        patch.setattr(gitrepo, "stage_all", fail_after(gitrepo.stage_all, RuntimeError("simulated failure")))
+        assert run_in_process(onboard.main, onboard_argv(ws)) == 2
+    assert "put back exactly as it was" in capsys.readouterr().err
+    assert (platform / "NOTES.md").read_text() == "my notes\n"
+    assert (platform / "README.md").read_text().endswith("\nA note of my own.\n")
+    assert sorted(differences(before, tree_state(ws))) == [
+        "added: platform/NOTES.md", "changed: platform/.git ['status']", "changed: platform/README.md"]
+    assert git("diff", "--cached", "--name-only", cwd=platform) == ""  # nothing of the run left staged
+    assert registered(platform) == ["shop"] and not (platform / SOURCES / "cart-deploy-key.sops.yaml").exists()
+
+
+def test_a_review_branch_without_a_git_identity_is_refused_before_anything(ws, monkeypatch, capsys):
+    for name in ("GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL"):
+        monkeypatch.delenv(name, raising=False)
+    # No identity from the host name either: only configured ones count (HOME is the test's own).
+    for name, value in {"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "user.useConfigOnly",
+                        "GIT_CONFIG_VALUE_0": "true"}.items():
+        monkeypatch.setenv(name, value)
+    before = tree_state(ws)
+    assert run_in_process(onboard.main, onboard_argv(ws, "--review-branch")) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --review-branch: commits, but git has no identity here"), err
+    assert "put back" not in err  # refused before the transaction, not rolled back
+    assert differences(before, tree_state(ws)) == []
