@@ -51,7 +51,12 @@ def identity_in(text: str) -> x25519.Identity | None:
 
 def public_key_of(path: Path) -> str:
     """The public key of an existing age key file; refuses a file that holds no identity."""
-    identity = identity_in(path.read_text())
+    try:
+        identity = identity_in(path.read_text())
+    except OSError as error:  # a directory in its place, no permission
+        raise HookError(str(path), f"cannot be read as an age key file ({error.strerror}); move it away or fix it") from None
+    except UnicodeDecodeError:
+        identity = None
     if identity is None:
         raise HookError(str(path), "exists but holds no valid AGE-SECRET-KEY line; move it away or fix it")
     return str(identity.to_public())
@@ -62,11 +67,16 @@ def ensure_key_file(path: Path) -> tuple[str, bool]:
 
     An existing file is never overwritten: its key is reused, so re-running is harmless.
     """
-    if path.exists():
+    if os.path.lexists(path):
         return public_key_of(path), False
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     identity = x25519.Identity.generate()
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError as error:
+        where = "OPENCENTER_AGE_KEY_DIR" if os.environ.get("OPENCENTER_AGE_KEY_DIR") else "XDG_CONFIG_HOME or HOME"
+        raise HookError(str(path), f"cannot create the age key file ({error.strerror}); make its folder writable, "
+                                   f"or point {where} at one that is") from None
     with os.fdopen(fd, "w") as handle:
         handle.write(key_file_text(identity))
     return str(identity.to_public()), True

@@ -3,8 +3,16 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Callable, NoReturn
+
+# What stops a command from outside besides Ctrl-C (SIGINT): `timeout` and a cancelled CI job send
+# SIGTERM, a closed terminal SIGHUP.
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 
 
 class HookError(Exception):
@@ -16,8 +24,44 @@ class HookError(Exception):
         self.rule = rule
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised where the command is, as Python raises KeyboardInterrupt for
+    Ctrl-C: a transaction under way puts its repository back the same way (hooks/gitrepo.py)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated(signum)
+
+
+@contextmanager
+def uninterruptible() -> Iterator[None]:
+    """Ctrl-C, SIGTERM and SIGHUP are ignored inside: a second Ctrl-C must not stop a restore half
+    way. Ignored, not deferred, and inherited by the commands started inside (an ignored signal
+    stays ignored across exec), so git restoring files is not stopped either. Signal dispositions
+    belong to the main thread; elsewhere this changes nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, *STOP_SIGNALS)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+
+
 def run_main(main: Callable[[list[str]], int], argv: list[str] | None = None) -> NoReturn:
-    """Run an entry point; a HookError becomes one clear line on stderr and exit status 2."""
+    """Run an entry point; a HookError becomes one clear line on stderr and exit status 2.
+    SIGTERM and SIGHUP stop it as Ctrl-C does (exit status 128 + the signal's number), unless they
+    were ignored when it started (nohup)."""
+    previous = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
+    for sig, handler in previous.items():
+        if handler is not signal.SIG_IGN:
+            signal.signal(sig, _terminate)
     try:
         code = main(sys.argv[1:] if argv is None else argv)
         sys.stdout.flush()  # here, so that a reader gone early is handled below, not at exit
@@ -30,7 +74,13 @@ def run_main(main: Callable[[list[str]], int], argv: list[str] | None = None) ->
     except HookError as error:
         print(f"error: {error}", file=sys.stderr)
         code = 2
+    except Terminated as error:
+        print(f"error: interrupted ({error})", file=sys.stderr)
+        code = 128 + error.signum
     except KeyboardInterrupt:
         print("error: interrupted (Ctrl-C)", file=sys.stderr)
         code = 130
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
     sys.exit(code)

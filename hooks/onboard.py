@@ -55,7 +55,7 @@ import yaml  # noqa: E402
 from hooks import apps as appsmod  # noqa: E402
 from hooks import agekeys, app_setup, clusters, deploykeys, gitrepo, onboarding_requests, sops  # noqa: E402
 from hooks.answers import ANSWERS_FILE, load_answers  # noqa: E402
-from hooks.errors import HookError, run_main  # noqa: E402
+from hooks.errors import HookError, run_main, uninterruptible  # noqa: E402
 
 PUBLIC_KEY_ANNOTATION = "opencenter/deploy-key-public"
 AGE_KEY_ANNOTATION = "opencenter/age-public-key"
@@ -311,9 +311,14 @@ def _register(
     branch = f"onboard/{names[0]}" + (f"-and-{len(names) - 1}-more" if len(names) > 1 else "")
     if review_branch and gitrepo.branch_exists(platform_path, branch):
         raise HookError("review branch", f"{branch} already exists in {platform_path}; merge or delete it first")
+    if review_branch:
+        gitrepo.require_identity(platform_path)
     if app_repo is not None:
         if not app_repo.is_dir():
             raise HookError("app repository", f"{app_repo} is not a directory")
+        if app_repo.resolve().is_relative_to(platform_path):  # its docs/ would be left untracked here
+            raise HookError("app repository", f"{app_repo} is the platform repository {platform_path} (or in it); "
+                            "give the app's own repository")
         # Its Secret is encrypted for these after the registration: a bad key must stop us now.
         app_setup.check_recipients(app_repo, placeholder_allowed=True)
 
@@ -445,14 +450,15 @@ def app_repo_restored_on_failure(app_repo: Path | None) -> Iterator[None]:
     try:
         yield
     except BaseException:
-        for path, content in saved.items():
-            if content is None:
-                path.unlink(missing_ok=True)
-            else:
-                path.write_bytes(content)
-        for folder in new_dirs:
-            if folder.is_dir() and not any(folder.iterdir()):
-                folder.rmdir()
+        with uninterruptible():  # a second Ctrl-C must not stop it half way
+            for path, content in saved.items():
+                if content is None:
+                    path.unlink(missing_ok=True)
+                else:
+                    path.write_bytes(content)
+            for folder in new_dirs:
+                if folder.is_dir() and not any(folder.iterdir()):
+                    folder.rmdir()
         raise
 
 
@@ -652,9 +658,12 @@ def entry_from_args(args: argparse.Namespace) -> dict[str, Any]:
         raise HookError("known_hosts", "give --known-hosts or --known-hosts-file, not both")
     if args.known_hosts_file:
         try:
-            entry["known_hosts"] = Path(args.known_hosts_file).read_text()
+            entry["known_hosts"] = Path(args.known_hosts_file).read_text(encoding="utf-8")
         except OSError as error:
             raise HookError("known_hosts", f"cannot read {args.known_hosts_file}: {error.strerror}") from None
+        except UnicodeDecodeError:
+            raise HookError("known_hosts", f"{args.known_hosts_file} is not UTF-8 text: give the known_hosts "
+                            "lines (ssh-keyscan's output), not a binary file") from None
     elif args.known_hosts is not None:
         entry["known_hosts"] = args.known_hosts
     if args.hostname is not None:

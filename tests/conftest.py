@@ -25,6 +25,15 @@ from hooks.check import check_repo
 jinja_cache.install()  # test speed only: see tests/jinja_cache.py
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# Run from a git hook (pre-commit, pre-push), the suite inherits GIT_DIR, GIT_WORK_TREE,
+# GIT_INDEX_FILE and the other variables that point git at the hook's repository: every git command
+# of the tests (and of Copier and the hooks they run) would read and commit there instead of in the
+# test's own repositories. Git lists them itself (what it clears when it enters a submodule).
+for _name in subprocess.run(["git", "rev-parse", "--local-env-vars"], capture_output=True, text=True,
+                            check=True).stdout.split():
+    os.environ.pop(_name, None)
+    local.env.pop(_name, None)
 PATH_AT_START = os.environ["PATH"]  # before any test puts a fake tool in front
 SERVICE_CATALOG = yaml.safe_load((ROOT / "includes" / "services.yml").read_text())
 
@@ -295,9 +304,9 @@ def template_snapshot(shared_renders: SharedRenders) -> Path:
         ).stdout.split("\0")
         for rel in filter(None, listed):
             src = ROOT / rel
-            if src.is_symlink():  # hooks/includes -> ../includes
+            if src.is_symlink():  # as git has it (hooks/includes -> ../includes)
                 (dst / rel).parent.mkdir(parents=True, exist_ok=True)
-                (dst / rel).symlink_to(os.readlink(src))
+                os.symlink(os.readlink(src), dst / rel)
             elif src.is_file():
                 (dst / rel).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(src, dst / rel)

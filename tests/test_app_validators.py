@@ -53,6 +53,15 @@ BAD_ANSWERS = [
     ({"cpu_limit": "50m"}, "cpu_limit", "at least cpu_request"),
     ({"memory_request": "128MB"}, "memory_request", "positive memory quantity"),
     ({"memory_limit": "64Mi"}, "memory_limit", "at least memory_request"),
+    # Zero in any spelling is no positive quantity; a request above the container maximum would
+    # leave no cpu_limit/memory_limit that passes (at least the request, at most the maximum).
+    ({"cpu_request": "0.00"}, "cpu_request", "positive CPU quantity"),
+    ({"cpu_request": "00"}, "cpu_request", "positive CPU quantity"),
+    ({"cpu_request": "0.000"}, "cpu_request", "positive CPU quantity"),
+    ({"cpu_limit": "0.00"}, "cpu_limit", "positive CPU quantity"),
+    ({"cpu_request": "64"}, "cpu_request", "refused by the platform's LimitRange (at most 2 CPU per"),
+    ({"cpu_request": "2001m"}, "cpu_request", "cpu_limit must be at least cpu_request"),
+    ({"memory_request": "512Gi"}, "memory_request", "refused by the platform's LimitRange (at most 4Gi"),
     # above what the platform's LimitRange admits per container
     ({"cpu_limit": "2500m"}, "cpu_limit", "refused by the platform's LimitRange (at most 2 CPU per"),
     ({"memory_limit": "5Gi"}, "memory_limit", "refused by the platform's LimitRange (at most 4Gi"),
@@ -61,10 +70,18 @@ BAD_ANSWERS = [
     ({"app_repo_url": "ssh://git:pw@github.com/acme/shop"}, "app_repo_url", "must not embed credentials"),
     ({"app_repo_branch": "main..dev"}, "app_repo_branch", "no '..'"),
     ({"app_repo_branch": "release."}, "app_repo_branch", "not ending in '/', '.' or '.lock'"),
+    ({"app_repo_branch": 0o755}, "app_repo_branch", "arrived as 493"),  # a data file's unquoted 0755
+    ({"app_repo_branch": 1.10}, "app_repo_branch", "arrived as 1.1"),
     ({"route_gateway_name": "Platform_Gateway"}, "route_gateway_name", "DNS-1123 label"),
     ({"route_gateway_namespace": "gateway.system"}, "route_gateway_namespace", "DNS-1123 label"),
     ({"route_section_name": "HTTPS"}, "route_section_name", "DNS-1123 label"),
     ({"gateway_proxy_namespace": ""}, "gateway_proxy_namespace", "DNS-1123 label"),
+    # The NetworkPolicy admits every pod of gateway_proxy_namespace: never a system namespace.
+    ({"gateway_proxy_namespace": "default"}, "gateway_proxy_namespace", "'default' is a Kubernetes or Flux namespace"),
+    ({"gateway_proxy_namespace": "kube-system"}, "gateway_proxy_namespace", "'kube-system' is a Kubernetes or Flux"),
+    ({"gateway_proxy_namespace": "kube-x"}, "gateway_proxy_namespace", "'kube-x' is a Kubernetes or Flux"),
+    ({"route_gateway_namespace": "flux-system"}, "route_gateway_namespace", "'flux-system' is a Kubernetes or Flux"),
+    ({"route_gateway_namespace": "default"}, "route_gateway_namespace", "'default' is a Kubernetes or Flux"),
     ({"extra_egress": "10.0.0.0/8"}, "extra_egress", "CIDR:PORT"),
     ({"extra_egress": "10.0.0.300/8:443"}, "extra_egress", "CIDR:PORT"),
     ({"extra_egress": "10.0.0.0/8:0"}, "extra_egress", "between 1 and 65535"),
@@ -146,7 +163,7 @@ def test_validators_accept_the_good_forms(tmp_path):
         path_prefix="/shop/v1", cpu_request="0.5", cpu_limit="500m", memory_request="1Gi",
         memory_limit="1024Mi", extra_egress="0.0.0.0/0:443", secret_keys="TOKEN", secrets_age_recipients=GOOD_KEY,
         app_repo_url="ssh://git@git.example.com:2222/acme/shop", app_repo_known_hosts=f"# keyscan\n{OTHER_HOST_KEYS}",
-        webhook_receiver="generic",
+        webhook_receiver="generic", app_repo_branch="1.10",  # quoted in a data file: text, as given
     )
     assert (tmp_path / "app" / "secret.sops.yaml").is_file()
 
@@ -155,6 +172,7 @@ def test_validators_accept_the_good_forms(tmp_path):
     ({"cpu_request": "1"}, {"cpu": "1", "memory": "256Mi"}),
     ({"memory_request": "1Gi"}, {"cpu": "500m", "memory": "1Gi"}),
     ({"cpu_request": "250m", "memory_request": "64Mi"}, {"cpu": "500m", "memory": "256Mi"}),
+    ({"cpu_request": "2", "memory_request": "4Gi"}, {"cpu": "2", "memory": "4Gi"}),  # the container maximum
 ])
 def test_a_limit_defaults_to_at_least_its_request(tmp_path, answers, limits):
     """The default of a limit must pass its own validator: a larger request raises it (no crash)."""

@@ -38,6 +38,10 @@ BAD_ANSWERS = [
     ("platform_repo_branch", "main..dev", "no '..'"),
     ("platform_repo_branch", "feature/", "not ending in '/'"),
     ("platform_repo_branch", "release.", "not ending in '/', '.'"),
+    # Numbers and booleans of a data file: Copier would make 1.10 the branch '1.1', 0755 '493'.
+    ("platform_repo_branch", 1.10, "arrived as 1.1"),
+    ("platform_repo_branch", 0o755, "arrived as 493"),
+    ("platform_repo_branch", True, "arrived as true"),
     ("flux_version", "v2.9.4", "X.Y.Z without a 'v'"),
     ("flux_version", "2.9", "X.Y.Z"),
     ("flux_version", "2-9-4", "X.Y.Z"),

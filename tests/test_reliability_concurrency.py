@@ -6,6 +6,7 @@ Every run that reports success is in the final state; every other run says why a
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -15,7 +16,7 @@ import pytest
 import yaml
 from pyrage import x25519
 
-from conftest import ROOT
+from conftest import ROOT, git
 from hooks.gitrepo import LOCK_FILE
 from reliability import FLUXCD, SOURCES, build_workspace, copy_workspace, differences, tree_state
 
@@ -79,3 +80,47 @@ def test_a_run_that_cannot_wait_names_the_holder_and_changes_nothing(workspace, 
     # the holder gone (however it ended), the lock is free again
     assert subprocess.run([sys.executable, "-m", "hooks.offboard", "--platform", str(platform), "--name", "shop",
                            "--lock-wait", "1"], cwd=ROOT, capture_output=True, text=True).returncode == 0
+
+
+def has_open(pid: int, path: Path) -> bool:
+    """Whether process `pid` has `path` open (Linux /proc): a run that opened the lock file waits on it."""
+    fds = Path(f"/proc/{pid}/fd")
+    try:
+        return any(Path(os.readlink(fd)) == path for fd in fds.iterdir())
+    except OSError:  # the process is gone, or a descriptor closed meanwhile
+        return False
+
+
+def test_a_review_branch_run_that_waited_refuses_when_head_moved(workspace, tmp_path):
+    """While a --review-branch onboarding waits for the lock, the run holding it commits on a review
+    branch of its own (HEAD moves to onboard/cart). Building on that unreviewed commit would stack
+    the review branches: the waiting run refuses, saying so, and changes nothing."""
+    ws = copy_workspace(workspace, tmp_path / "ws")
+    platform = ws / "platform"
+    lock = platform / ".git" / LOCK_FILE
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import fcntl, sys, time; f = open(sys.argv[1], 'a+'); fcntl.flock(f, fcntl.LOCK_EX); "
+        "print('held', flush=True); time.sleep(120)"), str(lock)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        waiting = start(["hooks.onboard", "--platform", str(platform), "--name", "billing", "--url",
+                         "ssh://git@github.com/acme/billing", "--review-branch", "--lock-wait", "60"])
+        deadline = time.monotonic() + 60
+        while not has_open(waiting.pid, lock):
+            assert waiting.poll() is None and time.monotonic() < deadline, waiting.communicate()
+            time.sleep(0.05)
+        time.sleep(0.5)  # it records HEAD just after opening the lock file
+        head = git("rev-parse", "--short", "HEAD", cwd=platform).strip()
+        git("switch", "-q", "-c", "onboard/cart", cwd=platform)
+        git("commit", "-q", "--allow-empty", "-m", "Onboard app cart", cwd=platform)
+        moved = git("rev-parse", "--short", "HEAD", cwd=platform).strip()
+        before = tree_state(ws)
+    finally:
+        holder.kill()
+    out, err = waiting.communicate(timeout=120)
+    assert waiting.returncode == 2, err
+    assert err.strip() == (
+        f"error: {platform}: HEAD moved from branch main at {head} to branch onboard/cart at {moved} while this "
+        "run waited for another command; nothing was changed by this run. Review that change, go back to the "
+        "branch this should start from, then run this command again")
+    assert differences(before, tree_state(ws)) == []

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import sysconfig
@@ -33,7 +34,7 @@ import yaml
 from pyrage import x25519
 
 from conftest import ROOT, commit_all, git
-from hooks import gitrepo, offboard, onboard, sops
+from hooks import agekeys, app_admin, cluster_admin, errors, gitrepo, offboard, onboard, platform_setup, sops
 from hooks.errors import run_main
 from reliability import SOURCES, build_workspace, copy_workspace, differences, tree_state
 
@@ -275,3 +276,193 @@ def test_ctrl_c_after_offboarding_deleted_the_secrets(ws, monkeypatch, capsys):
     assert (ws / "platform" / SOURCES / "shop-deploy-key.sops.yaml").is_file()
     assert run_in_process(offboard.main, offboard_argv(ws)) == 0
     assert registered(ws / "platform") == []
+
+
+# Unusable paths and values: a clear refusal naming them, never a traceback ---------------------
+
+
+def customer_of(platform: Path) -> str:
+    return yaml.safe_load((platform / ".copier-answers.yml").read_text())["customer_name"]
+
+
+AGE_KEY_COMMANDS = {
+    # name: (module, argv after the platform path, the key file it would create: (customer) -> path)
+    "platform-copy-task": (platform_setup, lambda ws: ["--customer", "acme", "--cluster", "edge"],
+                           lambda ws: agekeys.platform_key_file("acme", "edge")),
+    "cluster-add": (cluster_admin, lambda ws: ["add", "staging", "--platform", str(ws / "platform")],
+                    lambda ws: agekeys.platform_key_file(customer_of(ws / "platform"), "staging")),
+    "rotate-age-key-start": (app_admin, lambda ws: ["rotate-age-key", "--platform", str(ws / "platform"),
+                                                    "--cluster", "prod", "--start"],
+                             lambda ws: app_admin.next_key_file(customer_of(ws / "platform"), "prod")),
+}
+
+
+@pytest.mark.parametrize("blocked", ["folder-is-a-file", "key-path-is-a-folder"])
+@pytest.mark.parametrize("command", AGE_KEY_COMMANDS)
+def test_an_unusable_age_key_path_is_refused_naming_it(command, blocked, ws, tmp_path, monkeypatch, capsys):
+    """The key folder cannot be made (a file stands where it goes: ENOTDIR, for root too), or a
+    folder stands where the key file goes: one line naming the path, exit 2, nothing changed."""
+    module, argv, key_file = AGE_KEY_COMMANDS[command]
+    if blocked == "folder-is-a-file":
+        (tmp_path / "blocker").write_text("not a folder\n")
+        monkeypatch.setenv("OPENCENTER_AGE_KEY_DIR", str(tmp_path / "blocker" / "age"))
+    else:
+        key_file(ws).mkdir(parents=True)
+    monkeypatch.chdir(ws)  # the copy task writes into the current directory
+    before = tree_state(tmp_path)
+    with pytest.raises(SystemExit) as done:
+        run_main(module.main, argv(ws))
+    err = capsys.readouterr().err
+    assert done.value.code == 2 and "Traceback" not in err, err
+    assert err.startswith(f"error: {key_file(ws)}: "), err
+    assert ("cannot create the age key file (Not a directory)" if blocked == "folder-is-a-file"
+            else "cannot be read as an age key file (Is a directory)") in err, err
+    assert differences(before, tree_state(tmp_path)) == []
+
+
+def test_a_known_hosts_file_that_is_not_text_is_refused(ws, tmp_path, capsys):
+    binary = tmp_path / "known_hosts"
+    binary.write_bytes(b"\xff\xfe\x00git.example.com ssh-ed25519 \x80\x81\n")
+    before = tree_state(ws)
+    argv = ["-m", "hooks.onboard", "--platform", str(ws / "platform"), "--name", "cart",
+            "--url", "ssh://git@git.example.com/acme/cart", "--known-hosts-file", str(binary)]
+    assert run_in_process(onboard.main, argv) == 2
+    assert capsys.readouterr().err == (f"error: known_hosts: {binary} is not UTF-8 text: give the known_hosts lines "
+                                       "(ssh-keyscan's output), not a binary file\n")
+    assert differences(before, tree_state(ws)) == []
+
+
+@pytest.mark.parametrize("wait", ["nan", "inf", "-1"])
+def test_a_lock_wait_that_is_no_duration_is_refused(wait, ws, capsys):
+    before = tree_state(ws)
+    assert run_in_process(onboard.main, onboard_argv(ws, "--lock-wait", wait)) == 2
+    assert f"--lock-wait: must be a number of seconds, 0 or more (got {float(wait)})" in capsys.readouterr().err
+    assert differences(before, tree_state(ws)) == []
+
+
+def test_the_platform_repository_as_app_repository_is_refused(ws, capsys):
+    """Its docs/deploy-key.pub would be left untracked in the platform repository."""
+    before = tree_state(ws)
+    assert run_in_process(onboard.main, onboard_argv(ws, "--app-repo", str(ws / "platform"))) == 2
+    assert "is the platform repository" in capsys.readouterr().err
+    assert differences(before, tree_state(ws)) == []
+
+
+def test_the_suite_never_uses_a_callers_repository(tmp_path):
+    """Run from a git hook, the tests inherit GIT_DIR, GIT_WORK_TREE and GIT_INDEX_FILE of the
+    hook's repository; conftest drops them, so the tests' git commands stay in their own."""
+    caller = tmp_path / "caller"
+    caller.mkdir()
+    commit_all(caller, "the caller's own commit")
+    own = tmp_path / "own"
+    own.mkdir()
+    (own / "file").write_text("test data\n")
+    script = ("import sys; sys.path[:0] = [sys.argv[1]]; import conftest; "
+              "conftest.commit_all(conftest.Path(sys.argv[2]), 'a test commit')")
+    env = {**os.environ, "GIT_DIR": str(caller / ".git"), "GIT_WORK_TREE": str(caller),
+           "GIT_INDEX_FILE": str(caller / ".git" / "index")}
+    done = run(sys.executable, ["-c", script, str(ROOT / "tests"), str(own)], env)
+    assert done.returncode == 0, done.stderr
+    assert git("log", "--format=%s", cwd=caller).splitlines() == ["the caller's own commit"]
+    assert git("log", "--format=%s", cwd=own).splitlines() == ["a test commit"]
+
+
+# Stopped from outside: SIGTERM, SIGHUP, a second Ctrl-C during the rollback ---------------------
+
+
+def signal_after(real: Callable, signum: int) -> Callable:
+    """A step that does its work, then receives `signum` (a timeout, a cancelled CI job, a closed
+    terminal): a real signal, delivered to this process."""
+
+    def step(*args, **kwargs):
+        real(*args, **kwargs)
+        os.kill(os.getpid(), signum)
+
+    return step
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+def test_a_stop_signal_after_the_first_key_file_rolls_back_like_ctrl_c(signum, ws, monkeypatch, capsys):
+    argv = onboard_argv(ws, "--receiver")
+    before = tree_state(ws)
+    with monkeypatch.context() as patch:
+        patch.setattr(onboard, "write_once", signal_after(onboard.write_once, signum))
+        assert run_in_process(onboard.main, argv) == 128 + signum
+    err = capsys.readouterr().err
+    assert f"error: interrupted ({signal.Signals(signum).name})" in err and "put back exactly as it was" in err, err
+    assert differences(before, tree_state(ws)) == []
+    assert signal.getsignal(signum) is not errors._terminate  # run_main put the previous handler back
+    assert run_in_process(onboard.main, argv) == 0
+    assert registered(ws / "platform") == ["cart", "shop"]
+
+
+@pytest.mark.parametrize("second", [signal.SIGINT, signal.SIGTERM], ids=["Ctrl-C", "SIGTERM"])
+def test_a_second_interruption_does_not_stop_the_rollback_half_way(second, ws, monkeypatch, capsys):
+    """Ctrl-C after the secrets are written, and again once the rollback has begun (after it
+    listed what to put back): the second is ignored and the rollback finishes."""
+    argv = onboard_argv(ws, "--review-branch", "--receiver")
+    before = tree_state(ws)
+    listings = []
+
+    def changed_paths(repo, base):
+        listings.append(base)
+        if len(listings) == 2:  # the first is the transaction's start, the second the rollback's
+            os.kill(os.getpid(), second)
+        return real_changed_paths(repo, base)
+
+    real_changed_paths = gitrepo.changed_paths
+    with monkeypatch.context() as patch:
+        previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal
+        try:
+            patch.setattr(gitrepo, "changed_paths", changed_paths)
+            patch.setattr(gitrepo, "stage_all", fail_after(gitrepo.stage_all, KeyboardInterrupt()))
+            assert run_in_process(onboard.main, argv) == 130
+        finally:
+            signal.signal(signal.SIGINT, previous)
+    assert len(listings) == 2
+    assert "put back exactly as it was" in capsys.readouterr().err
+    assert differences(before, tree_state(ws)) == []
+
+
+# A rollback puts back only what the run changed ---------------------------------------------------
+
+
+def test_a_rollback_keeps_edits_made_while_the_keys_were_generated(ws, monkeypatch, capsys):
+    """Someone edits README.md and creates NOTES.md while onboarding generates the keys; then the
+    change fails. The rollback undoes the onboarding's files and staging, and keeps those edits."""
+    platform = ws / "platform"
+    before = tree_state(ws)
+
+    def material_while_someone_edits(*args, **kwargs):
+        with (platform / "README.md").open("a") as readme:
+            readme.write("\nA note of my own.\n")
+        (platform / "NOTES.md").write_text("my notes\n")
+        return real_material(*args, **kwargs)
+
+    real_material = onboard.make_material
+    with monkeypatch.context() as patch:
+        patch.setattr(onboard, "make_material", material_while_someone_edits)
+        patch.setattr(gitrepo, "stage_all", fail_after(gitrepo.stage_all, RuntimeError("simulated failure")))
+        assert run_in_process(onboard.main, onboard_argv(ws)) == 2
+    assert "put back exactly as it was" in capsys.readouterr().err
+    assert (platform / "NOTES.md").read_text() == "my notes\n"
+    assert (platform / "README.md").read_text().endswith("\nA note of my own.\n")
+    assert sorted(differences(before, tree_state(ws))) == [
+        "added: platform/NOTES.md", "changed: platform/.git ['status']", "changed: platform/README.md"]
+    assert git("diff", "--cached", "--name-only", cwd=platform) == ""  # nothing of the run left staged
+    assert registered(platform) == ["shop"] and not (platform / SOURCES / "cart-deploy-key.sops.yaml").exists()
+
+
+def test_a_review_branch_without_a_git_identity_is_refused_before_anything(ws, monkeypatch, capsys):
+    for name in ("GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL"):
+        monkeypatch.delenv(name, raising=False)
+    # No identity from the host name either: only configured ones count (HOME is the test's own).
+    for name, value in {"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "user.useConfigOnly",
+                        "GIT_CONFIG_VALUE_0": "true"}.items():
+        monkeypatch.setenv(name, value)
+    before = tree_state(ws)
+    assert run_in_process(onboard.main, onboard_argv(ws, "--review-branch")) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --review-branch: commits, but git has no identity here"), err
+    assert "put back" not in err  # refused before the transaction, not rolled back
+    assert differences(before, tree_state(ws)) == []
