@@ -132,8 +132,6 @@ CORPUS = [
                                                     "fraction": {"numerator": 1}}}]),
      "spec.rules[0].filters[0].requestMirror: Only one of percent or fraction may be specified in HTTPRequestMirrorFilter"),
     # Gateway
-    ("Gateway", lambda s: s["listeners"].append(dict(s["listeners"][0])),
-     "spec.listeners: Listener name must be unique within the Gateway"),
     ("Gateway", lambda s: s["listeners"][1].update(tls={"mode": "Terminate", "certificateRefs": [{"name": "x"}]}),
      "spec.listeners: tls must not be specified for protocols ['HTTP', 'TCP', 'UDP']"),
     ("Gateway", lambda s: s["listeners"][0]["tls"].update(certificateRefs=[], options={}),
@@ -195,9 +193,9 @@ def test_a_grpcroute_using_every_rule_evaluates_them_all_and_passes():
         filters=copy.deepcopy(filters), backendRefs=[{"name": "shop", "port": 9090, "filters": copy.deepcopy(filters)}]))
     schema = crds.load_bundle()[("gateway.networking.k8s.io/v1", "GRPCRoute")].structural
     evaluator = RuleEvaluator()
-    outcome = evaluator.check(schema, route)
+    outcome = evaluator.check(schema, apply_defaults(schema, route))
     assert outcome.failures == [] and outcome.transition_rules_skipped == 0
-    assert {rule for rule, _node in evaluator._memo} == set(_rules(schema))  # each of its rules ran at least once
+    assert {key[0] for key in evaluator._memo} == set(_rules(schema))  # each of its rules ran at least once
 
 
 def test_transition_rules_are_skipped_and_counted_and_unevaluable_rules_reported():
