@@ -12,8 +12,8 @@ interpreter's `size()` counts a string's bytes; CEL counts code points, so expre
 
 Known differences from the API server, none of which the rules here depend on: `exists`/`all`
 stop at the first element whose predicate fails to evaluate (CEL's `||`/`&&` would absorb the
-error when another element decides the result); regular expressions are Python's `re`, not RE2
-(the same for the patterns used here); no `cel.bind`, optional types (`?.`), `ip`/`cidr`,
+error when another element decides the result); `find`/`findAll` use Python's `re`, not RE2
+(`matches` is the interpreter's own, RE2-like); no `cel.bind`, optional types (`?.`), `ip`/`cidr`,
 `sets` or `authorizer` libraries; no cost limits.
 
 `unsupported()` names what an expression calls or reads that neither the interpreter, these
@@ -328,9 +328,10 @@ def _free_names(expression: str) -> frozenset[str]:
 def unsupported(expression: str, variables=CRD_VARIABLES) -> list[str]:
     """What the expression calls or reads that nothing here provides (empty: it can be evaluated):
     functions, and names that are none of `variables` (`sets` of `sets.contains(…)`)."""
-    functions = set(compile_expression(expression).functions()) - SUPPORTED
-    names = _free_names(expression) - set(variables)
-    return sorted(functions | {_qualified(expression, name) for name in names})
+    names = {_qualified(expression, name) for name in _free_names(expression) - set(variables)}
+    # `greatest` of `math.greatest` is named once, with its namespace
+    functions = set(compile_expression(expression).functions()) - SUPPORTED - {n.partition(".")[2] for n in names}
+    return sorted(functions | names)
 
 
 def _qualified(expression: str, name: str) -> str:
