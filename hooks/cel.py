@@ -206,7 +206,8 @@ def _format_s(value, nested: bool = False) -> str:
     if isinstance(value, list):
         return "[" + ", ".join(_format_s(item, True) for item in value) + "]"
     if isinstance(value, dict):
-        return "{" + ", ".join(sorted(f"{_format_s(k, True)}:{_format_s(v, True)}" for k, v in value.items())) + "}"
+        pairs = sorted((_format_s(k, True), _format_s(v, True)) for k, v in value.items())
+        return "{" + ", ".join(f"{k}:{v}" for k, v in pairs) + "}"
     return str(value)
 
 
