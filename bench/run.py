@@ -165,10 +165,11 @@ def build(args: argparse.Namespace, env: dict[str, str], scratch: Path) -> list[
         measures.append(Measure(
             f"check_{args.big}", f"check (python -m hooks.check) of the {args.big}-app repository",
             lambda: repos[args.big], lambda wd: [PY, "-m", "hooks.check", str(wd)]))
-        # The same check with the CRD rules (defaults and CEL) switched off, in the bench only:
+        # The same check with the CRD CEL rules switched off (defaults are applied before the schema
+        # is validated either way), in the bench only:
         # what evaluating them costs (target: at most 1.2x).
         measures.append(Measure(
-            f"check_{args.big}_no_crd_rules", f"the same check without CRD defaults and CEL rules",
+            f"check_{args.big}_no_crd_rules", f"the same check without CRD CEL rules",
             lambda: repos[args.big], lambda wd: [PY, "-c", NO_CRD_RULES, str(wd)]))
     return measures
 

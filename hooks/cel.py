@@ -6,19 +6,26 @@ hundreds of apps). Kubernetes adds libraries to CEL (kubernetes.io/docs/referenc
 cel/); those the CRDs and admission policies here can use are registered below as Python
 functions: the string and list extensions, regex `find`/`findAll`, `isURL`/`url()`,
 `isQuantity`/`quantity()` and `format`. A `url()` or `quantity()` value is a one-key map
-(`{"__url__": …}`, `{"__quantity__": …}`) that the accessor functions understand.
+(`{"__url__": …}`, `{"__quantity__": …}`) that the accessor functions understand. The
+interpreter's `size()` counts a string's bytes; CEL counts code points, so expressions call
+`codePointSize` instead (rewritten before compiling).
 
-Known differences from the API server, none of which the rules here depend on: `size()` of a
-string counts bytes, not code points; no `cel.bind`, optional types (`?.`), `ip`/`cidr` or
-`authorizer` libraries; no cost limits.
+Known differences from the API server, none of which the rules here depend on: `exists`/`all`
+stop at the first element whose predicate fails to evaluate (CEL's `||`/`&&` would absorb the
+error when another element decides the result); `find`/`findAll` use Python's `re`, not RE2
+(`matches` is the interpreter's own, RE2-like); no `cel.bind`, optional types (`?.`), `ip`/`cidr`,
+`sets` or `authorizer` libraries; no cost limits.
 
-`unsupported()` names what an expression calls that neither the interpreter nor these libraries
-provide, so that a rule nobody can evaluate is reported instead of silently passing.
+`unsupported()` names what an expression calls or reads that neither the interpreter, these
+libraries nor its variables provide (a function, or a namespace such as `sets.contains`), so
+that a rule nobody can evaluate is reported instead of silently passing.
 """
 
 from __future__ import annotations
 
+import json
 import re
+from decimal import Decimal
 from fractions import Fraction
 from functools import lru_cache
 from urllib.parse import urlsplit
@@ -35,6 +42,9 @@ _STANDARD = frozenset({
     "getFullYear", "getHours", "getMilliseconds", "getMinutes", "getMonth", "getSeconds", "int",
     "matches", "size", "startsWith", "string", "timestamp", "type", "uint",
 })
+
+# The variables of a CRD rule (and of its messageExpression).
+CRD_VARIABLES = ("self", "oldSelf")
 
 # Identifiers Kubernetes escapes when a schema property has that name (`namespace` -> `__namespace__`).
 RESERVED = frozenset({
@@ -63,15 +73,33 @@ def escape_property(name: str) -> str:
 # Kubernetes libraries ----------------------------------------------------------------------------
 
 
-def _index_of(target, item, offset: int = 0) -> int:
+def _in_range(text: str, index: int) -> None:
+    """CEL's string functions refuse an index outside the string (its length itself is allowed)."""
+    if not 0 <= index <= len(text):
+        raise ValueError(f"index out of range: {index}")
+
+
+def _char_at(text: str, index: int) -> str:
+    _in_range(text, index)
+    return text[index:index + 1]
+
+
+def _index_of(target, item, offset: int | None = None) -> int:
     if isinstance(target, str):
-        return target.find(item, offset)
+        _in_range(target, offset or 0)
+        return target.find(item, offset or 0)
+    if offset is not None:  # Kubernetes' list indexOf takes no offset: the API server would not compile it
+        raise ValueError("found no matching overload for 'indexOf' applied to '(list, dyn, int)'")
     return target.index(item) if item in target else -1
 
 
 def _last_index_of(target, item, offset: int | None = None) -> int:
     if isinstance(target, str):
+        if offset is not None:
+            _in_range(target, offset)
         return target.rfind(item, 0, None if offset is None else offset + len(item))
+    if offset is not None:
+        raise ValueError("found no matching overload for 'lastIndexOf' applied to '(list, dyn, int)'")
     return len(target) - 1 - target[::-1].index(item) if item in target else -1
 
 
@@ -138,19 +166,77 @@ def _quantity_from(number: Fraction) -> dict:
     return {"__quantity__": str(number.numerator) if number.denominator == 1 else f"{float(number)!r}"}
 
 
+def _is_int64(number: Fraction) -> bool:
+    return number.denominator == 1 and -2**63 <= number < 2**63
+
+
+def _as_integer(value: dict) -> int:
+    number = _q(value)
+    if not _is_int64(number):
+        raise ValueError("cannot convert value to integer")
+    return int(number)
+
+
+def _go_float(number: float) -> str:
+    """A double as CEL's string() writes it: Go's strconv.FormatFloat(x, 'g', -1, 64)."""
+    if number != number or number in (float("inf"), float("-inf")):
+        return {"nan": "NaN", "inf": "+Inf", "-inf": "-Inf"}[repr(number)]
+    sign, digits, exponent = Decimal(repr(number)).normalize().as_tuple()
+    text = "".join(map(str, digits))
+    point = len(digits) + exponent  # where the decimal point falls in the shortest digits
+    if not -4 <= point - 1 < 6:
+        result = text[0] + ("." + text[1:] if len(text) > 1 else "") + f"e{point - 1:+03d}"
+    elif point <= 0:
+        result = "0." + "0" * -point + text
+    else:
+        result = text[:point] + "0" * (point - len(text)) + ("." + text[point:] if len(text) > point else "")
+    return ("-" if sign else "") + result
+
+
+def _format_s(value, nested: bool = False) -> str:
+    """`%s` as cel-go formats it: lists and maps in CEL syntax, strings quoted inside them."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False) if nested else value
+    if isinstance(value, float):
+        return f"{value:.6f}" if nested else _go_float(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_format_s(item, True) for item in value) + "]"
+    if isinstance(value, dict):
+        pairs = sorted((_format_s(k, True), _format_s(v, True)) for k, v in value.items())
+        return "{" + ", ".join(f"{k}:{v}" for k, v in pairs) + "}"
+    return str(value)
+
+
+def _type_name(value) -> str:
+    """The CEL name of a value's type, as errors name it."""
+    names = {bool: "bool", int: "int", float: "double", str: "string", bytes: "bytes", list: "list", dict: "map"}
+    return names.get(type(value), "null_type" if value is None else type(value).__name__)
+
+
 def _format(template: str, args: list) -> str:
     """Kubernetes' string format: %s %d %f %e %x %X %o %b (a subset of Go's verbs)."""
-    values = iter(args)
+    index = 0
 
     def one(match: re.Match) -> str:
+        nonlocal index
         verb = match.group(0)
         if verb == "%%":
             return "%"
-        value = next(values)
+        if index >= len(args):
+            raise ValueError(f"index {index} out of range")
+        value, index = args[index], index + 1
+        if verb[-1] == "s":
+            return _format_s(value)
+        if verb[-1] == "d" and (isinstance(value, bool) or not isinstance(value, int)):
+            raise ValueError(f"decimal clause can only be used on integers, was given {_type_name(value)}")
         if verb[-1] == "b":
             return format(value, "b")
-        if verb[-1] == "s":
-            return str(value).lower() if isinstance(value, bool) else str(value)
+        if verb[-1] in "xX" and isinstance(value, str):
+            return format(int.from_bytes(value.encode(), "big"), f"0{2 * len(value.encode())}{verb[-1]}")
         return verb % value
 
     return re.sub(r"%%|%(?:\.\d+)?[sdfeExXob]", one, template)
@@ -162,7 +248,8 @@ def _compare(a, b) -> int:
 
 KUBERNETES_FUNCTIONS = {
     # strings (and lists, where Kubernetes overloads the name)
-    "charAt": lambda s, i: s[i] if i < len(s) else "",
+    "charAt": _char_at,
+    "codePointSize": len,
     "indexOf": _index_of,
     "lastIndexOf": _last_index_of,
     "lowerAscii": lambda s: s.lower() if s.isascii() else "".join(c.lower() if c.isascii() else c for c in s),
@@ -197,8 +284,8 @@ KUBERNETES_FUNCTIONS = {
     "compareTo": _compare,
     "isGreaterThan": lambda a, b: _compare(a, b) > 0,
     "isLessThan": lambda a, b: _compare(a, b) < 0,
-    "isInteger": lambda q: _q(q).denominator == 1,
-    "asInteger": lambda q: int(_q(q)),
+    "isInteger": lambda q: _is_int64(_q(q)),
+    "asInteger": _as_integer,
     "asApproximateFloat": lambda q: float(_q(q)),
     "sign": lambda q: (_q(q) > 0) - (_q(q) < 0),
     "add": lambda a, b: _quantity_from(_q(a) + (_q(b) if isinstance(b, dict) else b)),
@@ -211,18 +298,47 @@ SUPPORTED = _STANDARD | frozenset(KUBERNETES_FUNCTIONS)
 # Compile and evaluate --------------------------------------------------------------------------
 
 
+# A string literal (CEL's quoting forms, with raw and bytes prefixes), or the name of a size() call.
+_LITERAL_OR_SIZE = re.compile(
+    r'(?P<literal>[rRbB]{0,2}(?:"""(?:\\.|[^\\])*?"""|' r"'''(?:\\.|[^\\])*?'''"
+    r'|"(?:\\.|[^"\\\n])*"|' r"'(?:\\.|[^'\\\n])*'))"
+    r"|\bsize(?=\s*\()", re.S)
+# The variable a comprehension macro binds (`self.all(x, …)` binds x).
+_COMPREHENSION = re.compile(r"\.\s*(?:all|exists|exists_one|map|filter)\s*\(\s*([A-Za-z_]\w*)\s*,")
+
+
 @lru_cache(maxsize=None)
 def compile_expression(expression: str) -> cel.Program:
-    """The compiled program of an expression, once per process; CelError if it does not parse."""
+    """The compiled program of an expression, once per process; CelError if it does not parse.
+
+    Calls of size() become codePointSize() (outside string literals): the interpreter's size()
+    counts a string's bytes, CEL counts its code points."""
+    source = _LITERAL_OR_SIZE.sub(lambda m: m.group("literal") or "codePointSize", expression)
     try:
-        return cel.compile(expression)
+        return cel.compile(source)
     except (ValueError, RuntimeError) as error:
         raise CelUnsupported(f"does not compile: {error}") from None
 
 
-def unsupported(expression: str) -> list[str]:
-    """Functions the expression calls that nothing here implements (empty: it can be evaluated)."""
-    return sorted(set(compile_expression(expression).functions()) - SUPPORTED)
+@lru_cache(maxsize=None)
+def _free_names(expression: str) -> frozenset[str]:
+    """The identifiers an expression reads that no comprehension of its own binds."""
+    return frozenset(compile_expression(expression).variables()) - set(_COMPREHENSION.findall(expression))
+
+
+def unsupported(expression: str, variables=CRD_VARIABLES) -> list[str]:
+    """What the expression calls or reads that nothing here provides (empty: it can be evaluated):
+    functions, and names that are none of `variables` (`sets` of `sets.contains(…)`)."""
+    names = {_qualified(expression, name) for name in _free_names(expression) - set(variables)}
+    # `greatest` of `math.greatest` is named once, with its namespace
+    functions = set(compile_expression(expression).functions()) - SUPPORTED - {n.partition(".")[2] for n in names}
+    return sorted(functions | names)
+
+
+def _qualified(expression: str, name: str) -> str:
+    """`sets.contains` for the namespace `sets` when the expression calls a function in it."""
+    call = re.search(rf"(?<![\w.]){re.escape(name)}\s*\.\s*(\w+)\s*\(", expression)
+    return f"{name}.{call.group(1)}" if call else name
 
 
 def evaluate(expression: str, bindings: dict):
@@ -231,7 +347,7 @@ def evaluate(expression: str, bindings: dict):
     Raises CelUnsupported when the expression cannot be evaluated here, CelError when it fails on
     these values."""
     program = compile_expression(expression)
-    missing = unsupported(expression)
+    missing = unsupported(expression, bindings)
     if missing:
         raise CelUnsupported(f"calls {', '.join(missing)}, which this evaluator does not provide")
     context = cel.Context()
@@ -243,6 +359,9 @@ def evaluate(expression: str, bindings: dict):
         return program.execute(context)
     except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as error:
         raise CelError(_short(error)) from None
+    except ArithmeticError as error:  # 1/0, 1 % 0, int64 overflow: evaluation errors in CEL too
+        raise CelError("integer overflow" if isinstance(error, OverflowError)
+                       else str(error).replace(" in CEL expression", "")) from None
 
 
 @lru_cache(maxsize=None)
@@ -253,4 +372,6 @@ def _used_functions(expression: str) -> tuple[str, ...]:
 def _short(error: Exception) -> str:
     if isinstance(error, KeyError):
         return f"no such key: {error.args[0]}"
-    return str(error).split(". Check", 1)[0].split(". CEL does not", 1)[0]
+    text = str(error).split(". Check", 1)[0].split(". CEL does not", 1)[0]
+    # An error one of the functions above raised, without the interpreter's wrapping.
+    return re.sub(r"^Function '\w+' error: Python function call failed: \w+: ", "", text)

@@ -1,18 +1,18 @@
-"""What the API server checks of a custom object beyond its structure: schema defaults, then CEL rules.
+"""What the API server does to a custom object besides checking its structure: schema defaults and CEL rules.
 
-Mirrors the order of the API server: an object is defaulted from its CRD schema (`default` of
-every absent property whose parent is present), then every `x-kubernetes-validations` rule is
-evaluated at the node it is attached to, with `self` bound to that node (schema property names
+Mirrors the order of the API server: an object is defaulted from its CRD schema (nulls of
+non-nullable fields dropped, `default` of every absent property whose parent is present:
+apply_defaults), the defaulted object is validated (hooks.validate), then every
+`x-kubernetes-validations` rule is evaluated at the node it is attached to, with `self` bound to that node (schema property names
 escaped as Kubernetes does in CRD rules: `namespace` -> `__namespace__`). Transition rules (those
 using `oldSelf`) only apply to updates, which an offline check cannot see: they are skipped and counted.
 
-Rule results are memoised on (rule, node): the objects of many apps repeat the same nodes, so a
+Rule results are memoised on (rule, its message, node): the objects of many apps repeat the same nodes, so a
 500-app repository evaluates each distinct node once.
 """
 
 from __future__ import annotations
 
-import copy
 import json
 from dataclasses import dataclass, field
 
@@ -37,26 +37,32 @@ class Outcome:
 
 
 def apply_defaults(schema: dict, value: object) -> object:
-    """The value with the schema's defaults filled in (a new object; the input is not changed)."""
-    value = copy.deepcopy(value)
-    _default(schema, value)
-    return value
-
-
-def _default(schema: dict, value: object) -> None:
+    """The value as the API server holds it before validating: a null of a field that is not
+    `nullable` dropped (or defaulted when the field has a default), the schema's defaults filled in
+    where a field is absent. A new object throughout; the input is not changed."""
     if isinstance(value, dict):
         properties = schema.get("properties") or {}
-        for name, sub in properties.items():
-            if name not in value and "default" in sub:
-                value[name] = copy.deepcopy(sub["default"])
+        extra = schema.get("additionalProperties") if isinstance(schema.get("additionalProperties"), dict) else None
+        result = {}
         for name, item in value.items():
-            if name in properties:
-                _default(properties[name], item)
-            elif isinstance(schema.get("additionalProperties"), dict):
-                _default(schema["additionalProperties"], item)
-    elif isinstance(value, list) and isinstance(schema.get("items"), dict):
-        for item in value:
-            _default(schema["items"], item)
+            sub = properties.get(name, extra)
+            if sub is None:
+                result[name] = apply_defaults({}, item)
+            elif item is not None or sub.get("nullable"):
+                result[name] = apply_defaults(sub, item)
+            elif "default" in sub:
+                result[name] = apply_defaults(sub, sub["default"])
+            elif name not in properties:
+                result[name] = None  # a map's null value is kept (and refused by the schema)
+        for name, sub in properties.items():
+            if name not in result and "default" in sub:
+                result[name] = apply_defaults(sub, sub["default"])
+        return result
+    if isinstance(value, list):
+        items = schema.get("items") if isinstance(schema.get("items"), dict) else {}
+        default = items.get("default") if not items.get("nullable") else None
+        return [apply_defaults(items, default if item is None and default is not None else item) for item in value]
+    return value
 
 
 def as_cel(schema: dict, value: object, escape: bool = True) -> object:
@@ -91,12 +97,12 @@ class RuleEvaluator:
     """Evaluates CRD rules; one instance per check, sharing the memo across objects."""
 
     def __init__(self) -> None:
-        self._memo: dict[tuple[str, str], tuple[bool | None, str]] = {}
+        self._memo: dict[tuple[str, str | None, str | None, str], tuple[bool | None, str]] = {}
 
     def check(self, schema: dict, obj: dict) -> Outcome:
-        """Default the object, then evaluate every rule of its schema (the root is the object)."""
+        """Evaluate every rule of the schema over the object (the root), defaulted by apply_defaults."""
         outcome = Outcome()
-        self._walk(schema, apply_defaults(schema, obj), "", outcome)
+        self._walk(schema, obj, "", outcome)
         return outcome
 
     def _walk(self, schema: dict, value: object, path: str, outcome: Outcome) -> None:
@@ -125,7 +131,9 @@ class RuleEvaluator:
                 self._walk(schema["items"], item, f"{path}[{index}]", outcome)
 
     def _one(self, rule: dict, bound: object, path: str) -> RuleFailure | None:
-        key = (rule["rule"], json.dumps(bound, sort_keys=True, separators=(",", ":")))
+        # The message is part of the key: CRDs repeat a rule's text with another message.
+        key = (rule["rule"], rule.get("message"), rule.get("messageExpression"),
+               json.dumps(bound, sort_keys=True, separators=(",", ":")))
         if key not in self._memo:
             self._memo[key] = self._evaluate(rule, bound)
         passed, message = self._memo[key]

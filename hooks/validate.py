@@ -1,8 +1,8 @@
 """Strict schema validation of one Kubernetes object.
 
 Core kinds are checked by kubernetes-validate's strict schemas for the chosen Kubernetes
-version; custom resources by the strict schemas derived from their CRDs (hooks.crds) and, once
-structurally valid, by the CRD's defaults and CEL rules (hooks.celrules). A kind known to
+version; custom resources, once defaulted from their CRD (hooks.celrules), by the strict schemas
+derived from it (hooks.crds) and, once structurally valid, by its CEL rules (hooks.celrules). A kind known to
 neither is a finding: a misspelt apiVersion must not pass unchecked.
 """
 
@@ -18,8 +18,8 @@ from kubernetes_validate import utils as kv
 from kubernetes_validate.utils import all_versions
 from referencing import Registry, Resource
 
-from hooks.celrules import RuleEvaluator
-from hooks.crds import KindSchema
+from hooks.celrules import RuleEvaluator, apply_defaults
+from hooks.crds import FORMAT_CHECKER, KindSchema, list_duplicates
 from hooks.errors import HookError
 
 DEFAULT_KUBE_VERSION = "1.34"
@@ -147,13 +147,7 @@ class Validator:
         obj = validatable(obj)
         key = (obj["apiVersion"], obj["kind"])
         if key in self.custom:
-            validator = self._compiled.get(key)
-            if validator is None:
-                validator = self._compiled[key] = jsonschema.Draft7Validator(self.custom[key].schema)
-            errors = sorted(validator.iter_errors(obj), key=lambda e: [str(p) for p in e.absolute_path])
-            if errors:
-                return [Problem("schema", e.message, _field_path(e.absolute_path)) for e in errors]
-            return self._rule_problems(self.custom[key].structural, obj)
+            return self._custom_problems(self.custom[key], obj)
         try:
             core_validator(key[0], key[1], self.kube_version).validate(obj)
         except kubernetes_validate.SchemaNotFoundError:
@@ -164,8 +158,24 @@ class Validator:
             return [Problem("schema", error.message, _field_path(error.absolute_path))]
         return []
 
+    def _custom_problems(self, kind: KindSchema, obj: dict) -> list[Problem]:
+        """What the API server refuses of a custom object it creates, checked in its order: `status`
+        dropped (a status subresource), defaults applied, then the defaulted object's structure
+        (every error), then, once that is valid, its CEL rules."""
+        if kind.status_subresource and "status" in obj:
+            obj = {name: value for name, value in obj.items() if name != "status"}
+        obj = apply_defaults(kind.structural, obj)
+        key = (kind.api_version, kind.kind)
+        validator = self._compiled.get(key)
+        if validator is None:
+            validator = self._compiled[key] = jsonschema.Draft7Validator(kind.schema, format_checker=FORMAT_CHECKER)
+        errors = sorted(validator.iter_errors(obj), key=lambda e: [str(p) for p in e.absolute_path])
+        problems = [Problem("schema", e.message, _field_path(e.absolute_path)) for e in errors]
+        problems += [Problem("schema", message, _field_path(path)) for path, message in list_duplicates(kind.structural, obj)]
+        return problems or self._rule_problems(kind.structural, obj)
+
     def _rule_problems(self, structural: dict, obj: dict) -> list[Problem]:
-        """The CRD's CEL rules the (defaulted) object breaks, as the API server reports them."""
+        """The CRD's CEL rules the defaulted object breaks, as the API server reports them."""
         outcome = self.rules.check(structural, obj)
         self.rules_evaluated += outcome.evaluated
         self.transition_rules_skipped += outcome.transition_rules_skipped

@@ -10,9 +10,9 @@ The project never reads upstream files at run time: the check, the tests and gen
 repositories' CI all load hooks/data/. This script is how that data changes: bump a pin below,
 regenerate, commit the result together with SOURCES.md.
 
-What is kept: per served version of each CRD, its group/version, kind, scope and
-openAPIV3Schema without `description` fields (prose, 80% of the bytes), so types, enums,
-defaults and the CEL rules (`x-kubernetes-validations`) stay; of the roles, name, labels,
+What is kept: per served version of each CRD, its group/version, kind, scope, whether it has a
+status subresource and openAPIV3Schema without `description` fields (prose, 80% of the bytes),
+so types, enums, defaults and the CEL rules (`x-kubernetes-validations`) stay; of the roles, name, labels,
 aggregationRule and rules. Output is deterministic (sorted keys, one kind per line).
 """
 
@@ -82,6 +82,8 @@ def crd_entries(documents: list) -> list[dict]:
                     "kind": spec["names"]["kind"],
                     "plural": spec["names"]["plural"],
                     "namespaced": spec.get("scope") == "Namespaced",
+                    # With a status subresource the API server drops `status` from what is created.
+                    "statusSubresource": "status" in (version.get("subresources") or {}),
                     "schema": _without_descriptions(version["schema"]["openAPIV3Schema"]),
                 })
     return entries

@@ -62,6 +62,15 @@ def test_every_rule_of_every_shipped_crd_can_be_evaluated():
     ("'%s is %d'.format([self, 3])", "x", "x is 3"),
     ("self.all(p, p.__namespace__ == 'a')", [{"__namespace__": "a"}], True),
     ("has(self.a) ? self.a : 'none'", {}, "none"),
+    # CEL semantics the interpreter alone gets wrong
+    ("self.size()", "héllo", 5),  # code points, not bytes
+    ("size(self) == 5 && 'size(' != ''", "héllo", True),  # a string literal is not rewritten
+    ("self.charAt(3)", "abc", ""),
+    ("'abcabc'.indexOf('b', 2)", None, 4),
+    ("quantity('1.5').isInteger()", None, False),
+    ("'%s|%s|%s|%s|%s'.format([null, [1, 'a', 2.5, true], {'b': 1, 'a': 'x'}, 2.5, 1e6])", None,
+     'null|[1, "a", 2.500000, true]|{"a":"x", "b":1}|2.5|1e+06'),
+    ("'%x'.format(['hi'])", None, "6869"),
 ])
 def test_kubernetes_libraries(expression, value, expected):
     assert cel.evaluate(expression, {"self": value}) == expected
@@ -90,3 +99,30 @@ def test_reserved_and_special_property_names_are_escaped_like_kubernetes():
     assert cel.escape_property("a.b-c/d") == "a__dot__b__dash__c__slash__d"
     assert cel.escape_property("x__y") == "x__underscores__y"
     assert cel.escape_property("name") == "name"
+
+
+@pytest.mark.parametrize(("expression", "message"), [
+    ("1 / 0 == 0", "division by zero"),
+    ("1 % 0 == 0", "modulo by zero"),
+    ("9223372036854775807 + 1 > 0", "integer overflow"),
+    ("'abc'.charAt(-1) == ''", "index out of range: -1"),
+    ("'abc'.charAt(4) == ''", "index out of range: 4"),
+    ("'abc'.indexOf('b', 7) == 1", "index out of range: 7"),
+    ("[1, 2, 1].indexOf(1, 1) == 2", "found no matching overload for 'indexOf' applied to '(list, dyn, int)'"),
+    ("quantity('1.5').asInteger() == 1", "cannot convert value to integer"),
+    ("'%s and %s'.format(['a']) == ''", "index 1 out of range"),
+    ("'%d'.format(['a']) == ''", "decimal clause can only be used on integers, was given string"),
+])
+def test_evaluation_errors_are_cel_errors_in_the_api_servers_words(expression, message):
+    with pytest.raises(cel.CelError) as error:
+        cel.evaluate(expression, {"self": None})
+    assert str(error.value) == message and not isinstance(error.value, cel.CelUnsupported)
+
+
+def test_namespaced_and_undefined_functions_cannot_be_evaluated():
+    assert cel.unsupported("sets.contains(self, [1])") == ["sets.contains"]
+    assert cel.unsupported("math.greatest(1, self)") == ["math.greatest"]
+    assert cel.unsupported("self.all(x, x > limit)") == ["limit"]
+    assert cel.unsupported("self.all(x, x > 0) && self.exists(y, y == oldSelf)") == []
+    with pytest.raises(cel.CelUnsupported, match="calls sets.contains, which this evaluator does not provide"):
+        cel.evaluate("sets.contains(self, [1])", {"self": [1]})

@@ -132,8 +132,6 @@ CORPUS = [
                                                     "fraction": {"numerator": 1}}}]),
      "spec.rules[0].filters[0].requestMirror: Only one of percent or fraction may be specified in HTTPRequestMirrorFilter"),
     # Gateway
-    ("Gateway", lambda s: s["listeners"].append(dict(s["listeners"][0])),
-     "spec.listeners: Listener name must be unique within the Gateway"),
     ("Gateway", lambda s: s["listeners"][1].update(tls={"mode": "Terminate", "certificateRefs": [{"name": "x"}]}),
      "spec.listeners: tls must not be specified for protocols ['HTTP', 'TCP', 'UDP']"),
     ("Gateway", lambda s: s["listeners"][0]["tls"].update(certificateRefs=[], options={}),
@@ -195,9 +193,9 @@ def test_a_grpcroute_using_every_rule_evaluates_them_all_and_passes():
         filters=copy.deepcopy(filters), backendRefs=[{"name": "shop", "port": 9090, "filters": copy.deepcopy(filters)}]))
     schema = crds.load_bundle()[("gateway.networking.k8s.io/v1", "GRPCRoute")].structural
     evaluator = RuleEvaluator()
-    outcome = evaluator.check(schema, route)
+    outcome = evaluator.check(schema, apply_defaults(schema, route))
     assert outcome.failures == [] and outcome.transition_rules_skipped == 0
-    assert {rule for rule, _node in evaluator._memo} == set(_rules(schema))  # each of its rules ran at least once
+    assert {key[0] for key in evaluator._memo} == set(_rules(schema))  # each of its rules ran at least once
 
 
 def test_transition_rules_are_skipped_and_counted_and_unevaluable_rules_reported():
@@ -222,3 +220,103 @@ def test_the_memo_gives_each_object_its_own_verdict(validator):
     for _ in range(3):
         assert validator.problems(VALID["HTTPRoute"]) == []
         assert len(validator.problems(bad)) == 1
+
+
+# What the API server accepts because it defaults first, and what it refuses besides the rules ----
+
+ACCEPTED = [
+    # verify.provider defaults to cosign: not a missing required property
+    ("HelmRelease", lambda s: s["chart"]["spec"].update(verify={})),
+    # an address's type defaults to IPAddress, which selects the oneOf branch of IP values
+    ("Gateway", lambda s: s.update(addresses=[{"value": "10.0.0.1"}, {"value": "2001:db8::1"}])),
+    # a null of a field that is not nullable and has no default is dropped, not refused
+    ("HelmRelease", lambda s: s.update(serviceAccountName=None)),
+]
+
+
+@pytest.mark.parametrize(("kind", "change"), ACCEPTED, ids=["verify-defaults", "address-type-defaults", "null-dropped"])
+def test_what_the_api_server_defaults_is_not_refused(kind, change, validator):
+    assert validator.problems(mutate(kind, change)) == []
+
+
+def _cors(**cors):
+    return lambda s: s["rules"][0].update(filters=[{"type": "CORS", "cors": cors}])
+
+
+SCHEMA_CORPUS = [
+    # x-kubernetes-list-type map: items with the same keys; set: the same items (the API server's words)
+    ("HTTPRoute", lambda s: s["rules"][0]["matches"][0].update(
+        headers=[{"name": "x-env", "value": "a"}, {"name": "x-env", "value": "b"}]),
+     'spec.rules.0.matches.0.headers.1: Duplicate value: {"name":"x-env"}'),
+    ("HTTPRoute", lambda s: s["rules"][0].update(filters=[{"type": "RequestHeaderModifier", "requestHeaderModifier": {
+        "set": [{"name": "x-a", "value": "1"}, {"name": "x-b", "value": "2"}, {"name": "x-a", "value": "3"}]}}]),
+     'spec.rules.0.filters.0.requestHeaderModifier.set.2: Duplicate value: {"name":"x-a"}'),
+    ("HTTPRoute", lambda s: s["rules"][0].update(filters=[{"type": "RequestHeaderModifier", "requestHeaderModifier": {
+        "remove": ["x-a", "x-a"]}}]),
+     'spec.rules.0.filters.0.requestHeaderModifier.remove.1: Duplicate value: "x-a"'),
+    ("Gateway", lambda s: s["listeners"].append(dict(s["listeners"][0])), 'spec.listeners.2: Duplicate value: {"name":"https"}'),
+    # the ipv4/ipv6 formats of an IPAddress value (the type defaulted or given)
+    ("Gateway", lambda s: s.update(addresses=[{"type": "IPAddress", "value": "not-an-ip"}]),
+     "spec.addresses.0: {'type': 'IPAddress', 'value': 'not-an-ip'} is not valid under any of the given schemas"),
+    ("Gateway", lambda s: s.update(addresses=[{"value": "10.0.0.300"}]),
+     "spec.addresses.0: {'value': '10.0.0.300', 'type': 'IPAddress'} is not valid under any of the given schemas"),
+]
+
+
+@pytest.mark.parametrize(("kind", "change", "message"), SCHEMA_CORPUS, ids=[m.split(": ", 1)[0] for _, _, m in SCHEMA_CORPUS])
+def test_list_uniqueness_and_formats_are_refused_like_the_api_server(kind, change, message, validator):
+    problems = validator.problems(mutate(kind, change))
+    assert rules_of(problems) == [message]
+    assert {p.rule for p in problems} == {"schema"}
+
+
+def test_a_null_with_a_default_is_defaulted_and_then_validated(validator):
+    # path.type: null becomes PathPrefix, so the PathPrefix rule applies to the value
+    problems = validator.problems(mutate("HTTPRoute", lambda s: _route(s, type=None, value="api")))
+    assert rules_of(problems) == ["spec.rules[0].matches[0].path: value must be an absolute path and start with '/'"
+                                  " when type one of ['Exact', 'PathPrefix']"]
+
+
+def test_the_same_rule_text_keeps_each_of_its_messages(validator):
+    """Gateway infrastructure labels and annotations (and CORS allowHeaders and allowMethods) share
+    a rule's text with different messages: each node reports its own."""
+    key = {"a" * 260 + "/b": "c"}
+    gateway = validator.problems(mutate("Gateway", lambda s: s.update(infrastructure={"labels": key, "annotations": key})))
+    assert rules_of(gateway) == [
+        "spec.infrastructure.labels: If specified, the label key's prefix must be a DNS subdomain not longer than 253 characters in total.",
+        "spec.infrastructure.annotations: If specified, the annotation key's prefix must be a DNS subdomain not longer"
+        " than 253 characters in total."]
+    route = validator.problems(mutate("HTTPRoute", _cors(allowHeaders=["*", "GET"], allowMethods=["*", "GET"])))
+    assert rules_of(route) == [
+        "spec.rules[0].filters[0].cors.allowHeaders: AllowHeaders cannot contain '*' alongside other methods",
+        "spec.rules[0].filters[0].cors.allowMethods: AllowMethods cannot contain '*' alongside other methods"]
+
+
+def test_status_is_dropped_only_under_a_status_subresource():
+    """The API server drops `status` from an object it creates when the CRD has a status
+    subresource: neither its schema nor its rules apply; without one, status is validated."""
+    entry = {"apiVersion": "example.com/v1", "kind": "Widget", "plural": "widgets", "namespaced": True,
+             "schema": {"type": "object", "properties": {"status": {
+                 "type": "object", "properties": {"ready": {"type": "boolean"}},
+                 "x-kubernetes-validations": [{"rule": "self.ready", "message": "not ready"}]}}}}
+    widget = {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}}
+    with_subresource = Validator({("example.com/v1", "Widget"): crds.kind_schema({**entry, "statusSubresource": True})})
+    without = Validator({("example.com/v1", "Widget"): crds.kind_schema(entry)})
+    for status, message in [({"ready": "yes"}, "status.ready: 'yes' is not of type 'boolean'"), ({"ready": False}, "status: not ready")]:
+        assert with_subresource.problems({**widget, "status": status}) == []
+        assert rules_of(without.problems({**widget, "status": status})) == [message]
+    assert with_subresource.rules_evaluated == 0
+
+
+def test_a_defaulted_object_is_a_new_object_with_nulls_dropped():
+    schema = {"type": "object", "properties": {
+        "keep": {"type": "string", "nullable": True},
+        "drop": {"type": "string"},
+        "fill": {"type": "string", "default": "x"},
+        "map": {"type": "object", "additionalProperties": {"type": "string"}},
+        "list": {"type": "array", "items": {"type": "object", "properties": {"n": {"type": "integer", "default": 1}}}},
+    }}
+    value = {"keep": None, "drop": None, "fill": None, "map": {"k": None}, "list": [{}]}
+    defaulted = apply_defaults(schema, value)
+    assert defaulted == {"keep": None, "fill": "x", "map": {"k": None}, "list": [{"n": 1}]}
+    assert value["list"] == [{}] and defaulted["list"] is not value["list"]

@@ -19,7 +19,7 @@ def test_served_versions_keep_rules_and_defaults_and_lose_the_prose():
         "spec": {
             "group": "example.com", "scope": "Cluster", "names": {"kind": "Widget", "plural": "widgets"},
             "versions": [
-                {"name": "v1", "served": True, "schema": {"openAPIV3Schema": {
+                {"name": "v1", "served": True, "subresources": {"status": {}}, "schema": {"openAPIV3Schema": {
                     "type": "object", "description": "A widget.",
                     "properties": {"spec": {
                         "type": "object", "description": "prose",
@@ -34,7 +34,7 @@ def test_served_versions_keep_rules_and_defaults_and_lose_the_prose():
     }
     (entry,) = regenerate.crd_entries([crd, {"kind": "ConfigMap"}])
     assert entry == {
-        "apiVersion": "example.com/v1", "kind": "Widget", "plural": "widgets", "namespaced": False,
+        "apiVersion": "example.com/v1", "kind": "Widget", "plural": "widgets", "namespaced": False, "statusSubresource": True,
         "schema": {"type": "object", "properties": {"spec": {
             "type": "object",
             "x-kubernetes-validations": [{"rule": "self.a > 0", "message": "a must be positive"}],
