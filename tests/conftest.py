@@ -295,7 +295,10 @@ def template_snapshot(shared_renders: SharedRenders) -> Path:
         ).stdout.split("\0")
         for rel in filter(None, listed):
             src = ROOT / rel
-            if src.is_file():
+            if src.is_symlink():  # as git records it (hooks/includes, a folder): a link, not a copy
+                (dst / rel).parent.mkdir(parents=True, exist_ok=True)
+                os.symlink(os.readlink(src), dst / rel)
+            elif src.is_file():
                 (dst / rel).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(src, dst / rel)
         for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "snapshot"], ["tag", "0.0.1"]):
