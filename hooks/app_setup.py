@@ -181,9 +181,9 @@ def main(argv: list[str]) -> int:
             f"Encrypted {', '.join(files)} for the recipients in {SOPS_CONFIG}: "
             + (f"this app's Flux key{' of each environment' if several else ''} {flux_key} and your team's key(s)."
                if flux_key else "your team's key(s) only; Flux cannot decrypt it yet.")
-            + f"\nPut the real values in with\n  sops edit {files[0]}        (from the repository root; needs a "
-            "private key among the recipients)\nor replace the file whole as README.md explains; never commit it "
-            "decrypted.",
+            + f"\nPut the real values in with (from the repository root; the key file holds the private half of "
+            f"one of your team's keys)\n  SOPS_AGE_KEY_FILE=<your key file> sops edit {files[0]}\nor replace the "
+            "file whole as README.md explains; never commit it decrypted.",
             file=sys.stderr,
         )
         if not flux_key:
