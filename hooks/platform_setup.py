@@ -18,9 +18,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 if __name__ == "__main__":  # a template task: say what is missing before anything imports it
-    from hooks.preflight import require_task_packages
+    from hooks.preflight import require
 
-    require_task_packages()
+    require(["pyrage"])  # the age key (hooks.agekeys)
 
 from hooks import agekeys  # noqa: E402
 from hooks.answers import ANSWERS_FILE  # noqa: E402

@@ -304,7 +304,7 @@ def template_snapshot(shared_renders: SharedRenders) -> Path:
         ).stdout.split("\0")
         for rel in filter(None, listed):
             src = ROOT / rel
-            if src.is_symlink():  # as git has it (hooks/includes -> ../includes)
+            if src.is_symlink():  # as git records it (hooks/includes, a folder): a link, not a copy
                 (dst / rel).parent.mkdir(parents=True, exist_ok=True)
                 os.symlink(os.readlink(src), dst / rel)
             elif src.is_file():

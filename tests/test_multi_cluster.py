@@ -390,8 +390,16 @@ def test_a_single_cluster_repository_updates_without_renaming_or_re_encrypting(r
     assert sync == before["applications/overlays/prod/flux-system/gotk-sync.yaml"]  # bootstrap path unchanged
     assert answers_of(repo)["clusters"] == [] and answers_of(repo)["_commit"] == "2.0.0"
     assert check_repo(repo) == []
-    # And the repository now takes a second cluster.
+    # The answers file was written with 4-space lists of mappings (`-   branch: main`), which the
+    # repository's own yamllint refuses: the update rewrote it once, and a second update changes nothing.
+    assert "\n-   " in before[".copier-answers.yml"].decode() and "\n-   " not in after[".copier-answers.yml"].decode()
+    lint = subprocess.run(["yamllint", "-f", "parsable", "-c", ".yamllint.yaml", ".copier-answers.yml"], cwd=repo,
+                          capture_output=True, text=True)
+    assert lint.returncode == 0, lint.stdout
     commit_all(repo)
+    copier.run_update(repo, defaults=True, overwrite=True, unsafe=True, vcs_ref="2.0.0", quiet=True)
+    assert tree(repo) == after
+    # And the repository now takes a second cluster.
     assert cluster_admin.add(repo, "staging", {"sops_age_recipients": str(KEYS["staging"].to_public())},
                              out=lambda _: None) == 0
     assert check_repo(repo) == []

@@ -415,9 +415,11 @@ def test_app_side_copy_encrypts_the_secret_for_the_apps_own_key(template_snapsho
 
 
 def test_app_side_copy_passes_receiver_and_known_hosts_and_says_the_app_is_registered(
-    template_snapshot, platform, tmp_path, capfd
+    template_snapshot, platform, tmp_path, capfd, monkeypatch
 ):
-    copy_app(template_snapshot, tmp_path / "billing", platform, quiet=False, app_name="billing",
+    # Both paths relative to where copier runs, as in the README.
+    monkeypatch.chdir(tmp_path)
+    copy_app(template_snapshot, Path("billing"), Path(platform.name), quiet=False, app_name="billing",
              app_repo_url="ssh://git@git.example.com:2222/acme/billing", app_repo_known_hosts=OTHER_HOST_KEYS,
              webhook_receiver="generic")
     (entry,) = answers(platform)["apps"]
@@ -428,7 +430,11 @@ def test_app_side_copy_passes_receiver_and_known_hosts_and_says_the_app_is_regis
     err = captured.err
     assert "/hook/" in captured.out  # onboarding's summary (the task's output)
     assert "The app IS REGISTERED on the platform repository" in err
-    assert f"git -C {platform} diff --cached --stat" in err and "docs/deploy-key.pub as a READ-ONLY deploy key" in err
+    # The steps run in the new repository: it says so first, and names the platform by its real path.
+    steps = err[err.index("Next steps"):]
+    assert "  1. cd billing\n     git init -b main && git add -A" in steps
+    assert f"git -C {platform.resolve()} diff --cached --stat" in steps
+    assert "docs/deploy-key.pub as a READ-ONLY deploy key" in steps
     assert "Ask " not in err
 
 
@@ -440,6 +446,8 @@ def test_app_side_copy_without_platform_repo_says_ask_the_platform_team(template
     err = capfd.readouterr().err
     assert "Ask the customer platform team to register the app" in err and "IS REGISTERED" not in err
     assert "--secrets --receiver=github" in err and "--data flux_age_recipient=" in err
+    # The encryption task's next step, in the app README's form: sops needs the team's key file.
+    assert "\n  SOPS_AGE_KEY_FILE=<your key file> sops edit secret.sops.yaml\n" in err
 
 
 def test_a_refused_app_side_onboarding_leaves_both_trees_as_they_were(template_snapshot, platform, tmp_path):

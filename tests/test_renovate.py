@@ -63,10 +63,10 @@ def generated(serve_templates_at, tmp_path):
 
 CI_DEPS = {
     "github": ("github-actions", ".github/workflows/validate.yaml",
-               {("actions/checkout", "v5"), ("actions/setup-python", "v6")}),
+               {("actions/checkout", "v7"), ("actions/setup-python", "v7")}),
     "gitlab": ("gitlabci", ".gitlab-ci.yml", {("python", "3.11-slim")}),
 }
-HOOKS = {("pre-commit/pre-commit-hooks", "v5.0.0"), ("adrienverge/yamllint", "v1.38.0"), ("PyYAML", "==6.0.2")}
+HOOKS = {("pre-commit/pre-commit-hooks", "v6.0.0"), ("adrienverge/yamllint", "v1.38.0"), ("PyYAML", "==6.0.4")}
 
 
 @pytest.mark.parametrize("ci", ["github", "gitlab"])
