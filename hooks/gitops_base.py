@@ -79,6 +79,9 @@ def override_secret(svc: str, spec: dict) -> str | None:
     return str(spec.get("values_secret") or f"{svc}-values-override")
 
 
+NUMBERED_RE = re.compile(r"/(\d+)-[^/]+$")
+
+
 def _paths(spec: dict) -> list[tuple[str, str]]:
     """(catalog key, path) of the base folders a service's Flux Kustomizations apply."""
     out = [("path", str(spec["path"]))] if spec.get("path") else []
@@ -115,7 +118,7 @@ def catalog_findings(catalog: dict[str, dict], listing: dict) -> CatalogReport:
     of the release), `catalog-values-secret` (the overlay's Secret is not one a HelmRelease of the
     base reads, under that key, optionally where the base installs first), `catalog-namespace`
     (the service's namespace is not the one the base's HelmReleases are in, or nothing the
-    service applies creates it)."""
+    service applies creates it), `catalog-order` (numbered folders applied out of their order)."""
     components: dict[str, dict] = listing["components"]
     tag = listing.get("tag", "?")
     report = CatalogReport()
@@ -126,6 +129,12 @@ def catalog_findings(catalog: dict[str, dict], listing: dict) -> CatalogReport:
     reached: set[str] = set()
     for svc, spec in catalog.items():
         paths = _paths(spec)
+        # A base numbers the folders of a staged install (keycloak/00-postgres … 30-oidc-rbac): the
+        # catalog applies them in that order, each step after the one before (dependsOn).
+        numbered = [(int(match.group(1)), path) for _, path in paths if (match := NUMBERED_RE.search(path))]
+        if [number for number, _ in numbered] != sorted(number for number, _ in numbered):
+            finding(svc, "catalog-order", "applies " + ", ".join(path for _, path in numbered)
+                    + " out of the order their numbers give")
         for key, path in paths:
             if path not in components:
                 finding(svc, "catalog-path", f"{key} {path} is not a component of openCenter-gitops-base {tag} "

@@ -178,6 +178,16 @@ def _release(name: str, namespace: str, *values: tuple[str, str, bool], chart: s
             "values_from": [{"kind": "Secret", "name": n, "key": k, "optional": o} for n, k, o in values]}
 
 
+def test_numbered_steps_out_of_their_order_are_a_finding():
+    """keycloak's folders 00-postgres → 10-operator → 20-keycloak → 30-oidc-rbac: the catalog applies
+    them in that order; swapping two steps is caught against the shipped listing."""
+    assert not [f for f in catalog_findings(CATALOG, LISTING).findings if f.rule == "catalog-order"]
+    steps = CATALOG["keycloak"]["steps"]
+    swapped = {**CATALOG, "keycloak": {**CATALOG["keycloak"], "steps": [steps[1], steps[0], *steps[2:]]}}
+    (found,) = [f for f in catalog_findings(swapped, LISTING).findings if f.rule == "catalog-order"]
+    assert found.object == "keycloak" and "20-keycloak, applications/base/services/keycloak/10-operator" in found.message
+
+
 def test_catalog_rules_on_a_small_release():
     listing = {"tag": "9.9", "components": {
         "b/a": _component(namespaces=["a"], sources=["HelmRepository/r"],
