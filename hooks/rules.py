@@ -472,10 +472,11 @@ def aggregated_flux_write_findings(objects: list[Located]) -> list[Finding]:
 
 
 def hostname_findings(answers: dict) -> list[Finding]:
-    """Two registered apps that would serve one hostname (assigned names or their zones)."""
+    """A registered app that would serve another's hostname (assigned names or their zones) or a
+    host a platform service publishes on its cluster (keycloak's login host)."""
     registered = [app for app in answers.get("apps") or [] if isinstance(app, dict) and isinstance(app.get("name"), str)]
     return [Finding(ANSWERS_FILE, "", "tenancy-hostname", problem)
-            for problem in appsmod.hostname_conflicts(registered, clusters.domains(answers))]
+            for problem in appsmod.hostname_conflicts(registered, clusters.domains(answers), clusters.published_hosts(answers))]
 
 
 def unique(findings: list[Finding]) -> list[Finding]:
