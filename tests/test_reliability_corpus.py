@@ -260,6 +260,14 @@ CASES = [
     Case("check-secret-generator-env-file", "check", check_args("app"), "[secret-unencrypted]", "reads APP_NAME, LOG_LEVEL from this file in clear text",
          edit("app/kustomization.yaml", "configMapGenerator:", "secretGenerator:\n  - name: api\n    envs:\n"
               "      - config.env\nconfigMapGenerator:")),
+    Case("check-secret-generator-legacy-env-field", "check", check_args("app"), "[secret-unencrypted]",
+         "reads APP_NAME, LOG_LEVEL from this file in clear text",
+         edit("app/kustomization.yaml", "configMapGenerator:", "secretGenerator:\n  - name: api\n    env: config.env\n"
+              "configMapGenerator:")),
+    Case("check-secret-generator-app-file", "check", check_args("app"), "[secret-unencrypted]",
+         "reads Secret key settings from this file in clear text",  # an app's Secret data is encrypted, whatever its key
+         edit("app/kustomization.yaml", "configMapGenerator:", "secretGenerator:\n  - name: db\n    files:\n"
+              "      - settings=config.env\nconfigMapGenerator:")),
     Case("check-secret-generator-credential-file", "check", check_args("app"), "[secret-unencrypted]",
          "reads Secret key db-password from this file in clear text",
          edit("app/kustomization.yaml", "configMapGenerator:", "secretGenerator:\n  - name: db\n    files:\n"

@@ -272,7 +272,8 @@ def placement(entry: dict[str, Any], domains: dict[str, str]) -> list[str]:
     return list(entry.get("clusters") or list(domains)[:1])
 
 
-def published_hosts(catalog: dict[str, dict], services: dict[str, list[str]], domains: dict[str, str]) -> list[tuple[str, str, str]]:
+def published_hosts(catalog: dict[str, dict], services: dict[str, list[str]],
+                    domains: dict[str, str]) -> list[tuple[str, str, str]]:
     """(cluster, host, service) for every host a platform service selected on a cluster (`services`:
     each cluster's platform_services) publishes on that cluster's domain (keycloak's auth.<domain>)."""
     return [(cluster, f"{entry['hostname']['host']}.{domain}", svc)
