@@ -221,7 +221,7 @@ def _run_checks(repo, kube_version, platform, tenants, all_tenants, cleanup: Exi
     report = Report(here.findings, roots=len(here.roots), objects=len(objects))
     report.findings += rules.schema_findings(objects, validator)
     report.findings += rules.secret_findings(here.files, read_sops_rules(repo))
-    report.findings += rules.secret_generator_findings(generator_sources(repo, here.roots))
+    report.findings += rules.secret_generator_findings(generator_sources(repo, here.roots), app=template == "app")
     report.findings += rules.git_ref_findings(objects)
     if template == "platform":
         out_of_band = rules.out_of_band_secrets(str(answers.get("gitops_base_secret") or ""))
@@ -282,7 +282,9 @@ def generator_sources(repo: Path, roots: list[Path]) -> list[rules.GeneratorSour
             for literal in generator.get("literals") or []:
                 key, _, value = str(literal).partition("=")
                 sources.append(rules.GeneratorSource(rel, name, "literal", key, value))
-            for kind, entries in (("env", generator.get("envs") or []), ("file", generator.get("files") or [])):
+            # `env: FILE`, the field `envs` replaced, is still built into the Secret (kustomize 5.8).
+            env_files = [*(generator.get("envs") or []), *([generator["env"]] if generator.get("env") else [])]
+            for kind, entries in (("env", env_files), ("file", generator.get("files") or [])):
                 for entry in entries:
                     key, _, target = str(entry).rpartition("=")
                     path = (root / target).resolve()

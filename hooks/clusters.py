@@ -160,3 +160,11 @@ def reserved(answers: dict[str, Any]) -> set[str]:
     """Names no app may take on this repository: the platform's (every cluster's Gateway namespace among them)."""
     return apps.reserved_names(apps.load_catalog(), [str(cluster.get("gateway_namespace", ""))
                                                      for cluster in cluster_list(answers)])
+
+
+def published_hosts(answers: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(cluster, host, service) for every host a platform service selected on a cluster publishes
+    there (keycloak's auth.<domain>): no app may be assigned it (hooks/apps hostname_conflicts)."""
+    return apps.published_hosts(apps.load_catalog(), {str(c.get("cluster_name", "")): list(c.get("platform_services") or [])
+                                                      for c in cluster_list(answers) if isinstance(c, dict)},
+                                domains(answers))

@@ -59,7 +59,8 @@ def apps_problem(apps: list[dict[str, Any]], answers: dict[str, Any]) -> str | N
     """Why `apps` would not pass its validator beside `answers` (their clusters, domains and
     Gateway namespaces), as far as this package can tell; None when it would."""
     try:
-        appsmod.validate_apps(apps, clustersmod.reserved(answers), clustersmod.domains(answers))
+        appsmod.validate_apps(apps, clustersmod.reserved(answers), clustersmod.domains(answers),
+                              clustersmod.published_hosts(answers))
     except HookError as error:
         return f"{error.field}: {error.rule}"
     return None

@@ -305,7 +305,8 @@ def _register(
     sops_binary = sops.require_sops()
     sops.check_config(platform_path)
     domains = clusters.domains(platform.answers)
-    new_apps, planned = appsmod.plan_many(platform.apps, raw_entries, platform.reserved(), domains, update)
+    new_apps, planned = appsmod.plan_many(platform.apps, raw_entries, platform.reserved(), domains, update,
+                                         clusters.published_hosts(platform.answers))
     todo = [change_of(platform_path, item, domains) for item in planned]
     names = [change.entry["name"] for change in todo]
     branch = f"onboard/{names[0]}" + (f"-and-{len(names) - 1}-more" if len(names) > 1 else "")

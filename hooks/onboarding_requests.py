@@ -69,6 +69,7 @@ def request_problems(repo: Path, answers: dict[str, Any]) -> list[tuple[str, str
     registers it (the check reports them as findings: a pending request fails CI)."""
     domains = clusters.domains(answers)
     reserved = clusters.reserved(answers)
+    published = clusters.published_hosts(answers)
     registered = answers.get("apps") or []
     accepted: list[dict[str, Any]] = []  # the valid requests so far: they must not clash with each other
     asked_in: dict[str, str] = {}  # app name -> the request that asked for it first
@@ -80,7 +81,7 @@ def request_problems(repo: Path, answers: dict[str, Any]) -> list[tuple[str, str
             for entry in entries:
                 if entry["name"] in asked_in:
                     raise HookError(f"apps[{entry['name']}]", f"is requested in {asked_in[entry['name']]} already")
-            _, planned = appsmod.plan_many(registered, [*accepted, *entries], reserved, domains)
+            _, planned = appsmod.plan_many(registered, [*accepted, *entries], reserved, domains, published=published)
         except HookError as error:
             field = error.field.replace(str(path), "").lstrip(": ")  # the finding names the file already
             problems.append((rel, f"{field}: {error.rule}" if field else error.rule))

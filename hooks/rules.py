@@ -392,12 +392,23 @@ def _credentials_in(node: object, path: str = "") -> list[str]:
     return found
 
 
-def secret_generator_findings(sources: list[GeneratorSource]) -> list[Finding]:
+def _env_values(text: str) -> list[tuple[str, str]]:
+    """(key, value) of every line of an env file that sets a non-empty value (kustomize's format:
+    KEY=value lines; comments and blank lines aside)."""
+    return [(key.strip(), value.strip()) for line in text.splitlines()
+            if "=" in line and not line.lstrip().startswith("#")
+            for key, _, value in [line.partition("=")] if value.strip()]
+
+
+def secret_generator_findings(sources: list[GeneratorSource], app: bool) -> list[Finding]:
     """What a kustomize secretGenerator would put into a Secret from clear text in Git: every
-    literal, every value of an env file, and credentials in a file (a credential-like Secret key
-    such as `db-password=db-password.txt`, credential-like keys inside it, private key blocks),
-    unless that file is SOPS-encrypted (Flux decrypts it before kustomize reads it). Other clear
-    files are settings by design: the platform's Helm values overrides are such files."""
+    literal, every value of an env file that is not SOPS-encrypted (in a SOPS env file, a clear
+    line added after encryption), and a file unless it is SOPS-encrypted (Flux decrypts it before
+    kustomize reads it). In an app repository (`app`) every such file: the team's Secret data is
+    encrypted, whatever its key is called. In a platform repository only credentials in a file (a
+    credential-like Secret key such as `db-password=db-password.txt`, credential-like keys inside
+    it, private key blocks): its generators carry the Helm values overrides of the platform's
+    services, settings in clear by design until they hold credentials."""
     findings = []
     for source in sources:
         where = f"secretGenerator {source.generator}"
@@ -406,15 +417,28 @@ def secret_generator_findings(sources: list[GeneratorSource]) -> list[Finding]:
                                     f"{where}: literal {source.ref} is a Secret value in clear text; put it in a "
                                     "SOPS-encrypted env file (envs:) instead"))
             continue
-        if source.text is None or _sops_encrypted_text(source.text):
+        if source.text is None:
+            continue
+        encrypted = _sops_encrypted_text(source.text)
+        if source.kind == "env" and encrypted:
+            # sops writes every value as ENC[…] and its metadata as sops_* keys: a clear value was
+            # added after encryption (or left clear by an unencrypted_* rule), a Secret value in Git
+            # either way; `sops encrypt` refuses a file already encrypted, so the fix is `sops edit`.
+            clear = [key for key, value in _env_values(source.text)
+                     if not value.startswith("ENC[") and not key.startswith("sops_")]
+            if clear:
+                findings.append(Finding(source.ref, "", "secret-unencrypted",
+                                        f"{where} ({source.kustomization}) reads {', '.join(clear)} from this SOPS-encrypted "
+                                        f"file in clear text: delete those lines and add the values with `sops edit "
+                                        f"{source.ref}` from the repository root"))
+            continue
+        if encrypted:
             continue
         if source.kind == "env":
-            keys = [line.split("=", 1)[0].strip() for line in source.text.splitlines()
-                    if "=" in line and not line.lstrip().startswith("#") and line.split("=", 1)[1].strip()]
-            clear = keys
+            clear = [key for key, _ in _env_values(source.text)]
         else:
             clear = ["a private key"] if PRIVATE_KEY_BLOCK.search(source.text) else []
-            if source.text.strip() and CREDENTIAL_KEY.search(source.key) and not SECRET_REFERENCE_KEY.match(source.key):
+            if source.text.strip() and (app or CREDENTIAL_KEY.search(source.key) and not SECRET_REFERENCE_KEY.match(source.key)):
                 clear.append(f"Secret key {source.key}")
             try:
                 clear += _credentials_in(yaml.safe_load(source.text))
@@ -423,7 +447,7 @@ def secret_generator_findings(sources: list[GeneratorSource]) -> list[Finding]:
         if clear:
             findings.append(Finding(source.ref, "", "secret-unencrypted",
                                     f"{where} ({source.kustomization}) reads {', '.join(clear)} from this file in "
-                                    f"clear text: run `sops --encrypt --in-place {source.ref}`"))
+                                    f"clear text: run `sops --encrypt --in-place {source.ref}` from the repository root"))
     return findings
 
 
@@ -472,10 +496,11 @@ def aggregated_flux_write_findings(objects: list[Located]) -> list[Finding]:
 
 
 def hostname_findings(answers: dict) -> list[Finding]:
-    """Two registered apps that would serve one hostname (assigned names or their zones)."""
+    """A registered app that would serve another's hostname (assigned names or their zones) or a
+    host a platform service publishes on its cluster (keycloak's login host)."""
     registered = [app for app in answers.get("apps") or [] if isinstance(app, dict) and isinstance(app.get("name"), str)]
     return [Finding(ANSWERS_FILE, "", "tenancy-hostname", problem)
-            for problem in appsmod.hostname_conflicts(registered, clusters.domains(answers))]
+            for problem in appsmod.hostname_conflicts(registered, clusters.domains(answers), clusters.published_hosts(answers))]
 
 
 def unique(findings: list[Finding]) -> list[Finding]:

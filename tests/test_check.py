@@ -109,7 +109,8 @@ def test_values_may_name_an_existing_secret_but_not_hold_a_credential(platform_r
                                         "tls:\n  secretName: wildcard-tls\nadmin:\n  password: hunter2\n")
     assert [(f.file, f.rule, f.message) for f in check_repo(platform_repo)] == [
         (values, "secret-unencrypted", f"secretGenerator cert-manager-values-override ({CERT_MANAGER}/kustomization.yaml) "
-                                       f"reads admin.password from this file in clear text: run `sops --encrypt --in-place {values}`"),
+                                       f"reads admin.password from this file in clear text: run `sops --encrypt --in-place {values}` "
+                                       "from the repository root"),
     ]
 
 

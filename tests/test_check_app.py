@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
+from pyrage import x25519
 
+from hooks import sops
 from hooks.check import Finding, check_repo
 
 CONFIGMAP = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  MODE: prod\n"
@@ -34,6 +37,51 @@ def app_repo(root: Path, resources: dict[str, str], extra_entries: tuple[str, ..
 def test_a_clean_app_repo_passes(tmp_path):
     repo = app_repo(tmp_path / "shop", {"configmap.yaml": CONFIGMAP})
     assert check_repo(repo) == []
+
+
+def sops_encrypted_env(path: Path, text: str) -> None:
+    """Write an env file as sops encrypts it (dotenv: ENC[…] values, sops_* metadata lines)."""
+    path.write_text(text)
+    subprocess.run([sops.require_sops(), "encrypt", "--in-place", "--age", str(x25519.Identity.generate().to_public()),
+                    path.name], cwd=path.parent, check=True, capture_output=True)
+
+
+CLEAR = "in clear text: run `sops --encrypt --in-place {}` from the repository root"
+
+
+@pytest.mark.parametrize(
+    ("generator", "file", "text", "appended", "expected"),
+    [
+        pytest.param("env: db.env", "db.env", "DB_PASSWORD=hunter2\n", None,
+                     "reads DB_PASSWORD from this file " + CLEAR.format("db.env"), id="legacy-env-field"),
+        pytest.param("envs: [db.env]", "db.env", "# the database\nDB_PASSWORD=hunter2\nDB_HOST=\n", None,
+                     "reads DB_PASSWORD from this file " + CLEAR.format("db.env"), id="env-file"),
+        pytest.param("files: [dbpw]", "dbpw", "hunter2\n", None,
+                     "reads Secret key dbpw from this file " + CLEAR.format("dbpw"), id="file-of-any-name"),
+        pytest.param("files: [tls.crt=certs/server.pem]", "certs/server.pem", "-----BEGIN CERTIFICATE-----\nMIIB\n", None,
+                     "reads Secret key tls.crt from this file " + CLEAR.format("certs/server.pem"), id="keyed-file"),
+        pytest.param("envs: [db.env]", "db.env", "DB_PASSWORD=hunter2\nDB_HOST=db\n", "", None, id="sops-env-file"),
+        pytest.param("envs: [db.env]", "db.env", "DB_PASSWORD=hunter2\n", "API_TOKEN=cleartext-token\n",
+                     "reads API_TOKEN from this SOPS-encrypted file in clear text: delete those lines and add the "
+                     "values with `sops edit db.env` from the repository root", id="clear-line-in-sops-env-file"),
+        pytest.param("files: [db.env]", "db.env", "DB_PASSWORD=hunter2\n", "", None, id="sops-file"),
+    ],
+)
+def test_secret_data_an_app_generates_is_encrypted(tmp_path, generator, file, text, appended, expected):
+    """What an app's secretGenerator puts into a Secret comes from SOPS-encrypted files only (a
+    literal: tests/test_reliability_corpus.py). `appended` None: the file is in clear; else it is
+    SOPS-encrypted and `appended` added to it afterwards by hand."""
+    repo = app_repo(tmp_path / "shop", {"configmap.yaml": CONFIGMAP})
+    with (repo / "kustomization.yaml").open("a") as kustomization:
+        kustomization.write(f"secretGenerator:\n  - name: db\n    {generator}\n")
+    (repo / file).parent.mkdir(parents=True, exist_ok=True)
+    if appended is None:
+        (repo / file).write_text(text)
+    else:
+        sops_encrypted_env(repo / file, text)
+        (repo / file).write_text((repo / file).read_text() + appended)
+    assert check_repo(repo) == ([] if expected is None else [
+        Finding(file, "", "secret-unencrypted", f"secretGenerator db (kustomization.yaml) {expected}")])
 
 
 @pytest.mark.parametrize(

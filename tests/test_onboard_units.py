@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.serialization import load_ssh_private_key, l
 from pyrage import x25519
 
 from conftest import commit_all, git
-from hooks import apps, deploykeys, gitrepo, knownhosts
+from hooks import apps, clusters, deploykeys, gitrepo, knownhosts
 from hooks.errors import HookError
 from messages import assert_leads_with_the_answer
 
@@ -122,6 +122,36 @@ def test_placement_and_hostnames_are_per_cluster():
     with pytest.raises(HookError) as error:
         apps.validate_apps([entry(clusters=["dev"])], RESERVED, domains)
     assert error.value.field == "apps[shop].clusters" and "prod, staging" in error.value.rule
+
+
+KEYCLOAK = ["keycloak", "postgres-operator", "cert-manager", "olm", "rbac-manager"]  # keycloak and what it needs
+
+
+def test_no_app_is_assigned_a_host_a_platform_service_publishes_on_its_cluster():
+    """keycloak serves auth.<domain> (its login host) where it is selected: that host and the names
+    under it are no app's there; on a cluster without keycloak they are free."""
+    answers = {"cluster_name": "prod", "cluster_domain": "prod.acme.example.com", "platform_services": KEYCLOAK,
+               "clusters": [{"cluster_name": "staging", "cluster_domain": "staging.acme.example.com",
+                             "platform_services": ["cert-manager"]}]}
+    domains, published = clusters.domains(answers), clusters.published_hosts(answers)
+    assert published == [("prod", "auth.prod.acme.example.com", "keycloak")]
+    for taken in ("auth.prod.acme.example.com", "login.auth.prod.acme.example.com", "*.auth.prod.acme.example.com"):
+        with pytest.raises(HookError) as error:
+            apps.validate_apps([entry(hostnames=[taken])], RESERVED, domains, published)
+        assert (error.value.field, error.value.rule.split(" (")[0]) == (
+            "apps[shop].hostnames", f"{taken} is also served by platform service keycloak"), error.value
+    assert apps.validate_apps([entry(clusters=["staging"], hostnames=["auth.staging.acme.example.com"])],
+                              RESERVED, domains, published)
+    assert apps.validate_apps([entry(hostnames=["authn.prod.acme.example.com"])], RESERVED, domains, published)
+
+
+def test_the_apps_validator_refuses_a_platform_service_host(copie):
+    refused = copie.copy(extra_answers={"template": "platform", "platform_services": KEYCLOAK, "flux_allow_remote_bases": True,
+                                        "apps": [entry(hostnames=["auth.prod.acme.example.com"])]})
+    assert refused.exit_code != 0
+    assert ("apps[shop].hostnames: auth.prod.acme.example.com is also served by platform service keycloak "
+            "(auth.prod.acme.example.com)") in str(refused.exception), refused.exception
+    assert_leads_with_the_answer(str(refused.exception))
 
 
 def test_the_apps_validator_refuses_an_unknown_cluster(copie):

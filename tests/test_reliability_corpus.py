@@ -211,6 +211,11 @@ CASES = [
     Case("onboard-tenant-prefix", "onboard", onboard_args(name="tenant-cart"), "apps[tenant-cart].name", "reserved"),
     Case("onboard-hostname-taken", "onboard", onboard_args("--hostname", "shop.prod.acme.example.com"),
          "apps[cart].hostnames", "is also served by app shop"),
+    Case("onboard-platform-service-host", "onboard",
+         onboard_args("--update", "--hostname", "auth.prod.acme.example.com", name="shop", url=SHOP["url"]),
+         "apps[shop].hostnames", "is also served by platform service keycloak",
+         answers_edit(lambda answers: {**answers, "flux_allow_remote_bases": True, "platform_services": [
+             *answers["platform_services"], "keycloak", "postgres-operator", "olm", "rbac-manager"]})),
     Case("onboard-quota-form", "onboard", onboard_args("--quota", "pods"), "quota", "RESOURCE=QUANTITY"),
     Case("onboard-quota-quantity", "onboard", onboard_args("--quota", "pods=lots"), "apps[cart].quota", "a quantity"),
     Case("onboard-egress-host-bits", "onboard", onboard_args("--egress", "10.0.0.1/16"), "apps[cart].egress", "canonical form"),
@@ -255,6 +260,14 @@ CASES = [
     Case("check-secret-generator-env-file", "check", check_args("app"), "[secret-unencrypted]", "reads APP_NAME, LOG_LEVEL from this file in clear text",
          edit("app/kustomization.yaml", "configMapGenerator:", "secretGenerator:\n  - name: api\n    envs:\n"
               "      - config.env\nconfigMapGenerator:")),
+    Case("check-secret-generator-legacy-env-field", "check", check_args("app"), "[secret-unencrypted]",
+         "reads APP_NAME, LOG_LEVEL from this file in clear text",
+         edit("app/kustomization.yaml", "configMapGenerator:", "secretGenerator:\n  - name: api\n    env: config.env\n"
+              "configMapGenerator:")),
+    Case("check-secret-generator-app-file", "check", check_args("app"), "[secret-unencrypted]",
+         "reads Secret key settings from this file in clear text",  # an app's Secret data is encrypted, whatever its key
+         edit("app/kustomization.yaml", "configMapGenerator:", "secretGenerator:\n  - name: db\n    files:\n"
+              "      - settings=config.env\nconfigMapGenerator:")),
     Case("check-secret-generator-credential-file", "check", check_args("app"), "[secret-unencrypted]",
          "reads Secret key db-password from this file in clear text",
          edit("app/kustomization.yaml", "configMapGenerator:", "secretGenerator:\n  - name: db\n    files:\n"

@@ -557,6 +557,17 @@ def test_two_apps_can_never_be_assigned_one_hostname(fleet, tmp_path):
         f"apps[shop].hostnames: pay.{DOMAIN} is also served by app billing (pay.{DOMAIN})"]
 
 
+def test_no_app_is_assigned_the_login_host_keycloak_serves(fleet):
+    """With keycloak selected, auth.<domain> is the platform's login host: a hand edit that gives it
+    to an app is a finding of the check (onboarding refuses it: tests/test_reliability_corpus.py)."""
+    answers = yaml.safe_load((fleet["platform"] / ".copier-answers.yml").read_text())
+    answers["apps"] = [{**app, "hostnames": [f"auth.{DOMAIN}"]} if app["name"] == "shop" else app for app in answers["apps"]]
+    assert rules.hostname_findings(answers) == []  # keycloak not selected: the name is free
+    answers["platform_services"] = [*answers["platform_services"], "keycloak"]
+    assert [f.message for f in rules.hostname_findings(answers)] == [
+        f"apps[shop].hostnames: auth.{DOMAIN} is also served by platform service keycloak (auth.{DOMAIN})"]
+
+
 # Flux RBAC: judged on the built flux-system output, not on the patch's text ------------------------
 
 # A stand-in for the RBAC part of `flux install --export` (fluxcd/flux2 manifests/rbac): the two

@@ -27,8 +27,9 @@ and, optionally (absent when empty):
 set by the platform team (docs/tenancy.md):
 
   hostnames    hostnames under a cluster's domain the app may publish besides <name>.<domain> and
-               its subdomains; never another app's on that cluster (Namespace annotation
-               opencenter/hostnames, in each cluster's overlay the names under its domain)
+               its subdomains; never another app's on that cluster, nor a host a platform service
+               selected there publishes (keycloak's auth.<domain>) or a name under it (Namespace
+               annotation opencenter/hostnames, in each cluster's overlay the names under its domain)
   egress       CIDRs the team's NetworkPolicies may open egress to (opencenter/egress-cidrs)
   quota        ResourceQuota `hard` entries that replace the defaults, e.g. {requests.cpu: "8"}
 
@@ -42,6 +43,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -270,18 +272,35 @@ def placement(entry: dict[str, Any], domains: dict[str, str]) -> list[str]:
     return list(entry.get("clusters") or list(domains)[:1])
 
 
-def hostname_conflicts(apps: list[dict[str, Any]], domains: dict[str, str]) -> list[str]:
-    """Why two apps would serve one hostname on a cluster (empty: none). `domains`: every cluster's
-    domain, the first cluster first. On each cluster every app owns its zone; assigned names must
-    lie under the domain of one of the app's clusters (a Gateway listener serves *.<domain> only)
-    and, on each cluster whose domain they are under, in no other app's zone or assigned names."""
+def published_hosts(catalog: dict[str, dict], services: dict[str, list[str]],
+                    domains: dict[str, str]) -> list[tuple[str, str, str]]:
+    """(cluster, host, service) for every host a platform service selected on a cluster (`services`:
+    each cluster's platform_services) publishes on that cluster's domain (keycloak's auth.<domain>)."""
+    return [(cluster, f"{entry['hostname']['host']}.{domain}", svc)
+            for cluster, domain in domains.items()
+            for svc in services.get(cluster) or [] if svc in catalog
+            for entry in catalog[svc].get("steps") or [] if entry.get("hostname")]
+
+
+def hostname_conflicts(apps: list[dict[str, Any]], domains: dict[str, str],
+                       published: Sequence[tuple[str, str, str]] = ()) -> list[str]:
+    """Why an app would serve a hostname that is not its own on a cluster (empty: none). `domains`:
+    every cluster's domain, the first cluster first; `published`: the hosts platform services
+    publish (published_hosts). On each cluster every app owns its zone and every platform service
+    its hosts, each with the names under it (a name under the login host could be sent its
+    cookies); assigned names must lie under the domain of one of the app's clusters (a Gateway
+    listener serves *.<domain> only) and, on each cluster whose domain they are under, in no other
+    app's zone or assigned names and no platform service's host."""
     problems = []
-    owners: list[tuple[str, str, str]] = []  # (cluster, hostname or *.pattern, app)
+    # (cluster, hostname or *.pattern, owner: "app <name>" or "platform service <name>"); the
+    # platform's first, so that a clash with both names the platform service
+    owners: list[tuple[str, str, str]] = [(cluster, name, f"platform service {svc}")
+                                          for cluster, host, svc in published for name in (f"*.{host}", host)]
     for app in apps:
         for cluster in placement(app, domains):
             if cluster in domains:
-                owners += [(cluster, f"*.{zone(app['name'], domains[cluster])}", app["name"]),
-                           (cluster, zone(app["name"], domains[cluster]), app["name"])]
+                owners += [(cluster, f"*.{zone(app['name'], domains[cluster])}", f"app {app['name']}"),
+                           (cluster, zone(app["name"], domains[cluster]), f"app {app['name']}")]
     for app in apps:
         placed = [cluster for cluster in placement(app, domains) if cluster in domains]
         for hostname in app.get("hostnames", []):
@@ -293,18 +312,20 @@ def hostname_conflicts(apps: list[dict[str, Any]], domains: dict[str, str]) -> l
                 problems.append(f"apps[{app['name']}].hostnames: {hostname} is not under {served}, {what}")
                 continue
             for cluster, other, owner in owners:
-                if owner != app["name"] and cluster in under and _overlap(other, hostname):
+                if owner != f"app {app['name']}" and cluster in under and _overlap(other, hostname):
                     on = f" on cluster {cluster}" if len(domains) > 1 else ""
-                    problems.append(f"apps[{app['name']}].hostnames: {hostname} is also served by app {owner} ({other}{on})")
+                    problems.append(f"apps[{app['name']}].hostnames: {hostname} is also served by {owner} ({other}{on})")
                     break
-            owners += [(cluster, hostname, app["name"]) for cluster in under]
+            owners += [(cluster, hostname, f"app {app['name']}") for cluster in under]
     return problems
 
 
-def validate_apps(apps: Any, reserved: set[str], domains: dict[str, str] | None = None) -> list[dict[str, Any]]:
+def validate_apps(apps: Any, reserved: set[str], domains: dict[str, str] | None = None,
+                  published: Sequence[tuple[str, str, str]] = ()) -> list[dict[str, Any]]:
     """The whole `apps` answer: a list of valid entries with unique names, placed on clusters of
-    `domains` (every cluster's domain, first cluster first), and unique hostnames (normalized).
-    Without `domains`, placements and hostnames are not checked."""
+    `domains` (every cluster's domain, first cluster first), and hostnames of their own, never
+    another app's or a host of `published` (published_hosts; normalized). Without `domains`,
+    placements and hostnames are not checked."""
     if not isinstance(apps, list):
         raise HookError("apps", f"must be a YAML list of app entries (got {apps!r})")
     seen: set[str] = set()
@@ -319,7 +340,7 @@ def validate_apps(apps: Any, reserved: set[str], domains: dict[str, str] | None 
             raise HookError(f"apps[{entry['name']}].clusters",
                             f"must name clusters of this repository: {', '.join(domains)} (got {entry['clusters']!r})")
         result.append(entry)
-    conflicts = hostname_conflicts(result, domains or {})
+    conflicts = hostname_conflicts(result, domains or {}, published)
     if conflicts:
         field, _, why = conflicts[0].partition(": ")
         raise HookError(field, why)
@@ -402,11 +423,11 @@ class Planned:
 
 
 def plan_many(apps: list[dict[str, Any]], raw_entries: list[Any], reserved: set[str], domains: dict[str, str],
-              allow_update: bool = False) -> tuple[list[dict[str, Any]], list[Planned]]:
+              allow_update: bool = False, published: Sequence[tuple[str, str, str]] = ()) -> tuple[list[dict[str, Any]], list[Planned]]:
     """Register entries one after the other (onboarding: one; a file: many, all or none). The new
     `apps` and each entry's plan; refuses an invalid entry, one named twice, and any clash of the
-    result (names, hostnames, placements)."""
-    current = validate_apps(apps, reserved, domains)
+    result (names, hostnames, also with the hosts of `published`, placements)."""
+    current = validate_apps(apps, reserved, domains, published)
     planned: list[Planned] = []
     for raw in raw_entries:
         if allow_update:
@@ -425,7 +446,7 @@ def plan_many(apps: list[dict[str, Any]], raw_entries: list[Any], reserved: set[
     # that causes it, never on the registered app it collides with.
     given = {item.entry["name"] for item in planned}
     validate_apps([*(app for app in current if app["name"] not in given), *(item.entry for item in planned)],
-                  reserved, domains)
+                  reserved, domains, published)
     return current, planned
 
 
