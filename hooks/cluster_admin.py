@@ -138,9 +138,22 @@ def set_settings(platform_path: Path, name: str, settings: dict[str, Any],
         + (", ".join(f"{key} {before.get(key)!r} -> {value!r}" for key, value in changed.items()) or "nothing")
         + " (staged, not committed; only its overlay and the answers change).")
     if "sops_age_recipients" in changed:
-        out(f"  Re-encrypt its files for the new key: sops updatekeys -y applications/overlays/{name}/…/*.sops.yaml "
-            "(from the repository root, with a key that decrypts them today).")
+        for line in recipient_steps(name, str(before["sops_age_recipients"]), str(changed["sops_age_recipients"])):
+            out(line)
     return 0
+
+
+def recipient_steps(name: str, before: str, after: str) -> list[str]:
+    """What to run on the cluster's SOPS files after its recipients changed. updatekeys wraps the
+    same data key for the new recipients; a removed key still opens it with a file's old `sops`
+    block from git history, so only a new data key (sops rotate) retires that key."""
+    removed = set(agekeys.parse_recipients(before)) - set(agekeys.parse_recipients(after))
+    steps = [f"  Re-encrypt every SOPS file of applications/overlays/{name}/ for its new recipients, from the "
+             "repository root with a key that opens it today: sops updatekeys -y FILE"]
+    if removed:
+        steps.append("  Then give each a new data key, or the removed recipient still opens its values with the "
+                     "file's old sops block from git history: sops rotate -i FILE")
+    return steps
 
 
 def remove(platform_path: Path, name: str, lock_wait: float = gitrepo.DEFAULT_LOCK_WAIT,

@@ -202,6 +202,17 @@ def test_bad_cluster_commands_are_refused_and_write_nothing(single, isolated_env
     assert not (isolated_env / "age").exists() or not list((isolated_env / "age").iterdir())  # no key made
 
 
+def test_changed_recipients_say_how_to_re_encrypt_and_a_removed_one_how_to_retire_it(single):
+    prod, staging = str(KEYS["prod"].to_public()), str(KEYS["staging"].to_public())
+    said: list[str] = []
+    assert cluster_admin.set_settings(single, "prod", {"sops_age_recipients": staging}, out=said.append) == 0
+    steps = [line for line in said if "sops " in line]
+    assert len(steps) == 2 and steps[0].endswith("sops updatekeys -y FILE") and steps[1].endswith("sops rotate -i FILE")
+    # Only added: the data key stays with the same holders, nothing to retire.
+    added = cluster_admin.recipient_steps("prod", prod, f"{prod},{staging}")
+    assert len(added) == 1 and "updatekeys" in added[0]
+
+
 def test_a_refused_add_keeps_a_key_file_it_did_not_make(single, isolated_env):
     key_file = isolated_env / "age" / "acme-qa.agekey"
     agekeys.ensure_key_file(key_file)  # left by an earlier cluster of that name
