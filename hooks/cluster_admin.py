@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import yaml  # noqa: E402
 
 from hooks import agekeys, clusters, gitrepo, kept_answers, sops  # noqa: E402
-from hooks.errors import HookError, run_main  # noqa: E402
+from hooks.errors import HookError, copier_error, run_main  # noqa: E402
 from hooks.onboard import read_platform  # noqa: E402
 
 
@@ -55,7 +55,7 @@ def rerender(platform: Path, data: dict[str, Any]) -> None:
         copier.run_update(platform, data=data, defaults=True, overwrite=True, unsafe=True,
                           vcs_ref=copier.VcsRef.CURRENT, quiet=True)
     except Exception as error:  # Copier raises many types; all mean the render failed
-        raise HookError("copier update", f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}") from None
+        raise copier_error(error) from None
     conflicts = gitrepo.unmerged(platform)
     if conflicts:
         raise HookError("copier update", f"left conflicts in {', '.join(conflicts)} (files edited by hand?)")
@@ -82,6 +82,7 @@ def change(platform_path: Path, what: str, plan: Callable[[dict[str, Any]], dict
 def add(platform_path: Path, name: str, settings: dict[str, Any], lock_wait: float = gitrepo.DEFAULT_LOCK_WAIT,
         out: Callable[[str], None] = print) -> int:
     generated: list[Path] = []
+    created: list[Path] = []
 
     def plan(answers: dict[str, Any]) -> dict[str, Any]:
         given = dict(settings)
@@ -91,11 +92,20 @@ def add(platform_path: Path, name: str, settings: dict[str, Any], lock_wait: flo
         else:
             clusters.plan_add(answers, name, given)  # refuse bad input before a key file is made
             key_file = agekeys.platform_key_file(answers.get("customer_name", ""), name)
-            given["sops_age_recipients"], _ = agekeys.ensure_key_file(key_file)
+            given["sops_age_recipients"], made = agekeys.ensure_key_file(key_file)
             generated.append(key_file)
+            if made:
+                created.append(key_file)
         return {"clusters": clusters.plan_add(answers, name, given)}
 
-    answers = change(platform_path, f"adding cluster '{name}'", plan, lock_wait)
+    try:
+        answers = change(platform_path, f"adding cluster '{name}'", plan, lock_wait)
+    except BaseException:
+        # The template's validators see the new cluster only when it renders, after its key was
+        # made: a refused add leaves no key file behind (one that was there before stays).
+        for key_file in created:
+            key_file.unlink(missing_ok=True)
+        raise
     cluster = clusters.find(answers, name)
     overlay = f"applications/overlays/{name}"
     out(f"Added cluster '{name}' to {platform_path}: {overlay}/ (staged, not committed).")
@@ -128,9 +138,22 @@ def set_settings(platform_path: Path, name: str, settings: dict[str, Any],
         + (", ".join(f"{key} {before.get(key)!r} -> {value!r}" for key, value in changed.items()) or "nothing")
         + " (staged, not committed; only its overlay and the answers change).")
     if "sops_age_recipients" in changed:
-        out(f"  Re-encrypt its files for the new key: sops updatekeys -y applications/overlays/{name}/…/*.sops.yaml "
-            "(from the repository root, with a key that decrypts them today).")
+        for line in recipient_steps(name, str(before["sops_age_recipients"]), str(changed["sops_age_recipients"])):
+            out(line)
     return 0
+
+
+def recipient_steps(name: str, before: str, after: str) -> list[str]:
+    """What to run on the cluster's SOPS files after its recipients changed. updatekeys wraps the
+    same data key for the new recipients; a removed key still opens it with a file's old `sops`
+    block from git history, so only a new data key (sops rotate) retires that key."""
+    removed = set(agekeys.parse_recipients(before)) - set(agekeys.parse_recipients(after))
+    steps = [f"  Re-encrypt every SOPS file of applications/overlays/{name}/ for its new recipients, from the "
+             "repository root with a key that opens it today: sops updatekeys -y FILE"]
+    if removed:
+        steps.append("  Then give each a new data key, or the removed recipient still opens its values with the "
+                     "file's old sops block from git history: sops rotate -i FILE")
+    return steps
 
 
 def remove(platform_path: Path, name: str, lock_wait: float = gitrepo.DEFAULT_LOCK_WAIT,

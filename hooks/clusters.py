@@ -110,9 +110,10 @@ def plan_add(answers: dict[str, Any], name: str, settings: dict[str, Any]) -> li
     `settings` (domain and age recipients at least; HookError when the domain cannot be derived)."""
     if name in names(answers):
         raise HookError("cluster", f"'{name}' is a cluster of this repository already")
-    unknown = sorted(set(settings) - set(PER_CLUSTER) - {"cluster_name"})
-    if unknown:
-        raise HookError("cluster", f"unknown settings {unknown}; per-cluster settings: {', '.join(PER_CLUSTER[1:])}")
+    bad = sorted(set(settings) - set(PER_CLUSTER[1:]))
+    if bad:
+        raise HookError("cluster", f"cannot set {bad}; per-cluster settings: {', '.join(PER_CLUSTER[1:])}"
+                        + (f" (the new cluster's name is the NAME argument, '{name}')" if "cluster_name" in bad else ""))
     domain = settings.get("cluster_domain") or default_domain(answers, name)
     if not domain:
         raise HookError("cluster_domain", f"give the domain of cluster '{name}' (--domain): the first cluster's "

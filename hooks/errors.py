@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import sys
 import threading
@@ -22,6 +23,32 @@ class HookError(Exception):
         super().__init__(f"{field}: {rule}")
         self.field = field
         self.rule = rule
+
+
+# How a validator's refusal reads (questions/*.yml, includes/validators.jinja; tests/messages.py
+# checks every one): Copier's "Validation error for question '<name>': ", then for each problem a
+# short line starting with one of these that says what to answer (all a prompt shows), then lines
+# that name the field and the reason.
+VALIDATOR_LEADS = ("Answer ", "Leave ", "Add ", "Remove ")
+VALIDATOR_REFUSAL = re.compile(r"Validation error for question '(?P<question>[^']+)': (?P<message>.*)", re.DOTALL)
+
+
+def copier_error(error: Exception) -> HookError:
+    """A failed Copier render as one line. A validator's refusal keeps the lines that name the
+    field and the reason (its lead lines only when nothing else is said), one clause per problem;
+    anything else is Copier's text with its lines joined."""
+    text = str(error).strip()
+    refusal = VALIDATOR_REFUSAL.match(text)
+    if not refusal:
+        return HookError("copier update", f"{type(error).__name__}: {' '.join(line.strip() for line in text.splitlines())}")
+    problems: list[list[str]] = []
+    for line in filter(None, (line.strip() for line in refusal["message"].splitlines())):
+        if line.startswith(VALIDATOR_LEADS) or not problems:
+            problems.append([line])
+        else:
+            problems[-1].append(line)
+    details = [" ".join(lines[1:]) for lines in problems if len(lines) > 1]
+    return HookError(f"answer '{refusal['question']}'", "; ".join(details or [" ".join(lines[0] for lines in problems)]))
 
 
 class Terminated(KeyboardInterrupt):

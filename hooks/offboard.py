@@ -84,6 +84,8 @@ def _offboard(platform_path: Path, name: str, delete_namespace: bool, review_bra
     branch = f"offboard/{name}"
     if review_branch and gitrepo.branch_exists(platform_path, branch):
         raise HookError("review branch", f"{branch} already exists in {platform_path}; merge or delete it first")
+    if review_branch:
+        gitrepo.require_identity(platform_path)
     everywhere = clusters.names(platform.answers)
     secrets = [rel for cluster in everywhere for rel in appsmod.all_once_files(name, cluster)
                if (platform_path / rel).exists()]

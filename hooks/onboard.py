@@ -607,7 +607,8 @@ def age_key_steps(entry: dict[str, Any], age_key: str, new_for_registered_app: b
             "other key.")
         environments, secrets = "", [app_setup.SECRET_FILE]
     out(f"       {age_key}")
-    out(f"     In the app repository ({entry['url']}), make it a recipient and re-encrypt, then commit and push:")
+    out(f"     In the app repository ({entry['url']}), from its root, make it a recipient and re-encrypt, then "
+        "commit and push:")
     out(f"       copier update --trust --defaults --vcs-ref=:current: {environments}"
         f"--data {app_setup.FLUX_RECIPIENT_ANSWER}={age_key}")
     for secret in secrets:

@@ -10,16 +10,14 @@ long); the detail and the refused value follow on later lines.
 
 from __future__ import annotations
 
-import re
+from hooks.errors import VALIDATOR_LEADS as LEADS, VALIDATOR_REFUSAL as REFUSAL
 
-LEADS = ("Answer ", "Leave ", "Add ", "Remove ")
 # What a person sees: a standard terminal, where Copier's prompt (prompt_toolkit) cuts every line at
 # the edge. Copier's prompt mark (🎤, two columns wide, then a space) precedes the first line of a
 # question's help (tests/test_questions.py).
 TERMINAL_WIDTH = 80
 PROMPT_MARK = 3
 PREFIX = "Validation error for question '{question}': "
-REFUSAL = re.compile(r"Validation error for question '(?P<question>[^']+)': (?P<message>.*)", re.DOTALL)
 # A validator that checks another answer than its own: platform_answers is read from platform_repo,
 # the answer a person gives.
 ANSWERED_AS = {"platform_answers": "platform_repo"}

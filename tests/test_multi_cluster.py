@@ -185,6 +185,11 @@ def test_set_changes_one_cluster_and_remove_refuses_while_apps_run_there(single)
     ("add", ("prod", {}), "already"),
     ("add", ("Staging", {}), "DNS-1123"),
     ("add", ("staging", {"sops_age_recipients": "age1nope"}), "age"),
+    # Refused by the template's validator: the message names the field and the reason, on one line.
+    ("add", ("qa", {"gateway_namespace": "kube-system"}), "clusters[qa].gateway_namespace must be the Gateway's own"),
+    ("add", ("qa", {"flux_version": "2.6.0"}), "clusters[qa].flux_version must be 2.7.0 or newer"),
+    ("add", ("qa", {"cluster_name": "x"}), "cannot set ['cluster_name']"),
+    ("add", ("qa", {"colour": "blue"}), "cannot set ['colour']"),
     ("remove", ("prod",), "only cluster"),
 ])
 def test_bad_cluster_commands_are_refused_and_write_nothing(single, isolated_env, command, args, message):
@@ -194,7 +199,28 @@ def test_bad_cluster_commands_are_refused_and_write_nothing(single, isolated_env
         run(single, *args, out=lambda _: None)
     assert message in str(refused.value)
     assert tree(single) == before and status(single) == ""
-    assert not (isolated_env / "age" / "acme-Staging.agekey").exists()
+    assert not (isolated_env / "age").exists() or not list((isolated_env / "age").iterdir())  # no key made
+
+
+def test_changed_recipients_say_how_to_re_encrypt_and_a_removed_one_how_to_retire_it(single):
+    prod, staging = str(KEYS["prod"].to_public()), str(KEYS["staging"].to_public())
+    said: list[str] = []
+    assert cluster_admin.set_settings(single, "prod", {"sops_age_recipients": staging}, out=said.append) == 0
+    steps = [line for line in said if "sops " in line]
+    assert len(steps) == 2 and steps[0].endswith("sops updatekeys -y FILE") and steps[1].endswith("sops rotate -i FILE")
+    # Only added: the data key stays with the same holders, nothing to retire.
+    added = cluster_admin.recipient_steps("prod", prod, f"{prod},{staging}")
+    assert len(added) == 1 and "updatekeys" in added[0]
+
+
+def test_a_refused_add_keeps_a_key_file_it_did_not_make(single, isolated_env):
+    key_file = isolated_env / "age" / "acme-qa.agekey"
+    agekeys.ensure_key_file(key_file)  # left by an earlier cluster of that name
+    before = key_file.read_bytes()
+    with pytest.raises(HookError) as refused:
+        cluster_admin.add(single, "qa", {"gateway_namespace": "flux-system"}, out=lambda _: None)
+    assert "\n" not in str(refused.value) and "is a Kubernetes or Flux namespace" in str(refused.value)
+    assert key_file.read_bytes() == before and status(single) == ""
 
 
 # Apps placed on clusters (opencenter-onboard --cluster, opencenter-offboard --cluster) -------------

@@ -64,8 +64,8 @@ def onboard_argv(ws: Path, *extra: str) -> list[str]:
     return ["-m", "hooks.onboard", "--platform", str(ws / "platform"), "--name", "cart", "--url", CART, *extra]
 
 
-def offboard_argv(ws: Path) -> list[str]:
-    return ["-m", "hooks.offboard", "--platform", str(ws / "platform"), "--name", "shop"]
+def offboard_argv(ws: Path, *extra: str) -> list[str]:
+    return ["-m", "hooks.offboard", "--platform", str(ws / "platform"), "--name", "shop", *extra]
 
 
 def app_copy_argv(ws: Path, template: Path) -> list[str]:
@@ -453,7 +453,8 @@ def test_a_rollback_keeps_edits_made_while_the_keys_were_generated(ws, monkeypat
     assert registered(platform) == ["shop"] and not (platform / SOURCES / "cart-deploy-key.sops.yaml").exists()
 
 
-def test_a_review_branch_without_a_git_identity_is_refused_before_anything(ws, monkeypatch, capsys):
+@pytest.mark.parametrize("command", ["onboard", "offboard"])
+def test_a_review_branch_without_a_git_identity_is_refused_before_anything(ws, monkeypatch, capsys, command):
     for name in ("GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL"):
         monkeypatch.delenv(name, raising=False)
     # No identity from the host name either: only configured ones count (HOME is the test's own).
@@ -461,7 +462,8 @@ def test_a_review_branch_without_a_git_identity_is_refused_before_anything(ws, m
                         "GIT_CONFIG_VALUE_0": "true"}.items():
         monkeypatch.setenv(name, value)
     before = tree_state(ws)
-    assert run_in_process(onboard.main, onboard_argv(ws, "--review-branch")) == 2
+    main, argv = (onboard.main, onboard_argv) if command == "onboard" else (offboard.main, offboard_argv)
+    assert run_in_process(main, argv(ws, "--review-branch")) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: --review-branch: commits, but git has no identity here"), err
     assert "put back" not in err  # refused before the transaction, not rolled back
