@@ -2,6 +2,7 @@
 
     python -m hooks.check PATH [--kube-version 1.34] [--format text|json]
     python -m hooks.check APP_REPO --platform PLATFORM_REPO          (what the cluster would admit)
+    python -m hooks.check APP_REPO --platform URL --platform-branch BRANCH
     python -m hooks.check PLATFORM_REPO --tenant APP=APP_REPO ... | --all-tenants
     python -m hooks.check PLATFORM_REPO --gitops-base GITOPS_BASE_CHECKOUT_OR_URL
     opencenter-check PATH ...            (console script of this package)
@@ -32,7 +33,7 @@ from pathlib import Path
 
 import yaml
 
-from hooks import appenv, clusters, crds, gitrepo, onboarding_requests, rules
+from hooks import appenv, apps, clusters, crds, gitrepo, onboarding_requests, rules
 from hooks.admission import Cluster, admit
 from hooks.answers import ANSWERS_FILE, load_answers
 from hooks.errors import HookError
@@ -192,24 +193,29 @@ def run_checks(
     tenants: Sequence[tuple[str, Path | str]] = (),
     all_tenants: bool = False,
     gitops_base: Path | str | None = None,
+    platform_branch: str | None = None,
 ) -> Report:
-    """Check a repository. For an app repository with `platform`, also what that platform's
-    cluster would answer to the app's objects; for a platform repository, the same for each
-    (app name, app repository) of `tenants`, or with `all_tenants` for every registered app
-    cloned from its URL. A checkout is a folder or a git URL; a URL that cannot be read is a note
-    in the report, not a finding (CI reads only what its credentials allow). With `gitops_base`
-    (a checkout or git URL of openCenter-gitops-base), a platform repository's tags and paths on
-    it are looked up there; when it cannot be read, that too is a note."""
+    """Check a repository. For an app repository with `platform` (a git URL is cloned at
+    `platform_branch` when given), also what that platform's cluster would answer to the app's
+    objects; for a platform repository, the same for each (app name, app repository) of
+    `tenants`, or with `all_tenants` for every registered app cloned from its URL. A checkout is
+    a folder or a git URL; a URL that cannot be read is a note in the report, not a finding (CI
+    reads only what its credentials allow). With `gitops_base` (a checkout or git URL of
+    openCenter-gitops-base), a platform repository's tags and paths on it are looked up there;
+    when it cannot be read, that too is a note."""
     with ExitStack() as cleanup:
-        return _run_checks(repo, kube_version, platform, tenants, all_tenants, cleanup, gitops_base)
+        return _run_checks(repo, kube_version, platform, tenants, all_tenants, cleanup, gitops_base, platform_branch)
 
 
-def _run_checks(repo, kube_version, platform, tenants, all_tenants, cleanup: ExitStack, gitops_base=None) -> Report:
+def _run_checks(repo, kube_version, platform, tenants, all_tenants, cleanup: ExitStack, gitops_base=None,
+                platform_branch=None) -> Report:
     repo = repo.resolve()
     answers = read_answers(repo)
     template = answers["template"]
     if platform is not None and template != "app":
         raise HookError("--platform", "is for checking an app repository against its platform")
+    if platform_branch is not None:
+        check_platform_branch(platform, platform_branch)
     if (tenants or all_tenants) and template != "platform":
         raise HookError("--tenant", "is for checking app repositories from their platform repository")
     if gitops_base is not None and template != "platform":
@@ -255,7 +261,7 @@ def _run_checks(repo, kube_version, platform, tenants, all_tenants, cleanup: Exi
         report.findings += rules.tenancy_findings(objects, app, validator)
         report.findings += rules.environment_recipient_findings(here.files, answers)
         if platform is not None:
-            path = checkout(platform, None, "--platform", cleanup, report.notes, "the platform repository")
+            path = checkout(platform, platform_branch, "--platform", cleanup, report.notes, "the platform repository")
             if path is not None:
                 report.findings += admission_findings(platform_clusters(path, validator), app, here.built, repo)
     report.cel_rules, report.transition_rules_skipped = validator.rules_evaluated, validator.transition_rules_skipped
@@ -297,9 +303,28 @@ def generator_sources(repo: Path, roots: list[Path]) -> list[rules.GeneratorSour
 GIT_URL = re.compile(r"^(ssh|https?|git|file)://|^[\w.-]+@[\w.-]+:")
 
 
+def is_git_url(where: Path | str) -> bool:
+    """Whether a checkout option names a git URL to clone (a folder of that name is a folder)."""
+    return bool(GIT_URL.match(str(where))) and not Path(where).is_dir()
+
+
+def check_platform_branch(platform: Path | str | None, branch: str) -> None:
+    """Refuse a --platform-branch that cannot take effect or is not a branch name. A folder is a
+    checkout already at some branch: cloning another branch of it behind the user's back would
+    check against rules the folder does not hold."""
+    if platform is None:
+        raise HookError("--platform-branch", "names the branch of the --platform git URL to clone: give --platform URL too")
+    if not is_git_url(platform):
+        raise HookError("--platform-branch", f"is only for a --platform git URL, and {platform} is not one: a folder "
+                                             f"is checked at the branch it has checked out (check out {branch} there instead)")
+    problem = apps.branch_problem(branch)
+    if problem is not None:
+        raise HookError("--platform-branch", problem)
+
+
 def checkout(where: Path | str, branch: str | None, option: str, cleanup: ExitStack, notes: list[str], what: str) -> Path | None:
     """A folder as given, or a shallow clone of a git URL (None, with a note, when it cannot be read)."""
-    if GIT_URL.match(str(where)) and not Path(where).is_dir():
+    if is_git_url(where):
         dest = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="opencenter-check-"))) / "checkout"
         problem = gitrepo.shallow_clone(str(where), branch, dest)
         if problem is not None:
@@ -409,6 +434,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--platform", metavar="PLATFORM_REPO",
                         help="app repository: also check what this platform's cluster would admit of it "
                              "(RBAC, admission policies, Pod Security, LimitRange, quotas); a folder or a git URL")
+    parser.add_argument("--platform-branch", metavar="BRANCH",
+                        help="with a --platform git URL (not a folder: that is checked as checked out): the branch "
+                             "to clone, the one the platform's Flux reconciles (default: the repository's default branch)")
     parser.add_argument("--tenant", action="append", default=[], metavar="APP=PATH",
                         help="platform repository: also check the app repository at PATH (a folder or a git URL) "
                              "as tenant APP (repeatable)")
@@ -423,7 +451,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         tenants = [parse_tenant(item) for item in args.tenant]
-        report = run_checks(args.path, args.kube_version, args.platform, tenants, args.all_tenants, args.gitops_base)
+        report = run_checks(args.path, args.kube_version, args.platform, tenants, args.all_tenants, args.gitops_base,
+                            args.platform_branch)
     except HookError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -72,6 +72,10 @@ BAD_ANSWERS = [
     ({"app_repo_branch": "release."}, "app_repo_branch", "not ending in '/', '.' or '.lock'"),
     ({"app_repo_branch": 0o755}, "app_repo_branch", "arrived as 493"),  # a data file's unquoted 0755
     ({"app_repo_branch": 1.10}, "app_repo_branch", "arrived as 1.1"),
+    ({"platform_check_url": "ssh://git@github.com/acme/gitops", "platform_check_branch": "production/"},
+     "platform_check_branch", "not ending in '/', '.' or '.lock'"),
+    ({"platform_check_url": "ssh://git@github.com/acme/gitops", "platform_check_branch": 1.10},
+     "platform_check_branch", "arrived as 1.1"),
     ({"route_gateway_name": "Platform_Gateway"}, "route_gateway_name", "DNS-1123 label"),
     ({"route_gateway_namespace": "gateway.system"}, "route_gateway_namespace", "DNS-1123 label"),
     ({"route_section_name": "HTTPS"}, "route_section_name", "DNS-1123 label"),

@@ -28,9 +28,9 @@ def ci_env() -> dict[str, str]:
     return {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
 
 
-def render(rendered, template: str, ci: str) -> Path:
+def render(rendered, template: str, ci: str, **answers) -> Path:
     """This test's own copy of the session's render of `template` with `ci` (conftest `rendered`)."""
-    return rendered(template=template, ci=ci)
+    return rendered(template=template, ci=ci, **answers)
 
 
 def install_script(repo: Path, ci: str) -> str:
@@ -81,11 +81,18 @@ def test_gitlab_pipeline_runs_the_check_on_every_push_and_merge_request(rendered
     assert pipeline["validate"]["script"] == [CHECK[template]]
 
 
-def test_an_app_with_a_platform_url_is_checked_against_its_platform_in_ci(copie):
-    result = copie.copy(extra_answers={"template": "app", "ci": "github", "platform_check_url": "ssh://git@github.com/acme/acme-gitops"})
-    assert result.exit_code == 0, result.exception
-    steps = yaml.safe_load((result.project_dir / GITHUB).read_text())["jobs"]["check"]["steps"]
-    assert steps[-1]["run"] == "opencenter-check . --platform ssh://git@github.com/acme/acme-gitops"
+@pytest.mark.parametrize(("ci", "branch"), [("github", {}), ("gitlab", {"platform_check_branch": "production"})])
+def test_an_app_with_a_platform_url_is_checked_against_its_platform_in_ci(rendered, ci, branch):
+    """At the branch the platform's Flux reconciles (platform_check_branch, default main), not at
+    the repository's default branch."""
+    repo = render(rendered, "app", ci, platform_check_url="ssh://git@github.com/acme/acme-gitops", **branch)
+    command = (yaml.safe_load((repo / GITHUB).read_text())["jobs"]["check"]["steps"][-1]["run"] if ci == "github"
+               else yaml.safe_load((repo / GITLAB).read_text())["validate"]["script"][-1])
+    expected = branch.get("platform_check_branch", "main")
+    assert command == f"opencenter-check . --platform ssh://git@github.com/acme/acme-gitops --platform-branch {expected}"
+
+
+def test_a_platform_url_with_credentials_is_refused(copie):
     refused = copie.copy(extra_answers={"template": "app", "platform_check_url": "https://me:secret@github.com/acme/acme-gitops"})
     assert refused.exit_code != 0 and "must not embed credentials" in str(refused.exception)
 

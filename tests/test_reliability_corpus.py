@@ -280,6 +280,16 @@ CASES = [
          edit("app/service.yaml", "type: ClusterIP", "type: LoadBalancer")),
     Case("check-platform-not-there", "check", lambda ws: [str(ws / "app"), "--platform", str(ws / "nowhere")],
          "--platform", "is neither a directory nor a git URL"),
+    # --platform-branch picks the branch a platform URL is cloned at: nothing to clone without a
+    # URL, and a folder is checked as checked out.
+    Case("check-platform-branch-without-platform", "check", lambda ws: [str(ws / "app"), "--platform-branch", "main"],
+         "--platform-branch", "give --platform URL too"),
+    Case("check-platform-branch-of-a-folder", "check",
+         lambda ws: [str(ws / "app"), "--platform", str(ws / "platform"), "--platform-branch", "main"],
+         "--platform-branch", "is only for a --platform git URL"),
+    Case("check-platform-branch-not-a-branch", "check",
+         lambda ws: [str(ws / "app"), "--platform", (ws / "platform").as_uri() + ".git", "--platform-branch", "main..dev"],
+         "--platform-branch", "must be a git branch name"),
     Case("check-corrupt-answers", "check", check_args("platform"), ".copier-answers.yml", "is not valid YAML",
          committed_answers(CORRUPT)),
 ]

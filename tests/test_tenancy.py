@@ -19,7 +19,7 @@ from pyrage import x25519
 from conftest import commit_all
 from hooks import admission, clusters, crds, onboard, rules
 from hooks.apprender import OVERLAY_TEMPLATE
-from hooks.check import check_repo, collect, platform_clusters, run_checks
+from hooks.check import check_repo, collect, main, platform_clusters, run_checks
 from hooks.errors import HookError
 from hooks.kustomize import build_all
 from hooks.rbac import Authorizer, service_account
@@ -71,6 +71,26 @@ def test_platform_ci_checks_every_app_it_can_clone_and_notes_the_others(fleet, m
     assert report.findings == []
     (note,) = report.notes
     assert note.startswith("app billing not checked: cannot clone ssh://git@github.com/acme/billing (")
+
+
+def test_the_platform_url_is_cloned_at_the_branch_given(fleet, tmp_path, capsys):
+    """CI's `--platform URL --platform-branch BRANCH` judges the app by the rules on BRANCH, the one
+    the platform's Flux reconciles, not by the default branch's. Here the default branch (main)
+    predates shop's onboarding and `production` has it."""
+    remote = tmp_path / "platform.git"
+    run_git("clone", "-q", "--bare", str(fleet["platform"]), str(remote), cwd=tmp_path)
+    before_onboarding = subprocess.run(["git", "rev-list", "--max-parents=0", "main"], cwd=remote, check=True,
+                                       capture_output=True, text=True).stdout.strip()
+    run_git("branch", "production", "main", cwd=remote)
+    run_git("update-ref", "refs/heads/main", before_onboarding, cwd=remote)
+    url = remote.as_uri()
+    assert main([str(fleet["shop"]), "--platform", url, "--platform-branch", "production"]) == 0, capsys.readouterr()
+    (stale,) = check_repo(fleet["shop"], platform=url)
+    assert stale.message == "app shop is not registered on the platform (no Flux Kustomization shop in flux-system)"
+    report = run_checks(fleet["shop"], platform=url, platform_branch="staging")
+    assert report.findings == []
+    (note,) = report.notes
+    assert note.startswith(f"the platform repository not checked: cannot clone {url} (") and "staging" in note, note
 
 
 def test_tenant_folders_are_checked_as_flux_applies_them(fleet, tmp_path):

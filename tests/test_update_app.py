@@ -7,8 +7,9 @@ NetworkPolicy baseline and changes a Deployment default) is tests/updating.py's.
 from __future__ import annotations
 
 import copier
+import yaml
 
-from conftest import commit_all, git
+from conftest import commit_all, git, release_history
 from updating import (  # noqa: F401  (history and copied are fixtures)
     answers, assert_same_tree, conflicted, copied, copy, edit, history, sample, update,
 )
@@ -71,3 +72,30 @@ def test_update_without_a_new_release_is_a_no_op(history, tmp_path):
     repo = copy(history, tmp_path / "shop", "1.1.0", template="app", **sample("app"))
     update(repo, "1.1.0")
     assert git("status", "--porcelain", cwd=repo) == ""
+
+
+# The last commit before platform_check_branch: the app's CI cloned the platform's default branch.
+BEFORE_PLATFORM_CHECK_BRANCH = "357addc"
+
+
+def test_an_update_points_ci_at_the_platform_branch_without_asking(template_snapshot, tmp_path):
+    """`copier update --defaults` from before platform_check_branch: the default applies, and the
+    CI line gains `--platform-branch`; `--data` names the branch the platform's Flux reconciles."""
+    templates = release_history(BEFORE_PLATFORM_CHECK_BRANCH, template_snapshot, tmp_path / "templates")
+    url = "ssh://git@github.com/acme/acme-gitops"
+    repo = tmp_path / "shop"
+    copier.run_copy(str(templates), repo, data={"template": "app", "platform_check_url": url}, defaults=True,
+                    unsafe=True, vcs_ref="1.0.0", quiet=True)
+    commit_all(repo)
+
+    def ci_line() -> str:
+        return yaml.safe_load((repo / ".github/workflows/validate.yaml").read_text())["jobs"]["check"]["steps"][-1]["run"]
+
+    assert ci_line() == f"opencenter-check . --platform {url}"
+    copier.run_update(repo, defaults=True, overwrite=True, unsafe=True, vcs_ref="2.0.0", quiet=True)
+    assert ci_line() == f"opencenter-check . --platform {url} --platform-branch main"
+    assert answers(repo)["platform_check_branch"] == "main"
+    commit_all(repo, "update")
+    copier.run_update(repo, data={"platform_check_branch": "production"}, defaults=True, overwrite=True, unsafe=True,
+                      vcs_ref="2.0.0", quiet=True)
+    assert ci_line() == f"opencenter-check . --platform {url} --platform-branch production"

@@ -160,6 +160,16 @@ def normalize(raw: Any) -> dict[str, Any]:
     return entry
 
 
+def branch_problem(branch: object) -> str | None:
+    """Why `branch` is not a git branch name (None when it is): the rule of every branch answer
+    (questions: app_repo_branch, platform_repo_branch, platform_check_branch)."""
+    if (isinstance(branch, str) and BRANCH_RE.match(branch) and ".." not in branch
+            and not branch.endswith(("/", ".lock", "."))):
+        return None
+    return (f"must be a git branch name: letters, digits, '.', '_', '-' and '/', no '..', not ending in "
+            f"'/', '.' or '.lock' (got '{branch}')")
+
+
 def validate_entry(entry: dict[str, Any], reserved: set[str]) -> None:
     """Refuse an entry that breaks a rule, naming the field and the rule (HookError)."""
     name = entry["name"]
@@ -185,14 +195,9 @@ def validate_entry(entry: dict[str, Any], reserved: set[str]) -> None:
         _, host, port = parse_url(entry["url"])
     except HookError as error:
         raise HookError(f"{where}.url", error.rule) from None
-    branch = entry["branch"]
-    if (not isinstance(branch, str) or not BRANCH_RE.match(branch) or ".." in branch
-            or branch.endswith(("/", ".lock", "."))):
-        raise HookError(
-            f"{where}.branch",
-            f"must be a git branch name: letters, digits, '.', '_', '-' and '/', no '..', not ending in "
-            f"'/', '.' or '.lock' (got '{branch}')",
-        )
+    problem = branch_problem(entry["branch"])
+    if problem is not None:
+        raise HookError(f"{where}.branch", problem)
     if not isinstance(entry["secrets"], bool):
         raise HookError(f"{where}.secrets", f"must be true or false (got {entry['secrets']!r})")
     if entry["receiver"] not in ("",) + RECEIVER_TYPES:
