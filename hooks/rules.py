@@ -288,6 +288,19 @@ def cluster_input_findings(crossings: list[tuple[str, str]]) -> list[Finding]:
             for file, message in crossings]
 
 
+def age_recipients(doc: object) -> set[str] | None:
+    """The age recipients of a SOPS-encrypted document (None when it is not one)."""
+    metadata = doc.get("sops") if isinstance(doc, dict) else None
+    if not isinstance(metadata, dict):
+        return None
+    return {str(entry.get("recipient", "")) for entry in metadata.get("age") or [] if isinstance(entry, dict)}
+
+
+def sops_recipient_sets(yaml_file: YamlFile) -> list[set[str]]:
+    """The age recipients of each SOPS-encrypted document of a file (an empty set counts)."""
+    return [used for used in map(age_recipients, yaml_file.documents) if used is not None]
+
+
 def cluster_recipient_findings(files: list[YamlFile], recipients: dict[str, list[str]]) -> list[Finding]:
     """Every SOPS file of a cluster's overlay is encrypted for that cluster's age recipients only:
     another cluster's key must not open it (nor may a key the answers do not name)."""
@@ -296,11 +309,7 @@ def cluster_recipient_findings(files: list[YamlFile], recipients: dict[str, list
         cluster = overlay_of(yaml_file.path)
         if cluster not in recipients:
             continue
-        for doc in yaml_file.documents:
-            metadata = doc.get("sops") if isinstance(doc, dict) else None
-            if not isinstance(metadata, dict):
-                continue
-            used = {str(entry.get("recipient", "")) for entry in metadata.get("age") or [] if isinstance(entry, dict)}
+        for used in sops_recipient_sets(yaml_file):
             if stray := sorted(used - set(recipients[cluster])):
                 findings.append(Finding(yaml_file.path, "", "cluster-recipients",
                                         f"encrypted for {', '.join(stray)}, not a recipient of cluster {cluster} "
@@ -327,11 +336,7 @@ def environment_recipient_findings(files: list[YamlFile], answers: dict) -> list
         env = parts[2] if len(parts) > 3 and parts[:2] == ["deploy", "overlays"] else None
         if env not in names:
             continue
-        for doc in yaml_file.documents:
-            metadata = doc.get("sops") if isinstance(doc, dict) else None
-            if not isinstance(metadata, dict):
-                continue
-            used = {str(entry.get("recipient", "")) for entry in metadata.get("age") or [] if isinstance(entry, dict)}
+        for used in sops_recipient_sets(yaml_file):
             own = {flux_keys[env]} if env in flux_keys else set()
             stray, missing = sorted(used - own - team), sorted(own - used)
             if stray or missing:
