@@ -23,9 +23,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+if __name__ == "__main__":  # a template task: say what is missing before anything imports it
+    from hooks.preflight import require
+
+    require([])  # Copier's own dependencies (PyYAML) suffice: it runs on every update of a platform repository
+
+import yaml  # noqa: E402
 
 from hooks import apps as appsmod  # noqa: E402
 from hooks import clusters as clustersmod  # noqa: E402

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from conftest import ROOT, with_dependencies
 from hooks import preflight
@@ -20,6 +21,7 @@ from updating import copied, history  # noqa: F401  (fixtures)
 # Every task, with arguments it accepts: the check comes before any of them is read.
 TASKS = {
     "platform_setup": ["platform_setup.py", "--customer=acme", "--cluster=prod", "--recipients="],
+    "kept_answers": ["kept_answers.py", "--operation=update"],
     "flux_components": ["flux_components.py", "--clusters=prod=2.9.4", "--operation=update"],
     "placeholders": ["placeholders.py", "--operation=update"],
     "app_setup": ["app_setup.py", "--recipients="],
@@ -31,6 +33,13 @@ PINS = {"pyrage": "pyrage==1.4.0", "cryptography": "cryptography==50.0.2", "sops
 # tasks' packages unimportable (None in sys.modules) in Copier's process and in every task it
 # starts, which inherit the environment.
 WITHOUT_TASK_PACKAGES = f"import sys\nsys.modules.update(dict.fromkeys({sorted(PINS)!r}))\n"
+
+
+def test_every_template_task_is_checked_here():
+    """A task missing from TASKS would escape the Python 3.10 test below (kept_answers did: a traceback)."""
+    tasks = yaml.safe_load((ROOT / "questions" / "tasks.yml").read_text())["_tasks"]
+    scripts = [Path(arg).name for task in tasks for arg in task["command"] if "/hooks/" in arg]
+    assert scripts and set(scripts) <= {task[0] for task in TASKS.values()}  # and offboard, onboarding's sibling
 
 
 def run_task(python: str, task: list[str], cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
