@@ -49,8 +49,8 @@ opencenter-cluster add --platform acme-gitops staging && git -C acme-gitops comm
 copier copy --trust --defaults --data template=app --data app_name=shop --data platform_repo=acme-gitops --data environments=staging,prod --data image=docker.io/nginxinc/nginx-unprivileged:1.27-alpine "$templates" shop
 git -C shop init -q -b main && git -C shop add -A && git -C shop commit -qm "App shop"
 git -C acme-gitops commit -qm "Onboard shop on staging and prod"
-sed -i 's/newTag: .*/newTag: 1.28-alpine/' shop/deploy/overlays/staging/kustomization.yaml && git -C shop commit -qam "New image on staging"
-sed -i 's/newTag: .*/newTag: 1.28-alpine/' shop/deploy/overlays/prod/kustomization.yaml && git -C shop commit -qam "Promote it to prod"
+perl -pi -e 's/newTag: .*/newTag: 1.28-alpine/' shop/deploy/overlays/staging/kustomization.yaml && git -C shop commit -qam "New image on staging"
+perl -pi -e 's/newTag: .*/newTag: 1.28-alpine/' shop/deploy/overlays/prod/kustomization.yaml && git -C shop commit -qam "Promote it to prod"
 opencenter-cluster set --platform acme-gitops staging flux_version=2.10.0 && git -C acme-gitops commit -qm "Flux 2.10.0 on staging"
 opencenter-check acme-gitops --tenant shop=shop && opencenter-check shop --platform acme-gitops
 
