@@ -1,10 +1,10 @@
 """Day-two commands on the apps of a platform repository (docs/day-two.md).
 
-    python -m hooks.apps list --platform P [--format json]
-    python -m hooks.apps rotate-deploy-key --platform P --name APP
-    python -m hooks.apps rotate-age-key --platform P --cluster CLUSTER (--start | --finish)
-    python -m hooks.apps rotate-age-key --platform P --app APP (--start | --finish)
-    opencenter-apps …                          (console script of this package)
+    opencenter-apps list --platform P [--format json]
+    opencenter-apps rotate-deploy-key --platform P --name APP
+    opencenter-apps rotate-age-key --platform P --cluster CLUSTER (--start | --finish)
+    opencenter-apps rotate-age-key --platform P --app APP (--start | --finish)
+    python -m hooks.apps …                     (the same, from a clone without the console script)
 
 `list` reads the answers and the public halves of every app's keys (the clear annotations of its
 encrypted Secrets); nothing is decrypted. `rotate-deploy-key` generates a new ed25519 key for
@@ -173,20 +173,30 @@ def retired_key_files(customer: str, cluster: str) -> dict[int, Path]:
     return dict(sorted(found.items()))
 
 
-def retire(current: Path, customer: str, cluster: str) -> Path:
+def retire(current: Path, upcoming: Path, customer: str, cluster: str) -> Path:
     """The cluster's key file kept under the next retired name (exclusive create, mode 0600),
-    unless a retired file holds that key already (a retry)."""
+    unless a retired file holds that key already (a retry); then the next key takes its place.
+    Runs after the repository change is staged: a failure says how to finish, by running again."""
     key = agekeys.public_key_of(current)
     retired = retired_key_files(customer, cluster)
     kept = next((path for path in retired.values() if agekeys.public_key_of(path) == key), None)
-    if kept is not None:
-        return kept
     number = max(retired, default=0) + 1
     suffix = ".retired.agekey" if number == 1 else f".retired-{number}.agekey"
-    target = current.with_name(current.name.removesuffix(".agekey") + suffix)
-    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(current.read_text())
+    target = kept or current.with_name(current.name.removesuffix(".agekey") + suffix)
+    try:
+        if kept is None:
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                with os.fdopen(fd, "w") as handle:
+                    handle.write(current.read_text())
+            except OSError:
+                target.unlink()  # half a key file would stop the retry (it holds no key)
+                raise
+        upcoming.replace(current)  # the cluster's key file is the new key from now on
+    except OSError as error:
+        raise HookError(str(current.parent), f"cannot move the age key files of cluster '{cluster}' ({error.strerror}): "
+                        f"the repository change is staged, {current.name} still holds the old key and "
+                        f"{upcoming.name} the new one. Make the folder writable, then run --finish again") from None
     return target
 
 
@@ -283,9 +293,7 @@ def rotate_cluster_key(platform_path: Path, cluster: str, finish: bool, lock_wai
                 gitrepo.stage_all(platform_path)
         # Outside the repository, after its change: the key files. Repeated safely (a retired
         # file is never overwritten, and one holding the key already is kept).
-        retired = retire(current, customer, cluster) if finish and state.new == upcoming else state.old
-        if finish and state.new == upcoming:
-            upcoming.replace(current)  # the cluster's key file is the new key from now on
+        retired = retire(current, upcoming, customer, cluster) if finish and state.new == upcoming else state.old
     report_cluster_step(platform_path, cluster, finish, changed, new_key, recipients, wanted, len(files),
                         current, state, retired, out)
     return 0
@@ -304,7 +312,7 @@ def report_cluster_step(platform_path: Path, cluster: str, finish: bool, changed
         out(f"  1. Give Flux on '{cluster}' both keys (it decrypts with either):")
         out(f"       kubectl -n flux-system create secret generic sops-age --from-file=age.agekey={old} "
             f"--from-file=age-next.agekey={state.new} --dry-run=client -o yaml | kubectl apply -f -")
-        out(f"  2. Commit, push and merge; then: python -m hooks.apps rotate-age-key --platform {platform_path} "
+        out(f"  2. Commit, push and merge; then: opencenter-apps rotate-age-key --platform {platform_path} "
             f"--cluster {cluster} --finish")
         return
     out(f"Rotation of cluster '{cluster}' finished ({done}): encrypted for {', '.join(wanted)}, with a new data key "
@@ -440,12 +448,12 @@ def app_repository_steps(platform_path: Path, entry: dict[str, Any], upcoming: d
         "flux reconcile kustomization sources -n flux-system")
     step = age_key_steps(entry, joined_age_keys({cluster: PublicKeys(None, key) for cluster, key in upcoming.items()}),
                          False, 2, out)
-    out(f"  {step}. Once Flux reconciled the app with its files re-encrypted: python -m hooks.apps rotate-age-key "
+    out(f"  {step}. Once Flux reconciled the app with its files re-encrypted: opencenter-apps rotate-age-key "
         f"--platform {platform_path} --app {entry['name']} --finish")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m hooks.apps", description=__doc__,
+    parser = argparse.ArgumentParser(prog="opencenter-apps", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
     listing = commands.add_parser("list", help="every registered app, its clusters and public keys")

@@ -519,7 +519,7 @@ def summarize_many(
     out(f"  answers: .copier-answers.yml apps; rendered: {rendered} files; written once (SOPS-encrypted): {written} files")
     for rel in removed:
         out(f"  removed (no longer needed): {rel}")
-    out("Next steps, app by app (python -m hooks.apps list shows the public keys again):")
+    out("Next steps, app by app (opencenter-apps list shows the public keys again):")
     step = 1
     for change in todo:
         out(f"  App '{change.entry['name']}' ({change.entry['url']}):")

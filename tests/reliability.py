@@ -17,6 +17,7 @@ import subprocess
 from pathlib import Path
 
 import copier
+import pytest
 from pyrage import x25519
 
 from conftest import commit_all, isolated  # noqa: F401  (isolated is re-exported)
@@ -145,3 +146,12 @@ def decrypt(path: Path, age_keys: x25519.Identity | str) -> str:
     result = subprocess.run([sops.require_sops(), "decrypt", str(path)], capture_output=True, text=True, env=env)
     assert result.returncode == 0, result.stderr
     return result.stdout
+
+
+def read_only(target: Path) -> list[str]:
+    """A prefix that runs a command with `target` bind-mounted read-only in a private mount namespace
+    (EROFS for every writer: the tests may run as root, for whom chmod changes nothing)."""
+    probe = subprocess.run(["unshare", "-rm", "true"], capture_output=True) if shutil.which("unshare") else None
+    if probe is None or probe.returncode != 0:
+        pytest.skip("unshare -rm (unprivileged mount namespace) is not available here")
+    return ["unshare", "-rm", "sh", "-c", 'mount --bind -o ro "$0" "$0" && exec "$@"', str(target)]

@@ -7,6 +7,7 @@ import json
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import copier
@@ -18,6 +19,7 @@ from conftest import ROOT, commit_all, git, isolated
 from hooks import agekeys, app_admin, onboard, sops
 from hooks.check import check_repo
 from hooks.errors import HookError
+from reliability import read_only
 
 KEY = x25519.Identity.generate()
 TEAM = x25519.Identity.generate()  # another recipient of the cluster's files (a team's key)
@@ -220,6 +222,7 @@ def test_a_cluster_key_rotation_keeps_other_recipients_survives_a_reset_and_neve
     printed: list[str] = []
     app_admin.rotate_cluster_key(platform, "prod", finish=False, out=printed.append)
     assert snapshot(platform) == started and "nothing changed" in printed[0] and new in printed[0]
+    assert f"then: opencenter-apps rotate-age-key --platform {platform.resolve()} --cluster prod --finish" in printed[-1]
     assert not app_admin.next_key_file("acme", "prod").exists()  # no third key
     assert app_admin.rotate_cluster_key(platform, "prod", finish=True, out=lambda _: None) == 0
     assert answers(platform)["sops_age_recipients"] == f"{TEAM.to_public()},{new}"
@@ -239,6 +242,31 @@ def test_a_cluster_key_rotation_keeps_other_recipients_survives_a_reset_and_neve
     assert agekeys.public_key_of(first_retired) == str(KEY.to_public())
     assert agekeys.public_key_of(current.with_name("acme-prod.retired-2.agekey")) == new
     assert agekeys.public_key_of(current) not in (new, str(KEY.to_public()))
+
+
+def test_a_finish_that_cannot_move_the_key_files_says_so_in_one_line_and_running_it_again_finishes(platform):
+    """--finish stages the repository change, then moves the key files outside it; with their
+    folder read-only (a bind mount: chmod stops no root) it says what is staged, what each file
+    holds and to run it again, in one line, and leaves the key files as they were."""
+    current = prod_key_file()
+    app_admin.rotate_cluster_key(platform, "prod", finish=False, out=lambda _: None)
+    commit_all(platform)
+    upcoming = app_admin.next_key_file("acme", "prod")
+    new = agekeys.public_key_of(upcoming)
+    keys = {path.name: path.read_bytes() for path in current.parent.iterdir()}
+    finish = [sys.executable, "-m", "hooks.apps", "rotate-age-key", "--platform", str(platform), "--cluster", "prod",
+              "--finish"]
+    done = subprocess.run(read_only(current.parent) + finish, cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 2 and done.stdout == "" and "Traceback" not in done.stderr, done.stderr
+    (line,) = done.stderr.splitlines()
+    assert line.startswith(f"error: {current.parent}: cannot move the age key files of cluster 'prod' "
+                           "(Read-only file system): the repository change is staged"), line
+    assert line.endswith("Make the folder writable, then run --finish again"), line
+    assert {path.name: path.read_bytes() for path in current.parent.iterdir()} == keys
+    assert answers(platform)["sops_age_recipients"] == new  # staged
+    assert app_admin.rotate_cluster_key(platform, "prod", finish=True, out=lambda _: None) == 0
+    assert agekeys.public_key_of(current) == new and not upcoming.exists()
+    assert agekeys.public_key_of(current.with_name("acme-prod.retired.agekey")) == str(KEY.to_public())
 
 
 def answers(repo: Path) -> dict:
@@ -263,7 +291,8 @@ def test_an_app_key_rotation_adds_then_retires_and_each_step_is_idempotent(platf
     assert identities == {"age.agekey": before, "age-next.agekey": new} and new != before
     assert annotations == {onboard.AGE_KEY_ANNOTATION: before, app_admin.NEXT_AGE_KEY_ANNOTATION: new}
     text = "\n".join(printed)
-    assert f"prod: next {new}" in text and f"--data flux_age_recipient={new}" in text and "--finish" in text
+    assert f"prod: next {new}" in text and f"--data flux_age_recipient={new}" in text
+    assert f"opencenter-apps rotate-age-key --platform {platform.resolve()} --app shop --finish" in text
     assert text.index("sops updatekeys -y secret.sops.yaml") < text.index("sops rotate -i secret.sops.yaml")
     assert "AGE-SECRET-KEY" not in text + (platform / AGE_SECRET).read_text()  # private keys never in clear
     assert git("diff", "--cached", "--name-only", cwd=platform).split() == [AGE_SECRET]
@@ -315,6 +344,10 @@ def test_the_command_takes_a_cluster_or_an_app_and_refuses_in_one_line():
 
     both = run("--app", "shop", "--cluster", "prod", "--start")
     assert both.returncode == 2 and "not allowed with argument" in both.stderr
+    # Its usage, like the commands it prints, names the console script docs/day-two.md shows.
+    assert both.stderr.startswith("usage: opencenter-apps rotate-age-key")
+    assert tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]["opencenter-apps"] == \
+        "hooks.app_admin:cli"
     refused = run("--app", "shop", "--finish")
     assert refused.returncode == 2 and refused.stderr.startswith("error: platform:") and "Traceback" not in refused.stderr
 

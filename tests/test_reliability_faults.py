@@ -21,7 +21,6 @@ How each fault is made:
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -36,7 +35,7 @@ from pyrage import x25519
 from conftest import ROOT, commit_all, git
 from hooks import agekeys, app_admin, cluster_admin, errors, gitrepo, offboard, onboard, platform_setup, sops
 from hooks.errors import run_main
-from reliability import SOURCES, build_workspace, copy_workspace, differences, tree_state
+from reliability import SOURCES, build_workspace, copy_workspace, differences, read_only, tree_state
 
 CART = "ssh://git@github.com/acme/cart"
 RETRY = "run the same command again"
@@ -166,14 +165,6 @@ def test_sops_failing_on_its_second_call_leaves_nothing_half_written(command, ws
 
 
 # Read-only platform repository ------------------------------------------------------------------
-
-
-def read_only(target: Path) -> list[str]:
-    """A prefix that runs a command with `target` bind-mounted read-only in a private mount namespace."""
-    probe = subprocess.run(["unshare", "-rm", "true"], capture_output=True)
-    if shutil.which("unshare") is None or probe.returncode != 0:
-        pytest.skip("unshare -rm (unprivileged mount namespace) is not available here")
-    return ["unshare", "-rm", "sh", "-c", 'mount --bind -o ro "$0" "$0" && exec "$@"', str(target)]
 
 
 @pytest.mark.parametrize(("command", "part"), [("onboard", ""), ("offboard", ".git")])
