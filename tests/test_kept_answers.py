@@ -6,14 +6,17 @@ fails when the registered apps or clusters are gone (hooks/kept_answers.py)."""
 from __future__ import annotations
 
 import subprocess
+import sys
 from pathlib import Path
 
 import copier
 import pytest
+import yaml
 from pyrage import x25519
 
-from conftest import commit_all, copy_of, isolated, release_history
+from conftest import ROOT, commit_all, copy_of, isolated, release_history
 from hooks import cluster_admin, gitrepo, kept_answers, onboard
+from hooks.answers import ANSWERS_FILE, load_answers
 from hooks.errors import HookError
 from updating import tree
 
@@ -106,8 +109,20 @@ def test_a_release_that_refuses_the_recorded_services_fails_the_update(template_
 
 def test_the_update_task_leaves_a_commands_own_render_to_the_command(with_shop):
     """opencenter-cluster holds the repository's lock while Copier renders (and runs the tasks):
-    the task sees it held and leaves the comparison with the plan to the command."""
-    assert not gitrepo.held(with_shop)
+    the task, run as Copier runs it, sees it held and leaves the comparison with the plan to the
+    command; the same render without the lock fails on the lost app."""
+    rendered = load_answers(with_shop)
+    assert [app["name"] for app in rendered["apps"]] == ["shop"]  # as committed at HEAD
+    (with_shop / ANSWERS_FILE).write_text(yaml.safe_dump({**rendered, "apps": []}))  # a render that lost it
+
+    def task() -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, str(ROOT / "hooks" / "kept_answers.py"), "--operation=update"],
+                              cwd=with_shop, capture_output=True, text=True)
+
     with gitrepo.exclusive(with_shop, "a test"):
-        assert gitrepo.held(with_shop)
-    assert not gitrepo.held(with_shop)
+        held = task()
+    assert (held.returncode, held.stdout, held.stderr) == (0, "", "")
+    alone = task()
+    assert alone.returncode == 2 and alone.stdout == "" and "Traceback" not in alone.stderr, alone.stderr
+    (line,) = alone.stderr.splitlines()
+    assert line.startswith("error: copier update: would drop the recorded `apps` answer"), line
