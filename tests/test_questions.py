@@ -209,13 +209,14 @@ def test_app_questionnaire_asks_the_app_name_first_and_the_tooling_last(tmp_path
 def test_the_platform_check_branch_is_asked_with_a_platform_url_and_defaults_to_the_platforms(
         tmp_path, prompted, rendered):
     """CI clones the platform at the branch its Flux reconciles: the platform's own answer when
-    platform_repo tells it, else main; without a URL there is nothing to clone, so nothing to ask."""
+    platform_repo tells it, else empty (the platform's default branch, whatever its name); without
+    a URL there is nothing to clone, so nothing to ask."""
     answers = questionnaire(tmp_path / "alone", {"template": "app"})
     assert "platform_check_branch" not in prompted and "platform_check_branch" not in answers, prompted
     prompted.clear()
     answers = questionnaire(tmp_path / "url", {"template": "app", "platform_check_url": "ssh://git@github.com/acme/gitops"})
     assert "platform_check_branch" in prompted and ORDER.index("platform_check_branch") == ORDER.index("platform_check_url") + 1
-    assert answers["platform_check_branch"] == "main"
+    assert answers["platform_check_branch"] == ""
     platform = rendered(template="platform", platform_repo_branch="production")
     answers = questionnaire(tmp_path / "platform", {"template": "app", "platform_repo": str(platform)})
     assert (answers["platform_check_url"], answers["platform_check_branch"]) == (

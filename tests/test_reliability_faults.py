@@ -16,6 +16,8 @@ How each fault is made:
   writes its files and then raises.
 - Ctrl-C between steps: a step of register/offboard (monkeypatched in-process) does its work and
   then raises KeyboardInterrupt.
+- Ctrl-C during a real `copier copy`: a `git` first on PATH pauses onboarding before it stages
+  (the test sends SIGINT then) and slows its rollback past the 0.25 s Copier gives its task.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import signal
 import subprocess
 import sys
 import sysconfig
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -459,3 +462,56 @@ def test_a_review_branch_without_a_git_identity_is_refused_before_anything(ws, m
     assert err.startswith("error: --review-branch: commits, but git has no identity here"), err
     assert "put back" not in err  # refused before the transaction, not rolled back
     assert differences(before, tree_state(ws)) == []
+
+
+# Ctrl-C during `copier copy`: Copier kills its task 0.25 s after the interrupt ----------------------
+
+
+def paused_git(folder: Path, platform: Path, mark: Path) -> str:
+    """A PATH whose git is the real one, except in the platform repository: it marks, then pauses
+    before staging (the test interrupts there, every file of the registration written), and takes a
+    second to put the index back (the rollback: cut short by a kill, that shows)."""
+    folder.mkdir()
+    (folder / "git").write_text(
+        "#!/bin/sh\n"
+        f'if [ "$(pwd -P)" = "{platform.resolve()}" ]; then\n'
+        '  case "$*" in\n'
+        f'    "add -A -- .") : > "{mark}"; sleep 30 ;;\n'
+        '    "update-index -z --index-info") sleep 1 ;;\n'
+        "  esac\n"
+        "fi\n"
+        f'exec "{shutil.which("git")}" "$@"\n'
+    )
+    (folder / "git").chmod(0o755)
+    return f"{folder}{os.pathsep}{os.environ['PATH']}"
+
+
+@pytest.mark.parametrize("whole_group", [True, False], ids=["Ctrl-C in a terminal", "kill -INT copier"])
+def test_ctrl_c_during_copier_copy_puts_the_platform_repository_back(whole_group, ws, template_snapshot, tmp_path):
+    """A terminal's Ctrl-C reaches Copier and its task (one process group); `kill -INT` only Copier.
+    Either way Copier waits 0.25 s for the task, then kills it (Python's subprocess.run): the
+    onboarding's rollback must still finish, whatever the task process's fate."""
+    platform = ws / "platform"
+    before, head = tree_state(platform), git("rev-parse", "HEAD", cwd=platform)
+    mark = tmp_path / "paused"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([sysconfig.get_paths()["purelib"], str(ROOT)]),
+           "PATH": paused_git(tmp_path / "bin", platform, mark)}
+    copier = subprocess.Popen([sys.executable, *app_copy_argv(ws, template_snapshot)], cwd=ROOT, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not mark.exists() and copier.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert mark.exists(), copier.communicate()[1] if copier.poll() is not None else "onboarding never paused"
+        (os.killpg if whole_group else os.kill)(copier.pid, signal.SIGINT)
+        # Read until every writer is gone: onboarding's last words may come after Copier's exit.
+        _, err = copier.communicate(timeout=120)
+    finally:
+        if copier.poll() is None:
+            os.killpg(copier.pid, signal.SIGKILL)
+    assert copier.returncode != 0
+    assert "put back exactly as it was" in err and "interrupted" in err, err
+    assert differences(before, tree_state(platform)) == []
+    assert git("status", "--porcelain", "--untracked-files=all", cwd=platform) == ""
+    assert git("rev-parse", "HEAD", cwd=platform) == head
+    assert_retry_succeeds("app-copy", ws, template_snapshot)

@@ -93,6 +93,20 @@ def test_the_platform_url_is_cloned_at_the_branch_given(fleet, tmp_path, capsys)
     assert note.startswith(f"the platform repository not checked: cannot clone {url} (") and "staging" in note, note
 
 
+def test_without_a_branch_the_platform_url_is_cloned_at_its_default_branch(fleet, tmp_path):
+    """platform_check_branch left empty (its default without platform_repo): CI gives no
+    --platform-branch, and the check clones the platform's default branch whatever its name; a
+    guessed `main` cannot be cloned from this platform, whose only branch is `trunk`."""
+    remote = tmp_path / "platform.git"
+    run_git("clone", "-q", "--bare", str(fleet["platform"]), str(remote), cwd=tmp_path)
+    run_git("branch", "-m", "main", "trunk", cwd=remote)
+    url = remote.as_uri()
+    report = run_checks(fleet["shop"], platform=url)
+    assert report.findings == [] and report.notes == []
+    (note,) = run_checks(fleet["shop"], platform=url, platform_branch="main").notes
+    assert note.startswith(f"the platform repository not checked: cannot clone {url} (") and "main" in note, note
+
+
 def test_tenant_folders_are_checked_as_flux_applies_them(fleet, tmp_path):
     """services/tenants/<app> has no kustomization.yaml (Flux generates one): its objects are still
     validated, in the file they come from."""

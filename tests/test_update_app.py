@@ -78,9 +78,10 @@ def test_update_without_a_new_release_is_a_no_op(history, tmp_path):
 BEFORE_PLATFORM_CHECK_BRANCH = "357addc"
 
 
-def test_an_update_points_ci_at_the_platform_branch_without_asking(template_snapshot, tmp_path):
-    """`copier update --defaults` from before platform_check_branch: the default applies, and the
-    CI line gains `--platform-branch`; `--data` names the branch the platform's Flux reconciles."""
+def test_an_update_keeps_ci_on_the_platforms_default_branch_without_asking(template_snapshot, tmp_path):
+    """`copier update --defaults` from before platform_check_branch: the default applies (empty: the
+    platform's default branch, as before), and the CI line stays as it was; `--data` names the
+    branch the platform's Flux reconciles, and the CI line gains `--platform-branch`."""
     templates = release_history(BEFORE_PLATFORM_CHECK_BRANCH, template_snapshot, tmp_path / "templates")
     url = "ssh://git@github.com/acme/acme-gitops"
     repo = tmp_path / "shop"
@@ -93,8 +94,8 @@ def test_an_update_points_ci_at_the_platform_branch_without_asking(template_snap
 
     assert ci_line() == f"opencenter-check . --platform {url}"
     copier.run_update(repo, defaults=True, overwrite=True, unsafe=True, vcs_ref="2.0.0", quiet=True)
-    assert ci_line() == f"opencenter-check . --platform {url} --platform-branch main"
-    assert answers(repo)["platform_check_branch"] == "main"
+    assert ci_line() == f"opencenter-check . --platform {url}"
+    assert answers(repo)["platform_check_branch"] == ""
     commit_all(repo, "update")
     copier.run_update(repo, data={"platform_check_branch": "production"}, defaults=True, overwrite=True, unsafe=True,
                       vcs_ref="2.0.0", quiet=True)
