@@ -9,8 +9,8 @@ to keep; this module says what was dropped, and why.
 The commands that re-render (onboarding, offboarding, `opencenter-cluster`) compare with their own
 plan and roll back. A plain `copier update` is checked by this module's task, run on every update
 unless one of those commands holds the repository's lock (its own render): no app or cluster
-committed at HEAD may be missing from the new answers, and the first cluster's platform services
-may not have become the question's default (what a validator tightened by a template release,
+committed at HEAD may be missing from the new answers, and no cluster's platform services may
+have become the question's default (what a validator tightened by a template release,
 e.g. a new dependency between services, would do to them). The task cannot undo Copier's writes,
 so it fails the update and says how to put the repository back (Copier updates only a clean work
 tree: nothing else is lost).
@@ -49,10 +49,20 @@ def dropped(expected: dict[str, Any], rendered: dict[str, Any], exact: bool = Tr
     return [key for key in want if (want[key] != got[key] if exact else not set(want[key]) <= set(got[key]))]
 
 
-def services_reset(before: dict[str, Any], after: dict[str, Any], default: list[str]) -> bool:
-    """Whether the first cluster's recorded platform services were replaced by the default."""
-    old, new = before.get("platform_services"), after.get("platform_services")
-    return old is not None and old != new and new == default and not set(old) <= set(new)
+def services_reset(before: dict[str, Any], after: dict[str, Any], default: list[str]) -> dict[str, list[str]]:
+    """The clusters in both answers (by name: removing the first cluster makes the next one first)
+    whose recorded platform services were replaced by the default, losing some: their recorded
+    services by cluster name. Every cluster is compared, whatever rewrote its services: Copier's
+    fallback for the first cluster's own answer, a release migration of the entries of `clusters`."""
+    was, now = services(before), services(after)
+    return {name: old for name, old in was.items()
+            if name in now and now[name] == default and not set(old) <= set(now[name])}
+
+
+def services(answers: dict[str, Any]) -> dict[str, list[str]]:
+    """Every cluster's recorded platform services, by cluster name."""
+    return {str(cluster.get("cluster_name")): list(cluster.get("platform_services") or [])
+            for cluster in clustersmod.cluster_list(answers) if isinstance(cluster, dict)}
 
 
 def apps_problem(apps: list[dict[str, Any]], answers: dict[str, Any]) -> str | None:
@@ -113,12 +123,15 @@ def main(argv: list[str]) -> int:
         verify(before, after, exact=False)
     except HookError as error:
         raise HookError(error.field, f"{error.rule}. {recover} and correct the answer you changed") from None
-    if services_reset(before, after, default_services()):
-        raise HookError("copier update", f"replaced the recorded platform_services {before['platform_services']} with the "
-                        f"default {after['platform_services']}: Copier does that when a recorded answer no longer passes "
+    default = default_services()
+    reset = services_reset(before, after, default)
+    if reset:
+        raise HookError("copier update", "replaced the recorded platform_services of "
+                        + ", ".join(f"cluster {name} {old}" for name, old in reset.items())
+                        + f" with the default {default}: Copier does that when a recorded answer no longer passes "
                         "its validator (a service now needs another one: see CHANGELOG.md), and Flux would remove the "
-                        f"others. {recover}, then select the services with `opencenter-cluster set "
-                        f"{before.get('cluster_name')} platform_services=…`")
+                        f"others. {recover}, then select the services with "
+                        + " and ".join(f"`opencenter-cluster set {name} platform_services=…`" for name in reset))
     return 0
 
 

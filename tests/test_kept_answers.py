@@ -84,6 +84,29 @@ def test_dropped_compares_names_exactly_for_a_plan_and_as_a_subset_for_an_update
     assert kept_answers.dropped(one, {**one, "apps": []}, exact=False) == ["apps"]
 
 
+DEFAULT = ["cert-manager", "gateway-api", "gateway", "kyverno"]
+
+
+def test_services_reset_compares_every_cluster_by_name():
+    """Each cluster that is in both answers, wherever it stands (the first one's services are
+    top-level answers): a reset of staging's services counts as much as one of prod's."""
+    tracing = [*DEFAULT, "tempo", "kube-prometheus-stack"]
+    staging = {"cluster_name": "staging", "platform_services": tracing}
+    before = {"cluster_name": "prod", "platform_services": tracing, "clusters": [staging]}
+    assert kept_answers.services_reset(before, before, DEFAULT) == {}
+    reset_staging = {**before, "clusters": [{**staging, "platform_services": DEFAULT}]}
+    assert kept_answers.services_reset(before, reset_staging, DEFAULT) == {"staging": tracing}
+    both = {**reset_staging, "platform_services": DEFAULT}
+    assert kept_answers.services_reset(before, both, DEFAULT) == {"prod": tracing, "staging": tracing}
+    # prod removed: staging is first now, its services top-level; still compared by name.
+    staging_first = {"cluster_name": "staging", "platform_services": DEFAULT, "clusters": []}
+    assert kept_answers.services_reset(before, staging_first, DEFAULT) == {"staging": tracing}
+    # Services that the default holds all of lose nothing; a cluster gone is `dropped`'s to report.
+    fewer = {"cluster_name": "prod", "platform_services": ["cert-manager"], "clusters": [staging]}
+    assert kept_answers.services_reset(fewer, {**fewer, "platform_services": DEFAULT}, DEFAULT) == {}
+    assert kept_answers.services_reset(before, {**before, "clusters": []}, DEFAULT) == {}
+
+
 # The last commit before tempo needed kube-prometheus-stack (includes/services.yml `depends_on`).
 BEFORE_TEMPO_DEPENDENCY = "a8f1e02"
 
