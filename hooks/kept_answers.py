@@ -21,7 +21,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import yaml
 
@@ -41,12 +41,13 @@ def kept(answers: dict[str, Any]) -> dict[str, list[str]]:
                          if isinstance(cluster, dict)]}
 
 
-def dropped(expected: dict[str, Any], rendered: dict[str, Any], exact: bool = True) -> list[str]:
+def dropped(expected: dict[str, Any], rendered: dict[str, Any], exact: bool = True) -> dict[str, list[str]]:
     """The answers (apps, clusters) whose names differ between the expected and the rendered
-    answers; with exact=False only those that lost a name (a plain update may add none either,
-    but a template release could migrate new entries in)."""
+    answers, each with the names it lost; with exact=False only those that lost a name (a plain
+    update may add none either, but a template release could migrate new entries in)."""
     want, got = kept(expected), kept(rendered)
-    return [key for key in want if (want[key] != got[key] if exact else not set(want[key]) <= set(got[key]))]
+    return {key: [name for name in want[key] if name not in got[key]] for key in want
+            if (want[key] != got[key] if exact else not set(want[key]) <= set(got[key]))}
 
 
 def services_reset(before: dict[str, Any], after: dict[str, Any], default: list[str]) -> dict[str, list[str]]:
@@ -65,36 +66,49 @@ def services(answers: dict[str, Any]) -> dict[str, list[str]]:
             for cluster in clustersmod.cluster_list(answers) if isinstance(cluster, dict)}
 
 
-def apps_problem(apps: list[dict[str, Any]], answers: dict[str, Any]) -> str | None:
-    """Why `apps` would not pass its validator beside `answers` (their clusters, domains and
-    Gateway namespaces), as far as this package can tell; None when it would."""
+def problem(check: Callable[[], None]) -> str | None:
+    """What `check` refuses, as `field: rule`; None when it passes."""
     try:
-        appsmod.validate_apps(apps, clustersmod.reserved(answers), clustersmod.domains(answers),
-                              clustersmod.published_hosts(answers))
+        check()
     except HookError as error:
         return f"{error.field}: {error.rule}"
     return None
 
 
+def apps_problem(apps: list[dict[str, Any]], answers: dict[str, Any]) -> str | None:
+    """Why `apps` would not pass its validator beside `answers` (their clusters, domains and
+    Gateway namespaces), as far as this package can tell; None when it would."""
+    return problem(lambda: appsmod.validate_apps(apps, clustersmod.reserved(answers), clustersmod.domains(answers),
+                                                 clustersmod.published_hosts(answers)))
+
+
 def require_valid_apps(planned: dict[str, Any]) -> None:
     """Before a command renders new answers: refuse them when the registered apps would not pass."""
-    problem = apps_problem(planned.get("apps") or [], planned)
-    if problem:
-        raise HookError("apps", f"these answers would make a registered app invalid, and Copier would drop them all: {problem}")
+    found = apps_problem(planned.get("apps") or [], planned)
+    if found:
+        raise HookError("apps", f"these answers would make a registered app invalid, and Copier would drop them all: {found}")
 
 
 def why(expected: dict[str, Any], rendered: dict[str, Any]) -> str:
-    return apps_problem(expected.get("apps") or [], rendered) or "a recorded answer no longer passes its question's validator"
+    """Why the render lost them: the expected apps or clusters beside the rendered answers, as far as
+    this package can tell (the clusters' structure and unique names, not each value's validator)."""
+    clusters = expected.get("clusters") or []
+    return (apps_problem(expected.get("apps") or [], rendered)
+            or problem(lambda: clustersmod.validate_clusters({**rendered, "clusters": clusters}))
+            or "a recorded answer no longer passes its question's validator")
 
 
 def verify(expected: dict[str, Any], rendered: dict[str, Any], exact: bool = True) -> None:
-    """Raise unless the render kept the apps and clusters as expected (see dropped)."""
+    """Raise unless the render kept the apps and clusters as expected (see dropped), naming what it lost."""
     lost = dropped(expected, rendered, exact)
     if lost:
+        what = " and ".join(f"{key} ({', '.join(names)})" if names else
+                            f"{key} (rendered {kept(rendered)[key]}, expected {kept(expected)[key]})"
+                            for key, names in lost.items())
         raise HookError(
             "copier update",
-            f"would drop the recorded {' and '.join(f'`{key}`' for key in lost)} answer (Copier replaces an "
-            f"answer its validator refuses with the default; Flux would prune what it renders): {why(expected, rendered)}",
+            f"would drop the recorded {what} (Copier replaces an answer its validator refuses with the default; "
+            f"Flux would prune what it renders): {why(expected, rendered)}",
         )
 
 

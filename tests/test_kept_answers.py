@@ -61,7 +61,7 @@ def test_a_plain_update_that_drops_the_apps_fails_and_says_how_to_recover(with_s
         copier.run_update(with_shop, data={"gateway_namespace": "shop"}, defaults=True, overwrite=True, unsafe=True,
                           vcs_ref=copier.VcsRef.CURRENT, quiet=True)
     said = capfd.readouterr().err
-    assert "would drop the recorded `apps` answer" in said and "apps[shop].name" in said
+    assert "would drop the recorded apps (shop)" in said and "apps[shop].name" in said
     assert "git reset --hard && git clean -fd" in said
     subprocess.run(["git", "reset", "-q", "--hard"], cwd=with_shop, check=True)
     subprocess.run(["git", "clean", "-qfd"], cwd=with_shop, check=True)
@@ -74,14 +74,30 @@ def test_a_plain_update_that_keeps_the_apps_passes(with_shop):
     assert "flux_version: 2.10.0" in (with_shop / ".copier-answers.yml").read_text()
 
 
-def test_dropped_compares_names_exactly_for_a_plan_and_as_a_subset_for_an_update():
+def test_a_plain_update_that_drops_a_cluster_names_it(with_shop, capfd):
+    """A first cluster renamed like another one: Copier replaces the whole `clusters` answer, now
+    refused (names are unique), with the default, and the other cluster is gone."""
+    cluster_admin.add(with_shop, "staging", {"sops_age_recipients": str(PROD.to_public())}, out=lambda _: None)
+    commit_all(with_shop)
+    with pytest.raises(Exception):  # Copier's task error: the update stops at the task
+        copier.run_update(with_shop, data={"cluster_name": "staging"}, defaults=True, overwrite=True, unsafe=True,
+                          vcs_ref=copier.VcsRef.CURRENT, quiet=True)
+    said = capfd.readouterr().err
+    assert "would drop the recorded clusters (prod)" in said
+    assert "clusters[staging].cluster_name: 'staging' is a cluster already" in said
+
+
+def test_dropped_names_what_each_answer_lost_exactly_for_a_plan_and_as_a_subset_for_an_update():
     one = {"cluster_name": "prod", "apps": [{"name": "shop"}]}
     two = {**one, "apps": [{"name": "shop"}, {"name": "cart"}], "clusters": [{"cluster_name": "staging"}]}
-    assert kept_answers.dropped(one, one) == []
-    assert kept_answers.dropped(one, two) == ["apps", "clusters"]
-    assert kept_answers.dropped(one, two, exact=False) == []
-    assert kept_answers.dropped(two, one, exact=False) == ["apps", "clusters"]
-    assert kept_answers.dropped(one, {**one, "apps": []}, exact=False) == ["apps"]
+    assert kept_answers.dropped(one, one) == {}
+    assert kept_answers.dropped(one, two) == {"apps": [], "clusters": []}
+    assert kept_answers.dropped(one, two, exact=False) == {}
+    assert kept_answers.dropped(two, one, exact=False) == {"apps": ["cart"], "clusters": ["staging"]}
+    assert kept_answers.dropped(one, {**one, "apps": []}, exact=False) == {"apps": ["shop"]}
+    with pytest.raises(HookError) as refused:
+        kept_answers.verify(two, {**one, "apps": []})
+    assert "would drop the recorded apps (shop, cart) and clusters (staging)" in str(refused.value)
 
 
 DEFAULT = ["cert-manager", "gateway-api", "gateway", "kyverno"]
