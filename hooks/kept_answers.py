@@ -10,9 +10,12 @@ The commands that re-render (onboarding, offboarding, `opencenter-cluster`) comp
 plan and roll back. A plain `copier update` is checked by this module's task, run on every update
 unless one of those commands holds the repository's lock (its own render): no app or cluster
 committed at HEAD may be missing from the new answers, and no cluster's platform services may
-have become the question's default (what a validator tightened by a template release,
-e.g. a new dependency between services, would do to them). The task cannot undo Copier's writes,
-so it fails the update and says how to put the repository back (Copier updates only a clean work
+have become the question's default (what a validator tightened by a template release, e.g. a new
+dependency between services, would do to them) unless the update was given them with --data or
+--data-file: Copier refuses a given answer that fails its validator, never replacing it, so a
+given default is the user's choice. An app or cluster left out of a given `apps` or `clusters` is
+refused too, naming the command that removes it whole. The task cannot undo Copier's writes, so
+it fails the update and says how to put the repository back (Copier updates only a clean work
 tree: nothing else is lost).
 """
 
@@ -124,27 +127,47 @@ def committed_answers(repo: Path) -> dict[str, Any] | None:
     return yaml.safe_load(shown.stdout) or {}
 
 
+def given_services(after: dict[str, Any], given: set[str]) -> set[str]:
+    """The clusters whose platform services this update's --data (or --data-file) gave. Copier
+    refuses the update when a given answer fails its validator, never replacing it: a default there
+    is the user's choice. The first cluster's services are the top-level answer, the others' are
+    entries of `clusters`."""
+    first = {str(after.get("cluster_name"))} if "platform_services" in given else set()
+    return first | ({str(cluster.get("cluster_name")) for cluster in after.get("clusters") or []
+                     if isinstance(cluster, dict)} if "clusters" in given else set())
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description="Fail an update that dropped the registered apps or clusters.")
     parser.add_argument("--operation", required=True)
+    # The answers the update was given (`_copier_conf.data`: --data and --data-file), comma-separated.
+    parser.add_argument("--given", default="")
     args = parser.parse_args(argv)
     repo = Path.cwd()
     before = committed_answers(repo) if args.operation == "update" and not gitrepo.held(repo) else None
     if before is None:
         return 0
     after, recover = load_answers(repo), "Put the repository back with `git reset --hard && git clean -fd`"
+    given = set(filter(None, args.given.split(",")))
+    left_out = {key: names for key, names in dropped(before, after, exact=False).items() if key in given}
+    if left_out:
+        raise HookError("--data", " and ".join(f"the given {key} leave out {', '.join(names)}"
+                                               for key, names in left_out.items())
+                        + ": an app leaves with `opencenter-offboard`, a cluster with `opencenter-cluster remove` "
+                        f"(they also remove its keys and files). {recover}")
     try:
         verify(before, after, exact=False)
     except HookError as error:
         raise HookError(error.field, f"{error.rule}. {recover} and correct the answer you changed") from None
     default = default_services()
-    reset = services_reset(before, after, default)
+    chosen = given_services(after, given)
+    reset = {name: old for name, old in services_reset(before, after, default).items() if name not in chosen}
     if reset:
         raise HookError("copier update", "replaced the recorded platform_services of "
                         + ", ".join(f"cluster {name} {old}" for name, old in reset.items())
                         + f" with the default {default}: Copier does that when a recorded answer no longer passes "
                         "its validator (a service now needs another one: see CHANGELOG.md), and Flux would remove the "
-                        f"others. {recover}, then select the services with "
+                        f"others. {recover}, then select the services, the default too, with "
                         + " and ".join(f"`opencenter-cluster set {name} platform_services=…`" for name in reset))
     return 0
 

@@ -14,6 +14,7 @@ from pyrage import x25519
 
 from conftest import commit_all, copy_of, isolated, release_history
 from hooks import cluster_admin, gitrepo, kept_answers, onboard
+from hooks.answers import load_answers
 from hooks.errors import HookError
 from updating import tree
 
@@ -121,6 +122,34 @@ def test_services_reset_compares_every_cluster_by_name():
     fewer = {"cluster_name": "prod", "platform_services": ["cert-manager"], "clusters": [staging]}
     assert kept_answers.services_reset(fewer, {**fewer, "platform_services": DEFAULT}, DEFAULT) == {}
     assert kept_answers.services_reset(before, {**before, "clusters": []}, DEFAULT) == {}
+
+
+def test_an_update_given_the_default_services_keeps_them(with_shop):
+    """The default given with --data is the user's choice: Copier refuses a given answer that fails
+    its validator, it never falls back to the default for one."""
+    cluster_admin.set_settings(with_shop, "prod", {"platform_services": [*DEFAULT, "headlamp"]}, out=lambda _: None)
+    commit_all(with_shop)
+    copier.run_update(with_shop, data={"platform_services": DEFAULT}, defaults=True, overwrite=True, unsafe=True,
+                      vcs_ref=copier.VcsRef.CURRENT, quiet=True)
+    assert load_answers(with_shop)["platform_services"] == DEFAULT
+    assert not (with_shop / "applications/overlays/prod/services/headlamp").exists()
+
+
+def test_an_update_given_apps_without_a_registered_one_points_at_offboarding(with_shop, capfd):
+    with pytest.raises(Exception):  # Copier's task error: the update stops at the task
+        copier.run_update(with_shop, data={"apps": []}, defaults=True, overwrite=True, unsafe=True,
+                          vcs_ref=copier.VcsRef.CURRENT, quiet=True)
+    said = capfd.readouterr().err
+    assert "--data: the given apps leave out shop: an app leaves with `opencenter-offboard`" in said
+
+
+def test_given_services_are_the_clusters_whose_services_the_update_was_given():
+    after = {"cluster_name": "prod", "clusters": [{"cluster_name": "staging"}, {"cluster_name": "dev"}]}
+    assert kept_answers.given_services(after, set()) == set()
+    assert kept_answers.given_services(after, {"flux_version"}) == set()
+    assert kept_answers.given_services(after, {"platform_services"}) == {"prod"}
+    assert kept_answers.given_services(after, {"clusters"}) == {"staging", "dev"}
+    assert kept_answers.given_services(after, {"platform_services", "clusters"}) == {"prod", "staging", "dev"}
 
 
 # The last commit before tempo needed kube-prometheus-stack (includes/services.yml `depends_on`).
