@@ -243,7 +243,8 @@ def rotate_cluster_key(platform_path: Path, cluster: str, finish: bool, lock_wai
     """--start: a new key next to the old one (answers, .sops.yaml, every file of the overlay
     re-encrypted for both); --finish: the old key goes, and every file gets a new data key. Other
     recipients (a team's key) stay. Each step run twice changes nothing."""
-    from hooks.cluster_admin import rerender  # the same re-render as opencenter-cluster set
+    # The same re-render as opencenter-cluster set, refused when it would lose a registered app.
+    from hooks.cluster_admin import rerender
 
     platform_path = platform_path.resolve()
     read_platform(platform_path)  # its errors first: not a platform repository at all
@@ -255,9 +256,10 @@ def rotate_cluster_key(platform_path: Path, cluster: str, finish: bool, lock_wai
         current, upcoming = agekeys.platform_key_file(customer, cluster), next_key_file(customer, cluster)
         recipients = [key.strip() for key in str(entry["sops_age_recipients"]).split(",") if key.strip()]
         state = cluster_rotation(customer, cluster, recipients)
+        made = False
         if not finish:
             if state.new is None:
-                agekeys.ensure_key_file(upcoming)
+                made = agekeys.ensure_key_file(upcoming)[1]
                 state = cluster_rotation(customer, cluster, recipients)
             new_key = agekeys.public_key_of(state.new)
             wanted = recipients if new_key in recipients else [*recipients, new_key]
@@ -280,17 +282,24 @@ def rotate_cluster_key(platform_path: Path, cluster: str, finish: bool, lock_wai
         files = overlay_sops_files(platform_path, cluster)
         changed = wanted != recipients or any(sops.file_recipients(platform_path / rel) != set(wanted) for rel in files)
         if changed:
-            gitrepo.require_clean_repo(platform_path, waited, f"age key rotation of cluster '{cluster}'")
-            with gitrepo.all_or_nothing(platform_path):
-                if wanted != recipients:
-                    rerender(platform_path,
-                             clusters.plan_set(answers, cluster, {"sops_age_recipients": ",".join(wanted)}))
-                for rel in files:
-                    before = sops.file_recipients(platform_path / rel)
-                    sops.update_keys(platform_path, rel, opener, sops_binary)
-                    if before - sops.file_recipients(platform_path / rel):  # a key removed: it opens nothing new
-                        sops.rotate(platform_path, rel, opener, sops_binary)
-                gitrepo.stage_all(platform_path)
+            try:
+                gitrepo.require_clean_repo(platform_path, waited, f"age key rotation of cluster '{cluster}'")
+                with gitrepo.all_or_nothing(platform_path):
+                    if wanted != recipients:
+                        rerender(platform_path,
+                                 clusters.plan_set(answers, cluster, {"sops_age_recipients": ",".join(wanted)}))
+                    for rel in files:
+                        before = sops.file_recipients(platform_path / rel)
+                        sops.update_keys(platform_path, rel, opener, sops_binary)
+                        if before - sops.file_recipients(platform_path / rel):  # a key removed: it opens nothing new
+                            sops.rotate(platform_path, rel, opener, sops_binary)
+                    gitrepo.stage_all(platform_path)
+            except BaseException:
+                # Like a refused `opencenter-cluster add`: a refused --start leaves no key of its own
+                # behind (nothing in the repository, rolled back, names it); one an earlier run made stays.
+                if made:
+                    upcoming.unlink(missing_ok=True)
+                raise
         # Outside the repository, after its change: the key files. Repeated safely (a retired
         # file is never overwritten, and one holding the key already is kept).
         retired = retire(current, upcoming, customer, cluster) if finish and state.new == upcoming else state.old

@@ -48,9 +48,14 @@ def parse_settings(items: list[str]) -> dict[str, Any]:
 
 def rerender(platform: Path, data: dict[str, Any]) -> None:
     """`copier update --vcs-ref=:current: --data …`: the answers change, the template version stays.
-    Tasks run: gotk-components.yaml follows each cluster's flux_version."""
+    Tasks run: gotk-components.yaml follows each cluster's flux_version. Copier would replace a
+    registered app or cluster its validator refuses with the default (kept_answers): new answers that
+    make an app invalid are refused before rendering, and a render that lost one fails after it.
+    Callers hold the lock and roll back (gitrepo.all_or_nothing)."""
     import copier
 
+    planned = {**read_platform(platform).answers, **data}
+    kept_answers.require_valid_apps(planned)
     try:
         copier.run_update(platform, data=data, defaults=True, overwrite=True, unsafe=True,
                           vcs_ref=copier.VcsRef.CURRENT, quiet=True)
@@ -59,6 +64,7 @@ def rerender(platform: Path, data: dict[str, Any]) -> None:
     conflicts = gitrepo.unmerged(platform)
     if conflicts:
         raise HookError("copier update", f"left conflicts in {', '.join(conflicts)} (files edited by hand?)")
+    kept_answers.verify(planned, read_platform(platform).answers)
 
 
 def change(platform_path: Path, what: str, plan: Callable[[dict[str, Any]], dict[str, Any]],
@@ -71,10 +77,8 @@ def change(platform_path: Path, what: str, plan: Callable[[dict[str, Any]], dict
         gitrepo.require_clean_repo(platform_path, waited, what)
         sops.check_config(platform_path)
         data = plan(answers)
-        kept_answers.require_valid_apps({**answers, **data})
         with gitrepo.all_or_nothing(platform_path):
             rerender(platform_path, data)
-            kept_answers.verify({**answers, **data}, read_platform(platform_path).answers)
             gitrepo.stage_all(platform_path)
         return read_platform(platform_path).answers
 

@@ -9,10 +9,13 @@ to keep; this module says what was dropped, and why.
 The commands that re-render (onboarding, offboarding, `opencenter-cluster`) compare with their own
 plan and roll back. A plain `copier update` is checked by this module's task, run on every update
 unless one of those commands holds the repository's lock (its own render): no app or cluster
-committed at HEAD may be missing from the new answers, and the first cluster's platform services
-may not have become the question's default (what a validator tightened by a template release,
-e.g. a new dependency between services, would do to them). The task cannot undo Copier's writes,
-so it fails the update and says how to put the repository back (Copier updates only a clean work
+committed at HEAD may be missing from the new answers, and no cluster's platform services may
+have become the question's default (what a validator tightened by a template release, e.g. a new
+dependency between services, would do to them) unless the update was given them with --data or
+--data-file: Copier refuses a given answer that fails its validator, never replacing it, so a
+given default is the user's choice. An app or cluster left out of a given `apps` or `clusters` is
+refused too, naming the command that removes it whole. The task cannot undo Copier's writes, so
+it fails the update and says how to put the repository back (Copier updates only a clean work
 tree: nothing else is lost).
 """
 
@@ -21,7 +24,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -46,50 +49,74 @@ def kept(answers: dict[str, Any]) -> dict[str, list[str]]:
                          if isinstance(cluster, dict)]}
 
 
-def dropped(expected: dict[str, Any], rendered: dict[str, Any], exact: bool = True) -> list[str]:
+def dropped(expected: dict[str, Any], rendered: dict[str, Any], exact: bool = True) -> dict[str, list[str]]:
     """The answers (apps, clusters) whose names differ between the expected and the rendered
-    answers; with exact=False only those that lost a name (a plain update may add none either,
-    but a template release could migrate new entries in)."""
+    answers, each with the names it lost; with exact=False only those that lost a name (a plain
+    update may add none either, but a template release could migrate new entries in)."""
     want, got = kept(expected), kept(rendered)
-    return [key for key in want if (want[key] != got[key] if exact else not set(want[key]) <= set(got[key]))]
+    return {key: [name for name in want[key] if name not in got[key]] for key in want
+            if (want[key] != got[key] if exact else not set(want[key]) <= set(got[key]))}
 
 
-def services_reset(before: dict[str, Any], after: dict[str, Any], default: list[str]) -> bool:
-    """Whether the first cluster's recorded platform services were replaced by the default."""
-    old, new = before.get("platform_services"), after.get("platform_services")
-    return old is not None and old != new and new == default and not set(old) <= set(new)
+def services_reset(before: dict[str, Any], after: dict[str, Any], default: list[str]) -> dict[str, list[str]]:
+    """The clusters in both answers (by name: removing the first cluster makes the next one first)
+    whose recorded platform services were replaced by the default, losing some: their recorded
+    services by cluster name. Every cluster is compared, whatever rewrote its services: Copier's
+    fallback for the first cluster's own answer, a release migration of the entries of `clusters`."""
+    was, now = services(before), services(after)
+    return {name: old for name, old in was.items()
+            if name in now and now[name] == default and not set(old) <= set(now[name])}
 
 
-def apps_problem(apps: list[dict[str, Any]], answers: dict[str, Any]) -> str | None:
-    """Why `apps` would not pass its validator beside `answers` (their clusters, domains and
-    Gateway namespaces), as far as this package can tell; None when it would."""
+def services(answers: dict[str, Any]) -> dict[str, list[str]]:
+    """Every cluster's recorded platform services, by cluster name."""
+    return {str(cluster.get("cluster_name")): list(cluster.get("platform_services") or [])
+            for cluster in clustersmod.cluster_list(answers) if isinstance(cluster, dict)}
+
+
+def problem(check: Callable[[], None]) -> str | None:
+    """What `check` refuses, as `field: rule`; None when it passes."""
     try:
-        appsmod.validate_apps(apps, clustersmod.reserved(answers), clustersmod.domains(answers),
-                              clustersmod.published_hosts(answers))
+        check()
     except HookError as error:
         return f"{error.field}: {error.rule}"
     return None
 
 
+def apps_problem(apps: list[dict[str, Any]], answers: dict[str, Any]) -> str | None:
+    """Why `apps` would not pass its validator beside `answers` (their clusters, domains and
+    Gateway namespaces), as far as this package can tell; None when it would."""
+    return problem(lambda: appsmod.validate_apps(apps, clustersmod.reserved(answers), clustersmod.domains(answers),
+                                                 clustersmod.published_hosts(answers)))
+
+
 def require_valid_apps(planned: dict[str, Any]) -> None:
     """Before a command renders new answers: refuse them when the registered apps would not pass."""
-    problem = apps_problem(planned.get("apps") or [], planned)
-    if problem:
-        raise HookError("apps", f"these answers would make a registered app invalid, and Copier would drop them all: {problem}")
+    found = apps_problem(planned.get("apps") or [], planned)
+    if found:
+        raise HookError("apps", f"these answers would make a registered app invalid, and Copier would drop them all: {found}")
 
 
 def why(expected: dict[str, Any], rendered: dict[str, Any]) -> str:
-    return apps_problem(expected.get("apps") or [], rendered) or "a recorded answer no longer passes its question's validator"
+    """Why the render lost them: the expected apps or clusters beside the rendered answers, as far as
+    this package can tell (the clusters' structure and unique names, not each value's validator)."""
+    clusters = expected.get("clusters") or []
+    return (apps_problem(expected.get("apps") or [], rendered)
+            or problem(lambda: clustersmod.validate_clusters({**rendered, "clusters": clusters}))
+            or "a recorded answer no longer passes its question's validator")
 
 
 def verify(expected: dict[str, Any], rendered: dict[str, Any], exact: bool = True) -> None:
-    """Raise unless the render kept the apps and clusters as expected (see dropped)."""
+    """Raise unless the render kept the apps and clusters as expected (see dropped), naming what it lost."""
     lost = dropped(expected, rendered, exact)
     if lost:
+        what = " and ".join(f"{key} ({', '.join(names)})" if names else
+                            f"{key} (rendered {kept(rendered)[key]}, expected {kept(expected)[key]})"
+                            for key, names in lost.items())
         raise HookError(
             "copier update",
-            f"would drop the recorded {' and '.join(f'`{key}`' for key in lost)} answer (Copier replaces an "
-            f"answer its validator refuses with the default; Flux would prune what it renders): {why(expected, rendered)}",
+            f"would drop the recorded {what} (Copier replaces an answer its validator refuses with the default; "
+            f"Flux would prune what it renders): {why(expected, rendered)}",
         )
 
 
@@ -105,25 +132,48 @@ def committed_answers(repo: Path) -> dict[str, Any] | None:
     return yaml.safe_load(shown.stdout) or {}
 
 
+def given_services(after: dict[str, Any], given: set[str]) -> set[str]:
+    """The clusters whose platform services this update's --data (or --data-file) gave. Copier
+    refuses the update when a given answer fails its validator, never replacing it: a default there
+    is the user's choice. The first cluster's services are the top-level answer, the others' are
+    entries of `clusters`."""
+    first = {str(after.get("cluster_name"))} if "platform_services" in given else set()
+    return first | ({str(cluster.get("cluster_name")) for cluster in after.get("clusters") or []
+                     if isinstance(cluster, dict)} if "clusters" in given else set())
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description="Fail an update that dropped the registered apps or clusters.")
     parser.add_argument("--operation", required=True)
+    # The answers the update was given (`_copier_conf.data`: --data and --data-file), comma-separated.
+    parser.add_argument("--given", default="")
     args = parser.parse_args(argv)
     repo = Path.cwd()
     before = committed_answers(repo) if args.operation == "update" and not gitrepo.held(repo) else None
     if before is None:
         return 0
     after, recover = load_answers(repo), "Put the repository back with `git reset --hard && git clean -fd`"
+    given = set(filter(None, args.given.split(",")))
+    left_out = {key: names for key, names in dropped(before, after, exact=False).items() if key in given}
+    if left_out:
+        raise HookError("--data", " and ".join(f"the given {key} leave out {', '.join(names)}"
+                                               for key, names in left_out.items())
+                        + ": an app leaves with `opencenter-offboard`, a cluster with `opencenter-cluster remove` "
+                        f"(they also remove its keys and files). {recover}")
     try:
         verify(before, after, exact=False)
     except HookError as error:
         raise HookError(error.field, f"{error.rule}. {recover} and correct the answer you changed") from None
-    if services_reset(before, after, default_services()):
-        raise HookError("copier update", f"replaced the recorded platform_services {before['platform_services']} with the "
-                        f"default {after['platform_services']}: Copier does that when a recorded answer no longer passes "
+    default = default_services()
+    chosen = given_services(after, given)
+    reset = {name: old for name, old in services_reset(before, after, default).items() if name not in chosen}
+    if reset:
+        raise HookError("copier update", "replaced the recorded platform_services of "
+                        + ", ".join(f"cluster {name} {old}" for name, old in reset.items())
+                        + f" with the default {default}: Copier does that when a recorded answer no longer passes "
                         "its validator (a service now needs another one: see CHANGELOG.md), and Flux would remove the "
-                        f"others. {recover}, then select the services with `opencenter-cluster set "
-                        f"{before.get('cluster_name')} platform_services=…`")
+                        f"others. {recover}, then select the services, the default too, with "
+                        + " and ".join(f"`opencenter-cluster set {name} platform_services=…`" for name in reset))
     return 0
 
 

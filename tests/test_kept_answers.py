@@ -17,6 +17,9 @@ from pyrage import x25519
 from conftest import ROOT, commit_all, copy_of, isolated, release_history
 from hooks import cluster_admin, gitrepo, kept_answers, onboard
 from hooks.answers import ANSWERS_FILE, load_answers
+from conftest import commit_all, copy_of, isolated, release_history
+from hooks import app_admin, cluster_admin, gitrepo, kept_answers, onboard
+from hooks.answers import load_answers
 from hooks.errors import HookError
 from updating import tree
 
@@ -59,12 +62,27 @@ def test_a_cluster_change_that_would_invalidate_an_app_is_refused_before_renderi
     assert tree(with_shop) == before and status(with_shop) == ""
 
 
+def test_a_cluster_key_rotation_that_would_drop_the_apps_is_refused_with_nothing_written(with_shop, isolated_env):
+    """Every re-render of a command goes through cluster_admin.rerender, which refuses answers that
+    make an app invalid before Copier runs, naming the app: here answers edited by hand (a Gateway
+    namespace named like app shop). The next age key made for the rotation goes too."""
+    answers = with_shop / ".copier-answers.yml"
+    answers.write_text(answers.read_text().replace("gateway_namespace: gateway-system", "gateway_namespace: shop"))
+    commit_all(with_shop)
+    before, keys = tree(with_shop), sorted(isolated_env.rglob("*.agekey"))
+    with pytest.raises(HookError) as refused:
+        app_admin.rotate_cluster_key(with_shop, "prod", finish=False, out=lambda _: None)
+    assert "would make a registered app invalid" in str(refused.value) and "apps[shop].name" in str(refused.value)
+    assert tree(with_shop) == before and status(with_shop) == ""
+    assert sorted(isolated_env.rglob("*.agekey")) == keys and not app_admin.next_key_file("acme", "prod").exists()
+
+
 def test_a_plain_update_that_drops_the_apps_fails_and_says_how_to_recover(with_shop, capfd):
     with pytest.raises(Exception):  # Copier's task error: the update stops at the task
         copier.run_update(with_shop, data={"gateway_namespace": "shop"}, defaults=True, overwrite=True, unsafe=True,
                           vcs_ref=copier.VcsRef.CURRENT, quiet=True)
     said = capfd.readouterr().err
-    assert "would drop the recorded `apps` answer" in said and "apps[shop].name" in said
+    assert "would drop the recorded apps (shop)" in said and "apps[shop].name" in said
     assert "git reset --hard && git clean -fd" in said
     subprocess.run(["git", "reset", "-q", "--hard"], cwd=with_shop, check=True)
     subprocess.run(["git", "clean", "-qfd"], cwd=with_shop, check=True)
@@ -77,14 +95,81 @@ def test_a_plain_update_that_keeps_the_apps_passes(with_shop):
     assert "flux_version: 2.10.0" in (with_shop / ".copier-answers.yml").read_text()
 
 
-def test_dropped_compares_names_exactly_for_a_plan_and_as_a_subset_for_an_update():
+def test_a_plain_update_that_drops_a_cluster_names_it(with_shop, capfd):
+    """A first cluster renamed like another one: Copier replaces the whole `clusters` answer, now
+    refused (names are unique), with the default, and the other cluster is gone."""
+    cluster_admin.add(with_shop, "staging", {"sops_age_recipients": str(PROD.to_public())}, out=lambda _: None)
+    commit_all(with_shop)
+    with pytest.raises(Exception):  # Copier's task error: the update stops at the task
+        copier.run_update(with_shop, data={"cluster_name": "staging"}, defaults=True, overwrite=True, unsafe=True,
+                          vcs_ref=copier.VcsRef.CURRENT, quiet=True)
+    said = capfd.readouterr().err
+    assert "would drop the recorded clusters (prod)" in said
+    assert "clusters[staging].cluster_name: 'staging' is a cluster already" in said
+
+
+def test_dropped_names_what_each_answer_lost_exactly_for_a_plan_and_as_a_subset_for_an_update():
     one = {"cluster_name": "prod", "apps": [{"name": "shop"}]}
     two = {**one, "apps": [{"name": "shop"}, {"name": "cart"}], "clusters": [{"cluster_name": "staging"}]}
-    assert kept_answers.dropped(one, one) == []
-    assert kept_answers.dropped(one, two) == ["apps", "clusters"]
-    assert kept_answers.dropped(one, two, exact=False) == []
-    assert kept_answers.dropped(two, one, exact=False) == ["apps", "clusters"]
-    assert kept_answers.dropped(one, {**one, "apps": []}, exact=False) == ["apps"]
+    assert kept_answers.dropped(one, one) == {}
+    assert kept_answers.dropped(one, two) == {"apps": [], "clusters": []}
+    assert kept_answers.dropped(one, two, exact=False) == {}
+    assert kept_answers.dropped(two, one, exact=False) == {"apps": ["cart"], "clusters": ["staging"]}
+    assert kept_answers.dropped(one, {**one, "apps": []}, exact=False) == {"apps": ["shop"]}
+    with pytest.raises(HookError) as refused:
+        kept_answers.verify(two, {**one, "apps": []})
+    assert "would drop the recorded apps (shop, cart) and clusters (staging)" in str(refused.value)
+
+
+DEFAULT = ["cert-manager", "gateway-api", "gateway", "kyverno"]
+
+
+def test_services_reset_compares_every_cluster_by_name():
+    """Each cluster that is in both answers, wherever it stands (the first one's services are
+    top-level answers): a reset of staging's services counts as much as one of prod's."""
+    tracing = [*DEFAULT, "tempo", "kube-prometheus-stack"]
+    staging = {"cluster_name": "staging", "platform_services": tracing}
+    before = {"cluster_name": "prod", "platform_services": tracing, "clusters": [staging]}
+    assert kept_answers.services_reset(before, before, DEFAULT) == {}
+    reset_staging = {**before, "clusters": [{**staging, "platform_services": DEFAULT}]}
+    assert kept_answers.services_reset(before, reset_staging, DEFAULT) == {"staging": tracing}
+    both = {**reset_staging, "platform_services": DEFAULT}
+    assert kept_answers.services_reset(before, both, DEFAULT) == {"prod": tracing, "staging": tracing}
+    # prod removed: staging is first now, its services top-level; still compared by name.
+    staging_first = {"cluster_name": "staging", "platform_services": DEFAULT, "clusters": []}
+    assert kept_answers.services_reset(before, staging_first, DEFAULT) == {"staging": tracing}
+    # Services that the default holds all of lose nothing; a cluster gone is `dropped`'s to report.
+    fewer = {"cluster_name": "prod", "platform_services": ["cert-manager"], "clusters": [staging]}
+    assert kept_answers.services_reset(fewer, {**fewer, "platform_services": DEFAULT}, DEFAULT) == {}
+    assert kept_answers.services_reset(before, {**before, "clusters": []}, DEFAULT) == {}
+
+
+def test_an_update_given_the_default_services_keeps_them(with_shop):
+    """The default given with --data is the user's choice: Copier refuses a given answer that fails
+    its validator, it never falls back to the default for one."""
+    cluster_admin.set_settings(with_shop, "prod", {"platform_services": [*DEFAULT, "headlamp"]}, out=lambda _: None)
+    commit_all(with_shop)
+    copier.run_update(with_shop, data={"platform_services": DEFAULT}, defaults=True, overwrite=True, unsafe=True,
+                      vcs_ref=copier.VcsRef.CURRENT, quiet=True)
+    assert load_answers(with_shop)["platform_services"] == DEFAULT
+    assert not (with_shop / "applications/overlays/prod/services/headlamp").exists()
+
+
+def test_an_update_given_apps_without_a_registered_one_points_at_offboarding(with_shop, capfd):
+    with pytest.raises(Exception):  # Copier's task error: the update stops at the task
+        copier.run_update(with_shop, data={"apps": []}, defaults=True, overwrite=True, unsafe=True,
+                          vcs_ref=copier.VcsRef.CURRENT, quiet=True)
+    said = capfd.readouterr().err
+    assert "--data: the given apps leave out shop: an app leaves with `opencenter-offboard`" in said
+
+
+def test_given_services_are_the_clusters_whose_services_the_update_was_given():
+    after = {"cluster_name": "prod", "clusters": [{"cluster_name": "staging"}, {"cluster_name": "dev"}]}
+    assert kept_answers.given_services(after, set()) == set()
+    assert kept_answers.given_services(after, {"flux_version"}) == set()
+    assert kept_answers.given_services(after, {"platform_services"}) == {"prod"}
+    assert kept_answers.given_services(after, {"clusters"}) == {"staging", "dev"}
+    assert kept_answers.given_services(after, {"platform_services", "clusters"}) == {"prod", "staging", "dev"}
 
 
 # The last commit before tempo needed kube-prometheus-stack (includes/services.yml `depends_on`).
