@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.serialization import load_ssh_private_key, l
 from pyrage import x25519
 
 from conftest import commit_all, git
-from hooks import apps, clusters, deploykeys, gitrepo, knownhosts
+from hooks import apps, clusters, deploykeys, giturl, gitrepo, knownhosts
 from hooks.errors import HookError
 from messages import assert_leads_with_the_answer
 
@@ -260,6 +260,34 @@ def test_sops_age_secret_holds_an_age_identity_for_flux():
 def test_webhook_path_is_notification_controllers_digest():
     expected = hashlib.sha256(b"tokenshopflux-system").hexdigest()
     assert deploykeys.webhook_path("token", "shop") == f"/hook/{expected}"
+
+
+@pytest.mark.parametrize(("url", "other"), [
+    ("https://GitHub.com/o/r.git/", "https://github.com/o/r"),
+    ("ssh://git@GitHub.com/acme/shop.git", "SSH://git@github.com/acme/shop/"),
+    ("ssh://git@git.example.com:2222/acme/shop", "ssh://git@GIT.example.com:2222/acme/shop.git"),
+])
+def test_spellings_of_one_repository_are_the_same_repository(url, other):
+    assert giturl.same_repository(url, other) and giturl.same_repository(other, url)
+
+
+@pytest.mark.parametrize(("url", "other"), [
+    ("https://github.com/o/r", "https://github.com/o/r2"),
+    ("https://github.com/o/r", "https://github.com/O/r"),  # paths keep their case (git servers may not)
+    ("ssh://git@github.com/acme/shop", "ssh://Git@github.com/acme/shop"),  # so does the user
+    ("ssh://git@git.example.com:2222/acme/shop", "ssh://git@git.example.com/acme/shop"),
+    ("ssh://git@github.com/acme/shop", "https://github.com/acme/shop"),
+])
+def test_other_repositories_are_not(url, other):
+    assert not giturl.same_repository(url, other)
+
+
+def test_an_app_on_a_registered_apps_repository_is_its_twin_however_spelled():
+    shop = entry()
+    for url in ("ssh://git@github.com/acme/shop", "ssh://git@GitHub.com/acme/shop.git", "ssh://git@github.com/acme/shop/"):
+        assert apps.repository_twins([shop], entry(name="shop-eu", url=url)) == ["shop"], url
+    assert apps.repository_twins([shop], entry(name="cart", url="ssh://git@github.com/acme/cart")) == []
+    assert apps.repository_twins([shop], shop) == []
 
 
 def test_default_receiver_by_host():

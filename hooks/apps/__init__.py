@@ -51,7 +51,7 @@ from typing import Any
 
 import yaml
 
-from hooks import knownhosts
+from hooks import giturl, knownhosts
 from hooks.errors import HookError
 from hooks.quantity import is_quantity
 
@@ -466,14 +466,11 @@ def plan_many(apps: list[dict[str, Any]], raw_entries: list[Any], reserved: set[
     return current, planned
 
 
-def same_repository(apps: list[dict[str, Any]], entry: dict[str, Any]) -> list[str]:
-    """The other apps that deploy the repository `entry` does (its URL, with or without '.git'):
-    meant only while an app is renamed (docs/day-two.md), else a mistake."""
-    def repository(url: str) -> str:
-        return url.removesuffix("/").removesuffix(".git")
-
+def repository_twins(apps: list[dict[str, Any]], entry: dict[str, Any]) -> list[str]:
+    """The other apps that deploy the repository `entry` does (however its URL is spelled:
+    hooks/giturl.py): meant only while an app is renamed (docs/day-two.md), else a mistake."""
     return [app["name"] for app in apps
-            if app["name"] != entry["name"] and repository(app["url"]) == repository(entry["url"])]
+            if app["name"] != entry["name"] and giturl.same_repository(app["url"], entry["url"])]
 
 
 def plan_remove(apps: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
