@@ -46,6 +46,25 @@ def parse_settings(items: list[str]) -> dict[str, Any]:
     return settings
 
 
+# `add`'s options that name a per-cluster answer: KEY=VALUE can give the same answer.
+ADD_OPTIONS = {"--domain": "cluster_domain", "--age-recipients": "sops_age_recipients"}
+
+
+def with_options(settings: dict[str, Any], options: dict[str, str]) -> dict[str, Any]:
+    """settings with the answers `add`'s options give (ADD_OPTIONS; '' is not given). An answer
+    given both ways with two values is refused: neither may silently win."""
+    merged = dict(settings)
+    for option, value in options.items():
+        key = ADD_OPTIONS[option]
+        if not value:
+            continue
+        if key in merged and str(merged[key]).strip() != value.strip():
+            raise HookError(option, f"{option} {value!r} and {key}={merged[key]!r} give {key} two values; "
+                                    "give it once (nothing was changed)")
+        merged[key] = value
+    return merged
+
+
 def rerender(platform: Path, data: dict[str, Any]) -> None:
     """`copier update --vcs-ref=:current: --data …`: the answers change, the template version stays.
     Tasks run: gotk-components.yaml follows each cluster's flux_version. Copier would replace a
@@ -204,18 +223,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str]) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, rest = parser.parse_known_args(argv)
+    # argparse fills `settings` from the arguments right after NAME only: KEY=VALUE after an
+    # option (`add NAME --domain D KEY=VALUE`, as the usage shows) arrives in `rest`.
+    if (args.command in ("list", "remove") and rest) or any(item.startswith("-") for item in rest):
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     if args.command == "list":
         return list_clusters(args.platform)
     if args.command == "remove":
         return remove(args.platform, args.name, args.lock_wait)
-    settings = parse_settings(args.settings)
+    settings = parse_settings([*args.settings, *rest])
     if args.command == "set":
         return set_settings(args.platform, args.name, settings, args.lock_wait)
-    if args.domain:
-        settings["cluster_domain"] = args.domain
-    if args.age_recipients:
-        settings["sops_age_recipients"] = args.age_recipients
+    settings = with_options(settings, {"--domain": args.domain, "--age-recipients": args.age_recipients})
     return add(args.platform, args.name, settings, args.lock_wait)
 
 

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import yaml
 
-from hooks import rules
+from hooks import giturl, rules
 from hooks.errors import HookError
 from hooks.manifests import object_label
 from hooks.rules import Finding, Located
@@ -283,16 +283,6 @@ def _spec(obj: dict) -> dict:
     return obj["spec"] if isinstance(obj.get("spec"), dict) else {}
 
 
-def same_repository(url: str, other: str) -> bool:
-    """Two spellings of one git URL (trailing slash, .git suffix, case of the host)."""
-    def norm(value: str) -> str:
-        value = value.strip().rstrip("/").removesuffix(".git")
-        scheme, sep, rest = value.partition("://")
-        host, slash, path = rest.partition("/")
-        return f"{scheme.lower()}{sep}{host.lower()}{slash}{path}" if sep else value
-    return norm(url) == norm(other)
-
-
 @dataclass(frozen=True)
 class BaseSource:
     """A GitRepository of the platform repository on openCenter-gitops-base."""
@@ -322,7 +312,7 @@ def base_references(objects: list[Located], url: str) -> list[tuple[BaseSource, 
         for file, obj in located:
             if obj.get("kind") != "GitRepository" or not str(obj.get("apiVersion", "")).startswith("source.toolkit.fluxcd.io/"):
                 continue
-            if not same_repository(str(_spec(obj).get("url", "")), url):
+            if not giturl.same_repository(str(_spec(obj).get("url", "")), url):
                 continue
             ref = _spec(obj).get("ref") if isinstance(_spec(obj).get("ref"), dict) else {}
             tag = ref.get("tag")

@@ -390,7 +390,7 @@ def _register(
         where = f"committed on branch {branch}" if review_branch else "staged"
         out(f"Removed the request {request} ({where}): its apps are registered as it asks. Commit and push.")
     for change in changed:
-        twins = appsmod.same_repository(new_apps, change.entry) if change.plan.previous is None else []
+        twins = appsmod.repository_twins(new_apps, change.entry) if change.plan.previous is None else []
         if twins:
             out(f"WARNING: app '{change.entry['name']}' deploys the same repository as {', '.join(twins)} "
                 f"({change.entry['url']}): both apply it, each in its own namespace. Meant only while renaming an "

@@ -301,6 +301,17 @@ def sops_recipient_sets(yaml_file: YamlFile) -> list[set[str]]:
     return [used for used in map(age_recipients, yaml_file.documents) if used is not None]
 
 
+def reencrypt_steps(path: str, removed: bool) -> str:
+    """What to run on a SOPS file encrypted for other recipients than the answers name. updatekeys
+    wraps the same data key for the answers' recipients; a key it removes still opens that data
+    key with the file's sops block from git history, so it needs a new data key too (rotate)."""
+    if not removed:
+        return f"run `sops updatekeys -y {path}` from the repository root"
+    return (f"run `sops updatekeys -y {path}`, then `sops rotate -i {path}` from the repository root: "
+            "updatekeys keeps the data key, which the removed key still opens with the file's old sops block "
+            "from git history")
+
+
 def cluster_recipient_findings(files: list[YamlFile], recipients: dict[str, list[str]]) -> list[Finding]:
     """Every SOPS file of a cluster's overlay is encrypted for that cluster's age recipients only:
     another cluster's key must not open it (nor may a key the answers do not name)."""
@@ -313,7 +324,7 @@ def cluster_recipient_findings(files: list[YamlFile], recipients: dict[str, list
             if stray := sorted(used - set(recipients[cluster])):
                 findings.append(Finding(yaml_file.path, "", "cluster-recipients",
                                         f"encrypted for {', '.join(stray)}, not a recipient of cluster {cluster} "
-                                        f"(run `sops updatekeys -y {yaml_file.path}` from the repository root)"))
+                                        f"({reencrypt_steps(yaml_file.path, removed=True)})"))
                 break
     return findings
 
@@ -343,7 +354,7 @@ def environment_recipient_findings(files: list[YamlFile], answers: dict) -> list
                 why = (f"encrypted for {', '.join(stray)}, neither environment {env}'s app key nor a team key"
                        if stray else f"not encrypted for environment {env}'s app key {missing[0]}: Flux on {env} cannot decrypt it")
                 findings.append(Finding(yaml_file.path, "", "environment-recipients",
-                                        f"{why} (run `sops updatekeys -y {yaml_file.path}` from the repository root)"))
+                                        f"{why} ({reencrypt_steps(yaml_file.path, removed=bool(stray))})"))
                 break
     return findings
 

@@ -158,6 +158,45 @@ def test_the_check_refuses_an_environments_secret_encrypted_for_another_clusters
     assert [(rule, file) for rule, file, _ in found] == [("environment-recipients", prod)], found
     staging_key = app_setup.cluster_keys(answers_of(app)["flux_age_recipient"])["staging"]
     assert f"encrypted for {staging_key}, neither environment prod's app key" in found[0][2]
+    # staging's key is on the file: updatekeys alone would leave it the data key (git history keeps
+    # the old sops block), so the finding also asks for a new one; run as it says, the check passes.
+    ciphertext = yaml.safe_load((app / prod).read_text())["stringData"]
+    assert advised_commands(found[0][2]) == [f"sops updatekeys -y {prod}", f"sops rotate -i {prod}"], found[0][2]
+    run_advised(app, found[0][2], tmp_path)
+    assert check_repo(app) == []
+    assert yaml.safe_load((app / prod).read_text())["stringData"] != ciphertext  # values under a new data key
+    readme = " ".join((app / "README.md").read_text().split())
+    assert "after removing one, `sops rotate -i` on each too" in readme
+
+
+def test_a_secret_missing_its_environments_key_needs_updatekeys_only(both, tmp_path):
+    """Only a recipient to add (the team's key opens the file, prod's Flux key is missing): no key
+    leaves, so there is no data key to retire."""
+    app = copy_of(both[1], tmp_path / "shop")
+    prod = "deploy/overlays/prod/secret.sops.yaml"
+    clear = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: shop-secrets\nstringData:\n  TOKEN: CHANGE-ME\n"
+    (app / prod).write_text(subprocess.run(
+        [sops.require_sops(), "encrypt", "--age", str(KEYS["team"].to_public()), "--encrypted-regex", "^(data|stringData)$",
+         "--input-type", "yaml", "--output-type", "yaml", "/dev/stdin"],
+        input=clear, capture_output=True, text=True, check=True).stdout)
+    (finding,) = check_repo(app)
+    assert (finding.rule, finding.file) == ("environment-recipients", prod)
+    assert advised_commands(finding.message) == [f"sops updatekeys -y {prod}"], finding.message
+    run_advised(app, finding.message, tmp_path)
+    assert check_repo(app) == []
+
+
+def advised_commands(message: str) -> list[str]:
+    return re.findall(r"`(sops [^`]+)`", message)
+
+
+def run_advised(repo: Path, message: str, tmp_path: Path) -> None:
+    """The finding's sops commands, verbatim, from the repository root with the team's key."""
+    key_file = tmp_path / "team.agekey"
+    key_file.write_text(f"{KEYS['team']}\n")
+    for command in advised_commands(message):
+        subprocess.run([sops.require_sops(), *command.split()[1:]], cwd=repo, env=sops.opening_env(key_file),
+                       capture_output=True, text=True, check=True)
 
 
 @judged_per_environment

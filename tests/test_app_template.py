@@ -248,6 +248,10 @@ def test_secrets_are_encrypted_at_copy_for_the_recipients_and_validate(render_ap
     objects = built(repo)
     assert {"secretRef": {"name": "shop-secrets"}} in container(objects)["envFrom"]
     assert "secret.sops.yaml" in yaml.safe_load((repo / "kustomization.yaml").read_text())["resources"]
+    # Removing a recipient takes a new data key as well, as the check's findings say.
+    readme = " ".join((repo / "README.md").read_text().split())
+    assert ("`sops updatekeys -y secret.sops.yaml` (needs a private key); after removing one, "
+            "`sops rotate -i secret.sops.yaml` too") in readme
 
 
 def test_kustomize_labels_do_not_break_the_secret_mac(render_app, tmp_path):

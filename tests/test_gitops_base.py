@@ -430,8 +430,6 @@ def test_references_follow_each_source_and_skip_paths_of_a_missing_tag():
     ], release, "BASE")
     assert [(f.object, f.rule) for f in findings] == [
         ("Kustomization/flux-system/m", "gitops-base-path"), ("GitRepository/flux-system/c", "gitops-base-tag")]
-    assert gitops_base.same_repository("https://GitHub.com/o/r.git/", "https://github.com/o/r")
-    assert not gitops_base.same_repository("https://github.com/o/r", "https://github.com/o/r2")
 
 
 def test_a_branch_ref_is_noted(rendered, fake_base):

@@ -202,6 +202,28 @@ def test_bad_cluster_commands_are_refused_and_write_nothing(single, isolated_env
     assert not (isolated_env / "age").exists() or not list((isolated_env / "age").iterdir())  # no key made
 
 
+def test_an_answer_given_as_option_and_as_key_value_must_agree(single, isolated_env):
+    """`add --domain X cluster_domain=Y` (or --age-recipients and sops_age_recipients=) is refused
+    before anything is written: neither value silently wins. The same value both ways is one answer."""
+    before, staging = tree(single), str(KEYS["staging"].to_public())
+    # KEY=VALUE after the option, as the usage shows it, and before.
+    for option, value, setting, args in (
+            ("--domain", "qa.acme.example.com", "test.acme.example.com",
+             ["--domain", "qa.acme.example.com", "cluster_domain=test.acme.example.com"]),
+            ("--age-recipients", staging, str(KEYS["prod"].to_public()),
+             [f"sops_age_recipients={KEYS['prod'].to_public()}", "--age-recipients", staging])):
+        with pytest.raises(HookError) as refused:
+            cluster_admin.main(["add", "--platform", str(single), "qa", *args])
+        assert refused.value.field == option and value in refused.value.rule and setting in refused.value.rule
+        assert tree(single) == before and status(single) == ""
+    assert not (isolated_env / "age").exists() or not list((isolated_env / "age").iterdir())  # no key made
+    assert cluster_admin.main(["add", "--platform", str(single), "qa", "--domain", "qa.acme.example.com",
+                               "cluster_domain=qa.acme.example.com", "--age-recipients", staging,
+                               f"sops_age_recipients={staging}"]) == 0
+    entry = clusters.find(answers_of(single), "qa")
+    assert (entry["cluster_domain"], entry["sops_age_recipients"]) == ("qa.acme.example.com", staging)
+
+
 def test_changed_recipients_say_how_to_re_encrypt_and_a_removed_one_how_to_retire_it(single):
     prod, staging = str(KEYS["prod"].to_public()), str(KEYS["staging"].to_public())
     said: list[str] = []
@@ -343,9 +365,13 @@ def test_the_check_keeps_each_cluster_to_its_own_overlay_and_keys(placed, tmp_pa
                                 "--encrypted-regex", "^(data|stringData)$", "--input-type", "yaml", "--output-type",
                                 "yaml", "/dev/stdin"], input=clear, capture_output=True, text=True, check=True).stdout
     (repo / rel).write_text(encrypted)
-    found = rules_of(check_repo(repo))
+    findings = check_repo(repo)
+    found = rules_of(findings)
     dev = "applications/overlays/dev/services/fluxcd/sources.yaml"
     assert {("cluster-path", dev), ("flux-depends-on", dev), ("cluster-recipients", rel)} <= found, found
+    # prod's key opens it: updatekeys alone would leave prod the data key, so a new one is asked for.
+    (stray,) = [finding.message for finding in findings if finding.rule == "cluster-recipients"]
+    assert f"run `sops updatekeys -y {rel}`, then `sops rotate -i {rel}` from the repository root" in stray, stray
 
 
 @pytest.mark.parametrize("entry", ["../../../staging/services/sources/billing.yaml",

@@ -11,12 +11,19 @@ from cryptography.hazmat.primitives.serialization import load_ssh_private_key, l
 from pyrage import x25519
 
 from conftest import commit_all, git
-from hooks import apps, clusters, deploykeys, gitrepo, knownhosts
+from hooks import apps, clusters, deploykeys, giturl, gitrepo, knownhosts
 from hooks.errors import HookError
 from messages import assert_leads_with_the_answer
 
 RESERVED = apps.reserved_names(apps.load_catalog(), ["gateway-system"])
 OTHER_HOST_KEYS = "[git.example.com]:2222 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl\n"
+
+
+# ResourceQuota keys of every form the API server accepts (includes/quota.yml): standard names,
+# huge pages, extended resources, object counts (core and grouped) and a storage class's.
+QUOTA = {"limits.ephemeral-storage": "20Gi", "services.nodeports": "0", "requests.hugepages-2Mi": "1Gi",
+         "hugepages-1Gi": "0", "requests.nvidia.com/gpu": "1", "count/pods": "30", "count/deployments.apps": "5",
+         "gold.storageclass.storage.k8s.io/requests.storage": "50Gi"}
 
 
 def entry(**overrides) -> dict:
@@ -36,6 +43,7 @@ def test_published_host_keys_match_the_published_fingerprints():
     {"url": "ssh://git@git.example.com:2222/acme/shop", "known_hosts": OTHER_HOST_KEYS, "receiver": "generic"},
     {"hostnames": ["www.prod.acme.example.com", "*.api.prod.acme.example.com"], "egress": ["10.20.0.0/16", "fd00::/8"],
      "quota": {"requests.cpu": "8", "count/httproutes.gateway.networking.k8s.io": "20"}},
+    {"quota": QUOTA},
 ])
 def test_valid_entries_pass(overrides):
     apps.validate_entry(entry(**overrides), RESERVED)
@@ -62,6 +70,13 @@ BAD_ENTRIES = [
     ({"egress": "10.0.0.0/8"}, "egress"),
     ({"quota": {"requests.cpu": 4}}, "quota"),
     ({"quota": {"pods": "lots"}}, "quota"),
+    # Keys the API server refuses: unknown standard names (a typo), limits on huge pages (never
+    # overcommitted: requests only), a size the kubelet never names, an uppercase or empty prefix.
+    ({"quota": {"requests.cpus": "4"}}, "quota"),
+    ({"quota": {"limits.hugepages-2Mi": "1Gi"}}, "quota"),
+    ({"quota": {"requests.hugepages-2M": "1Gi"}}, "quota"),
+    ({"quota": {"Requests.nvidia.com/gpu": "1"}}, "quota"),
+    ({"quota": {"/gpu": "1"}}, "quota"),
     ({"clusters": "prod"}, "clusters"),
     ({"clusters": ["prod", "prod"]}, "clusters"),
     ({"overlays": "yes"}, "overlays"),
@@ -247,6 +262,34 @@ def test_webhook_path_is_notification_controllers_digest():
     assert deploykeys.webhook_path("token", "shop") == f"/hook/{expected}"
 
 
+@pytest.mark.parametrize(("url", "other"), [
+    ("https://GitHub.com/o/r.git/", "https://github.com/o/r"),
+    ("ssh://git@GitHub.com/acme/shop.git", "SSH://git@github.com/acme/shop/"),
+    ("ssh://git@git.example.com:2222/acme/shop", "ssh://git@GIT.example.com:2222/acme/shop.git"),
+])
+def test_spellings_of_one_repository_are_the_same_repository(url, other):
+    assert giturl.same_repository(url, other) and giturl.same_repository(other, url)
+
+
+@pytest.mark.parametrize(("url", "other"), [
+    ("https://github.com/o/r", "https://github.com/o/r2"),
+    ("https://github.com/o/r", "https://github.com/O/r"),  # paths keep their case (git servers may not)
+    ("ssh://git@github.com/acme/shop", "ssh://Git@github.com/acme/shop"),  # so does the user
+    ("ssh://git@git.example.com:2222/acme/shop", "ssh://git@git.example.com/acme/shop"),
+    ("ssh://git@github.com/acme/shop", "https://github.com/acme/shop"),
+])
+def test_other_repositories_are_not(url, other):
+    assert not giturl.same_repository(url, other)
+
+
+def test_an_app_on_a_registered_apps_repository_is_its_twin_however_spelled():
+    shop = entry()
+    for url in ("ssh://git@github.com/acme/shop", "ssh://git@GitHub.com/acme/shop.git", "ssh://git@github.com/acme/shop/"):
+        assert apps.repository_twins([shop], entry(name="shop-eu", url=url)) == ["shop"], url
+    assert apps.repository_twins([shop], entry(name="cart", url="ssh://git@github.com/acme/cart")) == []
+    assert apps.repository_twins([shop], shop) == []
+
+
 def test_default_receiver_by_host():
     assert apps.default_receiver("github.com") == "github"
     assert apps.default_receiver("gitlab.example.com") == "gitlab"
@@ -262,6 +305,24 @@ def test_the_apps_validator_refuses_the_same_entries(copie, overrides, field):
     assert result.exit_code != 0
     assert "apps" in str(result.exception) and field in str(result.exception), result.exception
     assert_leads_with_the_answer(str(result.exception))
+
+
+def test_the_apps_validator_accepts_every_form_of_quota_key(copie):
+    """The keys the hook accepts pass the Jinja validator too, and land in the app's tenant-quota."""
+    result = copie.copy(extra_answers={"template": "platform", "apps": [entry(quota=QUOTA)]})
+    assert result.exit_code == 0, result.exception
+    (tenant,) = result.project_dir.glob("applications/overlays/*/services/tenants/shop/tenant.yaml")
+    (hard,) = [doc["spec"]["hard"] for doc in yaml.safe_load_all(tenant.read_text())
+               if doc["kind"] == "ResourceQuota" and doc["metadata"]["name"] == "tenant-quota"]
+    assert {key: hard[key] for key in QUOTA} == QUOTA
+
+
+def test_a_refused_quota_key_gets_the_same_rule_from_both(copie):
+    with pytest.raises(HookError) as error:
+        apps.validate_entry(entry(quota={"requests.nvidia.com/GPU/x": "1"}), RESERVED)
+    result = copie.copy(extra_answers={"template": "platform", "apps": [entry(quota={"requests.nvidia.com/GPU/x": "1"})]})
+    assert apps.QUOTA_KEYS["key_rule"] in error.value.rule
+    assert " ".join(apps.QUOTA_KEYS["key_rule"].split()) in " ".join(str(result.exception).split())
 
 
 @pytest.mark.parametrize("detached", [False, True])

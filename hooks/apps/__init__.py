@@ -32,6 +32,7 @@ set by the platform team (docs/tenancy.md):
                annotation opencenter/hostnames, in each cluster's overlay the names under its domain)
   egress       CIDRs the team's NetworkPolicies may open egress to (opencenter/egress-cidrs)
   quota        ResourceQuota `hard` entries that replace the defaults, e.g. {requests.cpu: "8"}
+               (keys as the API server accepts them: includes/quota.yml)
 
 The same rules are mirrored in the `apps` validator of questions/platform.yml (Jinja), so a
 hand-written `copier update --data apps=…` is refused as well; tests/test_onboard_units.py checks
@@ -50,7 +51,7 @@ from typing import Any
 
 import yaml
 
-from hooks import knownhosts
+from hooks import giturl, knownhosts
 from hooks.errors import HookError
 from hooks.quantity import is_quantity
 
@@ -62,7 +63,6 @@ SERVICES_FILE = INCLUDES / "services.yml"
 KEYS = ("name", "url", "branch", "secrets", "receiver", "known_hosts")
 OPTIONAL_KEYS = ("clusters", "overlays", "hostnames", "egress", "quota")
 HOSTNAME_RE = re.compile(r"^(\*\.)?[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)+$")
-QUOTA_KEY_RE = re.compile(r"^(requests\.|limits\.)?[a-z0-9]([-a-z0-9.]*[a-z0-9])?$|^count/[a-z0-9.-]+$")
 NAME_RE = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
 NAME_MAX = 63
 URL_RE = re.compile(r"^ssh://([A-Za-z0-9._-]+)@([A-Za-z0-9.-]+)(:([0-9]{1,5}))?/[A-Za-z0-9._~-]+(/[A-Za-z0-9._~-]+)*$")
@@ -76,6 +76,10 @@ RECEIVER_EVENTS = {
 }
 # Namespaces and Flux object names that belong to the platform, whatever services are selected.
 RESERVED_FILE = INCLUDES / "reserved.yml"
+# The ResourceQuota keys an app's quota may set: the `apps` validator matches the same pattern
+# and says the same rule.
+QUOTA_KEYS = yaml.safe_load((INCLUDES / "quota.yml").read_text())
+QUOTA_KEY_RE = re.compile(QUOTA_KEYS["key_pattern"])
 
 
 @functools.cache
@@ -129,6 +133,11 @@ def parse_url(url: str) -> tuple[str, str, int | None]:
     if port is not None and not 1 <= port <= 65535:
         raise HookError("url", f"port must be between 1 and 65535, got {port}")
     return match.group(1), match.group(2), port
+
+
+def is_quota_key(key: object) -> bool:
+    """Whether the API server accepts `key` in a ResourceQuota's `hard` (includes/quota.yml)."""
+    return isinstance(key, str) and QUOTA_KEY_RE.match(key) is not None
 
 
 def default_receiver(host: str) -> str:
@@ -249,8 +258,10 @@ def _validate_tenancy_keys(entry: dict[str, Any], where: str) -> None:
     if not isinstance(quota, dict):
         raise HookError(f"{where}.quota", f"must be a mapping of ResourceQuota entries to quantities (got {quota!r})")
     for key, value in quota.items():
-        if not isinstance(key, str) or not QUOTA_KEY_RE.match(key) or not isinstance(value, str) or not is_quantity(value):
-            raise HookError(f"{where}.quota", f"{key}: {value!r} must be a ResourceQuota resource name and a quantity as a string, e.g. requests.cpu: \"4\"")
+        if not is_quota_key(key):
+            raise HookError(f"{where}.quota", f"{key!r} must be {QUOTA_KEYS['key_rule']}")
+        if not isinstance(value, str) or not is_quantity(value):
+            raise HookError(f"{where}.quota", f"{key}: {value!r} must be a quantity as a string, e.g. requests.cpu: \"4\"")
 
 
 def zone(name: str, domain: str) -> str:
@@ -455,14 +466,11 @@ def plan_many(apps: list[dict[str, Any]], raw_entries: list[Any], reserved: set[
     return current, planned
 
 
-def same_repository(apps: list[dict[str, Any]], entry: dict[str, Any]) -> list[str]:
-    """The other apps that deploy the repository `entry` does (its URL, with or without '.git'):
-    meant only while an app is renamed (docs/day-two.md), else a mistake."""
-    def repository(url: str) -> str:
-        return url.removesuffix("/").removesuffix(".git")
-
+def repository_twins(apps: list[dict[str, Any]], entry: dict[str, Any]) -> list[str]:
+    """The other apps that deploy the repository `entry` does (however its URL is spelled:
+    hooks/giturl.py): meant only while an app is renamed (docs/day-two.md), else a mistake."""
     return [app["name"] for app in apps
-            if app["name"] != entry["name"] and repository(app["url"]) == repository(entry["url"])]
+            if app["name"] != entry["name"] and giturl.same_repository(app["url"], entry["url"])]
 
 
 def plan_remove(apps: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
