@@ -15,11 +15,8 @@ import yaml
 from pyrage import x25519
 
 from conftest import ROOT, commit_all, copy_of, isolated, release_history
-from hooks import cluster_admin, gitrepo, kept_answers, onboard
-from hooks.answers import ANSWERS_FILE, load_answers
-from conftest import commit_all, copy_of, isolated, release_history
 from hooks import app_admin, cluster_admin, gitrepo, kept_answers, onboard
-from hooks.answers import load_answers
+from hooks.answers import ANSWERS_FILE, load_answers
 from hooks.errors import HookError
 from updating import tree
 
