@@ -207,4 +207,4 @@ def test_the_update_task_leaves_a_commands_own_render_to_the_command(with_shop):
     alone = task()
     assert alone.returncode == 2 and alone.stdout == "" and "Traceback" not in alone.stderr, alone.stderr
     (line,) = alone.stderr.splitlines()
-    assert line.startswith("error: copier update: would drop the recorded `apps` answer"), line
+    assert line.startswith("error: copier update: would drop the recorded apps (shop)"), line

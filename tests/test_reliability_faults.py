@@ -23,6 +23,7 @@ How each fault is made:
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
