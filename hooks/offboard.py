@@ -1,7 +1,7 @@
 """Remove an application from a platform repository (offboarding).
 
-    python -m hooks.offboard --platform ../acme-gitops --name shop [--cluster NAME] [--delete-namespace] [--review-branch]
-    opencenter-offboard …                       (console script of this package)
+    opencenter-offboard --platform ../acme-gitops --name shop [--cluster NAME] [--delete-namespace] [--review-branch]
+    python -m hooks.offboard …                  (the same, from a clone without the package installed)
 
 With --cluster, the app leaves that cluster only when it runs on others too (a registration
 update that touches that cluster's files only: the clusters it stays on keep applying their
@@ -132,7 +132,7 @@ def _offboard(platform_path: Path, name: str, delete_namespace: bool, review_bra
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m hooks.offboard", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="opencenter-offboard", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--platform", required=True, type=Path, help="the rendered platform repository")
     parser.add_argument("--name", required=True, help="the registered app to remove")

@@ -1,10 +1,10 @@
 """Register an application repository on a platform repository (onboarding).
 
-    python -m hooks.onboard --platform ../acme-gitops --name shop \\
+    opencenter-onboard --platform ../acme-gitops --name shop \\
         --url ssh://git@github.com/acme/shop.git [--branch main] [--secrets] [--receiver[=TYPE]] \\
         [--known-hosts-file FILE | --known-hosts TEXT] [--app-repo ../shop] [--review-branch] [--update]
-    python -m hooks.onboard --platform ../acme-gitops --from-file apps.yaml [--review-branch]
-    opencenter-onboard …                       (console script of this package)
+    opencenter-onboard --platform ../acme-gitops --from-file apps.yaml [--review-branch]
+    python -m hooks.onboard …                  (the same, from a clone without the package installed)
 
 The app template runs the same code as a copy-only task (`copier copy --data template=app
 --data platform_repo=…`), with --app-repo set to the new app repository.
@@ -693,7 +693,7 @@ def parse_quota(item: str) -> tuple[str, str]:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m hooks.onboard", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="opencenter-onboard", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--platform", required=True, type=Path, help="the rendered platform repository")
     parser.add_argument("--name", help="app name: its namespace and Flux object names (required unless --from-file)")
