@@ -1,9 +1,12 @@
-"""The suite's Jinja compile memo (tests/jinja_cache.py) changes no render: a platform repository
+"""The suite's Jinja compile memo (tests/site/jinja_cache.py) changes no render: a platform repository
 with several clusters, services and apps (file names from `{% yield %}`) and an app repository with
-environments, rendered with Jinja's own compile and with the memo, are byte-identical."""
+environments, rendered with Jinja's own compile, with the memo, and with code a process finds in the
+memo's disk folder, are byte-identical; and the Pythons the tests start have the memo too."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import copier
@@ -26,7 +29,7 @@ ANSWERS = {
 
 
 @pytest.mark.parametrize("template", ["platform", "app"])
-def test_the_compile_memo_changes_no_rendered_byte(template_snapshot, tmp_path, template):
+def test_the_compile_memo_changes_no_rendered_byte(template_snapshot, tmp_path, template, monkeypatch):
     def render(dst: Path) -> dict[str, bytes]:
         copier.run_copy(str(template_snapshot), dst, data={"template": template, **ANSWERS[template]}, defaults=True,
                         unsafe=True, vcs_ref="0.0.1", quiet=True, skip_tasks=True)
@@ -38,5 +41,21 @@ def test_the_compile_memo_changes_no_rendered_byte(template_snapshot, tmp_path, 
         plain = render(tmp_path / "plain")
     finally:
         jinja_cache.install()
-    assert render(tmp_path / "first") == plain  # fills the memo for what it had not seen
-    assert render(tmp_path / "again") == plain  # every source a hit
+    # A disk folder of this test's own, and a process that has compiled nothing yet.
+    monkeypatch.setenv("JINJA_CACHE_DIR", str(tmp_path / "disk"))
+    (tmp_path / "disk").mkdir()
+    monkeypatch.setattr(jinja_cache, "_compiled", {})
+    stored = []
+    for name in ("first", "again", "from-disk"):  # compiles; hits in memory; reads the disk folder
+        if name == "from-disk":
+            monkeypatch.setattr(jinja_cache, "_compiled", {})
+        assert render(tmp_path / name) == plain
+        stored.append(len(list((tmp_path / "disk").iterdir())))
+    # Only the few sources that name the destination are new to the second and the third render.
+    assert stored[0] > 200 and stored[2] - stored[1] == stored[1] - stored[0] < 50, stored
+
+
+def test_the_pythons_the_tests_start_have_the_memo():
+    compile_fn = subprocess.run([sys.executable, "-c", "import jinja2; print(jinja2.Environment.compile.__qualname__)"],
+                                capture_output=True, text=True, check=True).stdout.strip()
+    assert compile_fn == "_cached_compile"
