@@ -5,7 +5,10 @@ hooks' commands before Copier) start as fast as without it, and a Python without
 Copier without the tasks' packages) starts as usual."""
 
 import importlib.machinery
+import os
 import sys
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 class _AfterJinja:
@@ -22,6 +25,8 @@ class _AfterJinja:
 
             def exec_module(module):
                 run(module)
+                if _HERE not in sys.path:  # xdist's workers start from a sys.path of their own
+                    sys.path.insert(0, _HERE)
                 import jinja_cache
 
                 jinja_cache.install()
