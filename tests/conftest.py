@@ -31,8 +31,10 @@ ROOT = Path(__file__).resolve().parent.parent
 SITE = Path(__file__).resolve().parent / "site"
 sys.path.insert(0, str(SITE))
 import jinja_cache  # noqa: E402
+import yaml_memo  # noqa: E402
 
 jinja_cache.install()
+yaml_memo.install()  # this process only (tests/site/yaml_memo.py)
 _OWN_JINJA_CACHE = "JINJA_CACHE_DIR" not in os.environ
 if _OWN_JINJA_CACHE:
     os.environ["JINJA_CACHE_DIR"] = tempfile.mkdtemp(prefix="jinja-cache-")

@@ -1,6 +1,6 @@
-"""The suite's Jinja compile memo (tests/site/jinja_cache.py) changes no render: a platform repository
+"""The suite's memos (tests/site: Jinja's compile, Copier's YAML parsing) change no render: a platform repository
 with several clusters, services and apps (file names from `{% yield %}`) and an app repository with
-environments, rendered with Jinja's own compile, with the memo, and with code a process finds in the
+environments, rendered with Jinja's and Copier's own functions, with the memos, and with code a process finds in the
 memo's disk folder, are byte-identical; and the Pythons the tests start have the memo too."""
 
 from __future__ import annotations
@@ -10,10 +10,12 @@ import sys
 from pathlib import Path
 
 import copier
+from copier import _template
 import pytest
 from jinja2 import Environment
 
 import jinja_cache
+import yaml_memo
 from conftest import cluster_entry
 from updating import tree
 
@@ -36,11 +38,14 @@ def test_the_compile_memo_changes_no_rendered_byte(template_snapshot, tmp_path, 
         return tree(dst)
 
     assert Environment.compile is jinja_cache._cached_compile  # installed by conftest
+    assert _template.load_template_config is yaml_memo.load_template_config
     Environment.compile = jinja_cache._compile
+    yaml_memo.install(on=False)
     try:
         plain = render(tmp_path / "plain")
     finally:
         jinja_cache.install()
+        yaml_memo.install()
     # A disk folder of this test's own, and a process that has compiled nothing yet.
     monkeypatch.setenv("JINJA_CACHE_DIR", str(tmp_path / "disk"))
     (tmp_path / "disk").mkdir()
