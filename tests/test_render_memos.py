@@ -56,8 +56,8 @@ def test_the_compile_memo_changes_no_rendered_byte(template_snapshot, tmp_path, 
             monkeypatch.setattr(jinja_cache, "_compiled", {})
         assert render(tmp_path / name) == plain
         stored.append(len(list((tmp_path / "disk").iterdir())))
-    # Only the few sources that name the destination are new to the second and the third render.
-    assert stored[0] > 200 and stored[2] - stored[1] == stored[1] - stored[0] < 50, stored
+    # What names the destination or the clone of the template (a temporary folder) is not stored.
+    assert stored[0] > 100 and stored[0] == stored[1] == stored[2], stored
 
 
 def test_the_pythons_the_tests_start_have_the_memo():

@@ -34,6 +34,7 @@ _SETTINGS = ("block_start_string", "block_end_string", "variable_start_string", 
              "autoescape", "finalize", "undefined", "is_async")
 _compiled: dict[tuple, CodeType] = {}
 _compile = Environment.compile
+_TEMP = tempfile.gettempdir()
 
 
 def _signature(env: Environment) -> tuple:
@@ -65,9 +66,11 @@ def _load(path: Path | None) -> CodeType | None:
         return None
 
 
-def _store(path: Path | None, code: CodeType) -> None:
-    """Atomically (write then rename): concurrent processes read whole entries or none."""
-    if path is None:
+def _store(path: Path | None, key: tuple, code: CodeType) -> None:
+    """Atomically (write then rename): concurrent processes read whole entries or none. Not the
+    sources, or files, that name a temporary folder: they are one render's own (its destination,
+    its clone of the template), never asked for again, and thousands of them would only cost writes."""
+    if path is None or any(_TEMP in part for part in key[:3] if isinstance(part, str)):
         return
     try:
         fd, tmp = tempfile.mkstemp(dir=path.parent)
@@ -88,7 +91,7 @@ def _cached_compile(self: Environment, source, name=None, filename=None, raw=Fal
         code = _load(path)
         if code is None:
             code = _compile(self, source, name, filename, raw, defer_init)
-            _store(path, code)
+            _store(path, key, code)
         else:
             self.preprocess(source, name, filename)
         _compiled[key] = code
