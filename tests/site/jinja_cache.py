@@ -53,7 +53,7 @@ def _disk_path(key: tuple) -> Path | None:
     folder = os.environ.get("JINJA_CACHE_DIR")
     if not folder:
         return None
-    text = repr([importlib.util.MAGIC_NUMBER, *map(_named, key[:4]), *map(_named, key[4])])
+    text = repr([importlib.util.MAGIC_NUMBER, *map(_named, key[:3]), *map(_named, key[3])])
     return Path(folder) / hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -68,9 +68,9 @@ def _load(path: Path | None) -> CodeType | None:
 
 def _store(path: Path | None, key: tuple, code: CodeType) -> None:
     """Atomically (write then rename): concurrent processes read whole entries or none. Not the
-    sources, or files, that name a temporary folder: they are one render's own (its destination,
-    its clone of the template), never asked for again, and thousands of them would only cost writes."""
-    if path is None or any(_TEMP in part for part in key[:3] if isinstance(part, str)):
+    sources that name a temporary folder: they are one render's own (its destination), never asked
+    for again, and thousands of them would only cost writes."""
+    if path is None or any(_TEMP in part for part in key[:2] if isinstance(part, str)):
         return
     try:
         fd, tmp = tempfile.mkstemp(dir=path.parent)
@@ -81,10 +81,18 @@ def _store(path: Path | None, key: tuple, code: CodeType) -> None:
         pass  # a cache: a failed store only costs the next process a compile
 
 
+def _refile(code: CodeType, filename: str) -> CodeType:
+    """`code` as if compiled from `filename`: the only trace the file name leaves in it."""
+    consts = tuple(_refile(const, filename) if isinstance(const, CodeType) else const for const in code.co_consts)
+    return code.replace(co_filename=filename, co_consts=consts)
+
+
 def _cached_compile(self: Environment, source, name=None, filename=None, raw=False, defer_init=False):
     if raw or not isinstance(source, str):
         return _compile(self, source, name, filename, raw, defer_init)
-    key = (source, name, filename, defer_init, _signature(self))
+    # Not the file name: Copier loads the template's files from a new clone for every render, and
+    # Jinja only passes the name to Python's compile (errors are not memoised).
+    key = (source, name, defer_init, _signature(self))
     code = _compiled.get(key)
     if code is None:
         path = _disk_path(key)
@@ -97,7 +105,8 @@ def _cached_compile(self: Environment, source, name=None, filename=None, raw=Fal
         _compiled[key] = code
     else:
         self.preprocess(source, name, filename)
-    return code
+    filename = filename or "<template>"  # as Jinja names what it compiles without one
+    return code if code.co_filename == filename else _refile(code, filename)
 
 
 def install() -> None:
