@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -19,12 +20,31 @@ import pytest
 import yaml
 from plumbum import local
 
-import jinja_cache
 from hooks.check import check_repo
 
-jinja_cache.install()  # test speed only: see tests/jinja_cache.py
-
 ROOT = Path(__file__).resolve().parent.parent
+
+# Test speed only (tests/site/jinja_cache.py): Jinja compiles each template source once per session,
+# in this process and, through tests/site/sitecustomize.py on PYTHONPATH, in every Python the tests
+# start. The first process of the session (xdist's controller) makes the cache folder, its workers
+# and their subprocesses inherit it, and it goes at the end of the session.
+SITE = Path(__file__).resolve().parent / "site"
+sys.path.insert(0, str(SITE))
+import jinja_cache  # noqa: E402
+import yaml_memo  # noqa: E402
+
+jinja_cache.install()
+yaml_memo.install()  # this process only (tests/site/yaml_memo.py)
+_OWN_JINJA_CACHE = "JINJA_CACHE_DIR" not in os.environ
+if _OWN_JINJA_CACHE:
+    os.environ["JINJA_CACHE_DIR"] = tempfile.mkdtemp(prefix="jinja-cache-")
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(SITE), os.environ.get("PYTHONPATH")]))
+local.env["JINJA_CACHE_DIR"], local.env["PYTHONPATH"] = os.environ["JINJA_CACHE_DIR"], os.environ["PYTHONPATH"]
+
+
+def pytest_sessionfinish() -> None:
+    if _OWN_JINJA_CACHE:
+        shutil.rmtree(os.environ["JINJA_CACHE_DIR"], ignore_errors=True)
 
 # Run from a git hook (pre-commit, pre-push), the suite inherits GIT_DIR, GIT_WORK_TREE,
 # GIT_INDEX_FILE and the other variables that point git at the hook's repository: every git command
