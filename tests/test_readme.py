@@ -1,12 +1,14 @@
 """The README gets a newcomer going in five minutes, and the documentation's links hold.
 
-Hermetic: reads only files of this repository (README.md, docs/*.md, .ci/run, bench/run.py).
+Hermetic: reads only files of this repository (README.md, docs/*.md, .ci/run, bench/run.py, git's list of tracked links).
 """
 
 from __future__ import annotations
 
 import ast
+import os
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -195,3 +197,17 @@ def test_bench_markers_are_where_bench_run_writes_the_figures():
     assert text.count(begin) == 1 and text.count(end) == 1, rel(target)
     assert text.index(begin) < text.index(end)
     assert "bench:begin" not in README.read_text() and "(docs/performance.md)" in README.read_text()
+
+
+def test_every_tracked_symbolic_link_stays_inside_the_repository():
+    """A clone stands alone: no tracked link to a developer's own folder (a .venv linked into a
+    git worktree, committed by mistake, replaces a clone's virtual environment)."""
+    listed = subprocess.run(["git", "ls-files", "-s"], cwd=ROOT, capture_output=True, text=True)
+    if listed.returncode:
+        pytest.skip("not a git checkout")
+    links = [line.split("\t", 1)[1] for line in listed.stdout.splitlines() if line.startswith("120000 ")]
+    assert links, "hooks/includes is a tracked link"
+    for link in links:
+        target = (ROOT / link).parent / os.readlink(ROOT / link)
+        assert not os.path.isabs(os.readlink(ROOT / link)) and target.resolve().is_relative_to(ROOT), link
+    assert not {".venv", ".renovate"} & set(links)
