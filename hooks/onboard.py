@@ -479,7 +479,7 @@ def write_app_files(
     if not age_keys:
         return False
     if app_setup.record_flux_recipient(app_repo, age_keys):
-        out(f"Recorded the app's age key in {app_repo} (answer {app_setup.FLUX_RECIPIENT_ANSWER}, .sops.yaml).")
+        out(f"Recorded the app's age key in {app_repo.resolve()} (answer {app_setup.FLUX_RECIPIENT_ANSWER}, .sops.yaml).")
         return True
     return app_setup.recorded_flux_recipient(app_repo) == age_keys
 
