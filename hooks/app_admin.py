@@ -44,7 +44,7 @@ from hooks import agekeys, clusters, deploykeys, gitrepo, sops  # noqa: E402
 from hooks.errors import HookError, run_main  # noqa: E402
 from hooks.onboard import (  # noqa: E402
     AGE_KEY_ANNOTATION, APP_PUBLIC_KEY_FILE, PUBLIC_KEY_ANNOTATION, Platform, PublicKeys, age_key_steps, annotate,
-    annotation_of, joined_age_keys, make_material, read_platform,
+    annotation_of, deploy_key_comment, joined_age_keys, make_material, read_platform,
 )
 
 # How far an app's age key rotation is, kept in the clear annotations of its <app>-sops-age Secret:
@@ -127,7 +127,7 @@ def rotate_deploy_key(platform_path: Path, name: str, lock_wait: float = gitrepo
         fresh = {}
         for cluster in appsmod.placement(entry, clusters.domains(platform.answers)):
             item = appsmod.OnceFile("deploy-key", appsmod.once_file(name, cluster, "deploy-key"))
-            fresh[cluster] = make_material(appsmod.normalize(entry), [item], f"flux-{customer}-{cluster}-{name}",
+            fresh[cluster] = make_material(appsmod.normalize(entry), [item], deploy_key_comment(customer, cluster, name),
                                            lambda rel, clear: sops.encrypt(platform_path, rel, clear, sops_binary))
         old = {cluster: annotation_of(platform_path / appsmod.once_file(name, cluster, "deploy-key"),
                                       PUBLIC_KEY_ANNOTATION) for cluster in fresh}

@@ -68,8 +68,11 @@ def offboard(
             rest = [other for other in placed if other != cluster]
             hostnames = [host for host in entry.get("hostnames", [])
                          if any(host.removeprefix("*.").endswith("." + domains[other]) for other in rest)]
-            return onboard.register(platform_path, {**entry, "clusters": rest, "hostnames": hostnames}, update=True,
+            done = onboard.register(platform_path, {**entry, "clusters": rest, "hostnames": hostnames}, update=True,
                                     review_branch=review_branch, lock_wait=lock_wait, out=out)
+            if delete_namespace:  # the summary's steps end with the tenant's access on that cluster
+                out(f"     Then, on cluster {cluster}: kubectl delete namespace {name}   # deletes everything left in it")
+            return done
     with gitrepo.exclusive(platform_path, f"offboarding of app '{name}'", lock_wait) as waited:
         return _offboard(platform_path, name, delete_namespace, review_branch, waited, out)
 
@@ -112,20 +115,11 @@ def _offboard(platform_path: Path, name: str, delete_namespace: bool, review_bra
         out(f"  removed (rendered): {rel}")
     for rel in secrets:
         out(f"  removed (encrypted Secret): {rel}")
-    out(f"WARNING: once this change is merged, Flux deletes Kustomization flux-system/{name} and prunes every")
-    out(f"  object it applied in namespace '{name}' (Deployments, Services, Secrets, PVCs, ...), and")
-    out(f"  Kustomization flux-system/tenant-{name} with the namespace's quota and baseline NetworkPolicies.")
-    out(f"  The tenant Namespace, ServiceAccount and RoleBinding are kept (prune disabled); the namespace '{name}' is kept"
-        + (" until you delete it below." if delete_namespace else "."))
+    onboard.prune_warning(name, "", delete_namespace, out)
     out("Next steps:")
     where = f"committed on branch {branch}" if review_branch else "staged"
     out(f"  1. Review the changes ({where}, never pushed), commit, push and merge.")
-    out(f"  2. Wait until Flux has removed the app: flux get kustomizations -n flux-system {name}  (not found)")
-    out("  3. Remove the tenant's access:")
-    out(f"       kubectl -n {name} delete rolebinding tenant-{name}")
-    out(f"       kubectl -n flux-system delete serviceaccount tenant-{name}")
-    if delete_namespace:
-        out(f"       kubectl delete namespace {name}   # deletes everything left in it")
+    onboard.cleanup_steps(name, "", delete_namespace, 2, out)
     out("  4. Remove the deploy key (and webhook, if any) from the app repository's settings.")
     return 0
 

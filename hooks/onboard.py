@@ -339,7 +339,8 @@ def _register(
     customer = platform.answers.get("customer_name", "platform")
 
     def material(change: Change, cluster: str) -> Material:
-        return make_material(change.entry, change.missing[cluster], f"flux-{customer}-{cluster}-{change.entry['name']}",
+        return make_material(change.entry, change.missing[cluster],
+                             deploy_key_comment(customer, cluster, change.entry["name"]),
                              lambda rel, clear: sops.encrypt(platform_path, rel, clear, sops_binary))
 
     # sops runs once per file: in parallel, so that a file of many apps costs about one onboarding.
@@ -478,7 +479,7 @@ def write_app_files(
     if not age_keys:
         return False
     if app_setup.record_flux_recipient(app_repo, age_keys):
-        out(f"Recorded the app's age key in {app_repo} (answer {app_setup.FLUX_RECIPIENT_ANSWER}, .sops.yaml).")
+        out(f"Recorded the app's age key in {app_repo.resolve()} (answer {app_setup.FLUX_RECIPIENT_ANSWER}, .sops.yaml).")
         return True
     return app_setup.recorded_flux_recipient(app_repo) == age_keys
 
@@ -499,11 +500,55 @@ def summarize(
     for material in materials.values():
         for rel in material.files:
             out(f"  written once (SOPS-encrypted): {rel}")
+    before = appsmod.placement(change.plan.previous, clusters.domains(platform.answers)) if change.plan.previous else []
+    left = [cluster for cluster in before if cluster not in keys]
+    for cluster in left:
+        for rel in appsmod.rendered_files(name, cluster):
+            out(f"  removed (rendered): {rel}")
     for rel in removed:
         out(f"  removed (no longer needed): {rel}")
+    on_left = f" on cluster{'s' if len(left) > 1 else ''} {', '.join(left)}"
+    if left:
+        prune_warning(name, on_left, False, out)
     out("Next steps:")
     step = app_steps(platform, change, materials, keys, recorded, 1, out)
-    review_steps(platform.path, review_branch, branch, f"namespace '{name}' and applies the app", step, out)
+    added = [cluster for cluster in keys if cluster not in before]
+    if added:
+        on_added = f" on {', '.join(added)}" if before else ""
+        review_steps(platform.path, review_branch, branch, f"Flux{on_added} then creates namespace '{name}' and "
+                     "applies the app", step, out)
+    else:
+        review_steps(platform.path, review_branch, branch, "Flux then applies the change", step, out)
+    if left:
+        cleanup_steps(name, on_left, False, step + 2, out)
+        customer = platform.answers.get("customer_name", "platform")
+        comments = ", ".join(deploy_key_comment(customer, cluster, name) for cluster in left)
+        out(f"  {step + 4}. Remove the deploy key {comments} from the deploy keys of {entry['url']}, and its line "
+            f"from the app repository's {APP_PUBLIC_KEY_FILE}.")
+
+
+def prune_warning(name: str, where: str, delete_namespace: bool, out: Callable[[str], None]) -> None:
+    """What merging an app's removal makes Flux delete (its Kustomizations prune), and what it keeps."""
+    out(f"WARNING: once this change is merged, Flux{where} deletes Kustomization flux-system/{name} and prunes every")
+    out(f"  object it applied in namespace '{name}' (Deployments, Services, Secrets, PVCs, ...), and")
+    out(f"  Kustomization flux-system/tenant-{name} with the namespace's quota and baseline NetworkPolicies.")
+    out(f"  The tenant Namespace, ServiceAccount and RoleBinding are kept (prune disabled); the namespace '{name}' is kept"
+        + (" until you delete it below." if delete_namespace else "."))
+
+
+def cleanup_steps(name: str, where: str, delete_namespace: bool, step: int, out: Callable[[str], None]) -> None:
+    """The two steps after an app's removal is merged: wait until Flux pruned, then remove what it keeps."""
+    out(f"  {step}. Wait until Flux{where} has removed the app: flux get kustomizations -n flux-system {name}  (not found)")
+    out(f"  {step + 1}. Remove the tenant's access{where}:")
+    out(f"       kubectl -n {name} delete rolebinding tenant-{name}")
+    out(f"       kubectl -n flux-system delete serviceaccount tenant-{name}")
+    if delete_namespace:
+        out(f"       kubectl delete namespace {name}   # deletes everything left in it")
+
+
+def deploy_key_comment(customer: str, cluster: str, name: str) -> str:
+    """The comment of an app's deploy key on a cluster: it names the key in the Git host's settings."""
+    return f"flux-{customer}-{cluster}-{name}"
 
 
 def summarize_many(
@@ -524,7 +569,7 @@ def summarize_many(
     for change in todo:
         out(f"  App '{change.entry['name']}' ({change.entry['url']}):")
         step = app_steps(platform, change, materials[change.entry["name"]], keys[change.entry["name"]], False, step, out)
-    review_steps(platform.path, review_branch, branch, "the apps' namespaces and applies them", step, out)
+    review_steps(platform.path, review_branch, branch, "Flux then creates the apps' namespaces and applies them", step, out)
 
 
 def app_steps(platform: Platform, change: Change, materials: dict[str, Material], keys: dict[str, PublicKeys],
@@ -564,7 +609,7 @@ def review_steps(path: Path, review_branch: bool, branch: str, applies: str, ste
     where = f"committed on branch {branch}" if review_branch else "staged"
     out(f"  {step}. Review the changes ({where}, never pushed): git -C {path} "
         + ("show --stat" if review_branch else "diff --cached --stat"))
-    out(f"  {step + 1}. Commit, push and merge; Flux then creates {applies}.")
+    out(f"  {step + 1}. Commit, push and merge; {applies}.")
 
 
 def environment_steps(placed: list[str], before: list[str], recorded: bool, step: int,

@@ -427,6 +427,19 @@ def test_a_stand_alone_app_derives_each_environments_domain_and_keys(rendered, a
     assert_check_passes(app)
 
 
+def test_the_documented_one_to_several_update_serves_each_cluster_under_its_own_domain(template_snapshot, tmp_path):
+    """docs/app-template.md, "Changing the clusters of an app": an app on prod gets staging first."""
+    app = copy_app(template_snapshot, tmp_path / "shop", app_domain="prod.acme.example.com")
+    commit_all(app)
+    copier.run_update(app, data={"environments": "staging,prod", "app_domain": "staging.acme.example.com"},
+                      defaults=True, overwrite=True, unsafe=True, vcs_ref=copier.VcsRef.CURRENT, quiet=True)
+    for name in ENVIRONMENTS:
+        route = find(built(app / f"deploy/overlays/{name}"), "HTTPRoute")["spec"]
+        assert route["hostnames"] == [f"shop.{name}.acme.example.com"], name
+    assert yaml.safe_load((app / ".copier-answers.yml").read_text())["environment_domains"] == {
+        "prod": "prod.acme.example.com"}
+
+
 def test_a_cluster_the_platform_does_not_have_is_refused_and_nothing_is_written(template_snapshot, tmp_path):
     platform = render_platform(template_snapshot, tmp_path / "acme-gitops")
     before = tree(platform)

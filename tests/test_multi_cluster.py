@@ -305,7 +305,7 @@ def test_apps_render_on_their_clusters_with_keys_for_each_cluster_only(placed):
 def test_leaving_one_cluster_touches_only_that_cluster(placed):
     prod, dev = overlay_files(placed, "prod"), overlay_files(placed, "dev")
     said = []
-    assert offboard.offboard(placed, "shop", cluster="staging", out=said.append) == 0
+    assert offboard.offboard(placed, "shop", cluster="staging", delete_namespace=True, out=said.append) == 0
     staging = placed / "applications/overlays/staging/services"
     assert not list(staging.glob("sources/shop*")) and not (staging / "tenants/shop").exists()
     assert (staging / "sources/billing.yaml").is_file()
@@ -316,6 +316,13 @@ def test_leaving_one_cluster_touches_only_that_cluster(placed):
     assert shop["clusters"] == ["prod"] and shop["overlays"] is True
     assert any("needs no change" in line for line in said), said
     assert not [line for line in said if "environments=" in line or "updatekeys" in line], said
+    # The summary says what leaves staging and what to clean up there, not that Flux creates the app.
+    assert "  removed (rendered): applications/overlays/staging/services/fluxcd/shop.yaml" in said, said
+    assert any("Flux on cluster staging deletes Kustomization flux-system/shop" in line for line in said), said
+    assert not [line for line in said if "creates namespace" in line], said
+    assert any("delete rolebinding tenant-shop" in line for line in said), said
+    assert any("deploy key flux-acme-staging-shop" in line for line in said), said
+    assert any("on cluster staging: kubectl delete namespace shop" in line for line in said), said
     assert overlay_files(placed, "dev") == dev
     assert clusters.apps_on(answers_of(placed), "staging") == [{**answers_of(placed)["apps"][0]}]  # billing only
     assert check_repo(placed) == []

@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.serialization import load_ssh_private_key, l
 from pyrage import x25519
 
 from conftest import commit_all, git
-from hooks import apps, clusters, deploykeys, giturl, gitrepo, knownhosts
+from hooks import app_setup, apps, clusters, deploykeys, giturl, gitrepo, knownhosts, onboard
 from hooks.errors import HookError
 from messages import assert_leads_with_the_answer
 
@@ -357,3 +357,14 @@ def test_sops_runs_as_the_go_binary_not_through_its_python_entry_point(tmp_path)
     own.write_text("#!/bin/sh\nexec sops \"$@\"\n")
     own.chmod(0o755)
     assert sops.unwrapped(own) == str(own)
+
+
+def test_the_copy_task_names_the_app_repository_it_recorded_the_age_key_in(tmp_path, monkeypatch):
+    """The copy task runs onboarding with --app-repo=. (Copier's cwd): the summary names the folder, not '.'."""
+    (tmp_path / ".copier-answers.yml").write_text(
+        f"flux_age_recipient: {app_setup.FLUX_RECIPIENT_PLACEHOLDER}\ntemplate: app\n")
+    monkeypatch.chdir(tmp_path)
+    said: list[str] = []
+    keys = {"prod": onboard.PublicKeys(deploy_key=None, age_key="age1p")}
+    assert onboard.write_app_files(Path("."), {"url": "ssh://git@example.com/shop"}, keys, said.append)
+    assert said == [f"Recorded the app's age key in {tmp_path.resolve()} (answer flux_age_recipient, .sops.yaml)."]
