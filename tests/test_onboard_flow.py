@@ -133,7 +133,12 @@ def answers(repo: Path) -> dict:
     return yaml.safe_load((repo / ".copier-answers.yml").read_text())
 
 
-def test_onboarding_one_app_from_the_platform_side(platform, age_key, tmp_path, capsys):
+def test_onboarding_one_app_from_the_platform_side(platform, age_key, tmp_path, capsys, monkeypatch, set_env):
+    # Every temporary file of the onboarding (this process, Copier's tasks, sops, git) lands in the
+    # test's own folder, searched below: not the shared temp folder, which other tests fill meanwhile.
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    set_env(TMPDIR=str(tmp_path / "tmp"))
     started = time.time()
     assert onboard.register(platform, SHOP) == 0
     out = capsys.readouterr().out
@@ -164,7 +169,7 @@ def test_onboarding_one_app_from_the_platform_side(platform, age_key, tmp_path, 
     # The clear private key is nowhere: not in either tree, the temp dir, home or the output.
     body = "".join(secret["identity"].splitlines()[1:-1])[20:80]
     assert body not in out
-    for folder in (platform, tmp_path, Path(os.environ["HOME"]), Path(tempfile.gettempdir())):
+    for folder in (platform, tmp_path, Path(os.environ["HOME"])):
         assert files_holding(body.encode(), folder, since=started - 1) == []
     print(f"onboarding 1 app: {seconds:.1f}s")
 
