@@ -84,7 +84,7 @@ def read_platform(path: Path) -> Platform:
         raise HookError("platform", f"{path} is not a directory")
     answers_path = path / ANSWERS_FILE
     if not answers_path.is_file():
-        raise HookError("platform", f"{path} has no {ANSWERS_FILE}: not a repository rendered by this template")
+        raise HookError("platform", f"{path} has no {ANSWERS_FILE}: not a repository rendered from these templates")
     try:
         answers = load_answers(path)
     except yaml.YAMLError as error:

@@ -443,6 +443,7 @@ def test_the_copy_prints_the_next_step_of_each_service_that_needs_customer_data(
     assert f"SOPS_AGE_KEY_FILE={key_file} sops edit {repo / VELERO_SECRET}\n" in printed
     steps = printed[printed.index("Next steps"):]
     assert f"  1. cd {repo}\n     git init -b main && git add -A" in steps and " && git push -u origin main\n" in steps
+    assert "--from-file=age.agekey=<the key file printed above>\n" in steps  # the generated key's
     assert "  4. Put your data into the placeholder Secrets" in steps and f"\n       {VELERO_SECRET}\n" in steps
     # The cloud driver's credentials: what to put where (catalog cloud_credentials), here and in the README.
     assert "  5. Give the cloud drivers their credentials" in steps
