@@ -32,6 +32,8 @@ Each refusal is a Denial naming the gate and the rule, in the API server's words
 
 from __future__ import annotations
 
+import base64
+import binascii
 import copy
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -48,6 +50,7 @@ DEFAULT_TOLERATIONS = (
     {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300},
     {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300},
 )
+MAX_CONFIG_MAP_BYTES = 1024 * 1024  # k8s.io/kubernetes pkg/apis/core MaxSecretSize
 _WORKLOADS = {"Deployment", "StatefulSet", "ReplicaSet", "ReplicationController", "DaemonSet", "Job", "CronJob", "Pod"}
 
 
@@ -315,14 +318,18 @@ class Cluster:
     # against the object applied.
 
     def pod_denials(self, obj: dict, namespace: str) -> list[Denial]:
-        """Validation, LimitRanger and Pod Security refusing the pods or claims an object creates."""
+        """Validation, LimitRanger and Pod Security refusing the pods or claims an object creates
+        (validation also a ConfigMap over its size)."""
         return [*self.validation_denials(obj, namespace), *self.limit_range_denials(obj, namespace),
                 *self.pod_security_denials(obj, namespace)]
 
     def validation_denials(self, obj: dict, namespace: str) -> list[Denial]:
         """Requests above limits, in the API server's words: in a workload's own template (the
         workload is invalid), else in its pods as admitted (a limit the LimitRange defaults can
-        be below a request the pod sets)."""
+        be below a request the pod sets). A ConfigMap's data and binaryData together hold at most
+        1 MiB (the API server stores each object in one etcd value)."""
+        if obj.get("kind") == "ConfigMap" and _config_map_bytes(obj) > MAX_CONFIG_MAP_BYTES:
+            return [Denial("validation", "ConfigMap validation", f"[]: Too long: may not be more than {MAX_CONFIG_MAP_BYTES} bytes")]
         template = pod_spec(obj)
         if template is None:
             return []
@@ -585,6 +592,19 @@ def _requests_over_limits(pod: dict, path: str) -> list[str]:
                          for name, request in (resources.get("requests") or {}).items()
                          if name in limits and parse_quantity(request) > parse_quantity(limits[name])]
     return problems
+
+
+def _config_map_bytes(config_map: dict) -> int:
+    """What ConfigMap validation counts against its limit: the bytes of every value (keys not
+    counted), binaryData decoded."""
+    text = sum(len(str(value).encode()) for value in (config_map.get("data") or {}).values())
+    binary = 0
+    for value in (config_map.get("binaryData") or {}).values():
+        try:
+            binary += len(base64.b64decode(str(value), validate=True))
+        except binascii.Error:
+            binary += len(str(value))  # not base64: schema validation reports it
+    return text + binary
 
 
 def _aggregate(messages: list[str]) -> str:

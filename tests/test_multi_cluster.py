@@ -437,10 +437,13 @@ def test_a_single_cluster_repository_updates_without_renaming_or_re_encrypting(r
     copier.run_update(repo, defaults=True, overwrite=True, unsafe=True, vcs_ref="2.0.0", quiet=True)
     after = tree(repo)
     # Nothing renamed, so nothing pruned; since then the catalog added kyverno's default ruleset
-    # (Audit policies) and the tenancy guardrails the volumes policy and a quota on cross-namespace affinity.
+    # (Audit policies) and the tenancy guardrails the volumes and secrets policies and a quota on
+    # cross-namespace affinity.
     assert flux_objects(repo) - flux_before == {("Kustomization", "flux-system", "kyverno-default-ruleset"),
                                                 ("ValidatingAdmissionPolicy", "", "opencenter-tenant-volumes"),
                                                 ("ValidatingAdmissionPolicyBinding", "", "opencenter-tenant-volumes"),
+                                                ("ValidatingAdmissionPolicy", "", "opencenter-tenant-secrets"),
+                                                ("ValidatingAdmissionPolicyBinding", "", "opencenter-tenant-secrets"),
                                                 ("ResourceQuota", "shop", "tenant-no-cross-namespace-affinity")}
     assert flux_before <= flux_objects(repo)
     encrypted = [rel for rel in before if rel.endswith(".sops.yaml") and rel != ".sops.yaml"]

@@ -257,6 +257,22 @@ ATTACKS = [
      "opencenter-tenant-disruption-budgets: tenant PodDisruptionBudgets set unhealthyPodEvictionPolicy: AlwaysAllow"),
     ("PodDisruptionBudget", "unready-pods-block", {},
      "ResourceQuota/tenant-quota: exceeded quota: tenant-quota, requested: count/poddisruptionbudgets.policy=1"),
+    # maxUnavailable over a Job's pods: the disruption controller finds no scale for them and
+    # allows no eviction at all (kubernetes/kubernetes#129625)
+    ("PodDisruptionBudget", "covers-jobs", {"spec": {"maxUnavailable": 1, "unhealthyPodEvictionPolicy": "AlwaysAllow",
+                                                     "selector": {"matchLabels": {"app": "manual-selector"}}}},
+     "opencenter-tenant-disruption-budgets: tenant PodDisruptionBudgets leave out Job pods (selector.matchExpressions: "
+     "key batch.kubernetes.io/job-name, operator DoesNotExist)"),
+    # ... and a Job choosing its own selector, whose pods then lack the label budgets leave out
+    ("Job", "manual-selector", {"spec": {"manualSelector": True, "selector": {"matchLabels": {"app": "manual-selector"}},
+                                         "template": {"metadata": {"labels": {"app": "manual-selector"}}, "spec": {
+                                             "restartPolicy": "Never",
+                                             "containers": [{"name": "c", "image": "docker.io/library/busybox:1.37"}]}}}},
+     "opencenter-tenant-pods: tenant Jobs leave their selector to Kubernetes (no manualSelector: true)"),
+    # a token that never expires, for a ServiceAccount the team binds to its role
+    ("Secret", "runner-token", {"metadata": {"annotations": {"kubernetes.io/service-account.name": "runner"}},
+                                "type": "kubernetes.io/service-account-token"},
+     "opencenter-tenant-secrets: tenant Secrets hold no ServiceAccount tokens"),
     ("Deployment", "pinned", {"spec": {"template": {"spec": {"nodeName": "control-plane-1"}}}},
      "opencenter-tenant-pods: tenant pods are placed by the scheduler"),
     ("Deployment", "tolerant", {"spec": {"template": {"spec": {"tolerations": [{"operator": "Exists"}]}}}},
@@ -336,6 +352,11 @@ ATTACKS = [
             "accessModes": ["ReadWriteOnce"], "storageClassName": "", "resources": {"requests": {"storage": "1Gi"}}}}}}]}}}},
      "opencenter-tenant-volumes: tenant claims are provisioned, not bound by name"),
     ("Deployment", "scratch-claim", {}, "opencenter-tenant-volumes: tenant claims name no selector and no empty storageClassName"),
+    # an inline CSI volume: made by the driver from its attributes (a Cinder volume of any size),
+    # outside the claims and the storage quota
+    ("Deployment", "inline-csi", {"spec": {"template": {"spec": {"volumes": [
+        {"name": "disk", "csi": {"driver": "cinder.csi.openstack.org", "volumeAttributes": {"capacity": "500Gi"}}}]}}}},
+     "opencenter-tenant-volumes: tenant pods mount no inline CSI volumes"),
     ("Deployment", "fence", {"spec": {"template": {"spec": {"affinity": {"podAntiAffinity": {
         "requiredDuringSchedulingIgnoredDuringExecution": [{"topologyKey": "kubernetes.io/os", "namespaceSelector": {},
                                                             "labelSelector": {"matchLabels": {"app.kubernetes.io/part-of": "cart"}}}]}}}}}},
@@ -356,7 +377,8 @@ API_VERSIONS = {"HTTPRoute": "gateway.networking.k8s.io/v1", "Gateway": "gateway
                 "Policy": "kyverno.io/v1", "NetworkPolicy": "networking.k8s.io/v1", "PodDisruptionBudget": "policy/v1",
                 "Deployment": "apps/v1", "StatefulSet": "apps/v1", "Ingress": "networking.k8s.io/v1",
                 "EnvoyPatchPolicy": "gateway.envoyproxy.io/v1alpha1", "PersistentVolumeClaim": "v1",
-                "CronJob": "batch/v1", "Certificate": "cert-manager.io/v1", "Issuer": "cert-manager.io/v1"}
+                "CronJob": "batch/v1", "Job": "batch/v1", "Secret": "v1", "Certificate": "cert-manager.io/v1",
+                "Issuer": "cert-manager.io/v1"}
 
 
 def attack_objects() -> list[dict]:
@@ -454,6 +476,11 @@ LEGIT_OBJECTS = [
     {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "from-gateway-written-out"},
      "spec": {"podSelector": {"matchLabels": {}}, "policyTypes": ["Ingress"], "ingress": [{"from": [
          {"namespaceSelector": {**GATEWAY_PODS["namespaceSelector"], "matchExpressions": []}}], "ports": []}]}},
+    # a budget over the app's pods, Job pods left out
+    {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "shop"},
+     "spec": {"maxUnavailable": 1, "unhealthyPodEvictionPolicy": "AlwaysAllow", "selector": {
+         "matchLabels": {"app.kubernetes.io/name": "shop"},
+         "matchExpressions": [{"key": "batch.kubernetes.io/job-name", "operator": "DoesNotExist"}]}}},
     # the Gateway's data plane narrowed to its proxy pods
     {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "from-gateway-proxies"},
      "spec": {"podSelector": {}, "policyTypes": ["Ingress"], "ingress": [{"from": [

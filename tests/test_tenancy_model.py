@@ -6,6 +6,7 @@ from a model that answers the same whatever it is given.
 
 from __future__ import annotations
 
+import base64
 from fractions import Fraction
 
 import pytest
@@ -418,6 +419,21 @@ def test_limit_range_items_are_defaulted_per_resource_as_the_api_server_stores_t
 ])
 def test_requests_above_limits_are_invalid_and_limits_above_the_max_refused(containers, expected):
     assert pod_denials(make(TENANT_LIMITS), workload(containers=containers)) == expected
+
+
+def test_a_config_map_over_one_mebibyte_is_invalid():
+    """Its values count, not its keys, binaryData decoded: 1 MiB passes, a byte more is refused
+    (a two-byte character counts two)."""
+    mebibyte = 1024 * 1024
+
+    def config_map(**fields) -> dict:
+        return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "big"}, **fields}
+
+    cluster = make()
+    full = config_map(data={"k" * 200: "a" * (mebibyte - 8)}, binaryData={"raw": base64.b64encode(b"\0" * 8).decode()})
+    assert denials(cluster, full) == []
+    assert denials(cluster, config_map(data={"a": "a" * (mebibyte - 1), "b": "\u00e9"})) == [
+        ("validation", "ConfigMap validation", "[]: Too long: may not be more than 1048576 bytes")]
 
 
 def test_the_limit_range_min_max_and_claims():
