@@ -26,14 +26,14 @@ import json
 import re
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import yaml
 
-from hooks import appenv, apps, clusters, crds, gitrepo, onboarding_requests, rules
+from hooks import appenv, apps, attribution, clusters, crds, gitrepo, onboarding_requests, rules
 from hooks.admission import Cluster, admit
 from hooks.answers import ANSWERS_FILE, load_answers
 from hooks.errors import HookError
@@ -360,29 +360,44 @@ def tenant_findings(models: dict[str, Cluster], app: str, path: Path, shown: str
     built = collect(path, "app")
     prefix = shown.rstrip("/") + "/"
     findings = [replace(f, file=prefix + f.file) for f in built.findings]
-    return findings + [replace(f, file=prefix + f.file) for f in admission_findings(models, app, built.built, path)]
+    return findings + admission_findings(models, app, built.built, path, prefix)
 
 
 def admission_findings(models: dict[str, Cluster], app: str, built: dict[str, list[tuple[str, dict]]],
-                       repo: Path) -> list[Finding]:
+                       repo: Path, prefix: str = "") -> list[Finding]:
     """`[denied]` for every object of the app that RBAC, a policy or a quota would refuse, on each
     cluster the app runs on (named when the platform has several): each cluster judges what its
     own Kustomization applies of the app repository at `repo` (hooks.appenv; `built`: the check's
-    builds of it by folder), nothing else of it."""
+    builds of it by folder), nothing else of it. A denial caused by an overlay's change names that
+    overlay beside the object's file (hooks.attribution); `prefix` goes before every file named."""
     tenants = {name: tenant for name, model in models.items() if (tenant := model.tenant(app)) is not None}
     if not tenants:
-        return [Finding("", "", "denied", f"app {app} is not registered on the platform (no Flux Kustomization {app} in flux-system)")]
+        return [Finding(prefix, "", "denied", f"app {app} is not registered on the platform (no Flux Kustomization {app} in flux-system)")]
     findings = []
+    shaped = attribution.Attribution(repo, built)
     for name, (who, namespace) in tenants.items():
         on = f"cluster {name}: " if len(models) > 1 else ""
         applied, problem = appenv.applied_objects(repo, models[name].flux_kustomizations[app], built)
         if problem is not None:
-            findings.append(Finding("", "", "denied", f"{on}{problem}"))
+            findings.append(Finding(prefix, "", "denied", f"{on}{problem}"))
             continue
+        objects = [obj for _, obj in applied]
         file_of = {id(obj): file for file, obj in applied}
-        findings += [Finding(file_of[id(obj)], object_label(obj), "denied", f"{on}{denial.source}: {denial.message}")
-                     for obj, denial in admit(models[name], [obj for _, obj in applied], who, namespace)]
+        root = appenv.flux_path(models[name].flux_kustomizations[app])
+        for obj, denial in admit(models[name], objects, who, namespace):
+            patched_by = shaped.patched_by(root, obj, file_of[id(obj)],
+                                           _still_denied(models[name], objects, (who, namespace), obj, denial))
+            findings.append(Finding(attribution.shown(prefix + file_of[id(obj)], [prefix + file for file in patched_by]),
+                                    object_label(obj), "denied", f"{on}{denial.source}: {denial.message}"))
     return findings
+
+
+def _still_denied(model: Cluster, objects: list[dict], tenant, obj: dict, denial) -> Callable[[dict], bool]:
+    """Whether `denial` of `obj` stands when another version of it is judged in its place."""
+    def still(candidate: dict) -> bool:
+        judged = [candidate if other is obj else other for other in objects]
+        return any(other is candidate and found == denial for other, found in admit(model, judged, *tenant))
+    return still
 
 
 def check_repo(path: Path, kube_version: str = DEFAULT_KUBE_VERSION, platform: Path | str | None = None,

@@ -287,6 +287,31 @@ def test_a_folder_without_kustomization_is_judged_as_flux_generates_it(both, gen
     assert {("unused/allow-all.yaml", "NetworkPolicy"), ("deploy/overlays/prod/lb.yaml", "Service")} <= linted
 
 
+def test_a_denial_names_the_overlay_whose_change_causes_it(both, tmp_path):
+    """The staging overlay patches the route to a hostname outside staging's domain: the denial
+    names that overlay beside deploy/base/httproute.yaml (prod's route, patched too but fine,
+    passes). A LoadBalancer Service in the base is refused on both clusters, though each overlay
+    relabels it: the overlays' labels are not why, so it names the base file alone."""
+    platform, app = both
+    repo = copy_of(app, tmp_path / "shop")
+    staging = repo / "deploy/overlays/staging/kustomization.yaml"
+    staging.write_text(staging.read_text().replace("- shop.staging.acme.example.com", "- shop.example.org"))
+    (repo / "deploy/base/lb.yaml").write_text(LOAD_BALANCER)
+    base = repo / "deploy/base/kustomization.yaml"
+    base.write_text(base.read_text().replace("  - httproute.yaml\n", "  - httproute.yaml\n  - lb.yaml\n"))
+    route = "deploy/base/httproute.yaml (as patched by deploy/overlays/staging/kustomization.yaml)"
+    lb = [("deploy/base/lb.yaml", "Service/lb", f"cluster {name}") for name in ENVIRONMENTS]
+    from_app = run_checks(repo, platform=platform).findings
+    assert denied(from_app) == {(route, "HTTPRoute/shop", "cluster staging"), *lb}, from_app
+    assert "hostnames must be shop.staging.acme.example.com" in next(f.message for f in from_app if f.object == "HTTPRoute/shop")
+    # From the platform, both files carry the app repository's place.
+    from_platform = run_checks(platform, tenants=[("shop", repo)]).findings
+    shown = f"{repo}/deploy/base/httproute.yaml (as patched by {repo}/deploy/overlays/staging/kustomization.yaml)"
+    assert (shown, "HTTPRoute/shop", "cluster staging") in denied(from_platform), from_platform
+    assert (f"{repo}/{lb[0][0]}", *lb[0][1:]) in denied(from_platform), from_platform
+    assert f"{route}: [denied] HTTPRoute/shop: cluster staging: " in check.format_text(check.Report(from_app))
+
+
 # Secrets: one age identity per (app, cluster) --------------------------------------------------------
 
 
