@@ -17,7 +17,7 @@ import yaml
 from pyrage import x25519
 
 from conftest import commit_all, copy_of, git, isolated, release_history
-from hooks import agekeys, app_admin, app_setup, appenv, check, cluster_admin, sops
+from hooks import agekeys, app_admin, app_setup, appenv, attribution, check, cluster_admin, sops
 from hooks.check import check_repo, run_checks
 from hooks.kustomize import build, build_command
 from updating import tree
@@ -310,6 +310,31 @@ def test_a_denial_names_the_overlay_whose_change_causes_it(both, tmp_path):
     assert (shown, "HTTPRoute/shop", "cluster staging") in denied(from_platform), from_platform
     assert (f"{repo}/{lb[0][0]}", *lb[0][1:]) in denied(from_platform), from_platform
     assert f"{route}: [denied] HTTPRoute/shop: cluster staging: " in check.format_text(check.Report(from_app))
+
+
+def test_only_the_kustomization_whose_surviving_change_causes_a_finding_is_named():
+    """hooks.attribution.shapers on three levels: the outer overlay sets the hostname the finding
+    is about, over the middle one's (which never reaches the final object); the middle one's
+    replicas do reach it but are not the cause; namespace and name are never undone."""
+    def route(host: str, replicas: int, namespace: str | None = None) -> dict:
+        meta = {"name": "shop", **({"namespace": namespace} if namespace else {})}
+        return {"kind": "HTTPRoute", "metadata": meta, "spec": {"hostnames": [host], "replicas": replicas}}
+
+    final = route("bad.example.org", 3, "shop")
+    levels = [("outer/kustomization.yaml", final), ("middle/kustomization.yaml", route("mid.example.org", 3)),
+              ("base/kustomization.yaml", route("shop.example.com", 1)), (None, route("shop.example.com", 1))]
+    judged = []
+
+    def still_found(candidate: dict) -> bool:
+        judged.append(candidate)
+        assert candidate["metadata"] == final["metadata"]  # the same object, in its namespace
+        return candidate["spec"]["hostnames"] == ["bad.example.org"]
+
+    assert attribution.shapers(final, levels, still_found) == ["outer/kustomization.yaml"]
+    assert [c["spec"] for c in judged] == [{"hostnames": ["mid.example.org"], "replicas": 3},
+                                           {"hostnames": ["bad.example.org"], "replicas": 1}]
+    assert attribution.shapers(final, levels, lambda candidate: True) == []  # nothing undone clears it
+    assert attribution.shapers(final, [levels[0], ("middle/kustomization.yaml", None), *levels[2:]], still_found) == []
 
 
 # Secrets: one age identity per (app, cluster) --------------------------------------------------------
