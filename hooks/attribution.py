@@ -18,8 +18,8 @@ from pathlib import Path
 import yaml
 
 from hooks.kustomize import build, build_command, flux_generated_resources, is_remote, kustomization_file
-
-Located = tuple[str, dict]  # (repository-relative source file, object), as hooks.rules has it
+from hooks.manifests import FAST_LOADER
+from hooks.rules import Located
 _MISSING = object()
 # Undoing these would judge another object (or the same one in no namespace), not an older value.
 _IDENTITY = {("metadata", "name"), ("metadata", "namespace")}
@@ -148,7 +148,7 @@ class Attribution:
         if not folders:
             return []
         try:
-            documents = list(yaml.safe_load_all((self.repo / file).read_text(errors="replace")))
+            documents = list(yaml.load_all((self.repo / file).read_text(errors="replace"), Loader=FAST_LOADER))
         except (yaml.YAMLError, OSError, RecursionError):
             documents = []
         levels: list[tuple[str | None, dict | None]] = [(self._file_of(folders[0]), obj)] + [
