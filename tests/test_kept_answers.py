@@ -272,6 +272,9 @@ def test_the_move_given_what_the_message_names_keeps_the_key_for_its_cluster(app
     assert answers["flux_age_recipient"] == f"prod={KEY}" and answers["environment_domains"] == {
         "prod": "prod.acme.example.com"}
     assert sops_rules(app) == {"staging": [TEAM], "prod": [KEY, TEAM]}
+    add_staging = f"--data flux_age_recipient=prod={KEY},staging=age1…"
+    assert add_staging in (app / ".sops.yaml").read_text() and add_staging in (app / "README.md").read_text()
+    assert "The app's key on staging is not recorded yet" in (app / "README.md").read_text()
     # The next update, with the same answers, changes nothing and passes the task.
     commit_all(app, "two clusters")
     copier.run_update(app, defaults=True, overwrite=True, unsafe=True, vcs_ref=copier.VcsRef.CURRENT, quiet=True)
