@@ -17,11 +17,22 @@ given default is the user's choice. An app or cluster left out of a given `apps`
 refused too, naming the command that removes it whole. The task cannot undo Copier's writes, so
 it fails the update and says how to put the repository back (Copier updates only a clean work
 tree: nothing else is lost).
+
+An app repository has no registry to lose, but answers whose validators read other answers: the
+documented move of an app from one cluster to several (`--data environments=staging,prod --data
+app_domain=…`) makes the recorded age key (flux_age_recipient, one plain key) and hostnames (under
+the old app_domain) invalid, and Copier would record '' and `<app>.<new domain>`. So an update run
+with --defaults (nothing asked, every answer Copier's) fails when an answer recorded at HEAD and not
+given changed, unless it changed into what the recorded value means beside the new answers (see
+carried): the key of the environment it was for, the hostnames under the new app_domain. The
+message gives the exact --data to pass instead. An interactive update showed each answer it asked.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import shlex
 import sys
 from pathlib import Path
 from typing import Any, Callable
@@ -35,6 +46,7 @@ if __name__ == "__main__":  # a template task: say what is missing before anythi
 
 import yaml  # noqa: E402
 
+from hooks import app_setup  # noqa: E402
 from hooks import apps as appsmod  # noqa: E402
 from hooks import clusters as clustersmod  # noqa: E402
 from hooks import gitrepo  # noqa: E402
@@ -142,11 +154,100 @@ def given_services(after: dict[str, Any], given: set[str]) -> set[str]:
                      if isinstance(cluster, dict)} if "clusters" in given else set())
 
 
+# APP REPOSITORIES ----------------------------------------------------------------------------
+
+
+def environments(answers: dict[str, Any]) -> list[tuple[str | None, str]]:
+    """An app's environments as (name, domain), the first one first. One environment: its name is
+    not recorded (the flat layout does not depend on it), only its domain, app_domain."""
+    names = [name.strip() for name in str(answers.get("environments") or "").split(",") if name.strip()]
+    domain = str(answers.get("app_domain") or "")
+    if len(names) < 2:
+        return [(None, domain)]
+    others = answers.get("environment_domains") or {}
+    return [(names[0], domain)] + [(name, str(others.get(name) or "")) for name in names[1:]]
+
+
+def carried_flux_key(before: dict[str, Any], after: dict[str, Any]) -> str:
+    """What the recorded flux_age_recipient means for the new environments: each key stays with its
+    environment, found by name, or by domain where one side has a single, unnamed environment (the
+    cluster a one-environment app ran on is the one whose domain was app_domain); one environment
+    before and after: the same cluster. An environment
+    without a key has none yet. When the recorded keys belong to none of the new environments: the
+    form to fill in, `staging=age1…,prod=age1…` (never a valid answer, so never what was rendered)."""
+    recorded = str(before.get("flux_age_recipient") or "")
+    old, new = environments(before), environments(after)
+    if len(old) == len(new) == 1:  # its one cluster, whatever its domain became
+        return recorded
+    keys = {old[0]: recorded} if len(old) == 1 else {env: app_setup.cluster_keys(recorded).get(str(env[0]), "")
+                                                     for env in old}
+
+    def key_of(env: tuple[str | None, str]) -> str:
+        same = [key for (name, domain), key in keys.items()
+                if (name == env[0] if name and env[0] else domain == env[1])]
+        return same[0] if len(same) == 1 else ""
+
+    found = {env: key_of(env) for env in new}
+    if recorded and not any(found.values()):
+        return ",".join(f"{name}=age1…" for name, _ in new) if len(new) > 1 else "age1…"
+    if len(new) == 1:
+        return found[new[0]]
+    return ",".join(f"{name}={key}" for (name, _), key in found.items() if key)
+
+
+def carried_hostnames(before: dict[str, Any], after: dict[str, Any]) -> str:
+    """The recorded hostnames under the new app_domain: the first environment's names, each of
+    which the others serve under their own domain (questions/app.yml, hostnames)."""
+    old, new = str(before.get("app_domain") or ""), str(after.get("app_domain") or "")
+    names = [name.strip() for name in str(before.get("hostnames") or "").split(",") if name.strip()]
+    return ",".join(name[:len(name) - len(old)] + new if name.endswith("." + old) else name for name in names)
+
+
+CARRIED: dict[str, Callable[[dict[str, Any], dict[str, Any]], Any]] = {
+    "flux_age_recipient": carried_flux_key, "hostnames": carried_hostnames}
+
+
+def answers_reset(before: dict[str, Any], after: dict[str, Any], given: set[str]) -> dict[str, tuple[Any, Any]]:
+    """The answers recorded in both, not given, that changed into something else than what the
+    recorded value means beside the new answers (CARRIED; other answers mean themselves): by name,
+    (what to give instead, what was rendered)."""
+    reset = {}
+    for name, old in before.items():
+        if name.startswith("_") or name in given or name not in after or after[name] == old:
+            continue
+        meant = CARRIED[name](before, after) if name in CARRIED else old
+        if after[name] != meant:
+            reset[name] = (meant, after[name])
+    return reset
+
+
+def data_option(name: str, value: Any) -> str:
+    """`--data name=value` as a shell word; Copier reads the value as YAML (JSON is YAML)."""
+    text = value if isinstance(value, str) and "\n" not in value else json.dumps(value)  # one line
+    return "--data " + shlex.quote(f"{name}={text}")
+
+
+def require_app_answers_kept(before: dict[str, Any], after: dict[str, Any], given: set[str], recover: str) -> None:
+    """Refuse an app update whose recorded answers Copier replaced (answers_reset), naming each."""
+    reset = answers_reset(before, after, given)
+    if reset:
+        raise HookError("copier update", "replaced the recorded "
+                        + ", ".join(f"{name} {before[name]!r} with {now!r}" for name, (_, now) in reset.items())
+                        + " (Copier does that when a recorded answer no longer passes its validator beside the "
+                        f"answers you changed). {recover}, then run the update again with "
+                        + " ".join(data_option(name, meant) for name, (meant, _) in reset.items()))
+
+
+# THE TASK ------------------------------------------------------------------------------------
+
+
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(description="Fail an update that dropped the registered apps or clusters.")
+    parser = argparse.ArgumentParser(description="Fail an update that lost recorded answers (apps, clusters, app keys).")
     parser.add_argument("--operation", required=True)
     # The answers the update was given (`_copier_conf.data`: --data and --data-file), comma-separated.
     parser.add_argument("--given", default="")
+    # Whether the update ran with --defaults (`_copier_conf.defaults`): then it asked nothing.
+    parser.add_argument("--defaults", default="False")
     args = parser.parse_args(argv)
     repo = Path.cwd()
     before = committed_answers(repo) if args.operation == "update" and not gitrepo.held(repo) else None
@@ -154,6 +255,10 @@ def main(argv: list[str]) -> int:
         return 0
     after, recover = load_answers(repo), "Put the repository back with `git reset --hard && git clean -fd`"
     given = set(filter(None, args.given.split(",")))
+    if after.get("template") == "app":
+        if args.defaults == "True":
+            require_app_answers_kept(before, after, given, recover)
+        return 0
     left_out = {key: names for key, names in dropped(before, after, exact=False).items() if key in given}
     if left_out:
         raise HookError("--data", " and ".join(f"the given {key} leave out {', '.join(names)}"

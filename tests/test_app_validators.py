@@ -120,8 +120,11 @@ BAD_ANSWERS = [
      "environment_domains", "maps environment names"),
     ({"environments": "staging,prod", "secret_keys": "TOKEN", "flux_age_recipient": GOOD_KEY},
      "flux_age_recipient", "one pair per"),
-    ({"environments": "staging,prod", "secret_keys": "TOKEN", "flux_age_recipient": f"staging={GOOD_KEY}"},
+    # A pair per environment whose key is known (some may be missing), none for another cluster, none twice.
+    ({"environments": "staging,prod", "secret_keys": "TOKEN", "flux_age_recipient": f"dev={GOOD_KEY}"},
      "flux_age_recipient", "staging=age1…,prod=age1…"),
+    ({"environments": "staging,prod", "secret_keys": "TOKEN",
+      "flux_age_recipient": f"prod={GOOD_KEY},prod={GOOD_KEY}"}, "flux_age_recipient", "each at most once"),
 ]
 
 

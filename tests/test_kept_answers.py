@@ -208,3 +208,130 @@ def test_the_update_task_leaves_a_commands_own_render_to_the_command(with_shop):
     assert alone.returncode == 2 and alone.stdout == "" and "Traceback" not in alone.stderr, alone.stderr
     (line,) = alone.stderr.splitlines()
     assert line.startswith("error: copier update: would drop the recorded apps (shop)"), line
+
+
+# App repositories ------------------------------------------------------------------------------------
+
+KEY, TEAM = str(PROD.to_public()), str(x25519.Identity.generate().to_public())
+
+
+@pytest.fixture(scope="module")
+def app_once(template_snapshot, tmp_path_factory) -> Path:
+    """A committed stand-alone app on one cluster (prod), with a Secret, its Flux key and a second
+    hostname (read only: tests copy it)."""
+    root = tmp_path_factory.mktemp("kept-app")
+    app = root / "shop"
+    with isolated(root / "home"):
+        copier.run_copy(str(template_snapshot), app, data={
+            "template": "app", "app_name": "shop", "app_domain": "prod.acme.example.com", "secret_keys": "TOKEN",
+            "flux_age_recipient": KEY, "secrets_age_recipients": TEAM,
+            "hostnames": "shop.prod.acme.example.com,www.prod.acme.example.com"},
+            defaults=True, unsafe=True, vcs_ref="0.0.1", quiet=True)
+        commit_all(app)
+    return app
+
+
+@pytest.fixture
+def app(app_once, tmp_path) -> Path:
+    return copy_of(app_once, tmp_path / "shop")
+
+
+TWO_CLUSTERS = {"environments": "staging,prod", "app_domain": "staging.acme.example.com"}  # docs/app-template.md
+
+
+def sops_rules(app: Path) -> dict[str, list[str]]:
+    return {rule["path_regex"].split("/")[2]: rule["age"].split(",")
+            for rule in yaml.safe_load((app / ".sops.yaml").read_text())["creation_rules"]}
+
+
+def test_the_documented_move_to_two_clusters_is_refused_naming_what_to_pass(app, capfd):
+    """Copier would record flux_age_recipient '' (one plain key no longer passes with two
+    environments) and hostnames shop.staging… (www under the old domain no longer passes): one line
+    names both, with the values that keep them, and the documented recovery restores the repository."""
+    before = tree(app)
+    with pytest.raises(Exception):  # Copier's task error: the update stops at the task
+        copier.run_update(app, data=TWO_CLUSTERS, defaults=True, overwrite=True, unsafe=True,
+                          vcs_ref=copier.VcsRef.CURRENT, quiet=True)
+    (line,) = [ln for ln in capfd.readouterr().err.splitlines() if ln.startswith("error:")]
+    assert line.startswith(f"error: copier update: replaced the recorded flux_age_recipient '{KEY}' with ''"), line
+    assert "hostnames 'shop.prod.acme.example.com,www.prod.acme.example.com' with 'shop.staging.acme.example.com'" in line
+    assert line.endswith(f"git clean -fd`, then run the update again with --data flux_age_recipient=prod={KEY} "
+                         "--data hostnames=shop.staging.acme.example.com,www.staging.acme.example.com"), line
+    subprocess.run(["git", "reset", "-q", "--hard"], cwd=app, check=True)
+    subprocess.run(["git", "clean", "-qfd"], cwd=app, check=True)
+    assert tree(app) == before and status(app) == ""
+
+
+def test_the_move_given_what_the_message_names_keeps_the_key_for_its_cluster(app):
+    """The old key stays prod's (the cluster whose domain app_domain was); staging has no key yet
+    (onboarding --update makes it) and its Secret is encrypted for the team only."""
+    copier.run_update(app, data={**TWO_CLUSTERS, "flux_age_recipient": f"prod={KEY}",
+                                 "hostnames": "shop.staging.acme.example.com,www.staging.acme.example.com"},
+                      defaults=True, overwrite=True, unsafe=True, vcs_ref=copier.VcsRef.CURRENT, quiet=True)
+    answers = load_answers(app)
+    assert answers["flux_age_recipient"] == f"prod={KEY}" and answers["environment_domains"] == {
+        "prod": "prod.acme.example.com"}
+    assert sops_rules(app) == {"staging": [TEAM], "prod": [KEY, TEAM]}
+    add_staging = f"--data flux_age_recipient=prod={KEY},staging=age1…"
+    assert add_staging in (app / ".sops.yaml").read_text() and add_staging in (app / "README.md").read_text()
+    assert "The app's key on staging is not recorded yet" in (app / "README.md").read_text()
+    # The next update, with the same answers, changes nothing and passes the task.
+    commit_all(app, "two clusters")
+    copier.run_update(app, defaults=True, overwrite=True, unsafe=True, vcs_ref=copier.VcsRef.CURRENT, quiet=True)
+    assert status(app) == ""
+
+
+def test_a_given_empty_key_is_the_users_choice(app):
+    copier.run_update(app, data={**TWO_CLUSTERS, "flux_age_recipient": "",
+                                 "hostnames": "shop.staging.acme.example.com"},
+                      defaults=True, overwrite=True, unsafe=True, vcs_ref=copier.VcsRef.CURRENT, quiet=True)
+    assert load_answers(app)["flux_age_recipient"] == "" and sops_rules(app) == {"staging": [TEAM], "prod": [TEAM]}
+
+
+def test_an_app_update_without_a_change_changes_nothing(app):
+    copier.run_update(app, defaults=True, overwrite=True, unsafe=True, vcs_ref=copier.VcsRef.CURRENT, quiet=True)
+    assert status(app) == ""
+
+
+def test_default_hostnames_follow_the_new_domain_without_a_refusal(template_snapshot, tmp_path):
+    """An app without secrets and with the default hostname: Copier's default for the new domain is
+    what the recorded hostname means there, so the documented update passes as it is."""
+    app = tmp_path / "shop"
+    copier.run_copy(str(template_snapshot), app, data={"template": "app", "app_name": "shop"}, defaults=True,
+                    unsafe=True, vcs_ref="0.0.1", quiet=True)
+    commit_all(app)
+    copier.run_update(app, data=TWO_CLUSTERS, defaults=True, overwrite=True, unsafe=True,
+                      vcs_ref=copier.VcsRef.CURRENT, quiet=True)
+    assert load_answers(app)["hostnames"] == "shop.staging.acme.example.com"
+
+
+STAGING_KEY = str(x25519.Identity.generate().to_public())
+ONE = {"app_domain": "prod.acme.example.com", "hostnames": "shop.prod.acme.example.com", "flux_age_recipient": KEY}
+TWO = {"environments": "staging,prod", "app_domain": "staging.acme.example.com",
+       "environment_domains": {"prod": "prod.acme.example.com"}, "hostnames": "shop.staging.acme.example.com",
+       "flux_age_recipient": f"staging={STAGING_KEY},prod={KEY}"}
+
+
+@pytest.mark.parametrize(("before", "after", "meant"), [
+    (ONE, {**TWO, "flux_age_recipient": ""}, f"prod={KEY}"),  # one → two: the key stays prod's
+    (TWO, {**ONE, "flux_age_recipient": ""}, KEY),  # two → one (prod): prod's key
+    (TWO, {**TWO, "environments": "prod,staging", "app_domain": "prod.acme.example.com",
+           "environment_domains": {"staging": "staging.acme.example.com"}}, f"prod={KEY},staging={STAGING_KEY}"),
+    (ONE, {**ONE, "app_domain": "eu.acme.example.com"}, KEY),  # one cluster, a new domain: still its key
+    # Two → one on a cluster neither had: no key is known, the form to fill in.
+    (TWO, {**ONE, "app_domain": "dev.acme.example.com", "flux_age_recipient": ""}, "age1…"),
+    (ONE, {**TWO, "environment_domains": {"prod": "eu.acme.example.com"}}, "staging=age1…,prod=age1…"),
+    ({**ONE, "flux_age_recipient": ""}, {**TWO, "flux_age_recipient": ""}, ""),
+], ids=["one-to-two", "two-to-one", "reordered", "new-domain", "unknown-cluster", "unknown-clusters", "no-key"])
+def test_carried_flux_key_keeps_each_key_with_its_cluster(before, after, meant):
+    assert kept_answers.carried_flux_key(before, after) == meant
+
+
+def test_answers_reset_names_what_changed_unless_given_or_carried():
+    after = {**TWO, "flux_age_recipient": "", "_commit": "0.0.2"}
+    assert kept_answers.answers_reset({**ONE, "_commit": "0.0.1"}, after, {"environments", "app_domain"}) == {
+        "flux_age_recipient": (f"prod={KEY}", "")}  # hostnames: the default is what shop.prod… means there
+    assert kept_answers.answers_reset(ONE, after, {"environments", "app_domain", "flux_age_recipient"}) == {}
+    assert kept_answers.answers_reset({**ONE, "cpu_request": "500m"}, {**ONE, "cpu_request": "100m"}, set()) == {
+        "cpu_request": ("500m", "100m")}
+    assert kept_answers.answers_reset({**ONE, "ci": "github"}, ONE, set()) == {}  # no longer recorded (`when`)
