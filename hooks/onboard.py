@@ -596,12 +596,19 @@ def app_steps(platform: Platform, change: Change, materials: dict[str, Material]
             step += 1
     age_keys = joined_age_keys(keys)
     fresh = any(material.age_public_key for material in materials.values())
-    # Only leaving clusters: the app repository's recipients stay right for the clusters it keeps
-    # (re-rendering it with fewer environments would be wrong: see environment_steps).
-    left_only = set(keys) < set(before) and not fresh and plan.previous.get("secrets") == entry["secrets"]
-    if age_keys and not recorded and not left_only:
+    if age_keys and not recorded and recipients_changed(entry, plan.previous, list(keys), before, fresh):
         step = age_key_steps(entry, age_keys, fresh and plan.previous is not None, step, out)
     return environment_steps(list(keys), before, recorded, step, out)
+
+
+def recipients_changed(entry: dict[str, Any], previous: dict[str, Any] | None, placed: list[str], before: list[str],
+                       fresh: bool) -> bool:
+    """Whether the app repository's files need other recipients: a new age key (a new app, a cluster
+    added), or secrets just turned on. Not for other settings (a branch, a URL), nor for leaving
+    clusters only: the environments it keeps keep their keys (re-rendering the app repository with
+    fewer would be wrong: see environment_steps)."""
+    secrets_on = entry["secrets"] and not (previous or {}).get("secrets")
+    return fresh or bool(set(placed) - set(before)) or bool(secrets_on)
 
 
 def review_steps(path: Path, review_branch: bool, branch: str, applies: str, step: int,

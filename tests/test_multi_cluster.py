@@ -397,6 +397,32 @@ def test_a_cluster_never_builds_from_another_clusters_overlay(placed, tmp_path, 
         "a cluster builds from its own overlay only"))], crossings
 
 
+def recipient_steps(said: list[str]) -> list[str]:
+    """The summary's step asking the app team to make the app's age keys recipients and re-encrypt."""
+    return [line for line in said if "make it a recipient and re-encrypt" in line]
+
+
+def test_an_update_asks_to_re_encrypt_only_when_the_apps_recipients_change(three, tmp_path):
+    repo = copy_of(three, tmp_path / "repo")
+    on_staging = {**SHOP, "hostnames": [], "clusters": ["staging"]}
+    assert onboard.register(repo, on_staging, out=lambda _: None) == 0
+    commit_all(repo)
+    said: list[str] = []
+    assert onboard.register(repo, {"name": "shop", "branch": "dev"}, update=True, out=said.append) == 0
+    assert recipient_steps(said) == [] and not [line for line in said if "age key" in line], said
+    commit_all(repo)
+    # Secrets off then on again: turning them on asks the team to encrypt for the app's key.
+    for secrets, steps in ((False, 0), (True, 1)):
+        said = []
+        assert onboard.register(repo, {"name": "shop", "secrets": secrets}, update=True, out=said.append) == 0
+        assert len(recipient_steps(said)) == steps, said
+        commit_all(repo)
+    said = []
+    assert onboard.register(repo, {"name": "shop", "clusters": ["staging", "prod"]}, update=True, out=said.append) == 0
+    assert len(recipient_steps(said)) == 1, said
+    assert any(line.strip().startswith("staging=age1") and ",prod=age1" in line for line in said), said
+
+
 def test_renovate_regexes_find_every_clusters_versions(three):
     """Renovate proposes Flux and gitops-base releases cluster by cluster, each PR moving that
     cluster's answer with its files."""
