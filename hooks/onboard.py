@@ -25,10 +25,11 @@ Any failure after step 1 puts the platform repository back exactly as it was.
 --from-file registers every entry of a file (hooks/onboarding_requests.py) the same way, all or
 none: one lock, one render for all of them, the key material encrypted in parallel, one summary.
 
-With --app-repo, the public deploy key goes to the app repository's docs/deploy-key.pub, and an
-app repository just copied with platform_repo gets the app's age public key recorded (answer
-flux_age_recipient and .sops.yaml, replacing the placeholder the copy rendered), so the copy's
-next task encrypts its Secret for Flux's key of this app.
+With --app-repo, the public deploy keys go to the app repository's docs/deploy-key.pub (one per
+cluster, rewritten by an --update that changes them; without --app-repo such an update's summary
+says the file is stale), and an app repository just copied with platform_repo gets the app's age
+public key recorded (answer flux_age_recipient and .sops.yaml, replacing the placeholder the copy
+rendered), so the copy's next task encrypts its Secret for Flux's key of this app.
 """
 
 from __future__ import annotations
@@ -384,7 +385,7 @@ def _register(
         change = changed[0]
         name = change.entry["name"]
         summarize(platform, change, materials[name], keys[name], [*change.obsolete, *removed_request],
-                  review_branch, branch, recorded, out)
+                  review_branch, branch, recorded, app_repo, out)
     elif changed:
         summarize_many(platform, changed, materials, keys, removed_request, review_branch, branch, out)
     else:  # a request for apps registered as it asks already: only the request goes
@@ -467,13 +468,14 @@ def app_repo_restored_on_failure(app_repo: Path | None) -> Iterator[None]:
 def write_app_files(
     app_repo: Path, entry: dict[str, Any], keys: dict[str, PublicKeys], out: Callable[[str], None]
 ) -> bool:
-    """The public deploy keys into docs/, and the app's age keys into a repository just copied with
-    platform_repo. True when the age keys are (now) the app repository's flux_age_recipient."""
+    """The public deploy keys of every cluster into docs/ (rewritten when they changed: a cluster
+    added or left), and the app's age keys into a repository just copied with platform_repo. True
+    when the age keys are (now) the app repository's flux_age_recipient."""
     deploy_keys = {cluster: found.deploy_key for cluster, found in keys.items() if found.deploy_key}
-    if deploy_keys:
-        target = app_repo / APP_PUBLIC_KEY_FILE
+    target, text = app_repo / APP_PUBLIC_KEY_FILE, app_key_file_text(deploy_keys, entry["url"])
+    if deploy_keys and not (target.is_file() and target.read_text() == text):  # a re-run leaves it as it is
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(app_key_file_text(deploy_keys, entry["url"]))
+        target.write_text(text)
         out(f"Wrote {target} (the public deploy key{'s' if len(deploy_keys) > 1 else ''} with the instruction).")
     age_keys = joined_age_keys(keys)
     if not age_keys:
@@ -486,7 +488,8 @@ def write_app_files(
 
 def summarize(
     platform: Platform, change: Change, materials: dict[str, Material], keys: dict[str, PublicKeys],
-    removed: list[str], review_branch: bool, branch: str, recorded: bool, out: Callable[[str], None],
+    removed: list[str], review_branch: bool, branch: str, recorded: bool, app_repo: Path | None,
+    out: Callable[[str], None],
 ) -> None:
     entry = change.entry
     name = entry["name"]
@@ -512,6 +515,9 @@ def summarize(
         prune_warning(name, on_left, False, out)
     out("Next steps:")
     step = app_steps(platform, change, materials, keys, recorded, 1, out)
+    new_key = any(material.public_key for material in materials.values())
+    if change.plan.previous is not None and (new_key or left) and app_repo is None:
+        step = key_file_step(platform.path, entry, before, step, out)
     added = [cluster for cluster in keys if cluster not in before]
     if added:
         on_added = f" on {', '.join(added)}" if before else ""
@@ -523,8 +529,19 @@ def summarize(
         cleanup_steps(name, on_left, False, step + 2, out)
         customer = platform.answers.get("customer_name", "platform")
         comments = ", ".join(deploy_key_comment(customer, cluster, name) for cluster in left)
-        out(f"  {step + 4}. Remove the deploy key {comments} from the deploy keys of {entry['url']}, and its line "
-            f"from the app repository's {APP_PUBLIC_KEY_FILE}.")
+        out(f"  {step + 4}. Remove the deploy key {comments} from the deploy keys of {entry['url']}.")
+
+
+def key_file_step(path: Path, entry: dict[str, Any], before: list[str], step: int, out: Callable[[str], None]) -> int:
+    """The app repository's docs/deploy-key.pub after its deploy keys changed, when onboarding could
+    not rewrite it (no --app-repo); the next step number. The command only rewrites that file: the
+    app is registered with these settings by then, so the update changes nothing else."""
+    out(f"  {step}. The app repository's {APP_PUBLIC_KEY_FILE}, if it has one, is stale: it lists the deploy "
+        f"key{'s' if len(before) > 1 else ''} from before this change (cluster{'s' if len(before) > 1 else ''} "
+        f"{', '.join(before)}). Rewrite it with every cluster's key, labelled by cluster, from a checkout of "
+        f"{entry['url']}, then commit and push there:")
+    out(f"       opencenter-onboard --platform {path} --name {entry['name']} --update --app-repo <the checkout>")
+    return step + 1
 
 
 def prune_warning(name: str, where: str, delete_namespace: bool, out: Callable[[str], None]) -> None:

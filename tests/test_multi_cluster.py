@@ -423,6 +423,61 @@ def test_an_update_asks_to_re_encrypt_only_when_the_apps_recipients_change(three
     assert any(line.strip().startswith("staging=age1") and ",prod=age1" in line for line in said), said
 
 
+def key_file_keys(app: Path) -> dict[str, str]:
+    """docs/deploy-key.pub of an app repository: each key by the cluster its comment names."""
+    keys = [line for line in (app / onboard.APP_PUBLIC_KEY_FILE).read_text().splitlines() if line.startswith("ssh-")]
+    return {line.rsplit("-", 2)[-2]: line for line in keys}  # comment flux-acme-<cluster>-shop
+
+
+def test_the_app_repositorys_key_file_follows_the_apps_clusters(three, tmp_path, capsys):
+    """docs/deploy-key.pub lists every cluster's deploy key: rewritten by an update with --app-repo;
+    without it the summary says the file is stale and gives the command that rewrites it."""
+    repo, app = copy_of(three, tmp_path / "repo"), tmp_path / "shop"
+    app.mkdir()
+    assert onboard.register(repo, {**SHOP, "hostnames": [], "clusters": ["staging"]}, app_repo=app,
+                            out=lambda _: None) == 0
+    commit_all(repo)
+    assert list(key_file_keys(app)) == ["staging"]
+    first = (app / onboard.APP_PUBLIC_KEY_FILE).read_bytes()
+
+    # An update that keeps the deploy keys says nothing about the file.
+    said: list[str] = []
+    assert onboard.register(repo, {"name": "shop", "branch": "dev"}, update=True, out=said.append) == 0
+    assert not [line for line in said if onboard.APP_PUBLIC_KEY_FILE in line], said
+    commit_all(repo)
+
+    # A second cluster without --app-repo: the file is left as it was, and the summary says so.
+    said = []
+    assert onboard.register(repo, {"name": "shop", "clusters": ["staging", "prod"]}, update=True, out=said.append) == 0
+    assert (app / onboard.APP_PUBLIC_KEY_FILE).read_bytes() == first
+    [stale] = [line for line in said if onboard.APP_PUBLIC_KEY_FILE in line]
+    assert "is stale: it lists the deploy key from before this change (cluster staging)" in stale, said
+    given = said[said.index(stale) + 1].strip()
+    assert given.startswith("opencenter-onboard ") and given.endswith(" --app-repo <the checkout>"), given
+    command = given.replace("<the checkout>", str(app)).split()[1:]
+    # The command it gives, run before the change is committed (the steps' order), rewrites the file.
+    capsys.readouterr()
+    assert onboard.main(command) == 0
+    keys = key_file_keys(app)
+    assert list(keys) == ["staging", "prod"] and keys["staging"] in first.decode(), keys
+    assert "# Flux on cluster 'prod' pulls this repository" in (app / onboard.APP_PUBLIC_KEY_FILE).read_text()
+    assert "Wrote" in capsys.readouterr().out
+    # Again: nothing to rewrite, nothing said about it.
+    both = (app / onboard.APP_PUBLIC_KEY_FILE).read_bytes()
+    assert onboard.main(command) == 0
+    assert (app / onboard.APP_PUBLIC_KEY_FILE).read_bytes() == both and "Wrote" not in capsys.readouterr().out
+    commit_all(repo)
+
+    # Leaving a cluster with --app-repo rewrites it at once: no stale-file step.
+    said = []
+    assert onboard.register(repo, {"name": "shop", "clusters": ["prod"]}, update=True, app_repo=app,
+                            out=said.append) == 0
+    assert key_file_keys(app) == {"prod": keys["prod"]}
+    assert not [line for line in said if "is stale" in line], said
+    assert any(line.endswith(f"Remove the deploy key flux-acme-staging-shop from the deploy keys of {SHOP['url']}.")
+               for line in said), said
+
+
 def test_renovate_regexes_find_every_clusters_versions(three):
     """Renovate proposes Flux and gitops-base releases cluster by cluster, each PR moving that
     cluster's answer with its files."""
