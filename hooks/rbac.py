@@ -95,8 +95,8 @@ def builtin_roles() -> tuple[dict, ...]:
     entries = json.loads(resources.files("hooks").joinpath("data/k8s-roles.json").read_text())
     return tuple(
         {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
-         "metadata": {"name": e["name"], "labels": e["labels"]},
-         **({"aggregationRule": e["aggregationRule"]} if e["aggregationRule"] else {}), "rules": e["rules"]}
+         "metadata": {"name": e["name"], "labels": e.get("labels") or {}},
+         **({"aggregationRule": e["aggregationRule"]} if e.get("aggregationRule") else {}), "rules": e["rules"]}
         for e in entries
     )
 
