@@ -1,20 +1,28 @@
 """Kubernetes RBAC, offline: would this identity be allowed this verb on this resource?
 
-The cluster's roles are Kubernetes' built-in user-facing roles (`admin`, `edit`, `view` and the
-bootstrap roles that aggregate into them; hooks/data/k8s-roles.json, from kubernetes/kubernetes)
-plus every ClusterRole, Role, RoleBinding and ClusterRoleBinding a repository renders.
+The cluster's roles are every ClusterRole Kubernetes' bootstrap policy creates (`admin`, `edit`,
+`view` and the roles that aggregate into them, `cluster-admin`, `system:node`, the
+`system:controller:*` roles…; hooks/data/k8s-roles.json, from kubernetes/kubernetes) plus every
+ClusterRole, Role, RoleBinding and ClusterRoleBinding a repository renders. Its bindings are those
+of the repository plus the bootstrap ClusterRoleBindings to the groups every identity of a kind is
+in (`system:authenticated`: `system:basic-user`, `system:discovery`, `system:public-info-viewer`;
+`system:serviceaccounts`: `system:service-account-issuer-discovery`), so a tenant holds what every
+authenticated identity holds.
 ClusterRole aggregation is resolved as the aggregation controller does: a ClusterRole with an
 aggregationRule holds the rules of every ClusterRole whose labels match one of its selectors,
 transitively (`view` into `edit` into `admin`).
 
 Role and RoleBinding writes also pass the API server's escalation check (`escalation`): an
-identity may only grant what it already holds in the namespace, unless it may `escalate` the
+identity may only grant what it already holds in the namespace (non-resource URLs included: a
+role granting `/metrics` may be bound only by who holds `/metrics`), unless it may `escalate` the
 Role or `bind` the role a binding refers to.
 
 Not modelled: the escalation check on ClusterRole and ClusterRoleBinding writes (plain RBAC
-already refuses them to tenants), non-resource URLs, the bootstrap bindings every authenticated
-identity holds (discovery, self-reviews), and roles that charts create at install time (they are
-not in the repository; the tenant role aggregates nothing, so they cannot reach tenants).
+already refuses them to tenants), requests to non-resource URLs (only the escalation check weighs
+them), the bootstrap bindings of the control plane's own users and groups (`system:masters`,
+`system:nodes`, `system:kube-scheduler`…: no tenant is one of them), and roles that charts create
+at install time (they are not in the repository; the tenant role aggregates nothing, so they cannot
+reach tenants).
 """
 
 from __future__ import annotations
@@ -90,14 +98,28 @@ def selector_matches(selector: dict | None, labels: dict | None) -> bool:
 
 
 @lru_cache(maxsize=1)
+def _bootstrap_entries() -> tuple[dict, ...]:
+    return tuple(json.loads(resources.files("hooks").joinpath("data/k8s-roles.json").read_text()))
+
+
 def builtin_roles() -> tuple[dict, ...]:
-    """Kubernetes' user-facing ClusterRoles as ClusterRole objects (hooks/data/k8s-roles.json)."""
-    entries = json.loads(resources.files("hooks").joinpath("data/k8s-roles.json").read_text())
+    """Kubernetes' bootstrap ClusterRoles as ClusterRole objects (hooks/data/k8s-roles.json)."""
     return tuple(
-        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
-         "metadata": {"name": e["name"], "labels": e["labels"]},
-         **({"aggregationRule": e["aggregationRule"]} if e["aggregationRule"] else {}), "rules": e["rules"]}
-        for e in entries
+        {"apiVersion": f"{RBAC_GROUP}/v1", "kind": "ClusterRole",
+         "metadata": {"name": e["name"], "labels": e.get("labels") or {}},
+         **({"aggregationRule": e["aggregationRule"]} if e.get("aggregationRule") else {}), "rules": e["rules"]}
+        for e in _bootstrap_entries()
+    )
+
+
+def builtin_bindings() -> tuple[dict, ...]:
+    """The bootstrap ClusterRoleBindings of those roles to groups every identity of a kind is in
+    (`system:authenticated`, `system:serviceaccounts`…), as ClusterRoleBinding objects."""
+    return tuple(
+        {"apiVersion": f"{RBAC_GROUP}/v1", "kind": "ClusterRoleBinding", "metadata": {"name": e["name"]},
+         "roleRef": {"apiGroup": RBAC_GROUP, "kind": "ClusterRole", "name": e["name"]},
+         "subjects": [{"apiGroup": RBAC_GROUP, "kind": "Group", "name": group} for group in e["boundToGroups"]]}
+        for e in _bootstrap_entries() if e.get("boundToGroups")
     )
 
 
@@ -121,28 +143,43 @@ def _rule_allows(rule: dict, verb: str, group: str, resource: str, name: str) ->
 
 
 class Atom(NamedTuple):
-    """A rule of one API group, resource, verb and resource name ("": any name)."""
+    """A rule of one API group, resource, verb and resource name ("": any name), or of one
+    non-resource URL (`url`, the other fields but the verb empty) and verb."""
 
     group: str
     resource: str
     verb: str
     name: str
+    url: str = ""
 
 
 def _atoms(rule: dict) -> list[Atom]:
-    """A rule broken into atoms, as the escalation check does (component-helpers BreakdownRule).
-    Non-resource URLs are left out, unlike on the API server: a RoleBinding grants none of them,
-    and the cluster-wide bootstrap rules that would cover them are not modelled."""
+    """A rule broken into atoms, as the escalation check does (component-helpers BreakdownRule)."""
     return [Atom(group, resource, verb, name)
             for group in rule.get("apiGroups") or [] for resource in rule.get("resources") or []
-            for verb in rule.get("verbs") or [] for name in rule.get("resourceNames") or [""]]
+            for verb in rule.get("verbs") or [] for name in rule.get("resourceNames") or [""]] + [
+        Atom("", "", verb, "", url) for url in rule.get("nonResourceURLs") or [] for verb in rule.get("verbs") or []]
+
+
+def _covers(owner: dict, atom: Atom) -> bool:
+    """Whether a held rule covers an atom (component-helpers ruleCovers): as a request would be
+    granted for a resource atom; for a URL, the same URL or a held `prefix*` (`*`: every URL)."""
+    if not atom.url:
+        return _rule_allows(owner, atom.verb, atom.group, atom.resource, atom.name)
+    verbs = owner.get("verbs") or []
+    return ("*" in verbs or atom.verb in verbs) and any(
+        held == atom.url or (held.endswith("*") and atom.url.startswith(held.rstrip("*")))
+        for held in owner.get("nonResourceURLs") or [])
 
 
 def _compact(atoms: list[Atom]) -> list[str]:
     """Atoms as the API server lists missing rights: verbs merged per group, resource and name
-    (CompactRules), each in PolicyRule's compact form (CompactString), sorted."""
+    (CompactRules; a URL's atoms stay one per verb), each in PolicyRule's compact form
+    (CompactString), sorted, once each."""
     verbs: dict[tuple[str, str, str], list[str]] = {}
     for atom in atoms:
+        if atom.url:
+            continue
         merged = verbs.setdefault((atom.group, atom.resource, atom.name), [])
         if atom.verb not in merged:
             merged.append(atom.verb)
@@ -150,19 +187,20 @@ def _compact(atoms: list[Atom]) -> list[str]:
     def quoted(values: list[str]) -> str:
         return "[" + " ".join(json.dumps(value) for value in values) + "]"
 
-    return sorted(f"{{APIGroups:{quoted([group])}, Resources:{quoted([resource])}, "
-                  + (f"ResourceNames:{quoted([name])}, " if name else "") + f"Verbs:{quoted(listed)}}}"
-                  for (group, resource, name), listed in verbs.items())
+    return sorted({f"{{APIGroups:{quoted([group])}, Resources:{quoted([resource])}, "
+                   + (f"ResourceNames:{quoted([name])}, " if name else "") + f"Verbs:{quoted(listed)}}}"
+                   for (group, resource, name), listed in verbs.items()}
+                  | {f"{{NonResourceURLs:{quoted([atom.url])}, Verbs:{quoted([atom.verb])}}}" for atom in atoms if atom.url})
 
 
 class Authorizer:
-    """The RBAC decisions of a cluster that holds the built-in roles and the given objects."""
+    """The RBAC decisions of a cluster that holds the bootstrap roles and bindings and the given objects."""
 
     def __init__(self, objects: list[dict]) -> None:
-        cluster_roles = {role["metadata"]["name"]: role for role in builtin_roles()}
+        cluster_roles: dict[str, dict] = {}
         self.roles: dict[tuple[str, str], list[dict]] = {}
         self.bindings: list[tuple[str | None, dict, list[dict]]] = []  # (namespace or None, roleRef, subjects)
-        for obj in objects:
+        for obj in [*builtin_roles(), *builtin_bindings(), *objects]:
             kind, meta = obj.get("kind"), obj.get("metadata") or {}
             if kind == "ClusterRole":
                 cluster_roles[meta.get("name")] = obj
@@ -194,11 +232,10 @@ class Authorizer:
 
     def ungranted(self, who: Identity, rules: list[dict], namespace: str) -> list[Atom]:
         """The atoms of `rules` that `who` does not hold in the namespace (component-helpers Covers).
-        An atom is held when a held rule would grant it as a request: a held `*` covers anything,
-        an atom's `*` only a held `*`, and held resourceNames only those names."""
+        A resource atom is held when a held rule would grant it as a request: a held `*` covers
+        anything, an atom's `*` only a held `*`, and held resourceNames only those names."""
         held = self.rules_for(who, namespace)
-        return [atom for rule in rules for atom in _atoms(rule)
-                if not any(_rule_allows(owner, atom.verb, atom.group, atom.resource, atom.name) for owner in held)]
+        return [atom for rule in rules for atom in _atoms(rule) if not any(_covers(owner, atom) for owner in held)]
 
     def escalation(self, who: Identity, obj: dict, namespace: str,
                    applied_roles: dict[str, list[dict]] | None = None) -> str | None:

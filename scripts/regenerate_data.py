@@ -1,10 +1,11 @@
 """Regenerate the upstream data the check ships with (hooks/data/): CRD schemas and Kubernetes roles.
 
-    python scripts/regenerate_data.py --crd-dir DIR --rbac-file cluster-roles.yaml
+    python scripts/regenerate_data.py --crd-dir DIR --rbac-dir DIR   # either alone regenerates its file
     python scripts/regenerate_data.py --download      # the pinned upstream URLs below (needs network)
 
-DIR holds every file of UPSTREAM_CRDS, byte-identical to the pinned refs (a team's reference
-folder may lack the newest: GRPCRoute was taken from the gateway-api v1.6.1 tag itself).
+--crd-dir holds every file of UPSTREAM_CRDS, --rbac-dir both files of UPSTREAM_ROLES, byte-identical
+to the pinned refs (a team's reference folder may lack the newest: GRPCRoute was taken from the
+gateway-api v1.6.1 tag itself).
 
 The project never reads upstream files at run time: the check, the tests and generated
 repositories' CI all load hooks/data/. This script is how that data changes: bump a pin below,
@@ -12,8 +13,10 @@ regenerate, commit the result together with SOURCES.md.
 
 What is kept: per served version of each CRD, its group/version, kind, scope, whether it has a
 status subresource and openAPIV3Schema without `description` fields (prose, 80% of the bytes),
-so types, enums, defaults and the CEL rules (`x-kubernetes-validations`) stay; of the roles, name, labels,
-aggregationRule and rules. Output is deterministic (sorted keys, one kind per line).
+so types, enums, defaults and the CEL rules (`x-kubernetes-validations`) stay; of every bootstrap
+ClusterRole, its name, rules, aggregationRule and aggregate-to-* labels (the rest of its metadata
+is the same on all of them) and the groups every identity of a kind is in that the bootstrap
+ClusterRoleBindings bind it to. Output is deterministic (sorted keys, one entry per line).
 """
 
 from __future__ import annotations
@@ -53,10 +56,26 @@ UPSTREAM_CRDS: dict[str, str] = {
     "kyverno.io_policies.yaml": f"{_KYVERNO}/kyverno/kyverno.io_policies.yaml",
     "policies.kyverno.io_validatingpolicies.yaml": f"{_KYVERNO}/policies.kyverno.io/policies.kyverno.io_validatingpolicies.yaml",
 }
-# kubernetes/kubernetes bootstrap policy test data: the roles the API server creates.
-UPSTREAM_ROLES = ("https://raw.githubusercontent.com/kubernetes/kubernetes/025f2834a128798cef30018a5e6a6ae82b5ad885/"
-                  "plugin/pkg/auth/authorizer/rbac/bootstrappolicy/testdata/cluster-roles.yaml")
+# kubernetes/kubernetes bootstrap policy test data: the ClusterRoles the API server creates
+# (bootstrappolicy.ClusterRoles() and ControllerRoles()).
+_BOOTSTRAP_POLICY = ("https://raw.githubusercontent.com/kubernetes/kubernetes/025f2834a128798cef30018a5e6a6ae82b5ad885/"
+                     "plugin/pkg/auth/authorizer/rbac/bootstrappolicy/testdata")
+UPSTREAM_ROLES: dict[str, str] = {
+    "cluster-roles.yaml": f"{_BOOTSTRAP_POLICY}/cluster-roles.yaml",
+    "controller-roles.yaml": f"{_BOOTSTRAP_POLICY}/controller-roles.yaml",
+}
 USER_FACING_ROLES = ("admin", "edit", "view", "system:aggregate-to-admin", "system:aggregate-to-edit", "system:aggregate-to-view")
+AGGREGATE_LABEL = "rbac.authorization.k8s.io/aggregate-to-"
+# The bootstrap ClusterRoleBindings to groups every identity of a kind is in (bootstrappolicy
+# clusterRoleBindings() in policy.go; testdata/cluster-role-bindings.yaml records them too, but no
+# copy of it at the pinned commit was at hand, so they are written here and checked against the roles).
+# Other bootstrap bindings name the control plane's own users and groups (system:masters, system:nodes).
+PUBLIC_BINDINGS: dict[str, tuple[str, ...]] = {
+    "system:basic-user": ("system:authenticated",),
+    "system:discovery": ("system:authenticated",),
+    "system:public-info-viewer": ("system:authenticated", "system:unauthenticated"),
+    "system:service-account-issuer-discovery": ("system:serviceaccounts",),
+}
 
 
 def _without_descriptions(node: object) -> object:
@@ -89,20 +108,21 @@ def crd_entries(documents: list) -> list[dict]:
     return entries
 
 
-def role_entries(document: dict) -> list[dict]:
-    items = {item["metadata"]["name"]: item for item in document["items"]}
-    missing = [name for name in USER_FACING_ROLES if name not in items]
+def role_entries(documents: list[dict]) -> list[dict]:
+    """Every ClusterRole of the bootstrap policy lists, sorted by name, with the groups the public
+    bootstrap bindings give it to (`boundToGroups`)."""
+    items = {item["metadata"]["name"]: item for document in documents for item in document["items"]}
+    missing = [name for name in (*USER_FACING_ROLES, *PUBLIC_BINDINGS) if name not in items]
     if missing:
-        sys.exit(f"error: the roles file lacks {', '.join(missing)}")
-    return [
-        {
-            "name": name,
-            "labels": items[name]["metadata"].get("labels") or {},
-            "aggregationRule": items[name].get("aggregationRule"),
-            "rules": items[name].get("rules") or [],
-        }
-        for name in USER_FACING_ROLES
-    ]
+        sys.exit(f"error: the roles files lack {', '.join(missing)}")
+    entries = []
+    for name, item in sorted(items.items()):
+        labels = {k: v for k, v in (item["metadata"].get("labels") or {}).items() if k.startswith(AGGREGATE_LABEL)}
+        entry = {"name": name, "rules": item.get("rules") or []}
+        entry.update({key: value for key, value in (("labels", labels), ("aggregationRule", item.get("aggregationRule")),
+                                                    ("boundToGroups", list(PUBLIC_BINDINGS.get(name, ())))) if value})
+        entries.append(entry)
+    return entries
 
 
 def one_per_line(entries: list[dict]) -> str:
@@ -112,11 +132,11 @@ def one_per_line(entries: list[dict]) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--crd-dir", type=Path, help="folder holding the upstream CRD files named in UPSTREAM_CRDS")
-    parser.add_argument("--rbac-file", type=Path, help="Kubernetes' cluster-roles.yaml (or the user-facing subset)")
+    parser.add_argument("--rbac-dir", type=Path, help="folder holding Kubernetes' bootstrap policy files named in UPSTREAM_ROLES")
     parser.add_argument("--download", action="store_true", help="fetch both from the pinned upstream URLs")
     args = parser.parse_args()
-    if not args.download and not (args.crd_dir and args.rbac_file):
-        parser.error("give --crd-dir and --rbac-file, or --download")
+    if not args.download and not (args.crd_dir or args.rbac_dir):
+        parser.error("give --crd-dir or --rbac-dir (or both), or --download")
 
     def read(name_or_url: str, local: Path | None) -> str:
         if local is not None:
@@ -124,16 +144,20 @@ def main() -> int:
         with urllib.request.urlopen(name_or_url, timeout=30) as response:  # noqa: S310 (pinned https URLs)
             return response.read().decode()
 
-    entries = []
-    for name, url in UPSTREAM_CRDS.items():
-        text = read(url, args.crd_dir / name if args.crd_dir and not args.download else None)
-        entries += crd_entries(list(yaml.load_all(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))))
-    entries.sort(key=lambda e: (e["apiVersion"], e["kind"]))
-    roles = role_entries(yaml.safe_load(read(UPSTREAM_ROLES, None if args.download else args.rbac_file)))
     DATA.mkdir(parents=True, exist_ok=True)
-    (DATA / "crds.json").write_text(one_per_line(entries))
-    (DATA / "k8s-roles.json").write_text(one_per_line(roles))
-    print(f"wrote {len(entries)} kind versions and {len(roles)} roles to {DATA}")
+    if args.download or args.crd_dir:
+        entries = []
+        for name, url in UPSTREAM_CRDS.items():
+            text = read(url, None if args.download else args.crd_dir / name)
+            entries += crd_entries(list(yaml.load_all(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))))
+        entries.sort(key=lambda e: (e["apiVersion"], e["kind"]))
+        (DATA / "crds.json").write_text(one_per_line(entries))
+        print(f"wrote {len(entries)} kind versions to {DATA / 'crds.json'}")
+    if args.download or args.rbac_dir:
+        roles = role_entries([yaml.safe_load(read(url, None if args.download else args.rbac_dir / name))
+                              for name, url in UPSTREAM_ROLES.items()])
+        (DATA / "k8s-roles.json").write_text(one_per_line(roles))
+        print(f"wrote {len(roles)} roles to {DATA / 'k8s-roles.json'}")
     return 0
 
 

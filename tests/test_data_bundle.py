@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 
+import pytest
 from conftest import ROOT
 from hooks import crds
 
@@ -60,11 +61,45 @@ def test_the_shipped_crd_bundle_is_in_the_script_output_form():
     assert len(crds.load_bundle()) == len(entries)
 
 
-def test_the_shipped_roles_are_the_user_facing_roles_and_their_aggregation():
-    roles = {role["name"]: role for role in json.loads((ROOT / "hooks" / "data" / "k8s-roles.json").read_text())}
-    assert sorted(roles) == sorted(regenerate.USER_FACING_ROLES)
+def bootstrap_role(name: str, labels: dict | None = None, **fields) -> dict:
+    return {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+            "metadata": {"name": name, "annotations": {"rbac.authorization.kubernetes.io/autoupdate": "true"},
+                         "labels": {"kubernetes.io/bootstrapping": "rbac-defaults", **(labels or {})}}, **fields}
+
+
+def test_role_entries_keep_rules_aggregation_and_public_bindings_of_every_listed_role(monkeypatch):
+    monkeypatch.setattr(regenerate, "USER_FACING_ROLES", ("view",))
+    monkeypatch.setattr(regenerate, "PUBLIC_BINDINGS", {"system:basic-user": ("system:authenticated",)})
+    selector = {"clusterRoleSelectors": [{"matchLabels": {"rbac.authorization.k8s.io/aggregate-to-view": "true"}}]}
+    self_reviews = {"apiGroups": ["authorization.k8s.io"], "resources": ["selfsubjectaccessreviews"], "verbs": ["create"]}
+    cluster_roles = {"items": [bootstrap_role("view", {"rbac.authorization.k8s.io/aggregate-to-edit": "true"},
+                                              aggregationRule=selector, rules=None),
+                               bootstrap_role("system:basic-user", rules=[self_reviews])]}
+    controller_roles = {"items": [bootstrap_role("system:controller:x", rules=[{"nonResourceURLs": ["/x"], "verbs": ["get"]}])]}
+    assert regenerate.role_entries([cluster_roles, controller_roles]) == [  # sorted by name, from both lists
+        {"name": "system:basic-user", "rules": [self_reviews], "boundToGroups": ["system:authenticated"]},
+        {"name": "system:controller:x", "rules": [{"nonResourceURLs": ["/x"], "verbs": ["get"]}]},
+        {"name": "view", "rules": [], "labels": {"rbac.authorization.k8s.io/aggregate-to-edit": "true"},
+         "aggregationRule": selector},
+    ]
+    with pytest.raises(SystemExit, match="lack system:basic-user$"):
+        regenerate.role_entries([{"items": cluster_roles["items"][:1]}])
+
+
+def test_the_shipped_roles_are_the_bootstrap_roles_with_their_aggregation_and_public_bindings():
+    text = (ROOT / "hooks" / "data" / "k8s-roles.json").read_text()
+    entries = json.loads(text)
+    assert regenerate.one_per_line(entries) == text
+    roles = {role["name"]: role for role in entries}
+    assert list(roles) == sorted(roles)
+    assert set(regenerate.USER_FACING_ROLES) | {"cluster-admin", "system:node", "system:basic-user"} <= set(roles)
+    assert len([name for name in roles if name.startswith("system:controller:")]) > 20  # controller-roles.yaml too
     assert roles["admin"]["rules"] == []  # filled by aggregation only
     assert roles["admin"]["aggregationRule"]["clusterRoleSelectors"] == [
         {"matchLabels": {"rbac.authorization.k8s.io/aggregate-to-admin": "true"}}]
-    assert roles["edit"]["labels"]["rbac.authorization.k8s.io/aggregate-to-admin"] == "true"
+    assert roles["edit"]["labels"] == {"rbac.authorization.k8s.io/aggregate-to-admin": "true"}
     assert any("rolebindings" in rule["resources"] for rule in roles["system:aggregate-to-admin"]["rules"])
+    assert roles["cluster-admin"]["rules"] == [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]},
+                                               {"nonResourceURLs": ["*"], "verbs": ["*"]}]
+    assert {name: role["boundToGroups"] for name, role in roles.items() if "boundToGroups" in role} == {
+        name: list(groups) for name, groups in regenerate.PUBLIC_BINDINGS.items()}

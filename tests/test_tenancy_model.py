@@ -190,6 +190,84 @@ def test_a_rolebinding_to_a_role_not_on_the_cluster_is_refused_unless_its_writer
     assert denials(holding(bind), role_binding("mine", "Role", "mine")) == []
 
 
+
+# Bindings to Kubernetes' own ClusterRoles: their real rules, against what every identity holds -----
+
+SELF_REVIEWS = ['{APIGroups:["authentication.k8s.io"], Resources:["selfsubjectreviews"], Verbs:["create"]}',
+                '{APIGroups:["authorization.k8s.io"], Resources:["selfsubjectaccessreviews"], Verbs:["create"]}',
+                '{APIGroups:["authorization.k8s.io"], Resources:["selfsubjectrulesreviews"], Verbs:["create"]}']
+
+
+def not_held(name: str, missing: str, who: str = f'"system:serviceaccount:flux-system:tenant-shop" {GROUPS}') -> str:
+    return f'rolebindings.{RBAC} "{name}" is forbidden: user {who} is attempting to grant RBAC permissions not currently held: {missing}'
+
+
+@pytest.mark.parametrize("name", ["system:basic-user", "system:discovery", "system:public-info-viewer"])
+def test_binding_a_role_every_authenticated_identity_holds_is_admitted(name):
+    """The tenant holds none of these rules itself (HELD): the bootstrap ClusterRoleBindings to
+    system:authenticated give them to it, as to every identity the API server authenticates."""
+    assert denials(holding(), role_binding("everyone", "ClusterRole", name)) == []
+
+
+def test_the_authenticated_groups_roles_are_held_through_the_group_only():
+    auth = Authorizer([])
+    basic_user = role_binding("self-reviews", "ClusterRole", "system:basic-user")
+    assert auth.escalation(Identity("alice", ("system:authenticated",)), basic_user, "shop") is None
+    assert auth.escalation(Identity("alice"), basic_user, "shop") == not_held(
+        "self-reviews", "; ".join(SELF_REVIEWS), '"alice" (groups=[])')
+    discovery = role_binding("discovery", "ClusterRole", "system:discovery")  # non-resource URLs only
+    assert auth.escalation(Identity("alice"), discovery, "shop") == not_held(
+        "discovery", '{NonResourceURLs:["/api"], Verbs:["get"]}; {NonResourceURLs:["/api/*"], Verbs:["get"]}; '
+                     '{NonResourceURLs:["/apis"], Verbs:["get"]}; and 8 more', '"alice" (groups=[])')
+    # the issuer discovery URLs are every ServiceAccount's, not every user's
+    issuer = role_binding("issuer", "ClusterRole", "system:service-account-issuer-discovery")
+    assert auth.escalation(TENANT, issuer, "shop") is None
+    assert auth.escalation(Identity("alice", ("system:authenticated",)), issuer, "shop") is not None
+    assert auth.allows(TENANT, "create", "authorization.k8s.io", "selfsubjectaccessreviews", None)
+    assert not auth.allows(Identity("alice"), "create", "authorization.k8s.io", "selfsubjectaccessreviews", None)
+
+
+@pytest.mark.parametrize(("name", "refusal"), [
+    ("cluster-admin", not_held("privileged", '{APIGroups:["*"], Resources:["*"], Verbs:["*"]}; '
+                                             '{NonResourceURLs:["*"], Verbs:["*"]}')),
+    ("system:controller:generic-garbage-collector", not_held(
+        "privileged", '{APIGroups:[""], Resources:["events"], Verbs:["create" "patch" "update"]}; '
+                      '{APIGroups:["*"], Resources:["*"], Verbs:["delete" "get" "list" "patch" "update" "watch"]}; '
+                      '{APIGroups:["events.k8s.io"], Resources:["events"], Verbs:["create" "patch" "update"]}')),
+    # held: /healthz, /livez and /readyz (system:discovery); not their subpaths nor the metrics
+    ("system:monitoring", not_held(
+        "privileged", '{NonResourceURLs:["/healthz/*"], Verbs:["get"]}; {NonResourceURLs:["/livez/*"], Verbs:["get"]}; '
+                      '{NonResourceURLs:["/metrics"], Verbs:["get"]}; and 2 more')),
+])
+def test_binding_a_privileged_built_in_role_is_refused_with_the_rules_not_held(name, refusal):
+    assert denials(holding(), role_binding("privileged", "ClusterRole", name)) == [("rbac", "RBAC", refusal)]
+
+
+def test_binding_system_node_is_refused_and_a_controller_role_only_when_every_rule_is_held():
+    ((_, _, refusal),) = denials(holding(), role_binding("kubelet", "ClusterRole", "system:node"))
+    assert refusal.startswith(not_held("kubelet", '{APIGroups:[""], Resources:["configmaps"], Verbs:["watch"]}; '))
+    assert refusal.endswith("; and 20 more")  # 23 groups and resources of its rules, none wholly held
+    jobs = [{"apiGroups": ["batch"], "resources": ["jobs", "jobs/status", "jobs/finalizers"], "verbs": ["*"]},
+            {"apiGroups": [""], "resources": ["pods"], "verbs": ["*"]}]
+    events = {"apiGroups": ["", "events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]}
+    job_controller = role_binding("jobs", "ClusterRole", "system:controller:job-controller")
+    assert denials(holding(*jobs, events), job_controller) == [("rbac", "RBAC", not_held(
+        "jobs", '{APIGroups:[""], Resources:["events"], Verbs:["update"]}; '
+                '{APIGroups:["events.k8s.io"], Resources:["events"], Verbs:["update"]}'))]
+    assert denials(holding(*jobs, events | {"verbs": ["create", "patch", "update"]}), job_controller) == []
+
+
+@pytest.mark.parametrize(("held", "missing"), [
+    (["/healthz/*", "/livez/*", "/readyz/*", "/metrics*"], None),  # `/metrics*` covers /metrics and /metrics/slis
+    (["/healthz/*", "/livez/*", "/readyz/*", "/metrics/*"], '{NonResourceURLs:["/metrics"], Verbs:["get"]}'),
+    (["*"], None),
+])
+def test_non_resource_urls_are_covered_by_the_same_url_or_a_held_prefix(held, missing):
+    urls = {"nonResourceURLs": held, "verbs": ["get"]}
+    expected = [] if missing is None else [("rbac", "RBAC", not_held("metrics", missing))]
+    assert denials(holding(urls), role_binding("metrics", "ClusterRole", "system:monitoring")) == expected
+
+
 # Admission policies -------------------------------------------------------------------------------
 
 
