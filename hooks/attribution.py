@@ -17,9 +17,10 @@ from pathlib import Path
 
 import yaml
 
-from hooks.kustomize import build, build_command, flux_generated_resources, is_remote, kustomization_file
+from hooks.kustomize import build, build_command, kustomization_file, local_entries
 from hooks.manifests import FAST_LOADER
 from hooks.rules import Located
+
 _MISSING = object()
 # Undoing these would judge another object (or the same one in no namespace), not an older value.
 _IDENTITY = {("metadata", "name"), ("metadata", "namespace")}
@@ -90,20 +91,6 @@ def _same(obj: dict, other: object) -> bool:
 # I/O --------------------------------------------------------------------------------------------
 
 
-def _entries(folder: Path) -> list[Path]:
-    """What a kustomization folder includes (resources, bases, components), as Flux builds it."""
-    file = kustomization_file(folder)
-    if file is None:
-        return flux_generated_resources(folder)
-    try:
-        doc = yaml.safe_load(file.read_text(errors="replace"))
-    except (yaml.YAMLError, OSError, RecursionError):
-        return []
-    doc = doc if isinstance(doc, dict) else {}
-    return [folder / entry for key in ("resources", "bases", "components") for entry in doc.get(key) or []
-            if isinstance(entry, str) and not is_remote(entry, folder / entry)]
-
-
 def chain(repo: Path, root: Path, target: Path) -> list[Path]:
     """The kustomization folders from `root` down to the one including the file `target`; [] when
     none does (an object a kustomization generates)."""
@@ -115,7 +102,7 @@ def chain(repo: Path, root: Path, target: Path) -> list[Path]:
         if real in seen or not real.is_relative_to(repo):
             return []
         seen.add(real)
-        for entry in _entries(real):
+        for entry in local_entries(real):
             path = Path(os.path.realpath(entry))
             if path == target:
                 return [real]

@@ -366,16 +366,30 @@ def find_roots(repo: Path) -> list[Path]:
     return roots
 
 
-def remote_references(root: Path) -> list[str]:
-    """The remote entries of a root's kustomization file (unparsable files have none: the build reports them)."""
-    path = kustomization_file(root)
+def read_kustomization(folder: Path) -> dict:
+    """A folder's kustomization file, parsed; {} when it has none or it is not a mapping (unparsable
+    files have no entries here: the build reports them)."""
+    path = kustomization_file(folder)
     try:
-        doc = yaml.safe_load(path.read_text()) if path else None
-    except yaml.YAMLError:
-        return []
-    if not isinstance(doc, dict):
-        return []
-    return [entry for entry in remote_entries(doc) if _REMOTE.search(entry) or not (root / entry).exists()]
+        doc = yaml.safe_load(path.read_text(errors="replace")) if path else None
+    except (yaml.YAMLError, OSError, RecursionError):
+        return {}
+    return doc if isinstance(doc, dict) else {}
+
+
+def local_entries(folder: Path) -> list[Path]:
+    """What a kustomization folder includes from disk (resources, bases, components), as Flux builds
+    it: the generated list for a folder without a kustomization file."""
+    if kustomization_file(folder) is None:
+        return flux_generated_resources(folder)
+    doc = read_kustomization(folder)
+    return [folder / entry for key in ("resources", "bases", "components") for entry in doc.get(key) or []
+            if isinstance(entry, str) and not is_remote(entry, folder / entry)]
+
+
+def remote_references(root: Path) -> list[str]:
+    """The remote entries of a root's kustomization file."""
+    return [entry for entry in remote_entries(read_kustomization(root)) if _REMOTE.search(entry) or not (root / entry).exists()]
 
 
 def build_command() -> list[str]:
