@@ -73,8 +73,12 @@ def uninterruptible() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, *STOP_SIGNALS)}
+    # Read before any is changed, so that a signal arriving half way through still finds every
+    # disposition put back.
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, *STOP_SIGNALS)}
     try:
+        for sig in previous:
+            signal.signal(sig, signal.SIG_IGN)
         yield
     finally:
         for sig, handler in previous.items():

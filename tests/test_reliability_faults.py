@@ -497,8 +497,14 @@ def test_ctrl_c_during_copier_copy_puts_the_platform_repository_back(whole_group
     mark = tmp_path / "paused"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([sysconfig.get_paths()["purelib"], str(ROOT)]),
            "PATH": paused_git(tmp_path / "bin", platform, mark)}
-    copier = subprocess.Popen([sys.executable, *app_copy_argv(ws, template_snapshot)], cwd=ROOT, env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    # As in a terminal, whatever started the suite: a shell's background job (`pytest … &`) and
+    # nohup start it with Ctrl-C ignored, which every process started from it would inherit.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        copier = subprocess.Popen([sys.executable, *app_copy_argv(ws, template_snapshot)], cwd=ROOT, env=env,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     try:
         deadline = time.monotonic() + 120
         while not mark.exists() and copier.poll() is None and time.monotonic() < deadline:
