@@ -750,28 +750,34 @@ def _evaluate_policy(policy: dict, bindings: dict) -> list[Denial]:
     return denials
 
 
-def admit(cluster: Cluster, objects: list[dict], who: Identity, namespace: str) -> list[tuple[dict, Denial]]:
+def admit(cluster: Cluster, objects: list[dict], who: Identity, namespace: str,
+          only: dict | None = None) -> list[tuple[dict, Denial]]:
     """Every refusal of applying `objects` (one app's build) as `who` into `namespace`, and of
     the pods and claims they create. An object the platform itself renders there (a baseline
     NetworkPolicy, the quota) is an UPDATE of the platform's; everything else a CREATE. Where Flux
     applies Roles first, a RoleBinding may refer to a Role of the same app. Each gate judges every
-    object as if the others had let it through (the quota counts an object another gate refuses)."""
+    object as if the others had let it through (the quota counts an object another gate refuses).
+    `only` (one of `objects`): the refusals of that object alone, judged among the others (they
+    lend their Roles and count toward the quota), without the cost of judging each of them."""
     found = []
     counted = []
     own_roles = {_name(obj): obj.get("rules") or [] for obj in objects
                  if cluster.roles_first and obj.get("kind") == "Role" and str(obj.get("apiVersion", "")).startswith(f"{RBAC_GROUP}/")}
     for obj in objects:
         ready = cluster.defaulted(obj, namespace)
-        found += [(obj, d) for d in cluster.rbac_denials(ready, who, namespace, own_roles)]
-        old = cluster.existing(ready, namespace)
-        found += [(obj, d) for d in cluster.policy_denials(ready, who, namespace, "UPDATE" if old else "CREATE", old)]
+        judged = only is None or obj is only
+        if judged:
+            found += [(obj, d) for d in cluster.rbac_denials(ready, who, namespace, own_roles)]
+            old = cluster.existing(ready, namespace)
+            found += [(obj, d) for d in cluster.policy_denials(ready, who, namespace, "UPDATE" if old else "CREATE", old)]
         if all(is_quantity(value) for value in _quantities(ready)):
-            found += [(obj, d) for d in cluster.pod_denials(ready, namespace)]
+            found += [(obj, d) for d in cluster.pod_denials(ready, namespace)] if judged else []
             counted.append((ready, obj))
-        else:
+        elif judged:
             found.append((obj, _undecodable(ready)))
     by_id = {id(ready): obj for ready, obj in counted}
-    found += [(by_id[id(ready)], denial) for ready, denial in cluster.quota_denials([ready for ready, _ in counted], namespace)]
+    found += [(by_id[id(ready)], denial) for ready, denial in cluster.quota_denials([ready for ready, _ in counted], namespace)
+              if only is None or by_id[id(ready)] is only]
     return found
 
 

@@ -120,6 +120,7 @@ class Attribution:
     def __init__(self, repo: Path, built: dict[str, list[Located]]):
         self.repo = repo.resolve()
         self.built = {folder: [obj for _, obj in located] for folder, located in built.items()}
+        self.documents: dict[str, list] = {}
 
     def _objects(self, folder: Path) -> list[dict]:
         rel = "" if folder == self.repo else folder.relative_to(self.repo).as_posix()
@@ -134,14 +135,20 @@ class Attribution:
         folders = chain(self.repo, self.repo / root, self.repo / file) if not file.endswith("/") else []
         if not folders:
             return []
-        try:
-            documents = list(yaml.load_all((self.repo / file).read_text(errors="replace"), Loader=FAST_LOADER))
-        except (yaml.YAMLError, OSError, RecursionError):
-            documents = []
+        documents = self._documents(file)
         levels: list[tuple[str | None, dict | None]] = [(self._file_of(folders[0]), obj)] + [
             (self._file_of(folder), next((o for o in self._objects(folder) if _same(obj, o)), None)) for folder in folders[1:]]
         levels.append((None, next((doc for doc in documents if _same(obj, doc)), None)))
         return shapers(obj, levels, still_found)
+
+    def _documents(self, file: str) -> list:
+        """The documents of a repository file, read once (an app may have a finding per object of one file)."""
+        if file not in self.documents:
+            try:
+                self.documents[file] = list(yaml.load_all((self.repo / file).read_text(errors="replace"), Loader=FAST_LOADER))
+            except (yaml.YAMLError, OSError, RecursionError):
+                self.documents[file] = []
+        return self.documents[file]
 
     def _file_of(self, folder: Path) -> str | None:
         file = kustomization_file(folder)

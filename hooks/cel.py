@@ -351,8 +351,10 @@ def evaluate(expression: str, bindings: dict):
     if missing:
         raise CelUnsupported(f"calls {', '.join(missing)}, which this evaluator does not provide")
     context = cel.Context()
-    for name, value in bindings.items():
-        context.add_variable(name, value)
+    # Only what it reads: handing a value to the interpreter converts it whole, and an admission
+    # request binds the object, its old version, the request and the namespace to every expression.
+    for name in _free_names(expression) & bindings.keys():
+        context.add_variable(name, bindings[name])
     for name in _used_functions(expression):
         context.add_function(name, KUBERNETES_FUNCTIONS[name])
     try:

@@ -396,7 +396,7 @@ def _still_denied(model: Cluster, objects: list[dict], tenant, obj: dict, denial
     """Whether `denial` of `obj` stands when another version of it is judged in its place."""
     def still(candidate: dict) -> bool:
         judged = [candidate if other is obj else other for other in objects]
-        return any(other is candidate and found == denial for other, found in admit(model, judged, *tenant))
+        return any(found == denial for _, found in admit(model, judged, *tenant, only=candidate))
     return still
 
 
