@@ -24,27 +24,32 @@ from hooks.check import check_repo
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# Test speed only (tests/site/jinja_cache.py): Jinja compiles each template source once per session,
-# in this process and, through tests/site/sitecustomize.py on PYTHONPATH, in every Python the tests
-# start. The first process of the session (xdist's controller) makes the cache folder, its workers
-# and their subprocesses inherit it, and it goes at the end of the session.
+# Test speed only (tests/site): Jinja compiles each template source once per session
+# (jinja_cache.py) and kustomize builds the same repository content once (kustomize_memo.py), in
+# this process and, through tests/site/sitecustomize.py on PYTHONPATH, in every Python the tests
+# start. The first process of the session (xdist's controller) makes their folders, its workers
+# and their subprocesses inherit them, and they go at the end of the session.
 SITE = Path(__file__).resolve().parent / "site"
 sys.path.insert(0, str(SITE))
 import jinja_cache  # noqa: E402
+import kustomize_memo  # noqa: E402
 import yaml_memo  # noqa: E402
 
 jinja_cache.install()
+kustomize_memo.install()
 yaml_memo.install()  # this process only (tests/site/yaml_memo.py)
-_OWN_JINJA_CACHE = "JINJA_CACHE_DIR" not in os.environ
-if _OWN_JINJA_CACHE:
-    os.environ["JINJA_CACHE_DIR"] = tempfile.mkdtemp(prefix="jinja-cache-")
+_MEMO_DIRS = ("JINJA_CACHE_DIR", "KUSTOMIZE_MEMO_DIR")
+_OWN_MEMO_DIRS = [name for name in _MEMO_DIRS if name not in os.environ]
+for _name in _OWN_MEMO_DIRS:
+    os.environ[_name] = tempfile.mkdtemp(prefix=_name.lower().replace("_", "-") + "-")
 os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(SITE), os.environ.get("PYTHONPATH")]))
-local.env["JINJA_CACHE_DIR"], local.env["PYTHONPATH"] = os.environ["JINJA_CACHE_DIR"], os.environ["PYTHONPATH"]
+for _name in (*_MEMO_DIRS, "PYTHONPATH"):
+    local.env[_name] = os.environ[_name]
 
 
 def pytest_sessionfinish() -> None:
-    if _OWN_JINJA_CACHE:
-        shutil.rmtree(os.environ["JINJA_CACHE_DIR"], ignore_errors=True)
+    for name in _OWN_MEMO_DIRS:
+        shutil.rmtree(os.environ[name], ignore_errors=True)
 
 # Run from a git hook (pre-commit, pre-push), the suite inherits GIT_DIR, GIT_WORK_TREE,
 # GIT_INDEX_FILE and the other variables that point git at the hook's repository: every git command

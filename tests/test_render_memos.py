@@ -1,7 +1,9 @@
 """The suite's memos (tests/site: Jinja's compile, Copier's YAML parsing) change no render: a platform repository
 with several clusters, services and apps (file names from `{% yield %}`) and an app repository with
 environments, rendered with Jinja's and Copier's own functions, with the memos, and with code a process finds in the
-memo's disk folder, are byte-identical; and the Pythons the tests start have the memo too."""
+memo's disk folder, are byte-identical; and the Pythons the tests start have the memo too. The kustomize build memo
+changes no check: the same builds and findings with it as with kubectl every time, and a changed file is built
+again."""
 
 from __future__ import annotations
 
@@ -15,8 +17,11 @@ import pytest
 from jinja2 import Environment
 
 import jinja_cache
+import kustomize_memo
 import yaml_memo
 from conftest import cluster_entry
+from hooks import kustomize
+from hooks.check import check_repo
 from updating import tree
 
 KEY = "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p"
@@ -64,3 +69,35 @@ def test_the_pythons_the_tests_start_have_the_memo():
     compile_fn = subprocess.run([sys.executable, "-c", "import jinja2; print(jinja2.Environment.compile.__qualname__)"],
                                 capture_output=True, text=True, check=True).stdout.strip()
     assert compile_fn == "_cached_compile"
+
+
+def test_the_pythons_the_tests_start_have_the_kustomize_memo():
+    run_build = subprocess.run([sys.executable, "-c", "import hooks.kustomize as k; print(k._run_build.__module__)"],
+                               capture_output=True, text=True, check=True).stdout.strip()
+    assert run_build == "kustomize_memo"
+
+
+def test_the_kustomize_memo_changes_no_check_and_builds_a_changed_repository_again(rendered, tmp_path, monkeypatch):
+    repo = rendered(template="platform", commit=True)
+    monkeypatch.setenv("KUSTOMIZE_MEMO_DIR", str(tmp_path / "memo"))  # empty: this test's own
+    (tmp_path / "memo").mkdir()
+
+    def everything() -> list[tuple]:
+        return [(b.root, b.objects, b.error) for b in kustomize.build_all(kustomize.find_roots(repo))]
+
+    kustomize_memo.install(on=False)
+    try:
+        plain, plain_builds = check_repo(repo), everything()
+    finally:
+        kustomize_memo.install()
+    runs = []
+    monkeypatch.setattr(kustomize_memo, "ORIGINAL", lambda *args: runs.append(args) or kustomize_memo.ORIGINAL_RUN(*args))
+    assert everything() == plain_builds and len(runs) == len(plain_builds) > 1
+    assert everything() == plain_builds and len(runs) == len(plain_builds)  # the second time, none runs kubectl
+    assert check_repo(repo) == plain
+    # A changed file: the repository's builds run again, and see the change.
+    overlay = repo / "applications/overlays/prod/services/cert-manager/kustomization.yaml"
+    overlay.write_text(overlay.read_text() + "commonLabels: {memo: test}\n")
+    changed = everything()
+    assert len(runs) == 2 * len(plain_builds)
+    assert any((obj.get("metadata") or {}).get("labels", {}).get("memo") == "test" for _, objects, _ in changed for obj in objects)
