@@ -25,20 +25,23 @@ from hooks.check import check_repo
 ROOT = Path(__file__).resolve().parent.parent
 
 # Test speed only (tests/site): Jinja compiles each template source once per session
-# (jinja_cache.py) and kustomize builds the same repository content once (kustomize_memo.py), in
+# (jinja_cache.py), kustomize builds the same repository content once (kustomize_memo.py) and
+# Copier clones a template at the same commit once (clone_memo.py), in
 # this process and, through tests/site/sitecustomize.py on PYTHONPATH, in every Python the tests
 # start. The first process of the session (xdist's controller) makes their folders, its workers
 # and their subprocesses inherit them, and they go at the end of the session.
 SITE = Path(__file__).resolve().parent / "site"
 sys.path.insert(0, str(SITE))
+import clone_memo  # noqa: E402
 import jinja_cache  # noqa: E402
 import kustomize_memo  # noqa: E402
 import yaml_memo  # noqa: E402
 
+clone_memo.install()
 jinja_cache.install()
 kustomize_memo.install()
 yaml_memo.install()  # this process only (tests/site/yaml_memo.py)
-_MEMO_DIRS = ("JINJA_CACHE_DIR", "KUSTOMIZE_MEMO_DIR")
+_MEMO_DIRS = ("JINJA_CACHE_DIR", "KUSTOMIZE_MEMO_DIR", "COPIER_CLONE_MEMO_DIR")
 _OWN_MEMO_DIRS = [name for name in _MEMO_DIRS if name not in os.environ]
 for _name in _OWN_MEMO_DIRS:
     os.environ[_name] = tempfile.mkdtemp(prefix=_name.lower().replace("_", "-") + "-")

@@ -3,10 +3,12 @@ with several clusters, services and apps (file names from `{% yield %}`) and an 
 environments, rendered with Jinja's and Copier's own functions, with the memos, and with code a process finds in the
 memo's disk folder, are byte-identical; and the Pythons the tests start have the memo too. The kustomize build memo
 changes no check: the same builds and findings with it as with kubectl every time, and a changed file is built
-again."""
+again. The template clone memo changes no render, and a template changed since (a draft change, a new commit) is
+cloned again."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,10 +18,11 @@ from copier import _template
 import pytest
 from jinja2 import Environment
 
+import clone_memo
 import jinja_cache
 import kustomize_memo
 import yaml_memo
-from conftest import cluster_entry
+from conftest import cluster_entry, commit_all
 from hooks import kustomize
 from hooks.check import check_repo
 from updating import tree
@@ -71,10 +74,38 @@ def test_the_pythons_the_tests_start_have_the_memo():
     assert compile_fn == "_cached_compile"
 
 
-def test_the_pythons_the_tests_start_have_the_kustomize_memo():
-    run_build = subprocess.run([sys.executable, "-c", "import hooks.kustomize as k; print(k._run_build.__module__)"],
-                               capture_output=True, text=True, check=True).stdout.strip()
-    assert run_build == "kustomize_memo"
+def test_the_pythons_the_tests_start_have_the_kustomize_and_clone_memos():
+    installed = subprocess.run([sys.executable, "-c", "import hooks.kustomize as k, copier._template as t; "
+                                "print(k._run_build.__module__, t.clone.__module__)"],
+                               capture_output=True, text=True, check=True).stdout.split()
+    assert installed == ["kustomize_memo", "clone_memo"]
+
+
+def test_the_clone_memo_changes_no_render_and_clones_a_changed_template_again(template_snapshot, tmp_path, monkeypatch):
+    src = shutil.copytree(template_snapshot, tmp_path / "template", symlinks=True)  # a template of this test's own
+    memo = tmp_path / "memo"
+    memo.mkdir()
+    monkeypatch.setenv("COPIER_CLONE_MEMO_DIR", str(memo))
+
+    def render(name: str) -> dict[str, bytes]:
+        copier.run_copy(str(src), tmp_path / name, data={"template": "app", "app_name": "shop"}, defaults=True,
+                        unsafe=True, vcs_ref="HEAD", quiet=True, skip_tasks=True)
+        return tree(tmp_path / name)
+
+    clone_memo.install(on=False)
+    try:
+        plain = render("plain")
+    finally:
+        clone_memo.install()
+    assert render("first") == plain and render("again") == plain
+    assert len(list(memo.iterdir())) == 1
+    # A draft change (Copier copies a dirty HEAD's changes), then the same change committed.
+    readme = src / "app-template/README.md.jinja"
+    readme.write_text(readme.read_text() + "\nA draft line.\n")
+    drafted = render("drafted")
+    assert drafted["README.md"].endswith(b"A draft line.\n") and len(list(memo.iterdir())) == 2
+    commit_all(src, "the draft")
+    assert render("committed") == drafted and len(list(memo.iterdir())) == 3
 
 
 def test_the_kustomize_memo_changes_no_check_and_builds_a_changed_repository_again(rendered, tmp_path, monkeypatch):
