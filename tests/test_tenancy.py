@@ -224,6 +224,9 @@ ATTACKS = [
     ("GitRepository", "ssrf", {"spec": {"interval": "1m", "url": "https://169.254.169.254/latest"}},
      "opencenter-tenant-platform-kinds: GitRepository objects belong to the platform repository"),
     ("Policy", "kyverno-api-call", {"spec": {"rules": []}}, "opencenter-tenant-platform-kinds: Policy objects belong to the platform repository"),
+    # any kind of Kyverno's group, not only its policies (an UpdateRequest makes Kyverno generate objects)
+    ("UpdateRequest", "generate-elsewhere", {"spec": {"type": "generate", "policy": "x", "resource": {}}},
+     "opencenter-tenant-platform-kinds: UpdateRequest objects belong to the platform repository"),
     # a certificate from a cluster issuer for another app's hostname, or an issuer of its own
     ("Certificate", "billing-cert", {"spec": {"secretName": "billing-tls", "dnsNames": [f"billing.{DOMAIN}"],
                                               "issuerRef": {"kind": "ClusterIssuer", "name": "letsencrypt"}}},
@@ -374,7 +377,7 @@ API_VERSIONS = {"HTTPRoute": "gateway.networking.k8s.io/v1", "Gateway": "gateway
                 "RoleBinding": "rbac.authorization.k8s.io/v1", "ClusterRole": "rbac.authorization.k8s.io/v1",
                 "Role": "rbac.authorization.k8s.io/v1",
                 "HelmRelease": "helm.toolkit.fluxcd.io/v2", "GitRepository": "source.toolkit.fluxcd.io/v1",
-                "Policy": "kyverno.io/v1", "NetworkPolicy": "networking.k8s.io/v1", "PodDisruptionBudget": "policy/v1",
+                "Policy": "kyverno.io/v1", "UpdateRequest": "kyverno.io/v2", "NetworkPolicy": "networking.k8s.io/v1", "PodDisruptionBudget": "policy/v1",
                 "Deployment": "apps/v1", "StatefulSet": "apps/v1", "Ingress": "networking.k8s.io/v1",
                 "EnvoyPatchPolicy": "gateway.envoyproxy.io/v1alpha1", "PersistentVolumeClaim": "v1",
                 "CronJob": "batch/v1", "Job": "batch/v1", "Secret": "v1", "Certificate": "cert-manager.io/v1",
