@@ -16,7 +16,7 @@ import pytest
 import yaml
 from pyrage import x25519
 
-from conftest import commit_all
+from conftest import commit_all, release_history
 from hooks import admission, clusters, crds, onboard, rules
 from hooks.apprender import OVERLAY_TEMPLATE
 from hooks.check import check_repo, collect, main, platform_clusters, run_checks
@@ -691,40 +691,33 @@ def test_no_flux_write_role_reaches_admin_or_edit_after_the_built_patch(fleet, t
 # Upgrading: registrations of the previous release (bound to admin) move to the tenant role ---------
 
 
-def test_update_moves_existing_registrations_to_the_tenant_role(template_snapshot, tmp_path):
-    tpl = tmp_path / "template"
-    run_git("clone", "-q", str(template_snapshot), str(tpl), cwd=tmp_path)
-    per_app = next((tpl / "platform-template" / OVERLAY_TEMPLATE / "services/{% if cluster.app_files %}tenants{% endif %}").glob("{% yield app*")) / "tenant.yaml.jinja"
-    current = per_app.read_text()
-    previous = current.replace("    kustomize.toolkit.fluxcd.io/force: enabled\n", "").replace(
-        "  name: opencenter-tenant\n", "  name: admin\n")
-    assert previous != current
-    per_app.write_text(previous)
-    run_git("commit", "-q", "-am", "the previous release: tenants bound to admin", cwd=tpl)
-    run_git("tag", "1.0.0", cwd=tpl)
-    per_app.write_text(current)
-    run_git("commit", "-q", "-am", "tenant role", cwd=tpl)
-    run_git("tag", "1.1.0", cwd=tpl)
+# The last commit before the tenant role: each app's RoleBinding to `admin` lived in
+# services/fluxcd/<app>.yaml, applied by the root flux-system Kustomization.
+BEFORE_TENANT_ROLE = "460598bb51c240a5ca4b46b0a63ded5d1558a729"
 
+
+def test_update_moves_existing_registrations_to_the_tenant_role(template_snapshot, tmp_path):
     import copier
 
+    templates = release_history(BEFORE_TENANT_ROLE, template_snapshot, tmp_path / "templates")
     repo = tmp_path / "platform"
-    copier.run_copy(str(tpl), repo, data={"template": "platform", "apps": [{**APPS[0], "branch": "main", "secrets": False,
-                                                                            "receiver": "", "known_hosts": ""}],
-                                          "sops_age_recipients": str(x25519.Identity.generate().to_public())},
+    copier.run_copy(str(templates), repo, data={"template": "platform", "apps": [{**APPS[0], "branch": "main", "secrets": False,
+                                                                                 "receiver": "", "known_hosts": ""}],
+                                                "sops_age_recipients": str(x25519.Identity.generate().to_public())},
                     defaults=True, unsafe=True, vcs_ref="1.0.0", quiet=True)
     commit_all(repo)
-    binding_file = repo / OVERLAY / "services/tenants/shop/tenant.yaml"
 
-    def binding() -> dict:
-        return next(d for d in yaml.safe_load_all(binding_file.read_text()) if d["kind"] == "RoleBinding")
+    def bindings() -> dict[str, dict]:
+        return {str(path.relative_to(repo)): doc for path in (repo / OVERLAY).rglob("*.yaml")
+                for doc in yaml.safe_load_all(path.read_text()) if doc and doc.get("kind") == "RoleBinding"}
 
-    assert binding()["roleRef"]["name"] == "admin"
-    copier.run_update(repo, defaults=True, overwrite=True, unsafe=True, vcs_ref="1.1.0", quiet=True)
-    updated = binding()
-    assert updated["roleRef"]["name"] == "opencenter-tenant"
+    assert [(file, b["roleRef"]["name"]) for file, b in bindings().items()] == [(f"{OVERLAY}/services/fluxcd/shop.yaml", "admin")]
+    copier.run_update(repo, defaults=True, overwrite=True, unsafe=True, vcs_ref="2.0.0", quiet=True)
+    (file, updated), = bindings().items()
+    assert file == f"{OVERLAY}/services/tenants/shop/tenant.yaml"
+    assert updated["roleRef"]["name"] == "opencenter-tenant" and updated["metadata"]["name"] == "tenant-shop"
     # roleRef is immutable: Flux deletes and recreates the binding instead of failing the apply
     assert updated["metadata"]["annotations"]["kustomize.toolkit.fluxcd.io/force"] == "enabled"
-    assert updated["metadata"]["name"] == "tenant-shop"
     status = subprocess.run(["git", "status", "--porcelain"], cwd=repo, capture_output=True, text=True).stdout
-    assert "UU" not in status and "<<<<<<<" not in binding_file.read_text()
+    assert not any(line[:2] in ("UU", "AA", "DU", "UD") for line in status.splitlines()), status
+    assert "<<<<<<<" not in "".join(path.read_text() for path in (repo / OVERLAY).rglob("*.yaml"))
