@@ -39,7 +39,7 @@ from hooks.answers import ANSWERS_FILE, load_answers
 from hooks.errors import HookError
 from hooks.gitops_base import check_references
 from hooks.kustomize import (build_all, find_roots, kustomization_file, outside_references, outside_symlinks,
-                             remote_references)
+                             plugin_configs, remote_references)
 from hooks.manifests import is_object, object_label, read_yaml_files, source_index, source_of, under
 from hooks.rules import Finding
 from hooks.validate import DEFAULT_KUBE_VERSION, Validator
@@ -270,7 +270,9 @@ def _run_checks(repo, kube_version, platform, tenants, all_tenants, cleanup: Exi
 
 
 def generator_sources(repo: Path, roots: list[Path]) -> list[rules.GeneratorSource]:
-    """The inputs of every secretGenerator of the repository's kustomizations, files read."""
+    """The inputs of every secretGenerator of the repository's kustomizations, files read: the
+    `secretGenerator` entries, and the builtin SecretGenerator configs under `generators` (a file,
+    named as where the generator is declared, or inline in the kustomization)."""
     sources = []
     for root in roots:
         file = kustomization_file(root)
@@ -280,23 +282,42 @@ def generator_sources(repo: Path, roots: list[Path]) -> list[rules.GeneratorSour
             kustomization = yaml.safe_load(file.read_text()) or {}
         except yaml.YAMLError:
             continue  # reported by the YAML and build rules
+        if not isinstance(kustomization, dict):
+            continue
         rel = file.relative_to(repo).as_posix()
-        for generator in kustomization.get("secretGenerator") or [] if isinstance(kustomization, dict) else []:
-            if not isinstance(generator, dict):
-                continue
-            name = str(generator.get("name", "?"))
-            for literal in generator.get("literals") or []:
-                key, _, value = str(literal).partition("=")
-                sources.append(rules.GeneratorSource(rel, name, "literal", key, value))
-            # `env: FILE`, the field `envs` replaced, is still built into the Secret (kustomize 5.8).
-            env_files = [*(generator.get("envs") or []), *([generator["env"]] if generator.get("env") else [])]
-            for kind, entries in (("env", env_files), ("file", generator.get("files") or [])):
-                for entry in entries:
-                    key, _, target = str(entry).rpartition("=")
-                    path = (root / target).resolve()
-                    text = path.read_text(errors="replace") if path.is_file() and path.is_relative_to(repo) else None
-                    ref = path.relative_to(repo).as_posix() if path.is_relative_to(repo) else str(entry)
-                    sources.append(rules.GeneratorSource(rel, name, kind, ref, text, key or path.name))
+        declared = [(rel, generator) for generator in kustomization.get("secretGenerator") or []]
+        plugins = kustomization.get("generators")
+        for entry in plugins if isinstance(plugins, list) else []:
+            config_file, configs = plugin_configs(root, str(entry))
+            if config_file is not None and not config_file.is_relative_to(repo.resolve()):
+                continue  # outside the repository: the build refuses it (outside_references)
+            where = rel if config_file is None else config_file.relative_to(repo.resolve()).as_posix()
+            declared += [(where, config) for config in configs
+                         if config.get("apiVersion") == "builtin" and config.get("kind") == "SecretGenerator"]
+        for where, generator in declared:
+            if isinstance(generator, dict):
+                sources += secret_generator_inputs(repo, root, where, generator)
+    return sources
+
+
+def secret_generator_inputs(repo: Path, root: Path, where: str, generator: dict) -> list[rules.GeneratorSource]:
+    """The inputs of one secretGenerator (or builtin SecretGenerator config, named by `name` or
+    `metadata.name`) declared in `where`; its file paths are read from the kustomization folder `root`."""
+    metadata = generator.get("metadata")
+    name = str(generator.get("name") or (metadata.get("name") if isinstance(metadata, dict) else None) or "?")
+    sources = []
+    for literal in generator.get("literals") or []:
+        key, _, value = str(literal).partition("=")
+        sources.append(rules.GeneratorSource(where, name, "literal", key, value))
+    # `env: FILE`, the field `envs` replaced, is still built into the Secret (kustomize 5.8).
+    env_files = [*(generator.get("envs") or []), *([generator["env"]] if generator.get("env") else [])]
+    for kind, entries in (("env", env_files), ("file", generator.get("files") or [])):
+        for entry in entries:
+            key, _, target = str(entry).rpartition("=")
+            path = (root / target).resolve()
+            text = path.read_text(errors="replace") if path.is_file() and path.is_relative_to(repo) else None
+            ref = path.relative_to(repo).as_posix() if path.is_relative_to(repo) else str(entry)
+            sources.append(rules.GeneratorSource(where, name, kind, ref, text, key or path.name))
     return sources
 
 

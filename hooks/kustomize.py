@@ -289,15 +289,40 @@ def outside_references(root: Path, repo: Path, reached: set[Path] | None = None,
     return escapes
 
 
+def _is_inline(base: Path, entry: str) -> bool:
+    """Whether a generators/transformers/validators entry is an inline config rather than a path
+    (kustomize reads it as inline when it names nothing on disk)."""
+    try:
+        return "\n" in entry or not (base / entry).exists()
+    except (OSError, ValueError):
+        return True
+
+
+def plugin_configs(base: Path, entry: str) -> tuple[Path | None, list[dict]]:
+    """The plugin configs of a generators/transformers/validators entry of the kustomization in
+    folder `base`: (the file, its documents) or, for an inline config, (None, its documents).
+    Nothing for a folder, a file that cannot be read or YAML that does not parse (the build and
+    outside_references report those). Paths inside a builtin config are relative to `base`."""
+    if _is_inline(base, entry):
+        where, text = None, entry
+    else:
+        where = Path(os.path.realpath(base / entry))
+        try:
+            text = where.read_text(errors="replace") if where.is_file() else ""
+        except OSError:
+            text = ""
+    try:
+        return where, [doc for doc in yaml.safe_load_all(text) if isinstance(doc, dict)]
+    except (yaml.YAMLError, RecursionError):
+        return where, []
+
+
 def _plugin_escapes(file: Path, base: Path, field_name: str, entry: str, repo: Path, pending: list[Path],
                     problem) -> list[Escape]:
     """A generators/transformers/validators entry: a folder (a kustomization, walked later), a
     file of plugin configs, or an inline config; the path fields of the configs are checked with
     `problem` (outside_references' judge of one reference)."""
-    try:
-        is_inline = "\n" in entry or not (base / entry).exists()
-    except (OSError, ValueError):
-        is_inline = True
+    is_inline = _is_inline(base, entry)
     # Checked even when inline: kustomize first tries an entry as a file (`..` cleaned).
     if (found := problem(file, base, field_name, [entry], entry)) and not found.into:
         return [found]

@@ -84,6 +84,43 @@ def test_secret_data_an_app_generates_is_encrypted(tmp_path, generator, file, te
         Finding(file, "", "secret-unencrypted", f"secretGenerator db (kustomization.yaml) {expected}")])
 
 
+SECRET_GENERATOR = "apiVersion: builtin\nkind: SecretGenerator\nmetadata:\n  name: db\n"
+
+
+@pytest.mark.parametrize(
+    ("generators", "config", "expected"),
+    [
+        pytest.param("generators: [gen/db.yaml]\n", SECRET_GENERATOR + "literals: [password=hunter2]\n",
+                     [Finding("gen/db.yaml", "", "secret-unencrypted", "secretGenerator db: literal password is a "
+                              "Secret value in clear text; put it in a SOPS-encrypted env file (envs:) instead")],
+                     id="literal-in-a-config-file"),
+        # File paths of a builtin config are read from the kustomization's folder, as kustomize does.
+        pytest.param("generators: [gen/db.yaml]\n", SECRET_GENERATOR + "envs: [db.env]\n",
+                     [Finding("db.env", "", "secret-unencrypted", "secretGenerator db (gen/db.yaml) reads DB_PASSWORD "
+                              "from this file " + CLEAR.format("db.env"))], id="env-file-of-a-config-file"),
+        pytest.param("generators:\n  - |\n" + "".join(f"    {line}\n" for line in (
+                         SECRET_GENERATOR + "literals: [password=hunter2]\nfiles: [db.env]\n").splitlines()), None,
+                     [Finding("kustomization.yaml", "", "secret-unencrypted", "secretGenerator db: literal password is "
+                              "a Secret value in clear text; put it in a SOPS-encrypted env file (envs:) instead"),
+                      Finding("db.env", "", "secret-unencrypted", "secretGenerator db (kustomization.yaml) reads Secret "
+                              "key db.env from this file " + CLEAR.format("db.env"))], id="inline-config"),
+        pytest.param("generators: [gen/db.yaml]\n", SECRET_GENERATOR.replace("Secret", "ConfigMap") + "envs: [db.env]\n",
+                     [], id="a-configmap-generator-is-not-secret"),
+    ],
+)
+def test_a_builtin_secret_generator_under_generators_follows_the_secret_generator_rule(tmp_path, generators, config, expected):
+    """`generators:` may list builtin SecretGenerator configs (a file, or inline): what they put into
+    a Secret is judged as a `secretGenerator:` entry's would be."""
+    repo = app_repo(tmp_path / "shop", {"configmap.yaml": CONFIGMAP})
+    with (repo / "kustomization.yaml").open("a") as kustomization:
+        kustomization.write(generators)
+    if config is not None:
+        (repo / "gen").mkdir()
+        (repo / "gen/db.yaml").write_text(config)
+    (repo / "db.env").write_text("DB_PASSWORD=hunter2\n")
+    assert check_repo(repo) == expected
+
+
 @pytest.mark.parametrize(
     ("resources", "extra", "expected"),
     [

@@ -106,6 +106,20 @@ def edit(rel: str, old: str, new: str) -> Callable[[Path], None]:
     return prepare
 
 
+def builtin_secret_generator(config: str, inline: bool = False) -> Callable[[Path], None]:
+    """A builtin SecretGenerator config listed under `generators:` of the app's kustomization: in
+    its own file (secret-generator.yaml), or inline."""
+    inlined = "\n  - |\n" + "".join(f"    {line}\n" for line in config.splitlines())
+    listed = inlined if inline else " [secret-generator.yaml]\n"
+
+    def prepare(ws: Path) -> None:
+        if not inline:
+            (ws / "app/secret-generator.yaml").write_text(config)
+        edit("app/kustomization.yaml", "configMapGenerator:", f"generators:{listed}configMapGenerator:")(ws)
+
+    return prepare
+
+
 def apps_entry(**overrides) -> dict:
     return {**FULL_ENTRY, **overrides}
 
@@ -272,6 +286,19 @@ CASES = [
          "reads Secret key db-password from this file in clear text",
          edit("app/kustomization.yaml", "configMapGenerator:", "secretGenerator:\n  - name: db\n    files:\n"
               "      - db-password=config.env\nconfigMapGenerator:")),
+    # The same rule for a builtin SecretGenerator under `generators:` (a file or inline config).
+    Case("check-builtin-secret-generator-literal", "check", check_args("app"), "[secret-unencrypted]",
+         "literal DB_PASSWORD is a Secret value in clear text",
+         builtin_secret_generator("apiVersion: builtin\nkind: SecretGenerator\nmetadata:\n  name: db\n"
+                                  "literals:\n  - DB_PASSWORD=hunter2\n")),
+    Case("check-builtin-secret-generator-inline-env-file", "check", check_args("app"), "[secret-unencrypted]",
+         "reads APP_NAME, LOG_LEVEL from this file in clear text",
+         builtin_secret_generator("apiVersion: builtin\nkind: SecretGenerator\nmetadata:\n  name: api\n"
+                                  "envs:\n  - config.env\n", inline=True)),
+    Case("check-builtin-secret-generator-file", "check", check_args("app"), "[secret-unencrypted]",
+         "reads Secret key db-password from this file in clear text",
+         builtin_secret_generator("apiVersion: builtin\nkind: SecretGenerator\nname: db\n"
+                                  "files:\n  - db-password=config.env\n")),
     Case("check-tenant-claims-another-host", "check", lambda ws: [str(ws / "app"), "--platform", str(ws / "platform")],
          "[denied] HTTPRoute/shop", "opencenter-tenant-routes: hostnames must be shop.prod.acme.example.com",
          edit("app/httproute.yaml", "- shop.prod.acme.example.com", "- billing.prod.acme.example.com")),
