@@ -169,6 +169,37 @@ def encrypt_secret(repo: Path, recipients: str) -> list[str]:
     return files
 
 
+def encrypted_summary(files: list[str], flux_key: str | None, team_keys: bool) -> str:
+    """What the copy encrypted and how the team puts the real values in. With the team's own keys
+    among the recipients, `sops edit`; with the app's Flux key only (no secrets_age_recipients) no
+    one on the team can open the file, so it can only be replaced whole (README.md, "Secrets"), or
+    the team's keys added first."""
+    several = len(files) > 1 or files[0] != SECRET_FILE
+    each = " of each environment" if several else ""
+    if flux_key and not team_keys:
+        first, them = files[0], "them" if len(files) > 1 else "it"
+        return (
+            f"Encrypted {', '.join(files)} for the recipients in {SOPS_CONFIG}: this app's Flux key{each} {flux_key} "
+            f"only. No key of your team can open {them} (secrets_age_recipients is empty), so `sops edit` cannot "
+            f"either: replace {them} whole. From the repository root, run\n"
+            f"  sops encrypt --filename-override {first} /dev/stdin > {first}.new\n"
+            "paste the whole manifest with the real values (the file shows its kind, metadata and keys), press "
+            f"Ctrl-D, then run\n  mv {first}.new {first}\n"
+            + (f"and the same for {', '.join(files[1:])}. " if len(files) > 1 else "")
+            + "Nothing clear touches the disk. To use `sops edit` later, add your team's public age keys first, "
+            f"then replace {them} whole once as above (encrypted for your keys from then on):\n"
+            "  copier update --trust --defaults --vcs-ref=:current: --data secrets_age_recipients=<age1…>"
+        )
+    return (
+        f"Encrypted {', '.join(files)} for the recipients in {SOPS_CONFIG}: "
+        + (f"this app's Flux key{each} {flux_key} and your team's key(s)."
+           if flux_key else "your team's key(s) only; Flux cannot decrypt it yet.")
+        + f"\nPut the real values in with (from the repository root; the key file holds the private half of "
+        f"one of your team's keys)\n  SOPS_AGE_KEY_FILE=<your key file> sops edit {files[0]}\nor replace the "
+        "file whole as README.md explains; never commit it decrypted."
+    )
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--recipients", default="", help="the team's own recipients (answer secrets_age_recipients)")
@@ -176,17 +207,9 @@ def main(argv: list[str]) -> int:
     repo = Path.cwd()
     if files := encrypt_secret(repo, args.recipients):
         flux_key = recorded_flux_recipient(repo)
-        several = len(files) > 1 or files[0] != SECRET_FILE
-        print(
-            f"Encrypted {', '.join(files)} for the recipients in {SOPS_CONFIG}: "
-            + (f"this app's Flux key{' of each environment' if several else ''} {flux_key} and your team's key(s)."
-               if flux_key else "your team's key(s) only; Flux cannot decrypt it yet.")
-            + f"\nPut the real values in with (from the repository root; the key file holds the private half of "
-            f"one of your team's keys)\n  SOPS_AGE_KEY_FILE=<your key file> sops edit {files[0]}\nor replace the "
-            "file whole as README.md explains; never commit it decrypted.",
-            file=sys.stderr,
-        )
+        print(encrypted_summary(files, flux_key, bool(args.recipients.strip())), file=sys.stderr)
         if not flux_key:
+            several = len(files) > 1 or files[0] != SECRET_FILE
             print(
                 "Once the platform team has registered the app, add the app's age key it gives you:\n"
                 f"  copier update --trust --defaults --vcs-ref=:current: --data {FLUX_RECIPIENT_ANSWER}="

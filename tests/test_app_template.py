@@ -7,6 +7,7 @@ schema validation of every object including the Gateway API HTTPRoute CRD, tenan
 from __future__ import annotations
 
 import subprocess
+import sys
 from pathlib import Path
 
 import copier
@@ -262,6 +263,55 @@ def test_kustomize_labels_do_not_break_the_secret_mac(render_app, tmp_path):
     assert secret["metadata"]["labels"] == {"app.kubernetes.io/part-of": "shop"}
     (tmp_path / "secret.sops.yaml").write_text(yaml.safe_dump(secret))
     assert decrypt(tmp_path, key)["stringData"] == {"TOKEN": "CHANGE-ME"}
+
+
+CLEAR_SECRET = ("apiVersion: v1\nkind: Secret\nmetadata:\n  name: shop-secrets\ntype: Opaque\n"
+                "stringData:\n  TOKEN: CHANGE-ME\n")
+
+
+def run_printed(command: str, repo: Path, **env: str) -> None:
+    """Run a command as app_setup printed it, from the repository root (`sops` as installed here)."""
+    stdin = env.pop("STDIN", None)
+    result = subprocess.run(command.replace("sops ", f"{sops.require_sops()} ", 1), shell=True, cwd=repo,
+                            capture_output=True, text=True, check=False, env={"PATH": "/usr/bin:/bin", **env},
+                            input=stdin)
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("team", [True, False], ids=["with-team-keys", "flux-key-only"])
+def test_the_copy_says_how_the_team_puts_real_values_in_and_that_works(render_app, tmp_path, team):
+    """The copy task's message names only what the team can run: `sops edit` with its own key
+    when secrets_age_recipients holds one; with the app's Flux key only (no one on the team can
+    open the file) the commands that replace the file whole, and how to add the team's keys."""
+    flux_key, team_key = x25519.Identity.generate(), x25519.Identity.generate()
+    recipients = str(team_key.to_public()) if team else ""
+    repo = render_app(secret_keys="TOKEN", flux_age_recipient=str(flux_key.to_public()),
+                      secrets_age_recipients=recipients)
+    (repo / "secret.sops.yaml").write_text(CLEAR_SECRET)  # as rendered, before the copy task encrypts it
+    result = subprocess.run([sys.executable, str(Path(app_setup.__file__)), f"--recipients={recipients}"], cwd=repo,
+                            capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    commands = [line.strip() for line in result.stderr.splitlines() if line.startswith("  ")]
+    if team:
+        assert "and your team's key(s)" in result.stderr
+        (edit,) = commands
+        assert edit == "SOPS_AGE_KEY_FILE=<your key file> sops edit secret.sops.yaml"
+        (tmp_path / "team.key").write_text(str(team_key))
+        editor = tmp_path / "editor"
+        editor.write_text("#!/bin/sh\nsed -i 's/CHANGE-ME/real-token/' \"$1\"\n")
+        editor.chmod(0o755)
+        run_printed(edit.replace("<your key file>", str(tmp_path / "team.key")), repo, EDITOR=str(editor))
+    else:
+        assert "sops edit" not in " ".join(commands) and "your team's key(s)" not in result.stderr
+        assert "No key of your team can open it (secrets_age_recipients is empty)" in result.stderr
+        encrypt, move, update = commands
+        assert update == "copier update --trust --defaults --vcs-ref=:current: --data secrets_age_recipients=<age1…>"
+        run_printed(encrypt, repo, STDIN=CLEAR_SECRET.replace("CHANGE-ME", "real-token"))
+        run_printed(move, repo)
+        assert not (repo / "secret.sops.yaml.new").exists()
+    text = (repo / "secret.sops.yaml").read_text()
+    assert "real-token" not in text and app_setup.unencrypted_values(text) == []
+    assert decrypt(repo, flux_key)["stringData"] == {"TOKEN": "real-token"}
 
 
 def test_unencrypted_values_spots_clear_files():
