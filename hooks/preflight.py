@@ -7,7 +7,8 @@ names the packages beyond those that it uses (`require`), pinned in pyproject.to
 needs none, like those every `copier update` of a platform repository runs, works with Copier
 alone (Renovate's, docs/updating.md). Without this check such a task ended in a traceback
 (`ModuleNotFoundError: No module named 'pyrage'`); now it stops with one line naming what is
-missing and the command that adds it, for pipx, uv and a virtual environment.
+missing and the command that adds every package the tasks use (so that following one task's
+message never undoes another's), for pipx, uv and a virtual environment.
 
 Standard library of Python 3.10 only: it must run where the packages, or Python 3.11, are missing.
 """
@@ -54,12 +55,15 @@ def python_message(version: tuple[int, ...] = tuple(sys.version_info), python: s
     )
 
 
-def message(requirements: list[str], python: str = sys.executable) -> str:
-    quoted = " ".join(f"'{req}'" for req in requirements)
-    with_flags = " ".join(f"--with '{req}'" for req in requirements)
+def message(requirements: list[str], every: list[str], python: str = sys.executable) -> str:
+    """The line for a Python that lacks `requirements`. Each fix installs `every` (all the tasks'
+    packages, pinned), not only what this task lacks: `uv tool install --force … --with …` replaces
+    the earlier --with set, so a fix for one task must not undo the fix for another."""
+    quoted = " ".join(f"'{req}'" for req in every)
+    with_flags = " ".join(f"--with '{req}'" for req in every)
     return (
         f"error: the Python that runs Copier ({python}) lacks {', '.join(requirements)}, which this template "
-        f"task needs. Add them and run the same copier command again: "
+        f"task needs. Add the templates' task packages and run the same copier command again: "
         f"pipx: `pipx inject --include-apps copier {quoted}`; uv: `uv tool install --force copier {with_flags}` "
         f"(or `uvx {with_flags} copier copy …`); a virtual environment: `pip install {quoted}` into it "
         f"(README: `python3 -m venv .venv && .venv/bin/pip install -e .`)"
@@ -74,5 +78,5 @@ def require(modules: list[str]) -> None:
         sys.exit(2)
     absent = missing(modules)
     if absent:
-        print(message(pinned(absent)), file=sys.stderr)
+        print(message(pinned(absent), pinned(list(TASK_PACKAGES.values()))), file=sys.stderr)
         sys.exit(2)

@@ -72,9 +72,13 @@ def test_a_task_without_its_packages_says_what_to_install_in_one_line(bare_pytho
     pins = [PINS[module] for module in needs]
     assert line.startswith(f"error: the Python that runs Copier ({bare_python}) lacks {', '.join(pins)}, "
                            "which this template task needs")
-    quoted = " ".join(f"'{pin}'" for pin in pins)
-    for fix in (f"pipx inject --include-apps copier {quoted}", f"uv tool install --force copier --with '{pins[0]}'",
-                f"pip install {quoted}"):
+    # Every fix installs all the tasks' packages: `uv tool install --force` replaces the earlier
+    # --with set, so a fix naming only this task's would drop what another task needed.
+    every = " ".join(f"'{pin}'" for pin in PINS.values())
+    with_flags = " ".join(f"--with '{pin}'" for pin in PINS.values())
+    for fix in (f"pipx: `pipx inject --include-apps copier {every}`;",
+                f"uv: `uv tool install --force copier {with_flags}` (or `uvx {with_flags} copier copy …`);",
+                f"a virtual environment: `pip install {every}` into it"):
         assert fix in line
     assert list(tmp_path.iterdir()) == []
 
