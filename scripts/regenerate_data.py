@@ -5,7 +5,8 @@
 
 --crd-dir holds every file of UPSTREAM_CRDS, --rbac-dir both files of UPSTREAM_ROLES, byte-identical
 to the pinned refs (a team's reference folder may lack the newest: GRPCRoute was taken from the
-gateway-api v1.6.1 tag itself).
+gateway-api v1.6.1 tag itself). A folder lacking any of them stops the script with one line
+naming what is missing; nothing is written unless every requested file was read and converted.
 
 The project never reads upstream files at run time: the check, the tests and generated
 repositories' CI all load hooks/data/. This script is how that data changes: bump a pin below,
@@ -129,14 +130,30 @@ def one_per_line(entries: list[dict]) -> str:
     return "[\n" + ",\n".join(json.dumps(e, sort_keys=True, separators=(",", ":")) for e in entries) + "\n]\n"
 
 
-def main() -> int:
+def missing_files(option: str, folder: Path | None, names: list[str]) -> str | None:
+    """One line naming what `folder` (given as `option`) lacks of `names`; None when it has them all."""
+    if folder is None:
+        return None
+    if not folder.is_dir():
+        return f"{option} {folder} is not a directory"
+    absent = [name for name in names if not (folder / name).is_file()]
+    return f"{option} {folder} lacks {', '.join(absent)}" if absent else None
+
+
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--crd-dir", type=Path, help="folder holding the upstream CRD files named in UPSTREAM_CRDS")
     parser.add_argument("--rbac-dir", type=Path, help="folder holding Kubernetes' bootstrap policy files named in UPSTREAM_ROLES")
     parser.add_argument("--download", action="store_true", help="fetch both from the pinned upstream URLs")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if not args.download and not (args.crd_dir or args.rbac_dir):
         parser.error("give --crd-dir or --rbac-dir (or both), or --download")
+    crd_dir, rbac_dir = (None, None) if args.download else (args.crd_dir, args.rbac_dir)
+    problems = [problem for problem in (missing_files("--crd-dir", crd_dir, list(UPSTREAM_CRDS)),
+                                        missing_files("--rbac-dir", rbac_dir, list(UPSTREAM_ROLES))) if problem]
+    if problems:
+        sys.exit(f"error: {'; '.join(problems)} (the pinned upstream files this script reads; add them at the "
+                 "pinned refs, or run with --download to fetch them). Nothing was written.")
 
     def read(name_or_url: str, local: Path | None) -> str:
         if local is not None:
@@ -144,20 +161,23 @@ def main() -> int:
         with urllib.request.urlopen(name_or_url, timeout=30) as response:  # noqa: S310 (pinned https URLs)
             return response.read().decode()
 
-    DATA.mkdir(parents=True, exist_ok=True)
-    if args.download or args.crd_dir:
+    # Everything is read and converted before anything is written: a failure writes nothing.
+    outputs: dict[str, tuple[str, str]] = {}
+    if args.download or crd_dir:
         entries = []
         for name, url in UPSTREAM_CRDS.items():
-            text = read(url, None if args.download else args.crd_dir / name)
+            text = read(url, None if args.download else crd_dir / name)
             entries += crd_entries(list(yaml.load_all(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))))
         entries.sort(key=lambda e: (e["apiVersion"], e["kind"]))
-        (DATA / "crds.json").write_text(one_per_line(entries))
-        print(f"wrote {len(entries)} kind versions to {DATA / 'crds.json'}")
-    if args.download or args.rbac_dir:
-        roles = role_entries([yaml.safe_load(read(url, None if args.download else args.rbac_dir / name))
+        outputs["crds.json"] = (one_per_line(entries), f"{len(entries)} kind versions")
+    if args.download or rbac_dir:
+        roles = role_entries([yaml.safe_load(read(url, None if args.download else rbac_dir / name))
                               for name, url in UPSTREAM_ROLES.items()])
-        (DATA / "k8s-roles.json").write_text(one_per_line(roles))
-        print(f"wrote {len(roles)} roles to {DATA / 'k8s-roles.json'}")
+        outputs["k8s-roles.json"] = (one_per_line(roles), f"{len(roles)} roles")
+    DATA.mkdir(parents=True, exist_ok=True)
+    for name, (text, what) in outputs.items():
+        (DATA / name).write_text(text)
+        print(f"wrote {what} to {DATA / name}")
     return 0
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import subprocess
+import sys
 
 import pytest
 from conftest import ROOT
@@ -103,3 +105,49 @@ def test_the_shipped_roles_are_the_bootstrap_roles_with_their_aggregation_and_pu
                                                {"nonResourceURLs": ["*"], "verbs": ["*"]}]
     assert {name: role["boundToGroups"] for name, role in roles.items() if "boundToGroups" in role} == {
         name: list(groups) for name, groups in regenerate.PUBLIC_BINDINGS.items()}
+
+
+SOURCE_FILES = "(the pinned upstream files this script reads; add them at the pinned refs, or run with --download to fetch them)"
+
+
+@pytest.mark.parametrize(
+    ("crd_files", "rbac_files", "expected"),
+    [
+        pytest.param([name for name in regenerate.UPSTREAM_CRDS if "grpcroutes" not in name], None,
+                     "--crd-dir {crd} lacks gateway.networking.k8s.io_grpcroutes.yaml", id="crd-dir-lacks-one"),
+        # The CRDs are all there: crds.json is not written either, as the roles cannot be.
+        pytest.param(list(regenerate.UPSTREAM_CRDS), ["controller-roles.yaml"],
+                     "--rbac-dir {rbac} lacks cluster-roles.yaml", id="rbac-dir-lacks-one"),
+        pytest.param([], [], f"--crd-dir {{crd}} lacks {', '.join(regenerate.UPSTREAM_CRDS)}; "
+                     "--rbac-dir {rbac} lacks cluster-roles.yaml, controller-roles.yaml", id="both-empty"),
+        pytest.param(None, None, "--crd-dir {crd} is not a directory", id="no-such-folder"),
+    ],
+)
+def test_a_source_folder_without_a_file_it_needs_stops_with_one_line_and_writes_nothing(
+        tmp_path, monkeypatch, crd_files, rbac_files, expected):
+    monkeypatch.setattr(regenerate, "DATA", tmp_path / "data")
+    crd, rbac = tmp_path / "crds", tmp_path / "rbac"
+    argv = ["--crd-dir", str(crd)]
+    for folder, names in ((crd, crd_files), (rbac, rbac_files)):
+        if names is not None:
+            folder.mkdir()
+            for name in names:
+                (folder / name).write_text("")  # an empty file is read as no documents
+    if rbac_files is not None:
+        argv += ["--rbac-dir", str(rbac)]
+    with pytest.raises(SystemExit) as stopped:
+        regenerate.main(argv)
+    assert stopped.value.code == f"error: {expected.format(crd=crd, rbac=rbac)} {SOURCE_FILES}. Nothing was written."
+    assert not (tmp_path / "data").exists()
+
+
+def test_the_script_run_from_the_shell_prints_that_line_and_no_traceback(tmp_path):
+    (tmp_path / "crds").mkdir()
+    data = {path.name: path.read_bytes() for path in (ROOT / "hooks" / "data").iterdir() if path.is_file()}
+    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "regenerate_data.py"), "--crd-dir",
+                             str(tmp_path / "crds")], capture_output=True, text=True, check=False)
+    assert result.returncode == 1 and result.stdout == ""
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(f"error: --crd-dir {tmp_path / 'crds'} lacks source.toolkit.fluxcd.io_gitrepositories.yaml, ")
+    assert "--download" in line
+    assert {path.name: path.read_bytes() for path in (ROOT / "hooks" / "data").iterdir() if path.is_file()} == data
