@@ -165,6 +165,18 @@ def test_ci_runs_exactly_the_readme_test_command():
     assert TEST_COMMAND in ci, ".ci/run must run the README's test command"
 
 
+@pytest.mark.parametrize("page", [README, ROOT / "docs" / "development.md"], ids=rel)
+def test_what_the_docs_say_of_ci_run_is_what_it_does(page):
+    """.ci/run clones nothing: it runs in the checkout it is in, whose .venv it deletes first. A
+    page that promised a clean clone sent a reader's uncommitted work and .venv into it unwarned."""
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "git clone" not in ci and "rm -rf .venv" in ci
+    said = " ".join(" ".join(line for _, line in split_fences(page.read_text())[0]).split())
+    about = said[said.index("`.ci/run`"):][:400]
+    assert not re.search(r"\b(clean|fresh) clone\b", about), about
+    assert "deleting `.venv`" in about or "deletes `.venv`" in about, about
+
+
 def test_everyday_copies_use_the_templates_git_url():
     """A local path as source works on that machine only; only the try-out copy uses "$PWD"."""
     text = README.read_text()
