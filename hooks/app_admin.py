@@ -44,7 +44,7 @@ from hooks import agekeys, clusters, deploykeys, gitrepo, sops  # noqa: E402
 from hooks.errors import HookError, run_main  # noqa: E402
 from hooks.onboard import (  # noqa: E402
     AGE_KEY_ANNOTATION, APP_PUBLIC_KEY_FILE, PUBLIC_KEY_ANNOTATION, Platform, PublicKeys, age_key_steps, annotate,
-    annotation_of, deploy_key_comment, joined_age_keys, make_material, read_platform,
+    annotation_of, deploy_key_comment, joined_age_keys, make_material, read_platform, unchanged_layout,
 )
 
 # How far an app's age key rotation is, kept in the clear annotations of its <app>-sops-age Secret:
@@ -455,8 +455,10 @@ def app_repository_steps(platform_path: Path, entry: dict[str, Any], upcoming: d
     out("Next steps, in this order (Flux opens the app's files with either key until --finish):")
     out("  1. Commit, push and merge this change; wait until Flux applied it on each cluster: "
         "flux reconcile kustomization sources -n flux-system")
+    placed = list(upcoming)
     step = age_key_steps(entry, joined_age_keys({cluster: PublicKeys(None, key) for cluster, key in upcoming.items()}),
-                         False, 2, out)
+                         placed, unchanged_layout(entry, placed), placed,
+                         clusters.domains(read_platform(platform_path).answers), 2, out)
     out(f"  {step}. Once Flux reconciled the app with its files re-encrypted: opencenter-apps rotate-age-key "
         f"--platform {platform_path} --app {entry['name']} --finish")
 

@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import yaml  # noqa: E402
 
 from hooks import agekeys, clusters, gitrepo, kept_answers, sops  # noqa: E402
+from hooks import apps as appsmod  # noqa: E402
 from hooks.errors import HookError, copier_error, run_main  # noqa: E402
 from hooks.onboard import read_platform  # noqa: E402
 
@@ -143,8 +144,34 @@ def add(platform_path: Path, name: str, settings: dict[str, Any], lock_wait: flo
         f"generic sops-age --from-file=age.agekey={key}")
     out(f"  3. Bootstrap it: flux bootstrap git --url={answers.get('platform_repo_url')} "
         f"--branch={answers.get('platform_repo_branch')} --path={overlay}")
-    out(f"  4. Place apps on it: opencenter-onboard --platform {platform_path} --name APP --cluster {name} --update …")
+    for line in placement_steps(platform_path, answers, name):
+        out(line)
     return 0
+
+
+# The registered apps whose placement command `add` prints, at most: the others are listed by
+# `opencenter-apps list` with their clusters.
+PLACEMENT_COMMANDS = 10
+
+
+def placement_steps(platform_path: Path, answers: dict[str, Any], name: str) -> list[str]:
+    """Step 4 of `add`: how an app gets onto the new cluster. An --update places the app on exactly
+    the clusters it is given (the others it leaves: Flux there prunes it), so each command names the
+    app's clusters of now, then the new one (last: the app repository's first environment stays)."""
+    apps = answers.get("apps") or []
+    if not apps:
+        return [f"  4. Onboard apps on it: opencenter-onboard --platform {platform_path} --name APP --url URL "
+                f"--cluster {name} …"]
+    domains = clusters.domains(answers)
+    steps = ["  4. Place an app on it as well, keeping it on its clusters of now (an --update with fewer "
+             "clusters moves it: Flux on the others prunes it):"]
+    for app in apps[:PLACEMENT_COMMANDS]:
+        placed = " ".join(f"--cluster {cluster}" for cluster in [*appsmod.placement(app, domains), name])
+        steps.append(f"       opencenter-onboard --platform {platform_path} --name {app['name']} --update {placed}")
+    if len(apps) > PLACEMENT_COMMANDS:
+        steps.append(f"       … and {len(apps) - PLACEMENT_COMMANDS} more apps, the same way: their clusters are in "
+                     f"opencenter-apps list --platform {platform_path}")
+    return steps
 
 
 def set_settings(platform_path: Path, name: str, settings: dict[str, Any],

@@ -54,7 +54,7 @@ if __name__ == "__main__":  # a template task: say what is missing before anythi
 import yaml  # noqa: E402
 
 from hooks import apps as appsmod  # noqa: E402
-from hooks import agekeys, app_setup, clusters, deploykeys, gitrepo, onboarding_requests, sops  # noqa: E402
+from hooks import agekeys, app_setup, clusters, deploykeys, gitrepo, kept_answers, onboarding_requests, sops  # noqa: E402
 from hooks.answers import ANSWERS_FILE, load_answers  # noqa: E402
 from hooks.errors import HookError, run_main, uninterruptible  # noqa: E402
 
@@ -514,7 +514,7 @@ def summarize(
     if left:
         prune_warning(name, on_left, False, out)
     out("Next steps:")
-    step = app_steps(platform, change, materials, keys, recorded, 1, out)
+    step = app_steps(platform, change, materials, keys, recorded, 1, out, app_repo)
     new_key = any(material.public_key for material in materials.values())
     if change.plan.previous is not None and (new_key or left) and app_repo is None:
         step = key_file_step(platform.path, entry, before, step, out)
@@ -590,9 +590,10 @@ def summarize_many(
 
 
 def app_steps(platform: Platform, change: Change, materials: dict[str, Material], keys: dict[str, PublicKeys],
-              recorded: bool, step: int, out: Callable[[str], None]) -> int:
+              recorded: bool, step: int, out: Callable[[str], None], app_repo: Path | None = None) -> int:
     """The steps one app needs from its team and the Git host (keys, webhook, age key, environments);
-    the next step number."""
+    the next step number. `app_repo`: the checkout given with --app-repo, whose answers say exactly
+    what its update needs."""
     entry, plan, path = change.entry, change.plan, platform.path
     several = len(clusters.domains(platform.answers)) > 1
     before = appsmod.placement(plan.previous, clusters.domains(platform.answers)) if plan.previous else []
@@ -614,7 +615,12 @@ def app_steps(platform: Platform, change: Change, materials: dict[str, Material]
     age_keys = joined_age_keys(keys)
     fresh = any(material.age_public_key for material in materials.values())
     if age_keys and not recorded and recipients_changed(entry, plan.previous, list(keys), before, fresh):
-        step = age_key_steps(entry, age_keys, fresh and plan.previous is not None, step, out)
+        domains = clusters.domains(platform.answers)
+        layout = app_layout(plan.previous, before, list(keys), domains, app_repo)
+        fresh = [cluster for cluster, material in materials.items() if material.age_public_key]
+        # A new key on a cluster the app ran on already: it was registered before apps had keys of their own.
+        step = age_key_steps(entry, age_keys, list(keys), layout, fresh, domains, step, out,
+                             new_for_registered_app=any(cluster in fresh for cluster in before))
     return environment_steps(list(keys), before, recorded, step, out)
 
 
@@ -662,32 +668,117 @@ def platform_key(platform: Platform, cluster: str) -> str:
     return str(generated) if generated.is_file() else f"<the age key file of cluster {cluster}>"
 
 
-def age_key_steps(entry: dict[str, Any], age_key: str, new_for_registered_app: bool, step: int,
-                  out: Callable[[str], None]) -> int:
-    """Tell the app team to encrypt for the app's own age key; the next step number."""
-    clusters_of = list(app_setup.cluster_keys(age_key))
-    if clusters_of:  # several clusters: one environment each, encrypted for its cluster's key
+@dataclass(frozen=True)
+class AppLayout:
+    """The app repository as it is before its team updates it for a change of the app's clusters."""
+
+    environments: list[str] | None  # its environments, the first first (flat: its one cluster, if known); None: unknown
+    overlays: bool  # one deploy/overlays/<cluster>/ each (else the flat layout, manifests at the root)
+    answers: dict[str, Any] | None  # its recorded answers, when onboarding has its checkout (--app-repo)
+    uncommitted: list[str]  # files onboarding just wrote into that checkout (Copier updates a clean tree only)
+
+
+def app_layout(previous: dict[str, Any] | None, before: list[str], placed: list[str], domains: dict[str, str],
+               app_repo: Path | None) -> AppLayout:
+    """What onboarding knows of the app repository: from its answers with --app-repo; else from the
+    previous registration (the platform template's rule: overlays when it ran, or runs, on several
+    clusters); for a new app without its checkout, that it has one environment per cluster."""
+    answers = load_answers(app_repo) if app_repo is not None and (app_repo / ANSWERS_FILE).is_file() else None
+    uncommitted = []
+    if app_repo is not None and gitrepo.is_work_tree(app_repo):
+        status = gitrepo.git(app_repo, "status", "--porcelain", "--", APP_PUBLIC_KEY_FILE, check=False).stdout
+        uncommitted = [APP_PUBLIC_KEY_FILE] if status.strip() else []
+    if answers is not None and answers.get("template") == "app":
+        names = [name.strip() for name in str(answers.get("environments") or "").split(",") if name.strip()]
+        if len(names) > 1:
+            return AppLayout(names, True, answers, uncommitted)
+        flat = [cluster for cluster, domain in domains.items() if domain == answers.get("app_domain")]
+        return AppLayout(flat[:1], False, answers, uncommitted)
+    if previous is None:
+        return AppLayout(None, len(placed) > 1, None, uncommitted)
+    return AppLayout(before, len(before) > 1 or bool(previous.get("overlays")), None, uncommitted)
+
+
+def unchanged_layout(entry: dict[str, Any], placed: list[str]) -> AppLayout:
+    """An app repository whose environments are the app's clusters already (a key rotation)."""
+    return AppLayout(placed, len(placed) > 1 or bool(entry.get("overlays")), None, [])
+
+
+def update_data(entry: dict[str, Any], age_key: str, layout: AppLayout, placed: list[str],
+                domains: dict[str, str]) -> list[str]:
+    """The --data options of the app repository's `copier update`: its environments, each one's
+    domain when they change (app_domain is the FIRST environment's: Copier keeps the recorded one,
+    and derives the others' from it), the hostnames it has under the new app_domain when onboarding
+    knows them (--app-repo; the default, <app>.<app_domain>, follows by itself), and the age keys."""
+    data = [f"--data environments={','.join(placed)}"] if len(placed) > 1 else []
+    if layout.environments != placed:
+        if layout.environments is None or layout.environments[:1] != placed[:1]:
+            domain = domains[placed[0]]
+            data.append(kept_answers.data_option("app_domain", domain))
+            hostnames = kept_answers.carried_hostnames(layout.answers, {"app_domain": domain}) if layout.answers else ""
+            if hostnames and hostnames != f"{entry['name']}.{domain}":
+                data.append(kept_answers.data_option("hostnames", hostnames))
+        if len(placed) > 1:
+            data.append(kept_answers.data_option("environment_domains", {name: domains[name] for name in placed[1:]}))
+    return data + [f"--data {app_setup.FLUX_RECIPIENT_ANSWER}={age_key}"]
+
+
+def secret_commands(layout: AppLayout, placed: list[str], fresh: list[str]) -> list[str]:
+    """The sops commands that give each environment's Secret its recipients, after the update.
+    The update removes the flat layout's secret.sops.yaml and renders a new environment's Secret with
+    placeholder values, in clear (only `copier copy` encrypts): the flat one's values go into each
+    overlay straight from git (HEAD: the update is not committed yet), never in clear on disk."""
+    def re_encrypt(secret: str) -> list[str]:
+        # updatekeys wraps the same data key for the new recipients: a key it removed (the app's
+        # old key) would still open the file's values with its old sops block from git history.
+        return [f"sops updatekeys -y {secret}   # with a key that opens it today",
+                f"sops rotate -i {secret}       # then a new data key: a removed key opens nothing new"]
+
+    if not layout.overlays and len(placed) == 1:
+        return re_encrypt(app_setup.SECRET_FILE)
+    commands = []
+    for cluster in placed:
+        secret = f"deploy/overlays/{cluster}/{app_setup.SECRET_FILE}"
+        if not layout.overlays:
+            commands.append(f"git show HEAD:{app_setup.SECRET_FILE} | sops decrypt --filename-override "
+                            f"{app_setup.SECRET_FILE} --output-type json /dev/stdin | sops encrypt --filename-override "
+                            f"{secret} --input-type json /dev/stdin > {secret}   # the values of the Secret the "
+                            "update removed, for this environment's keys")
+        elif layout.environments is not None and cluster not in layout.environments:
+            commands.append(f"sops encrypt --in-place {secret}   # a new environment: then its values, with "
+                            f"sops edit {secret}")
+        elif cluster in fresh or layout.environments is None:
+            commands += re_encrypt(secret)
+    return commands
+
+
+def age_key_steps(entry: dict[str, Any], age_key: str, placed: list[str], layout: AppLayout, fresh: list[str],
+                  domains: dict[str, str], step: int, out: Callable[[str], None],
+                  new_for_registered_app: bool = False) -> int:
+    """Tell the app team to encrypt for the app's own age key(s) (on `placed`, the app's clusters;
+    `fresh`, those whose key is new), with every command its repository needs, in the order they
+    work; the next step number."""
+    if len(placed) > 1:  # several clusters: one environment each, encrypted for its cluster's key
         out(f"  {step}. The app's own age keys (one per cluster): Flux on each cluster decrypts that environment's "
             "SOPS files with its key, and with no other key.")
-        environments = f"--data environments={','.join(clusters_of)} "
-        secrets = [f"deploy/overlays/{cluster}/{app_setup.SECRET_FILE}" for cluster in clusters_of]
     else:
         out(f"  {step}. The app's own age key: Flux decrypts the app repository's SOPS files with it, and with no "
             "other key.")
-        environments, secrets = "", [app_setup.SECRET_FILE]
     out(f"       {age_key}")
     out(f"     In the app repository ({entry['url']}), from its root, make it a recipient and re-encrypt, then "
-        "commit and push:")
-    out(f"       copier update --trust --defaults --vcs-ref=:current: {environments}"
-        f"--data {app_setup.FLUX_RECIPIENT_ANSWER}={age_key}")
-    for secret in secrets:
-        out(f"       sops updatekeys -y {secret}   # for every SOPS file, with a key that decrypts it today")
-        # updatekeys wraps the same data key for the new recipients: a key it removed (the app's
-        # old key) would still open the file's values with its old sops block from git history.
-        out(f"       sops rotate -i {secret}       # then a new data key: a removed key opens nothing new")
-    if not entry["secrets"]:
-        out("     (No secrets yet: do it when the app adds some, and onboard again with --secrets --update.)")
-    elif new_for_registered_app:
+        "commit and push (sops needs a private key among a file's recipients: your team's, or the app's own key, "
+        "which the platform team can open):")
+    for rel in layout.uncommitted:
+        out(f"       git add {rel} && git commit -m 'Deploy keys of clusters {', '.join(placed)}'   "
+            "# onboarding wrote it: Copier updates a clean work tree only")
+    out("       copier update --trust --defaults --vcs-ref=:current: "
+        + " ".join(update_data(entry, age_key, layout, placed, domains)))
+    if entry["secrets"]:
+        for command in secret_commands(layout, placed, fresh):
+            out(f"       {command}")
+    else:
+        out("     (No secrets yet: when the app adds some, onboard again with --secrets --update.)")
+    if entry["secrets"] and new_for_registered_app:
         out(f"     WARNING: Kustomization {entry['name']} now decrypts with {entry['name']}-sops-age only, not with "
             "sops-age: re-encrypt the app's files for this key before merging, or its reconciliation fails.")
     return step + 1

@@ -7,8 +7,11 @@ staging second) and an app whose first environment is staging.
 
 from __future__ import annotations
 
+import itertools
+import os
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import copier
@@ -16,8 +19,8 @@ import pytest
 import yaml
 from pyrage import x25519
 
-from conftest import commit_all, copy_of, git, isolated, release_history
-from hooks import agekeys, app_admin, app_setup, appenv, attribution, check, cluster_admin, sops
+from conftest import ROOT, commit_all, copy_of, git, isolated, release_history
+from hooks import agekeys, app_admin, app_setup, appenv, attribution, check, cluster_admin, onboard, sops
 from hooks.check import check_repo, run_checks
 from hooks.kustomize import build, build_command
 from updating import tree
@@ -357,14 +360,23 @@ def test_onboarding_records_each_clusters_key_in_its_own_rule(tmp_path):
 
 
 
+def app_key(platform: Path, cluster: str) -> str:
+    """The app's own age identity on a cluster (what that cluster's Flux decrypts its files with),
+    opened with the cluster's key as the platform team opens it."""
+    rel = f"applications/overlays/{cluster}/services/sources/shop-sops-age.sops.yaml"
+    opened = subprocess.run([sops.require_sops(), "decrypt", rel], cwd=platform, capture_output=True, text=True,
+                            env={"SOPS_AGE_KEY": str(KEYS[cluster]), "PATH": "/usr/bin:/bin"}, check=True)
+    return yaml.safe_load(opened.stdout)["stringData"]["age.agekey"]
+
+
+def app_key_file(platform: Path, cluster: str, dst: Path) -> Path:
+    dst.write_text(app_key(platform, cluster))
+    return dst
+
+
 def test_each_environments_secret_opens_with_its_clusters_app_key_only(both):
     platform, app = both
-    app_keys = {}
-    for name in ENVIRONMENTS:  # the app's identity on each cluster, as that cluster's Flux decrypts it
-        rel = f"applications/overlays/{name}/services/sources/shop-sops-age.sops.yaml"
-        opened = subprocess.run([sops.require_sops(), "decrypt", rel], cwd=platform, capture_output=True, text=True,
-                                env={"SOPS_AGE_KEY": str(KEYS[name]), "PATH": "/usr/bin:/bin"}, check=True)
-        app_keys[name] = yaml.safe_load(opened.stdout)["stringData"]["age.agekey"]
+    app_keys = {name: app_key(platform, name) for name in ENVIRONMENTS}
     for environment in ENVIRONMENTS:
         rel = f"deploy/overlays/{environment}/secret.sops.yaml"
         assert app_setup.unencrypted_values((app / rel).read_text()) == []
@@ -488,6 +500,83 @@ def test_the_documented_one_to_several_update_serves_each_cluster_under_its_own_
         assert route["hostnames"] == [f"shop.{name}.acme.example.com"], name
     assert yaml.safe_load((app / ".copier-answers.yml").read_text())["environment_domains"] == {
         "prod": "prod.acme.example.com"}
+
+
+def app_repo_commands(said: list[str]) -> list[str]:
+    """The commands the summary gives the app team, as printed: the indented lines after its "In the
+    app repository" line."""
+    start = next(i for i, line in enumerate(said) if line.lstrip().startswith("In the app repository"))
+    block = itertools.takewhile(lambda line: line.startswith(" " * 7), said[start + 1:])
+    return [line.strip() for line in block]
+
+
+@pytest.mark.parametrize("with_app_repo", [True, False], ids=["app-repo", "platform-side"])
+def test_an_app_moved_from_one_cluster_to_two_runs_the_printed_steps_as_printed(template_snapshot, tmp_path,
+                                                                                 with_app_repo):
+    """Issue: `opencenter-onboard --update --cluster staging --cluster prod` for an app on prod with a
+    Secret. The app repository's commands the summary prints, run verbatim and in order from its
+    root, give each cluster its own domain (staging is the FIRST environment now: app_domain) and
+    each environment the Secret's values, encrypted for that cluster's app key only; the check
+    against the platform passes."""
+    platform = render_platform(template_snapshot, tmp_path / "acme-gitops")
+    app = copy_app(template_snapshot, tmp_path / "shop", platform_repo=str(platform), environments="prod",
+                   secret_keys="TOKEN")
+    commit_all(platform, "onboard shop on prod")
+    prod_key = app_key_file(platform, "prod", tmp_path / "shop-prod.agekey")
+    subprocess.run([sops.require_sops(), "set", "secret.sops.yaml", '["stringData"]["TOKEN"]', '"s3cret"'], cwd=app,
+                   env={**os.environ, "SOPS_AGE_KEY_FILE": str(prod_key)}, check=True, capture_output=True)
+    commit_all(app)
+    said: list[str] = []
+    assert onboard.register(platform, {"name": "shop", "clusters": ["staging", "prod"]}, update=True,
+                            app_repo=app if with_app_repo else None, out=said.append) == 0
+    commands = app_repo_commands(said)
+    update = next(command for command in commands if command.startswith("copier update"))
+    assert "--data app_domain=staging.acme.example.com" in update, said
+    assert not [command for command in commands if "updatekeys" in command], said  # no encrypted file to update
+    # The key that opens the Secret today: the app's on prod (the team has none of its own here).
+    env = {**os.environ, "SOPS_AGE_KEY_FILE": str(prod_key)}
+    for command in commands:
+        ran = subprocess.run(["bash", "-c", command], cwd=app, env=env, capture_output=True, text=True)
+        assert ran.returncode == 0, (command, ran.stderr)
+    assert not (app / "secret.sops.yaml").exists()
+    for name in ENVIRONMENTS:
+        route = find(built(app / f"deploy/overlays/{name}"), "HTTPRoute")["spec"]
+        assert route["hostnames"] == [f"shop.{name}.acme.example.com"], name
+    checked = subprocess.run([sys.executable, "-m", "hooks.check", str(app), "--platform", str(platform)],
+                             cwd=ROOT, capture_output=True, text=True)
+    assert checked.returncode == 0 and checked.stdout.startswith("OK:"), checked.stdout + checked.stderr
+    keys = {name: app_key_file(platform, name, tmp_path / f"shop-{name}.agekey") for name in ENVIRONMENTS}
+    for environment in ENVIRONMENTS:
+        rel = f"deploy/overlays/{environment}/secret.sops.yaml"
+        for name, key_file in keys.items():
+            opened = subprocess.run([sops.require_sops(), "decrypt", "--extract", '["stringData"]["TOKEN"]', rel],
+                                    cwd=app, env={"SOPS_AGE_KEY_FILE": str(key_file), "PATH": "/usr/bin:/bin"},
+                                    capture_output=True, text=True)
+            assert (opened.returncode, opened.stdout) == ((0, "s3cret") if name == environment else (128, "")), (
+                rel, name, opened.stderr)
+
+
+def test_the_app_repositorys_update_data_follow_its_first_environment():
+    """hooks/onboard.py update_data: app_domain when the first environment changes (with the names the
+    app has there, when onboarding has its answers), every other environment's domain when the
+    environments change, nothing of either when they stay."""
+    domains = {"prod": "prod.acme.example.com", "staging": "stg.acme.io"}
+    entry = {"name": "shop"}
+    answers = {"template": "app", "app_domain": "prod.acme.example.com",
+               "hostnames": "shop.prod.acme.example.com,www.prod.acme.example.com"}
+    flat = onboard.AppLayout(["prod"], False, answers, [])
+    assert onboard.update_data(entry, "k", flat, ["staging", "prod"], domains) == [
+        "--data environments=staging,prod", "--data app_domain=stg.acme.io",
+        "--data hostnames=shop.stg.acme.io,www.stg.acme.io",
+        """--data 'environment_domains={"prod": "prod.acme.example.com"}'""", "--data flux_age_recipient=k"]
+    # Without the app's answers: its hostnames are the default's, which follows app_domain by itself.
+    unknown = onboard.AppLayout(["prod"], False, None, [])
+    assert onboard.update_data(entry, "k", unknown, ["prod", "staging"], domains) == [
+        "--data environments=prod,staging", """--data 'environment_domains={"staging": "stg.acme.io"}'""",
+        "--data flux_age_recipient=k"]
+    both = onboard.AppLayout(["staging", "prod"], True, None, [])
+    assert onboard.update_data(entry, "k", both, ["staging", "prod"], domains) == [
+        "--data environments=staging,prod", "--data flux_age_recipient=k"]
 
 
 def test_a_cluster_the_platform_does_not_have_is_refused_and_nothing_is_written(template_snapshot, tmp_path):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import shutil
 import subprocess
 from pathlib import Path
@@ -18,6 +19,7 @@ from pyrage import x25519
 
 from conftest import assert_placeholders, cluster_entry, commit_all, copy_of, isolated, release_history
 from hooks import agekeys, apprender, cluster_admin, clusters, offboard, onboard, sops
+from hooks import apps as appsmod
 from hooks.errors import HookError
 from hooks.check import check_repo
 from updating import tree
@@ -333,6 +335,51 @@ def test_leaving_one_cluster_touches_only_that_cluster(placed):
     # Then from every cluster: billing goes, and with it staging's last app.
     assert offboard.offboard(placed, "billing", out=lambda _: None) == 0
     assert [app["name"] for app in answers_of(placed)["apps"]] == ["shop"]
+
+
+def test_the_placement_commands_a_new_cluster_prints_add_it_and_keep_the_others(placed):
+    """`opencenter-cluster add` prints, per app, the --update that puts it on the new cluster too:
+    its clusters of now, then the new one (an --update with only the new one would move it, and Flux
+    on the others would prune it). Run as printed, shop stays on prod and staging, whose files do not
+    change, and comes to qa; billing (on staging alone) comes to qa and stays on staging."""
+    said: list[str] = []
+    assert cluster_admin.add(placed, "qa", {"sops_age_recipients": str(x25519.Identity.generate().to_public())},
+                             out=said.append) == 0
+    commit_all(placed, "cluster qa")
+    printed = {shlex.split(line)[4]: line.strip() for line in said if line.strip().startswith("opencenter-onboard ")}
+    assert printed == {
+        "billing": f"opencenter-onboard --platform {placed} --name billing --update --cluster staging --cluster qa",
+        "shop": f"opencenter-onboard --platform {placed} --name shop --update --cluster prod --cluster staging "
+                "--cluster qa"}, said
+    before = {cluster: overlay_files(placed, cluster) for cluster in ("prod", "staging")}
+    argv = shlex.split(printed["shop"])
+    assert argv[0] == "opencenter-onboard" and onboard.main(argv[1:]) == 0
+    assert {cluster: overlay_files(placed, cluster) for cluster in ("prod", "staging")} == before
+    for rel in appsmod.rendered_files("shop", "qa"):
+        assert (placed / rel).is_file(), rel
+    commit_all(placed, "shop on qa too")
+    argv = shlex.split(printed["billing"])
+    assert argv[0] == "opencenter-onboard" and onboard.main(argv[1:]) == 0
+    # billing ran on one cluster: staging's Kustomization now applies its overlay, nothing else there changes.
+    staging = overlay_files(placed, "staging")
+    assert [rel for rel in staging if staging[rel] != before["staging"].get(rel)] == [
+        "applications/overlays/staging/services/fluxcd/billing.yaml"]
+    assert {app["name"]: app["clusters"] for app in answers_of(placed)["apps"]} == {
+        "billing": ["staging", "qa"], "shop": ["prod", "staging", "qa"]}
+    assert check_repo(placed) == []
+
+
+def test_a_new_cluster_names_a_placement_command_for_the_first_apps_only():
+    answers = {"cluster_name": "prod", "cluster_domain": "prod.acme.example.com",
+               "apps": [{"name": f"app{i:02}"} for i in range(12)]}
+    steps = cluster_admin.placement_steps(Path("acme-gitops"), answers, "qa")
+    commands = [line.strip() for line in steps if line.strip().startswith("opencenter-onboard ")]
+    assert len(commands) == cluster_admin.PLACEMENT_COMMANDS
+    assert commands[0] == "opencenter-onboard --platform acme-gitops --name app00 --update --cluster prod --cluster qa"
+    assert steps[-1].strip() == ("… and 2 more apps, the same way: their clusters are in opencenter-apps list "
+                                 "--platform acme-gitops")
+    assert cluster_admin.placement_steps(Path("acme-gitops"), {**answers, "apps": []}, "qa") == [
+        "  4. Onboard apps on it: opencenter-onboard --platform acme-gitops --name APP --url URL --cluster qa …"]
 
 
 @pytest.mark.parametrize(("entry", "message"), [
