@@ -3,12 +3,14 @@
 # README's first command): first the commands of README.md's "Several clusters" section, then
 # those of docs/multi-cluster.md, each exactly as printed there (tests/test_examples.py compares
 # them line by line, the templates' URL standing for "$templates"). It builds, in DEST (a new folder):
-#   acme-gitops/  the platform repository: clusters prod (first) and staging (dev came and went),
-#                 staging on Flux 2.10.0, prod untouched by that upgrade
+#   acme-gitops/  the platform repository: clusters prod (first) and staging (dev, and app cart,
+#                 came and went), staging on Flux 2.10.0, prod untouched by that upgrade; apps shop
+#                 (staging and prod) and billing (staging only)
 #   shop/         an app on staging and prod, one environment each; image 1.28-alpine landed on
-#                 staging, then was promoted to prod (one line)
+#                 staging, was promoted to prod (one line), then 1.29-alpine landed on staging
+#   billing/      an app on staging only: one environment, its manifests at the repository root
 #   keys/         the clusters' private age keys (OPENCENTER_AGE_KEY_DIR), outside the repositories
-# Every repository is committed, and the check passes on both. tests/test_examples.py runs it.
+# Every repository is committed, and the check passes on each. tests/test_examples.py runs it.
 # TEMPLATES: where to copy the templates from (default: this checkout, which must be committed:
 # Copier records the commit, which `opencenter-cluster` and onboarding update from).
 set -euo pipefail
@@ -42,19 +44,24 @@ opencenter-offboard() { "$py" -m hooks.offboard "$@"; }
 opencenter-check() { "$py" -m hooks.check "$@"; }
 step() { printf '\n== %s\n' "$*"; }
 
-step "README.md, Several clusters: staging and prod, shop on both, promotion, Flux on staging only"
+step "README.md, Several clusters: staging and prod, shop on both, billing on staging, promotion, Flux on staging only"
 copier copy --trust --defaults --data template=platform --data customer_name=acme "$templates" acme-gitops
 git -C acme-gitops init -q -b main && git -C acme-gitops add -A && git -C acme-gitops commit -qm "Platform repository, cluster prod"
 opencenter-cluster add --platform acme-gitops staging && git -C acme-gitops commit -qm "Add cluster staging"   # own overlay, age key
 copier copy --trust --defaults --data template=app --data app_name=shop --data platform_repo=acme-gitops --data environments=staging,prod --data image=docker.io/nginxinc/nginx-unprivileged:1.27-alpine "$templates" shop
 git -C shop init -q -b main && git -C shop add -A && git -C shop commit -qm "App shop"
 git -C acme-gitops commit -qm "Onboard shop on staging and prod"
+copier copy --trust --defaults --data template=app --data app_name=billing --data platform_repo=acme-gitops --data environments=staging "$templates" billing
+git -C billing init -q -b main && git -C billing add -A && git -C billing commit -qm "App billing"
+git -C acme-gitops commit -qm "Onboard billing on staging"
 perl -pi -e 's/newTag: .*/newTag: 1.28-alpine/' shop/deploy/overlays/staging/kustomization.yaml && git -C shop commit -qam "New image on staging"
 perl -pi -e 's/newTag: .*/newTag: 1.28-alpine/' shop/deploy/overlays/prod/kustomization.yaml && git -C shop commit -qam "Promote it to prod"
+perl -pi -e 's/newTag: .*/newTag: 1.29-alpine/' shop/deploy/overlays/staging/kustomization.yaml && git -C shop commit -qam "Next image on staging"
 opencenter-cluster set --platform acme-gitops staging flux_version=2.10.0 && git -C acme-gitops commit -qm "Flux 2.10.0 on staging"
-opencenter-check acme-gitops --tenant shop=shop && opencenter-check shop --platform acme-gitops
+opencenter-check acme-gitops --tenant shop=shop --tenant billing=billing
+opencenter-check shop --platform acme-gitops && opencenter-check billing --platform acme-gitops
 
-step "docs/multi-cluster.md: a cluster added, an app on two clusters leaving one, the cluster removed"
+step "docs/multi-cluster.md: a cluster added, an app on two clusters leaving one, the cluster removed, the app gone"
 opencenter-cluster add --platform acme-gitops dev                          # another cluster, its own age key
 git -C acme-gitops commit -qm "Add cluster dev"                            # each command stages, you commit
 opencenter-cluster list --platform acme-gitops
@@ -66,9 +73,12 @@ opencenter-offboard --platform acme-gitops --name cart --cluster dev       # off
 git -C acme-gitops commit -qm "cart leaves dev"
 opencenter-cluster remove --platform acme-gitops dev                       # refused while apps run there
 git -C acme-gitops commit -qm "Remove cluster dev"
+opencenter-offboard --platform acme-gitops --name cart                     # off every cluster
+git -C acme-gitops commit -qm "cart leaves"
 
-step "The check, once more: every cluster, and shop as its clusters would admit it"
-opencenter-check acme-gitops --tenant shop=shop
+step "The check, once more: every cluster, and shop and billing as their clusters would admit them"
+opencenter-check acme-gitops --tenant shop=shop --tenant billing=billing
 opencenter-check shop --platform acme-gitops
+opencenter-check billing --platform acme-gitops
 
-printf '\nDone: %s/{acme-gitops,shop}, private keys in %s/keys.\n' "$dest" "$dest"
+printf '\nDone: %s/{acme-gitops,shop,billing}, private keys in %s/keys.\n' "$dest" "$dest"
