@@ -316,11 +316,7 @@ def _register(
     if review_branch:
         gitrepo.require_identity(platform_path)
     if app_repo is not None:
-        if not app_repo.is_dir():
-            raise HookError("app repository", f"{app_repo} is not a directory")
-        if app_repo.resolve().is_relative_to(platform_path):  # its docs/ would be left untracked here
-            raise HookError("app repository", f"{app_repo} is the platform repository {platform_path} (or in it); "
-                            "give the app's own repository")
+        check_app_repo(app_repo, platform_path)
         # Its Secret is encrypted for these after the registration: a bad key must stop us now.
         app_setup.check_recipients(app_repo, placeholder_allowed=True)
 
@@ -431,6 +427,16 @@ def check_render(platform_path: Path, name: str, cluster: str) -> None:
     for rel in appsmod.rendered_files(name, cluster):
         if not (platform_path / rel).is_file():
             raise HookError("copier update", f"did not render {rel}; is the platform repository's template too old?")
+
+
+def check_app_repo(app_repo: Path, platform_path: Path) -> None:
+    """An --app-repo the commands may write docs/deploy-key.pub into: a folder outside the platform
+    repository (checked before anything is written)."""
+    if not app_repo.is_dir():
+        raise HookError("app repository", f"{app_repo} is not a directory")
+    if app_repo.resolve().is_relative_to(platform_path):  # its docs/ would be left untracked here
+        raise HookError("app repository", f"{app_repo} is the platform repository {platform_path} (or in it); "
+                        "give the app's own repository")
 
 
 def write_once(path: Path, text: str) -> None:
@@ -646,7 +652,7 @@ def environment_steps(placed: list[str], before: list[str], recorded: bool, step
         return step
     if set(placed) < set(before):
         gone = ", ".join(f"deploy/overlays/{cluster}" for cluster in before if cluster not in placed)
-        out(f"  {step}. The app repository needs no change: Flux on {', '.join(placed)} keeps applying its "
+        out(f"  {step}. The app repository's deploy/ needs no change: Flux on {', '.join(placed)} keeps applying its "
             f"deploy/overlays/<cluster>; {gone} is no longer applied (remove it from the app repository when you like).")
     elif len(placed) > 1:
         out(f"  {step}. On each cluster Flux applies the app repository's deploy/overlays/<cluster>: it needs one "
@@ -663,28 +669,37 @@ def platform_key(platform: Platform, cluster: str) -> str:
 
 
 def age_key_steps(entry: dict[str, Any], age_key: str, new_for_registered_app: bool, step: int,
-                  out: Callable[[str], None]) -> int:
-    """Tell the app team to encrypt for the app's own age key; the next step number."""
+                  out: Callable[[str], None], openers: Callable[[str | None], tuple[str, str]] | None = None) -> int:
+    """Tell the app team to encrypt for the app's own age key; the next step number. `openers`, given
+    a secret's cluster (None: the app's one), says what opens it at each command: the text before
+    `sops updatekeys`, then before `sops rotate` (an app key rotation: its current key, then its new
+    one). Without it, the team picks a key: theirs, which opens the file at both."""
     clusters_of = list(app_setup.cluster_keys(age_key))
     if clusters_of:  # several clusters: one environment each, encrypted for its cluster's key
         out(f"  {step}. The app's own age keys (one per cluster): Flux on each cluster decrypts that environment's "
             "SOPS files with its key, and with no other key.")
         environments = f"--data environments={','.join(clusters_of)} "
-        secrets = [f"deploy/overlays/{cluster}/{app_setup.SECRET_FILE}" for cluster in clusters_of]
+        secrets = {cluster: f"deploy/overlays/{cluster}/{app_setup.SECRET_FILE}" for cluster in clusters_of}
     else:
         out(f"  {step}. The app's own age key: Flux decrypts the app repository's SOPS files with it, and with no "
             "other key.")
-        environments, secrets = "", [app_setup.SECRET_FILE]
+        environments, secrets = "", {None: app_setup.SECRET_FILE}
     out(f"       {age_key}")
     out(f"     In the app repository ({entry['url']}), from its root, make it a recipient and re-encrypt, then "
         "commit and push:")
     out(f"       copier update --trust --defaults --vcs-ref=:current: {environments}"
         f"--data {app_setup.FLUX_RECIPIENT_ANSWER}={age_key}")
-    for secret in secrets:
+    for cluster, secret in secrets.items():
+        if openers is not None:
+            before, after = openers(cluster)
+            out(f"       {before}sops updatekeys -y {secret}")
+            out(f"       {after}sops rotate -i {secret}")
+            continue
         out(f"       sops updatekeys -y {secret}   # for every SOPS file, with a key that decrypts it today")
         # updatekeys wraps the same data key for the new recipients: a key it removed (the app's
         # old key) would still open the file's values with its old sops block from git history.
-        out(f"       sops rotate -i {secret}       # then a new data key: a removed key opens nothing new")
+        out(f"       sops rotate -i {secret}       # then a new data key, with a key it is encrypted for now: "
+            "a removed key opens nothing new")
     if not entry["secrets"]:
         out("     (No secrets yet: do it when the app adds some, and onboard again with --secrets --update.)")
     elif new_for_registered_app:
