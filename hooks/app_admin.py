@@ -1,7 +1,7 @@
 """Day-two commands on the apps of a platform repository (docs/day-two.md).
 
     opencenter-apps list --platform P [--format json]
-    opencenter-apps rotate-deploy-key --platform P --name APP
+    opencenter-apps rotate-deploy-key --platform P --name APP [--app-repo DIR]
     opencenter-apps rotate-age-key --platform P --cluster CLUSTER (--start | --finish)
     opencenter-apps rotate-age-key --platform P --app APP (--start | --finish)
     python -m hooks.apps …                     (the same, from a clone without the console script)
@@ -10,8 +10,9 @@
 encrypted Secrets); nothing is decrypted. `rotate-deploy-key` generates a new ed25519 key for
 every cluster the app runs on, SOPS-encrypted in memory as onboarding does (never in clear on
 disk), replaces the encrypted Secret, stages the change and prints the order that avoids an
-outage. Like onboarding it holds the repository's lock, needs a clean checkout and puts everything
-back when a step fails; each run rotates again. `rotate-age-key` replaces an age key in two steps,
+outage; with --app-repo it rewrites that checkout's docs/deploy-key.pub too (else it prints the
+command that does). Like onboarding it holds the repository's lock, needs a clean checkout and
+puts everything back when a step fails; each run rotates again. `rotate-age-key` replaces an age key in two steps,
 so that Flux never lacks the key to a file. For a cluster: --start adds a new key (generated
 outside the repository) next to the old one and re-encrypts every file of the cluster's overlay
 for both; --finish, once Flux holds the new key, removes the old one (other recipients stay) and
@@ -29,6 +30,7 @@ import glob
 import json
 import os
 import re
+import shlex
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,7 +46,8 @@ from hooks import agekeys, clusters, deploykeys, gitrepo, sops  # noqa: E402
 from hooks.errors import HookError, run_main  # noqa: E402
 from hooks.onboard import (  # noqa: E402
     AGE_KEY_ANNOTATION, APP_PUBLIC_KEY_FILE, PUBLIC_KEY_ANNOTATION, Platform, PublicKeys, age_key_steps, annotate,
-    annotation_of, deploy_key_comment, joined_age_keys, make_material, read_platform, unchanged_layout,
+    annotation_of, app_repo_restored_on_failure, check_app_repo, deploy_key_comment, joined_age_keys, key_file_step,
+    make_material, platform_key, read_platform, unchanged_layout, write_app_files,
 )
 
 # How far an app's age key rotation is, kept in the clear annotations of its <app>-sops-age Secret:
@@ -113,13 +116,17 @@ def registered_app(platform: Platform, name: str, field: str) -> dict[str, Any]:
     return entry
 
 
-def rotate_deploy_key(platform_path: Path, name: str, lock_wait: float = gitrepo.DEFAULT_LOCK_WAIT,
-                      out: Callable[[str], None] = print) -> int:
+def rotate_deploy_key(platform_path: Path, name: str, app_repo: Path | None = None,
+                      lock_wait: float = gitrepo.DEFAULT_LOCK_WAIT, out: Callable[[str], None] = print) -> int:
+    """A new deploy key on every cluster the app runs on; with app_repo, its docs/deploy-key.pub
+    rewritten with them in the same transaction (put back when anything fails, as onboarding does)."""
     platform_path = platform_path.resolve()
     read_platform(platform_path)  # its errors first: not a platform repository at all
     with gitrepo.exclusive(platform_path, f"deploy key rotation of app '{name}'", lock_wait) as waited:
         platform = read_platform(platform_path)
         entry = registered_app(platform, name, "name")
+        if app_repo is not None:
+            check_app_repo(app_repo, platform_path)
         gitrepo.require_clean_repo(platform_path, waited, f"deploy key rotation of app '{name}'")
         sops_binary = sops.require_sops()
         sops.check_config(platform_path)
@@ -131,23 +138,34 @@ def rotate_deploy_key(platform_path: Path, name: str, lock_wait: float = gitrepo
                                            lambda rel, clear: sops.encrypt(platform_path, rel, clear, sops_binary))
         old = {cluster: annotation_of(platform_path / appsmod.once_file(name, cluster, "deploy-key"),
                                       PUBLIC_KEY_ANNOTATION) for cluster in fresh}
+        wrote: list[str] = []  # said after the change: every change is complete before anything is printed
         with gitrepo.all_or_nothing(platform_path):
             for material in fresh.values():
                 for rel, text in material.files.items():
                     (platform_path / rel).write_text(text)
             gitrepo.stage_all(platform_path)
+            if app_repo is not None:
+                with app_repo_restored_on_failure(app_repo):
+                    write_app_files(app_repo, entry, {cluster: PublicKeys(material.public_key, None)
+                                                      for cluster, material in fresh.items()}, wrote.append)
+    several = len(fresh) > 1
     out(f"Rotated the deploy key of app '{name}' on {platform_path} (staged, not committed):")
     for cluster, material in fresh.items():
         out(f"  {cluster}: new {material.public_key}")
         out(f"  {cluster}: old {old[cluster] or '(none)'}")
+    for line in wrote:
+        out(line)
     out("Next steps, in this order (the old key keeps Flux pulling until the new one is live):")
-    out(f"  1. Add the new key{'s' if len(fresh) > 1 else ''} as READ-ONLY deploy key{'s' if len(fresh) > 1 else ''} "
+    out(f"  1. Add the new key{'s' if several else ''} as READ-ONLY deploy key{'s' if several else ''} "
         f"of {entry['url']}; keep the old one.")
     out(f"  2. Commit, push and merge this change: git -C {platform_path} diff --cached --stat")
     out(f"  3. Wait until Flux pulls with the new key: flux reconcile source git {name} -n flux-system (on each cluster)")
     out("  4. Remove the old key from the repository's deploy keys.")
-    out(f"  5. In the app repository, replace the key line{'s' if len(fresh) > 1 else ''} of {APP_PUBLIC_KEY_FILE} "
-        "with the new key" + ("s above (one per cluster)" if len(fresh) > 1 else " above") + ", commit and push.")
+    if app_repo is None:
+        key_file_step(platform_path, entry, list(fresh), 5, out)
+    elif wrote:
+        out(f"  5. Commit and push {APP_PUBLIC_KEY_FILE} in the app repository {app_repo.resolve()} (rewritten above "
+            f"with the new key{'s' if several else ''}).")
     return 0
 
 
@@ -423,7 +441,7 @@ def rotate_app_key(platform_path: Path, name: str, finish: bool, lock_wait: floa
         if pending:
             gitrepo.require_clean_repo(platform_path, waited, f"age key rotation of app '{name}'")
             write_age_step(platform, name, pending, finish)
-    report_age_step(platform_path, entry, secrets_of, bool(pending), finish, out)
+    report_age_step(platform, entry, secrets_of, bool(pending), finish, out)
     return 0
 
 
@@ -432,11 +450,11 @@ def age_annotations(platform_path: Path, secrets_of: dict[str, str], key: str) -
     return {cluster: annotation_of(platform_path / rel, key) for cluster, rel in secrets_of.items()}
 
 
-def report_age_step(platform_path: Path, entry: dict[str, Any], secrets_of: dict[str, str], changed: bool,
+def report_age_step(platform: Platform, entry: dict[str, Any], secrets_of: dict[str, str], changed: bool,
                     finish: bool, out: Callable[[str], None]) -> None:
     """Where the rotation is on each cluster, read back from the Secrets' annotations, and what comes next."""
-    current = age_annotations(platform_path, secrets_of, AGE_KEY_ANNOTATION)
-    other = age_annotations(platform_path, secrets_of, RETIRED_AGE_KEY_ANNOTATION if finish else NEXT_AGE_KEY_ANNOTATION)
+    current = age_annotations(platform.path, secrets_of, AGE_KEY_ANNOTATION)
+    other = age_annotations(platform.path, secrets_of, RETIRED_AGE_KEY_ANNOTATION if finish else NEXT_AGE_KEY_ANNOTATION)
     done, unchanged = (("finished", "nothing to do: it was finished already") if finish
                        else ("started", "nothing changed: it was under way already"))
     out(f"Age key rotation of app '{entry['name']}' {done} ({'staged, not committed' if changed else unchanged}):")
@@ -444,23 +462,51 @@ def report_age_step(platform_path: Path, entry: dict[str, Any], secrets_of: dict
         out(f"  {cluster}: {key} is its only key (retired {other[cluster]})" if finish
             else f"  {cluster}: next {other[cluster]} (current {key} stays until --finish)")
     if not finish:
-        app_repository_steps(platform_path, entry, other, out)
+        app_repository_steps(platform, entry, secrets_of, other, out)
     elif changed:
         out("Next step: commit, push and merge; Flux then opens the app's files with the new key only.")
 
 
-def app_repository_steps(platform_path: Path, entry: dict[str, Any], upcoming: dict[str, str | None],
-                         out: Callable[[str], None]) -> None:
-    """After --start: Flux gets both keys, the app repository moves to the new ones, then --finish."""
+def app_key_opener(platform: Platform, cluster: str, rel: str, key_entry: str) -> str:
+    """What goes before a sops command run in the app repository so that it opens the app's files with
+    one of the app's keys on `cluster` (entry `key_entry` of its <app>-sops-age Secret, `rel`): that
+    key decrypted from the platform repository with the cluster's key (the one SOPS_AGE_KEY_FILE
+    names, as the rotation opened it) into that one command's environment, never into a file or
+    onto a command line."""
+    chosen = os.environ.get("SOPS_AGE_KEY_FILE") or platform_key(platform, cluster)
+    key_file = chosen if chosen.startswith("<") else shlex.quote(chosen)  # a placeholder stays readable
+    extract = shlex.quote(f'["stringData"]["{key_entry}"]')
+    return (f'SOPS_AGE_KEY="$(SOPS_AGE_KEY_FILE={key_file} sops decrypt --extract {extract} '
+            f'{shlex.quote(str(platform.path / rel))})" ')
+
+
+def app_repository_steps(platform: Platform, entry: dict[str, Any], secrets_of: dict[str, str],
+                         upcoming: dict[str, str | None], out: Callable[[str], None]) -> None:
+    """After --start: Flux gets both keys, the app repository moves to the new ones, then --finish.
+    Each file of the app repository is opened with the app's current key for `sops updatekeys`,
+    which leaves it encrypted for the new key only (unless the team has a key of its own), and
+    with the new key for `sops rotate`."""
     out("Next steps, in this order (Flux opens the app's files with either key until --finish):")
     out("  1. Commit, push and merge this change; wait until Flux applied it on each cluster: "
         "flux reconcile kustomization sources -n flux-system")
+
+    def openers(cluster: str | None) -> tuple[str, str]:
+        cluster = cluster or next(iter(secrets_of))  # None: the app's one cluster
+        return (app_key_opener(platform, cluster, secrets_of[cluster], deploykeys.AGE_KEY_ENTRY),
+                app_key_opener(platform, cluster, secrets_of[cluster], deploykeys.NEXT_AGE_KEY_ENTRY))
+
     placed = list(upcoming)
     step = age_key_steps(entry, joined_age_keys({cluster: PublicKeys(None, key) for cluster, key in upcoming.items()}),
-                         placed, unchanged_layout(entry, placed), placed,
-                         clusters.domains(read_platform(platform_path).answers), 2, out)
+                         placed, unchanged_layout(entry, placed), placed, clusters.domains(platform.answers), 2, out,
+                         openers=openers)
+    out("     Each sops command opens the file with one of the app's keys, decrypted from this platform checkout "
+        "(with the cluster's key) into that command's environment only: `updatekeys` with the current key, `rotate` "
+        "with the new one (after updatekeys only the new key opens the file). Run them where this checkout and the "
+        "cluster's key are, or, when the app repository's .sops.yaml lists a key of the team's own, with "
+        "SOPS_AGE_KEY_FILE=<that key file> in place of SOPS_AGE_KEY=… at both. The same two commands for every "
+        "other SOPS file of the app repository.")
     out(f"  {step}. Once Flux reconciled the app with its files re-encrypted: opencenter-apps rotate-age-key "
-        f"--platform {platform_path} --app {entry['name']} --finish")
+        f"--platform {platform.path} --app {entry['name']} --finish")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -473,6 +519,8 @@ def build_parser() -> argparse.ArgumentParser:
     rotate = commands.add_parser("rotate-deploy-key", help="a new deploy key on every cluster the app runs on")
     rotate.add_argument("--platform", type=Path, default=Path("."))
     rotate.add_argument("--name", required=True)
+    rotate.add_argument("--app-repo", type=Path, metavar="DIR",
+                        help="also rewrite docs/deploy-key.pub in this checkout of the app repository with the new keys")
     rotate.add_argument("--lock-wait", type=float, default=gitrepo.DEFAULT_LOCK_WAIT)
     age = commands.add_parser("rotate-age-key", help="a cluster's or an app's age key: --start (both keys), then --finish")
     age.add_argument("--platform", type=Path, default=Path("."))
@@ -494,7 +542,7 @@ def main(argv: list[str]) -> int:
         return rotate_app_key(args.platform, args.app, args.finish, args.lock_wait)
     if args.command == "rotate-age-key":
         return rotate_cluster_key(args.platform, args.cluster, args.finish, args.lock_wait)
-    return rotate_deploy_key(args.platform, args.name, args.lock_wait)
+    return rotate_deploy_key(args.platform, args.name, args.app_repo, args.lock_wait)
 
 
 def cli() -> None:

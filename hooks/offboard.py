@@ -1,12 +1,15 @@
 """Remove an application from a platform repository (offboarding).
 
-    opencenter-offboard --platform ../acme-gitops --name shop [--cluster NAME] [--delete-namespace] [--review-branch]
+    opencenter-offboard --platform ../acme-gitops --name shop [--cluster NAME [--app-repo DIR]] [--delete-namespace]
+        [--review-branch]
     python -m hooks.offboard …                  (the same, from a clone without the package installed)
 
 With --cluster, the app leaves that cluster only when it runs on others too (a registration
 update that touches that cluster's files only: the clusters it stays on keep applying their
 environment, deploy/overlays/<cluster>, and the entry records `overlays` once one is left);
-otherwise it is removed from every cluster.
+otherwise it is removed from every cluster. The app repository's docs/deploy-key.pub lists a
+deploy key per cluster: leaving one cluster rewrites it in the checkout --app-repo names, in the
+same transaction as onboarding --update does, or prints the command that rewrites it.
 
 Removes the app's entry from the platform answers' `apps`, re-renders the platform repository
 (its services/sources/<name>.yaml and services/fluxcd/<name>.yaml disappear, and with them the
@@ -47,6 +50,7 @@ def offboard(
     name: str,
     *,
     cluster: str | None = None,
+    app_repo: Path | None = None,
     delete_namespace: bool = False,
     review_branch: bool = False,
     lock_wait: float = gitrepo.DEFAULT_LOCK_WAIT,
@@ -69,21 +73,26 @@ def offboard(
             hostnames = [host for host in entry.get("hostnames", [])
                          if any(host.removeprefix("*.").endswith("." + domains[other]) for other in rest)]
             done = onboard.register(platform_path, {**entry, "clusters": rest, "hostnames": hostnames}, update=True,
-                                    review_branch=review_branch, lock_wait=lock_wait, out=out)
+                                    review_branch=review_branch, app_repo=app_repo, lock_wait=lock_wait, out=out)
             if delete_namespace:  # the summary's steps end with the tenant's access on that cluster
                 out(f"     Then, on cluster {cluster}: kubectl delete namespace {name}   # deletes everything left in it")
             return done
     with gitrepo.exclusive(platform_path, f"offboarding of app '{name}'", lock_wait) as waited:
-        return _offboard(platform_path, name, delete_namespace, review_branch, waited, out)
+        return _offboard(platform_path, name, app_repo, delete_namespace, review_branch, waited, out)
 
 
-def _offboard(platform_path: Path, name: str, delete_namespace: bool, review_branch: bool, waited: bool,
-              out: Callable[[str], None]) -> int:
+def _offboard(platform_path: Path, name: str, app_repo: Path | None, delete_namespace: bool, review_branch: bool,
+              waited: bool, out: Callable[[str], None]) -> int:
     platform = read_platform(platform_path)
     gitrepo.require_clean_repo(platform_path, waited, f"offboarding of app '{name}'")
     sops.require_sops()  # the same toolset as onboarding: the repository stays re-encryptable
     current = appsmod.validate_apps(platform.apps, platform.reserved())
     remaining = appsmod.plan_remove(current, name)
+    if app_repo is not None:
+        # Off every cluster, no deploy key is left for the app repository's docs/deploy-key.pub to list.
+        raise HookError("app repository", f"--app-repo only goes with --cluster, when app '{name}' stays on other "
+                        "clusters: offboarding it from every cluster leaves no deploy key to list (remove "
+                        f"{onboard.APP_PUBLIC_KEY_FILE} from the app repository by hand); nothing was written")
     branch = f"offboard/{name}"
     if review_branch and gitrepo.branch_exists(platform_path, branch):
         raise HookError("review branch", f"{branch} already exists in {platform_path}; merge or delete it first")
@@ -131,6 +140,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--platform", required=True, type=Path, help="the rendered platform repository")
     parser.add_argument("--name", required=True, help="the registered app to remove")
     parser.add_argument("--cluster", help="remove the app from this cluster only (default: from every cluster)")
+    parser.add_argument("--app-repo", type=Path, metavar="DIR",
+                        help="with --cluster: also rewrite docs/deploy-key.pub in this checkout of the app repository "
+                             "with the deploy keys of the clusters the app stays on")
     parser.add_argument("--delete-namespace", action="store_true",
                         help="also print the command that deletes the app's namespace (kept by default)")
     parser.add_argument("--lock-wait", type=float, default=gitrepo.DEFAULT_LOCK_WAIT, metavar="SECONDS",
@@ -139,7 +151,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--review-branch", action="store_true",
                         help="commit the changes on a new branch offboard/<name> instead of staging them")
     args = parser.parse_args(argv)
-    return offboard(args.platform, args.name, cluster=args.cluster, delete_namespace=args.delete_namespace,
+    return offboard(args.platform, args.name, cluster=args.cluster, app_repo=args.app_repo,
+                    delete_namespace=args.delete_namespace,
                     review_branch=args.review_branch, lock_wait=args.lock_wait)
 
 

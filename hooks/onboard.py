@@ -316,11 +316,7 @@ def _register(
     if review_branch:
         gitrepo.require_identity(platform_path)
     if app_repo is not None:
-        if not app_repo.is_dir():
-            raise HookError("app repository", f"{app_repo} is not a directory")
-        if app_repo.resolve().is_relative_to(platform_path):  # its docs/ would be left untracked here
-            raise HookError("app repository", f"{app_repo} is the platform repository {platform_path} (or in it); "
-                            "give the app's own repository")
+        check_app_repo(app_repo, platform_path)
         # Its Secret is encrypted for these after the registration: a bad key must stop us now.
         app_setup.check_recipients(app_repo, placeholder_allowed=True)
 
@@ -431,6 +427,16 @@ def check_render(platform_path: Path, name: str, cluster: str) -> None:
     for rel in appsmod.rendered_files(name, cluster):
         if not (platform_path / rel).is_file():
             raise HookError("copier update", f"did not render {rel}; is the platform repository's template too old?")
+
+
+def check_app_repo(app_repo: Path, platform_path: Path) -> None:
+    """An --app-repo the commands may write docs/deploy-key.pub into: a folder outside the platform
+    repository (checked before anything is written)."""
+    if not app_repo.is_dir():
+        raise HookError("app repository", f"{app_repo} is not a directory")
+    if app_repo.resolve().is_relative_to(platform_path):  # its docs/ would be left untracked here
+        raise HookError("app repository", f"{app_repo} is the platform repository {platform_path} (or in it); "
+                        "give the app's own repository")
 
 
 def write_once(path: Path, text: str) -> None:
@@ -652,7 +658,7 @@ def environment_steps(placed: list[str], before: list[str], recorded: bool, step
         return step
     if set(placed) < set(before):
         gone = ", ".join(f"deploy/overlays/{cluster}" for cluster in before if cluster not in placed)
-        out(f"  {step}. The app repository needs no change: Flux on {', '.join(placed)} keeps applying its "
+        out(f"  {step}. The app repository's deploy/ needs no change: Flux on {', '.join(placed)} keeps applying its "
             f"deploy/overlays/<cluster>; {gone} is no longer applied (remove it from the app repository when you like).")
     elif len(placed) > 1:
         out(f"  {step}. On each cluster Flux applies the app repository's deploy/overlays/<cluster>: it needs one "
@@ -723,19 +729,27 @@ def update_data(entry: dict[str, Any], age_key: str, layout: AppLayout, placed: 
     return data + [f"--data {app_setup.FLUX_RECIPIENT_ANSWER}={age_key}"]
 
 
-def secret_commands(layout: AppLayout, placed: list[str], fresh: list[str]) -> list[str]:
+def secret_commands(layout: AppLayout, placed: list[str], fresh: list[str],
+                    openers: Callable[[str | None], tuple[str, str]] | None = None) -> list[str]:
     """The sops commands that give each environment's Secret its recipients, after the update.
     The update removes the flat layout's secret.sops.yaml and renders a new environment's Secret with
     placeholder values, in clear (only `copier copy` encrypts): the flat one's values go into each
-    overlay straight from git (HEAD: the update is not committed yet), never in clear on disk."""
-    def re_encrypt(secret: str) -> list[str]:
+    overlay straight from git (HEAD: the update is not committed yet), never in clear on disk.
+    `openers`, given a secret's cluster (None: the app's one), says what opens it at each re-encryption
+    command: the text before `sops updatekeys`, then before `sops rotate` (an app key rotation: its
+    current key, then its new one). Without it, the team picks a key: theirs, which opens it at both."""
+    def re_encrypt(secret: str, cluster: str | None) -> list[str]:
+        if openers is not None:
+            before, after = openers(cluster)
+            return [f"{before}sops updatekeys -y {secret}", f"{after}sops rotate -i {secret}"]
         # updatekeys wraps the same data key for the new recipients: a key it removed (the app's
         # old key) would still open the file's values with its old sops block from git history.
         return [f"sops updatekeys -y {secret}   # with a key that opens it today",
-                f"sops rotate -i {secret}       # then a new data key: a removed key opens nothing new"]
+                f"sops rotate -i {secret}       # then a new data key, with a key it is encrypted for now: "
+                "a removed key opens nothing new"]
 
     if not layout.overlays and len(placed) == 1:
-        return re_encrypt(app_setup.SECRET_FILE)
+        return re_encrypt(app_setup.SECRET_FILE, None)
     commands = []
     for cluster in placed:
         secret = f"deploy/overlays/{cluster}/{app_setup.SECRET_FILE}"
@@ -748,16 +762,17 @@ def secret_commands(layout: AppLayout, placed: list[str], fresh: list[str]) -> l
             commands.append(f"sops encrypt --in-place {secret}   # a new environment: then its values, with "
                             f"sops edit {secret}")
         elif cluster in fresh or layout.environments is None:
-            commands += re_encrypt(secret)
+            commands += re_encrypt(secret, cluster)
     return commands
 
 
 def age_key_steps(entry: dict[str, Any], age_key: str, placed: list[str], layout: AppLayout, fresh: list[str],
                   domains: dict[str, str], step: int, out: Callable[[str], None],
-                  new_for_registered_app: bool = False) -> int:
+                  new_for_registered_app: bool = False,
+                  openers: Callable[[str | None], tuple[str, str]] | None = None) -> int:
     """Tell the app team to encrypt for the app's own age key(s) (on `placed`, the app's clusters;
     `fresh`, those whose key is new), with every command its repository needs, in the order they
-    work; the next step number."""
+    work (`openers`: see secret_commands); the next step number."""
     if len(placed) > 1:  # several clusters: one environment each, encrypted for its cluster's key
         out(f"  {step}. The app's own age keys (one per cluster): Flux on each cluster decrypts that environment's "
             "SOPS files with its key, and with no other key.")
@@ -774,7 +789,7 @@ def age_key_steps(entry: dict[str, Any], age_key: str, placed: list[str], layout
     out("       copier update --trust --defaults --vcs-ref=:current: "
         + " ".join(update_data(entry, age_key, layout, placed, domains)))
     if entry["secrets"]:
-        for command in secret_commands(layout, placed, fresh):
+        for command in secret_commands(layout, placed, fresh, openers):
             out(f"       {command}")
     else:
         out("     (No secrets yet: when the app adds some, onboard again with --secrets --update.)")

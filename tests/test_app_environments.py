@@ -405,6 +405,23 @@ def test_an_app_key_rotation_gives_each_cluster_its_own_next_key(both, tmp_path)
     assert len(set(upcoming.values())) == len(ENVIRONMENTS)
     [update] = [line for line in printed if "copier update" in line]
     assert app_setup.cluster_keys(update.split("flux_age_recipient=")[1]) == upcoming  # one pair per environment
+    # The app repository's steps, run exactly as printed: each environment's Secret is opened with its
+    # own cluster's keys (the current one for updatekeys, the next one for rotate), and ends up
+    # encrypted for that cluster's next key and the team's, nothing else changed.
+    app = copy_of(both[1], tmp_path / "shop")
+    first = next(n for n, line in enumerate(printed) if "make it a recipient and re-encrypt" in line) + 1
+    commands = [line.strip() for line in printed[first:first + 1 + 2 * len(ENVIRONMENTS)]]
+    assert commands[0].startswith("copier update ") and all(" sops " in line for line in commands[1:]), printed
+    for command in commands:
+        done = subprocess.run(["bash", "-c", command], cwd=app, capture_output=True, text=True)
+        assert done.returncode == 0, (command, done.stderr)
+    for name in ENVIRONMENTS:
+        rel = f"deploy/overlays/{name}/secret.sops.yaml"
+        assert sops.file_recipients(app / rel) == {upcoming[name], str(KEYS["team"].to_public())}, rel
+    changed = {line[3:] for line in git("status", "--porcelain", cwd=app).splitlines()}
+    assert changed == {".copier-answers.yml", ".sops.yaml", *(f"deploy/overlays/{name}/secret.sops.yaml"
+                                                             for name in ENVIRONMENTS)}, changed
+    assert answers_of(app)["environments"].split(",") == ENVIRONMENTS  # the same, in the same order
 
 
 # Renovate and promotion ------------------------------------------------------------------------------

@@ -3,7 +3,9 @@ age key (hooks/app_admin.py, `python -m hooks.apps`). Real Copier, sops and age 
 
 from __future__ import annotations
 
+import itertools
 import json
+import shlex
 import shutil
 import subprocess
 import sys
@@ -100,8 +102,8 @@ def test_a_rotation_replaces_the_key_encrypted_and_rotates_again_when_run_again(
     assert after["stringData"]["identity"] != before["stringData"]["identity"]
     assert after["stringData"]["known_hosts"] == before["stringData"]["known_hosts"]
     assert any(new_public in line for line in printed) and "BEGIN" not in "\n".join(printed)
-    assert printed[-1] == ("  5. In the app repository, replace the key line of docs/deploy-key.pub with the new key "
-                           "above, commit and push.")
+    assert printed[-2].startswith("  5. The app repository's docs/deploy-key.pub, if it has one, is stale: it lists "
+                                  "the deploy key from before this change (cluster prod)."), printed[-2]
     assert "OPENSSH PRIVATE KEY" not in (platform / DEPLOY_KEY).read_text()  # never in clear on disk
     assert git("diff", "--cached", "--name-only", cwd=platform).split() == [DEPLOY_KEY]
     commit_all(platform)
@@ -118,6 +120,80 @@ def test_rotating_an_unknown_app_or_in_a_dirty_checkout_is_refused_and_writes_no
     with pytest.raises(HookError):
         app_admin.rotate_deploy_key(platform, "shop", out=lambda _: None)
     assert (platform / DEPLOY_KEY).read_bytes() == before
+
+
+def key_file_of(app: Path) -> list[str]:
+    """The deploy keys docs/deploy-key.pub of an app repository lists."""
+    return [line for line in (app / onboard.APP_PUBLIC_KEY_FILE).read_text().splitlines() if line.startswith("ssh-")]
+
+
+def deploy_key_now(repo: Path) -> str:
+    return onboard.annotation_of(repo / DEPLOY_KEY, onboard.PUBLIC_KEY_ANNOTATION)
+
+
+def test_a_rotation_rewrites_the_app_repositorys_key_file_with_app_repo_or_prints_the_command_that_does(platform,
+                                                                                                       tmp_path):
+    app = tmp_path / "shop"
+    app.mkdir()
+    assert onboard.register(platform, {"name": "shop"}, update=True, app_repo=app, out=lambda _: None) == 0
+    assert key_file_of(app) == [deploy_key_now(platform)]  # the key before the rotation
+    before = (app / onboard.APP_PUBLIC_KEY_FILE).read_text()
+
+    # Without --app-repo the file is left as it is, and the command printed for it, run as printed
+    # (the console script on PATH, the checkout in place of its placeholder), rewrites it.
+    printed: list[str] = []
+    assert app_admin.rotate_deploy_key(platform, "shop", out=printed.append) == 0
+    assert (app / onboard.APP_PUBLIC_KEY_FILE).read_text() == before
+    command = printed[-1].strip()
+    assert command == (f"opencenter-onboard --platform {platform.resolve()} --name shop --update --app-repo "
+                       "<the checkout>"), printed
+    done = subprocess.run(shlex.split(command.replace("<the checkout>", shlex.quote(str(app)))), cwd=tmp_path,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert key_file_of(app) == [deploy_key_now(platform)]
+    assert before not in (app / onboard.APP_PUBLIC_KEY_FILE).read_text()
+    assert git("diff", "--cached", "--name-only", cwd=platform).split() == [DEPLOY_KEY]  # it changed nothing else
+    commit_all(platform)
+
+    # With --app-repo: the rotation writes it (one more `Wrote` line), and says to commit it there.
+    rotated = subprocess.run([sys.executable, "-m", "hooks.apps", "rotate-deploy-key", "--platform", str(platform),
+                              "--name", "shop", "--app-repo", str(app)], cwd=ROOT, capture_output=True, text=True)
+    assert rotated.returncode == 0, rotated.stderr
+    newest = deploy_key_now(platform)
+    assert key_file_of(app) == [newest] and f"new {newest}" in rotated.stdout
+    assert f"Wrote {app / onboard.APP_PUBLIC_KEY_FILE}" in rotated.stdout and "is stale" not in rotated.stdout
+    assert rotated.stdout.splitlines()[-1] == (f"  5. Commit and push docs/deploy-key.pub in the app repository "
+                                               f"{app.resolve()} (rewritten above with the new key).")
+
+
+@pytest.mark.parametrize("where", ["missing", "platform", "in-platform"])
+def test_a_rotation_with_an_unusable_app_repo_is_refused_and_writes_nothing(platform, tmp_path, where):
+    app = {"missing": tmp_path / "nowhere", "platform": platform, "in-platform": platform / "applications"}[where]
+    before = snapshot(platform)
+    with pytest.raises(HookError, match="^app repository: .*(is not a directory|is the platform repository)"):
+        app_admin.rotate_deploy_key(platform, "shop", app, out=lambda _: None)
+    assert snapshot(platform) == before and git("status", "--porcelain", cwd=platform) == ""
+    assert not (tmp_path / "nowhere").exists()
+
+
+def test_a_rotation_interrupted_after_writing_the_key_file_puts_both_repositories_back(platform, tmp_path,
+                                                                                       monkeypatch):
+    app = tmp_path / "shop"
+    app.mkdir()
+    (app / "README.md").write_text("shop\n")
+    before_app, before = snapshot(app), snapshot(platform)
+    written = onboard.write_app_files
+
+    def write_then_interrupt(*args, **kwargs):
+        written(*args, **kwargs)
+        assert (app / onboard.APP_PUBLIC_KEY_FILE).is_file()  # it was written: now it must go again
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(app_admin, "write_app_files", write_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        app_admin.rotate_deploy_key(platform, "shop", app, out=lambda _: None)
+    assert snapshot(app) == before_app and not (app / "docs").exists()
+    assert snapshot(platform) == before and git("status", "--porcelain", cwd=platform) == ""
 
 
 def opens(repo: Path, rel: str, key: str) -> bool:
@@ -315,6 +391,67 @@ def test_an_app_key_rotation_adds_then_retires_and_each_step_is_idempotent(platf
     app_admin.rotate_app_key(platform, "shop", finish=True, out=printed.append)
     assert snapshot(platform) == finished and "nothing to do" in printed[0]
     assert git("status", "--porcelain", cwd=platform) == ""
+
+
+def printed_app_commands(printed: list[str]) -> list[str]:
+    """The commands --start gives for the app repository, exactly as printed."""
+    first = next(n for n, line in enumerate(printed) if "make it a recipient and re-encrypt" in line) + 1
+    return [line.strip() for line in itertools.takewhile(lambda line: line.startswith("       "), printed[first:])]
+
+
+def identity_lines(key_file_text: str) -> str:
+    return "".join(line for line in key_file_text.splitlines(keepends=True) if line.startswith("AGE-SECRET-KEY-"))
+
+
+@pytest.mark.parametrize("team", [False, True], ids=["no-team-key", "team-key"])
+def test_the_app_repository_steps_of_an_app_key_rotation_work_exactly_as_printed(platform, template_snapshot, tmp_path,
+                                                                                  team):
+    """The app repository copied with the app's key (and a team's, or none): the commands --start
+    prints, run as printed from its root (real copier and sops), leave its Secret encrypted for the
+    new key (and the team's) with a new data key; after --finish Flux's key opens it, the retired
+    key does not, not even with the file's old sops block from git history."""
+    prod_key_file()
+    secret = "secret.sops.yaml"
+    old_key = identity_lines(decrypted(platform, AGE_SECRET)["stringData"]["age.agekey"])
+    app = tmp_path / "shop"
+    data = {"template": "app", "app_name": "shop", "secret_keys": "TOKEN",
+            "flux_age_recipient": onboard.annotation_of(platform / AGE_SECRET, onboard.AGE_KEY_ANNOTATION)}
+    copier.run_copy(str(template_snapshot), app, data={**data, "secrets_age_recipients": str(TEAM.to_public())}
+                    if team else data, defaults=True, unsafe=True, vcs_ref="0.0.1", quiet=True)
+    commit_all(app)
+    assert opens(app, secret, old_key) and opens(app, secret, str(TEAM)) == team
+
+    printed: list[str] = []
+    assert app_admin.rotate_app_key(platform, "shop", finish=False, out=printed.append) == 0
+    commit_all(platform)
+    new_key = identity_lines(decrypted(platform, AGE_SECRET)["stringData"]["age-next.agekey"])
+    new_public = str(agekeys.identity_in(new_key).to_public())
+    commands = printed_app_commands(printed)
+    assert [command.split(" sops ")[-1] if " sops " in command else command.split(" --data ")[0]
+            for command in commands] == ["copier update --trust --defaults --vcs-ref=:current:",
+                                         f"updatekeys -y {secret}", f"rotate -i {secret}"], printed
+    assert "AGE-SECRET-KEY" not in "\n".join(printed)
+    for command in commands:
+        done = subprocess.run(["bash", "-c", command], cwd=app, capture_output=True, text=True)
+        assert done.returncode == 0, (command, done.stderr)
+        if "updatekeys" in command:
+            # Why the steps name a key each: after updatekeys the app's old key no longer opens the
+            # file (`sops rotate` with it fails), only the new key does, and a team's own key.
+            assert not opens(app, secret, old_key) and opens(app, secret, new_key)
+            assert opens(app, secret, str(TEAM)) == team
+    assert sops.file_recipients(app / secret) == {new_public, *([str(TEAM.to_public())] if team else [])}
+    assert set(git("status", "--porcelain", cwd=app).split()) <= {"M", ".copier-answers.yml", ".sops.yaml", secret,
+                                                                  "README.md"}  # no key left in a file
+    commit_all(app, "re-encrypt for the new key")
+
+    assert app_admin.rotate_app_key(platform, "shop", finish=True, out=lambda _: None) == 0
+    flux_key = decrypted(platform, AGE_SECRET)["stringData"]
+    assert list(flux_key) == ["age.agekey"] and identity_lines(flux_key["age.agekey"]) == new_key
+    assert opens(app, secret, new_key) and not opens(app, secret, old_key)
+    assert not grafted_opens(app, secret, git("show", f"HEAD~1:{secret}", cwd=app), old_key.strip())
+    opened = subprocess.run([sops.require_sops(), "decrypt", secret], cwd=app, capture_output=True, text=True,
+                            env={"SOPS_AGE_KEY": new_key, "PATH": "/usr/bin:/bin"}, check=True)
+    assert yaml.safe_load(opened.stdout)["stringData"] == {"TOKEN": "CHANGE-ME"}
 
 
 def test_an_app_key_rotation_opens_the_secret_with_the_key_sops_age_key_file_names(platform, tmp_path, set_env):

@@ -10,6 +10,7 @@ import re
 import shlex
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import copier
@@ -17,7 +18,7 @@ import pytest
 import yaml
 from pyrage import x25519
 
-from conftest import assert_placeholders, cluster_entry, commit_all, copy_of, isolated, release_history
+from conftest import ROOT, assert_placeholders, cluster_entry, commit_all, copy_of, isolated, release_history
 from hooks import agekeys, apprender, cluster_admin, clusters, offboard, onboard, sops
 from hooks import apps as appsmod
 from hooks.errors import HookError
@@ -380,6 +381,54 @@ def test_a_new_cluster_names_a_placement_command_for_the_first_apps_only():
                                  "--platform acme-gitops")
     assert cluster_admin.placement_steps(Path("acme-gitops"), {**answers, "apps": []}, "qa") == [
         "  4. Onboard apps on it: opencenter-onboard --platform acme-gitops --name APP --url URL --cluster qa …"]
+def test_leaving_one_cluster_rewrites_the_app_repositorys_key_file_or_prints_the_command_that_does(placed, tmp_path):
+    """docs/deploy-key.pub lists a deploy key per cluster: `opencenter-offboard --cluster` rewrites
+    it with --app-repo; without, its summary says it is stale and gives the command, which, run as
+    printed (the console script, the checkout in place of its placeholder), rewrites it."""
+    app = tmp_path / "shop"
+    app.mkdir()
+    assert onboard.register(placed, {"name": "shop"}, update=True, app_repo=app, out=lambda _: None) == 0
+    both = key_file_keys(app)
+    assert list(both) == ["prod", "staging"]
+    other = copy_of(placed, tmp_path / "other")  # the same repository, for the run with --app-repo
+
+    said: list[str] = []
+    assert offboard.offboard(placed, "shop", cluster="staging", out=said.append) == 0
+    assert key_file_keys(app) == both  # left as it was
+    [stale] = [line for line in said if onboard.APP_PUBLIC_KEY_FILE in line]
+    assert "is stale: it lists the deploy keys from before this change (clusters prod, staging)" in stale, said
+    command = said[said.index(stale) + 1].strip()
+    assert command == f"opencenter-onboard --platform {placed} --name shop --update --app-repo <the checkout>", said
+    done = subprocess.run(shlex.split(command.replace("<the checkout>", shlex.quote(str(app)))), cwd=tmp_path,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert key_file_keys(app) == {"prod": both["prod"]}
+    assert "# Flux on cluster 'staging'" not in (app / onboard.APP_PUBLIC_KEY_FILE).read_text()
+
+    # With --app-repo (the command line's option), the offboarding rewrites it and says nothing stale.
+    (app / onboard.APP_PUBLIC_KEY_FILE).write_text("".join(f"{key}\n" for key in both.values()))
+    offboarded = subprocess.run([sys.executable, "-m", "hooks.offboard", "--platform", str(other), "--name", "shop",
+                                 "--cluster", "staging", "--app-repo", str(app)], cwd=ROOT, capture_output=True,
+                                text=True)
+    assert offboarded.returncode == 0, offboarded.stderr
+    assert key_file_keys(app) == {"prod": both["prod"]} and "is stale" not in offboarded.stdout
+    assert f"Wrote {app / onboard.APP_PUBLIC_KEY_FILE}" in offboarded.stdout
+
+
+@pytest.mark.parametrize("where", ["missing", "platform", "whole-app"])
+def test_offboarding_with_an_app_repo_it_cannot_use_is_refused_and_writes_nothing(placed, tmp_path, where):
+    """--app-repo must be a folder outside the platform repository, and only goes with leaving one
+    of several clusters: off every cluster no deploy key is left to list."""
+    app = {"missing": tmp_path / "nowhere", "platform": placed, "whole-app": tmp_path}[where]
+    name, cluster = ("billing", "staging") if where == "whole-app" else ("shop", "staging")
+    before = tree(placed)
+    with pytest.raises(HookError) as refused:
+        offboard.offboard(placed, name, cluster=cluster, app_repo=app, out=lambda _: None)
+    assert refused.value.field == "app repository" and "\n" not in str(refused.value)
+    if where == "whole-app":
+        assert "--app-repo only goes with --cluster, when app 'billing' stays on other clusters" in str(refused.value)
+    assert tree(placed) == before and status(placed) == "" and not (tmp_path / "nowhere").exists()
+    assert not (tmp_path / onboard.APP_PUBLIC_KEY_FILE).exists()
 
 
 @pytest.mark.parametrize(("entry", "message"), [
