@@ -139,11 +139,12 @@ def rotate_deploy_key(platform_path: Path, name: str, app_repo: Path | None = No
         old = {cluster: annotation_of(platform_path / appsmod.once_file(name, cluster, "deploy-key"),
                                       PUBLIC_KEY_ANNOTATION) for cluster in fresh}
         wrote: list[str] = []  # said after the change: every change is complete before anything is printed
-        with gitrepo.all_or_nothing(platform_path):
+        with gitrepo.all_or_nothing(platform_path) as run:
             for material in fresh.values():
                 for rel, text in material.files.items():
+                    run.wrote(rel)
                     (platform_path / rel).write_text(text)
-            gitrepo.stage_all(platform_path)
+            run.stage()
             if app_repo is not None:
                 with app_repo_restored_on_failure(app_repo):
                     write_app_files(app_repo, entry, {cluster: PublicKeys(material.public_key, None)
@@ -302,16 +303,18 @@ def rotate_cluster_key(platform_path: Path, cluster: str, finish: bool, lock_wai
         if changed:
             try:
                 gitrepo.require_clean_repo(platform_path, waited, f"age key rotation of cluster '{cluster}'")
-                with gitrepo.all_or_nothing(platform_path):
+                with gitrepo.all_or_nothing(platform_path) as run:
                     if wanted != recipients:
-                        rerender(platform_path,
-                                 clusters.plan_set(answers, cluster, {"sops_age_recipients": ",".join(wanted)}))
+                        with run.writing():  # Copier and its tasks: whatever changes while they run
+                            rerender(platform_path,
+                                     clusters.plan_set(answers, cluster, {"sops_age_recipients": ",".join(wanted)}))
+                    run.wrote(*files)
                     for rel in files:
                         before = sops.file_recipients(platform_path / rel)
                         sops.update_keys(platform_path, rel, opener, sops_binary)
                         if before - sops.file_recipients(platform_path / rel):  # a key removed: it opens nothing new
                             sops.rotate(platform_path, rel, opener, sops_binary)
-                    gitrepo.stage_all(platform_path)
+                    run.stage()
             except BaseException:
                 # Like a refused `opencenter-cluster add`: a refused --start leaves no key of its own
                 # behind (nothing in the repository, rolled back, names it); one an earlier run made stays.
@@ -422,10 +425,11 @@ def write_age_step(platform: Platform, name: str, pending: dict[str, str], finis
         keys = open_age_secret(platform, cluster, rel, sops_binary)
         clear = rotated_age_secret(name, rel, keys, finish, annotation_of(platform.path / rel, NEXT_AGE_KEY_ANNOTATION))
         encrypted[rel] = sops.encrypt(platform.path, rel, clear, sops_binary)
-    with gitrepo.all_or_nothing(platform.path):
+    with gitrepo.all_or_nothing(platform.path) as run:
         for rel, text in encrypted.items():
+            run.wrote(rel)
             (platform.path / rel).write_text(text)
-        gitrepo.stage_all(platform.path)
+        run.stage()
 
 
 def rotate_app_key(platform_path: Path, name: str, finish: bool, lock_wait: float = gitrepo.DEFAULT_LOCK_WAIT,

@@ -134,6 +134,21 @@ def read(path: Path) -> bytes | None:
     return path.read_bytes() if path.is_file() else None
 
 
+def scope(platform: Path, apps: list[dict[str, Any]]) -> list[str]:
+    """The files a render of `apps` can write in the platform repository, on either path (the
+    declarative update renders the same files: tests/test_onboard_fast.py): apps_files of the
+    changed apps on the clusters they touch."""
+    names, clusters = changes(load_answers(platform), apps)
+    return apps_files(clusters, names)
+
+
+def changes(answers: dict[str, Any], apps: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
+    """The apps a new `apps` answer changes, and the clusters they touch."""
+    recorded = answers.get("apps") or []
+    names = changed_names(recorded, apps)
+    return names, touched_clusters(answers, recorded, apps, names)
+
+
 def render_changed_apps(platform: Path, apps: list[dict[str, Any]]) -> bool:
     """Write what `copier update --data apps=…` would, rendering only the files `apps` changes.
 
@@ -142,8 +157,7 @@ def render_changed_apps(platform: Path, apps: list[dict[str, Any]]) -> bool:
     """
     answers = load_answers(platform)
     recorded = {key: value for key, value in answers.items() if not key.startswith("_")}
-    names = changed_names(recorded.get("apps") or [], apps)
-    clusters = touched_clusters(answers, recorded.get("apps") or [], apps, names)
+    names, clusters = changes(answers, apps)
     paths = apps_files(clusters, names)
     with tempfile.TemporaryDirectory(prefix="opencenter-apps-") as tmp:
         old, new = Path(tmp) / "old", Path(tmp) / "new"

@@ -97,9 +97,10 @@ def change(platform_path: Path, what: str, plan: Callable[[dict[str, Any]], dict
         gitrepo.require_clean_repo(platform_path, waited, what)
         sops.check_config(platform_path)
         data = plan(answers)
-        with gitrepo.all_or_nothing(platform_path):
-            rerender(platform_path, data)
-            gitrepo.stage_all(platform_path)
+        with gitrepo.all_or_nothing(platform_path) as run:
+            with run.writing():  # Copier and its tasks: whatever changes while they run
+                rerender(platform_path, data)
+            run.stage()
         return read_platform(platform_path).answers
 
 

@@ -8,7 +8,9 @@ to keep; this module says what was dropped, and why.
 
 The commands that re-render (onboarding, offboarding, `opencenter-cluster`) compare with their own
 plan and roll back. A plain `copier update` is checked by this module's task, run on every update
-unless one of those commands holds the repository's lock (its own render): no app or cluster
+but the render of the command holding the repository's lock (its token in the task's environment:
+gitrepo.exclusive). Run while another command holds the lock, an update is refused, naming it, and
+its files are put back (Copier has no hook before it writes). Otherwise no app or cluster
 committed at HEAD may be missing from the new answers, and no cluster's platform services may
 have become the question's default (what a validator tightened by a template release, e.g. a new
 dependency between services, would do to them) unless the update was given them with --data or
@@ -250,9 +252,14 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--defaults", default="False")
     args = parser.parse_args(argv)
     repo = Path.cwd()
-    before = committed_answers(repo) if args.operation == "update" and not gitrepo.held(repo) else None
+    before = committed_answers(repo) if args.operation == "update" else None
     if before is None:
         return 0
+    holder = gitrepo.holder(repo)
+    if holder is not None:
+        if holder.is_caller:  # the command's own render: it compares with its own plan
+            return 0
+        raise refused_while_held(repo, holder)
     after, recover = load_answers(repo), "Put the repository back with `git reset --hard && git clean -fd`"
     given = set(filter(None, args.given.split(",")))
     if after.get("template") == "app":
@@ -280,6 +287,17 @@ def main(argv: list[str]) -> int:
                         f"others. {recover}, then select the services, the default too, with "
                         + " and ".join(f"`opencenter-cluster set {name} platform_services=…`" for name in reset))
     return 0
+
+
+def refused_while_held(repo: Path, holder: gitrepo.Holder) -> HookError:
+    """A plain update run while another command holds the repository's lock: refused, and its
+    files put back when they can be told apart from that command's (gitrepo.put_back_update)."""
+    if gitrepo.put_back_update(repo):
+        return HookError(str(repo), f"{holder.what} holds this repository; this copier update was refused and its "
+                                    "files put back: nothing was changed. Run it again once that has finished")
+    return HookError(str(repo), f"{holder.what} holds this repository and was changing it while Copier rendered; this "
+                                "copier update was refused, its files left as Copier wrote them. Once that has "
+                                "finished, put back what it did not stage: git checkout -- . && git clean -fd")
 
 
 def default_services() -> list[str]:

@@ -42,7 +42,7 @@ if __name__ == "__main__":  # a template task: say what is missing before anythi
 from hooks import apps as appsmod  # noqa: E402
 from hooks import clusters, gitrepo, onboard, sops  # noqa: E402
 from hooks.errors import HookError, run_main  # noqa: E402
-from hooks.onboard import read_platform, render_apps  # noqa: E402
+from hooks.onboard import read_platform, render_apps, render_scope  # noqa: E402
 
 
 def offboard(
@@ -104,8 +104,9 @@ def _offboard(platform_path: Path, name: str, app_repo: Path | None, delete_name
     rendered = [rel for cluster in everywhere for rel in appsmod.rendered_files(name, cluster)
                 if (platform_path / rel).exists()]
 
-    with gitrepo.all_or_nothing(platform_path, branch if review_branch else None):
-        render_apps(platform_path, remaining)
+    with gitrepo.all_or_nothing(platform_path, branch if review_branch else None) as run:
+        with run.writing(render_scope(platform_path, remaining)):
+            render_apps(platform_path, remaining)
         conflicts = gitrepo.unmerged(platform_path)
         if conflicts:
             raise HookError("copier update", f"left conflicts in {', '.join(conflicts)} (files edited by hand?)")
@@ -113,10 +114,11 @@ def _offboard(platform_path: Path, name: str, app_repo: Path | None, delete_name
         if leftovers:
             raise HookError("copier update", f"kept {', '.join(leftovers)}; remove them by hand and retry")
         for rel in secrets:
+            run.wrote(rel)
             (platform_path / rel).unlink()
-        gitrepo.stage_all(platform_path)
+        run.stage()
         if review_branch:
-            gitrepo.commit(platform_path, f"Offboard app {name}")
+            run.commit(f"Offboard app {name}")
 
     out(f"Offboarded app '{name}' from {platform_path}:")
     out(f"  answers: apps[{name}] removed from .copier-answers.yml")

@@ -18,9 +18,10 @@ What it does, in this order:
    SOPS decryption, receiver token if asked) and encrypts it with sops, through stdin;
 3. adds the entry to the platform answers' `apps` and re-renders the platform repository with
    Copier at its current template version (`copier update --vcs-ref=:current:`), then writes the
-   encrypted files (once: they are never regenerated) and stages everything (or commits it on a
-   branch onboard/<name> with --review-branch). Nothing is ever pushed.
-Any failure after step 1 puts the platform repository back exactly as it was.
+   encrypted files (once: they are never regenerated) and stages the files it wrote, nothing else
+   (or commits them on a branch onboard/<name> with --review-branch). Nothing is ever pushed.
+Any failure after step 1 puts the platform repository back exactly as it was: the files it wrote
+(hooks/gitrepo.py Transaction); what someone else changes in the checkout meanwhile is left alone.
 
 --from-file registers every entry of a file (hooks/onboarding_requests.py) the same way, all or
 none: one lock, one render for all of them, the key material encrypted in parallel, one summary.
@@ -119,6 +120,13 @@ def render_apps(platform: Path, apps: list[dict[str, Any]]) -> None:
     from hooks import apprender  # imported here: the pure parts of this module stay importable without Copier
 
     apprender.render_apps(platform, apps)
+
+
+def render_scope(platform: Path, apps: list[dict[str, Any]]) -> list[str]:
+    """The files render_apps(platform, apps) can write (hooks/apprender.py, scope)."""
+    from hooks import apprender
+
+    return apprender.scope(platform, apps)
 
 
 # WHAT TO WRITE (pure) ---------------------------------------------------------------------------
@@ -348,25 +356,30 @@ def _register(
                  for name, per_cluster in futures.items()}
 
     # 3. Change the platform repository; on any failure put it back as it was.
-    with gitrepo.all_or_nothing(platform_path, branch if review_branch else None):
+    # Only the files the run writes are its own: staged, committed, put back on failure.
+    with gitrepo.all_or_nothing(platform_path, branch if review_branch else None) as run:
         if any(change.plan.changed for change in todo):
-            render_apps(platform_path, new_apps)
+            with run.writing(render_scope(platform_path, new_apps)):
+                render_apps(platform_path, new_apps)
             for change in todo:
                 for cluster in change.placed:
                     check_render(platform_path, change.entry["name"], cluster)
         for per_cluster in materials.values():
             for rendered in per_cluster.values():
                 for rel, text in rendered.files.items():
+                    run.wrote(rel)
                     write_once(platform_path / rel, text)
         for change in todo:
             for rel in change.obsolete:
+                run.wrote(rel)
                 (platform_path / rel).unlink()
         removed_request = [request] if request is not None else []
         for rel in removed_request:
+            run.wrote(rel)
             (platform_path / rel).unlink()
-        gitrepo.stage_all(platform_path)
+        run.stage()
         if review_branch:
-            gitrepo.commit(platform_path, commit_message(todo, request))
+            run.commit(commit_message(todo, request))
         keys = {change.entry["name"]: {cluster: public_keys(platform_path, change.entry["name"], cluster,
                                                             materials[change.entry["name"]].get(cluster))
                                        for cluster in change.placed} for change in todo}

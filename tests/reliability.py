@@ -22,7 +22,7 @@ from pyrage import x25519
 
 from conftest import commit_all, isolated  # noqa: F401  (isolated is re-exported)
 from hooks import onboard
-from hooks.gitrepo import LOCK_FILE
+from hooks.gitrepo import LOCK_FILE, WRITE_LOCK_FILE
 
 SHOP = {"name": "shop", "url": "ssh://git@github.com/acme/shop.git"}
 OVERLAY = "applications/overlays/prod"
@@ -72,14 +72,16 @@ def git_state(repo: Path) -> dict[str, object]:
     cached stat data whenever a command looks at a copied tree, which changes nothing it records.
     Objects and reflogs are left out (an unreferenced object changes nothing either), and so is
     packed-refs, whose refs are compared as refs (`git branch -D` rewrites the file's header), and
-    the commands' lock file (gitrepo.LOCK_FILE: held while a command runs, empty otherwise, never
-    removed, so that its flock cannot be split between two inodes).
+    the commands' lock files (gitrepo.LOCK_FILE: held while a command runs, empty otherwise, and
+    WRITE_LOCK_FILE, held while it writes; never removed, so that a flock cannot be split between
+    two inodes).
     """
     dot = repo / ".git"
     meta = {
         path.relative_to(dot).as_posix(): path.read_bytes()
         for path in sorted(dot.rglob("*"))
-        if path.is_file() and path.relative_to(dot).parts[0] not in ("objects", "logs", "index", "packed-refs", LOCK_FILE)
+        if path.is_file() and path.relative_to(dot).parts[0] not in ("objects", "logs", "index", "packed-refs",
+                                                                                LOCK_FILE, WRITE_LOCK_FILE)
     }
     return {
         "meta": meta,

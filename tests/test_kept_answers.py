@@ -210,6 +210,86 @@ def test_the_update_task_leaves_a_commands_own_render_to_the_command(with_shop):
     assert line.startswith("error: copier update: would drop the recorded apps (shop)"), line
 
 
+def hold_lock(repo: Path, what: str) -> subprocess.Popen:
+    """Another process holding the repository's lock as a command does (gitrepo.exclusive): the
+    lock file names it and holds its token, which this process does not know."""
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import fcntl, sys, time; f = open(sys.argv[1], 'a+'); fcntl.flock(f, fcntl.LOCK_EX); "
+        "f.write(sys.argv[2] + '\\ntoken 0123456789abcdef\\n'); f.flush(); print('held', flush=True); time.sleep(120)"),
+        str(repo / ".git" / gitrepo.LOCK_FILE), what], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    return holder
+
+
+HOLDER = "onboarding of app 'cart' (pid 4242, since 2026-12-02 10:00:00)"
+
+
+@pytest.mark.parametrize("data", [{"apps": []}, {"flux_version": "2.10.0"}], ids=["dropping-the-app", "harmless"])
+def test_a_plain_update_while_another_command_holds_the_lock_is_refused_and_changes_nothing(with_shop, capfd, data):
+    """Copier has no hook before it writes: its update task refuses the update, naming the holder,
+    and puts back what Copier wrote (nothing else was changed: Copier updates only a clean tree).
+    Dropping the app or not, a second writer is refused."""
+    before = tree(with_shop)
+    holder = hold_lock(with_shop, HOLDER)
+    try:
+        with pytest.raises(Exception):  # Copier's task error: the update stops at the task
+            copier.run_update(with_shop, data=data, defaults=True, overwrite=True, unsafe=True,
+                              vcs_ref=copier.VcsRef.CURRENT, quiet=True)
+    finally:
+        holder.kill()
+        holder.wait()
+    errors = [line for line in capfd.readouterr().err.splitlines() if line.startswith("error:")]
+    assert errors == [f"error: {with_shop}: {HOLDER} holds this repository; this copier update was refused and its "
+                      "files put back: nothing was changed. Run it again once that has finished"]
+    assert tree(with_shop) == before and status(with_shop) == ""
+    # the holder gone, the same update is checked as usual: a harmless one passes
+    if data == {"flux_version": "2.10.0"}:
+        copier.run_update(with_shop, data=data, defaults=True, overwrite=True, unsafe=True,
+                          vcs_ref=copier.VcsRef.CURRENT, quiet=True)
+        assert "flux_version: 2.10.0" in (with_shop / ANSWERS_FILE).read_text()
+
+
+def test_a_commands_own_update_runs_under_its_lock(with_shop):
+    """opencenter-cluster runs `copier update` (with its tasks) under its lock: the update task
+    finds the command's token in its environment and leaves the check to the command."""
+    run = subprocess.run([sys.executable, "-m", "hooks.cluster_admin", "set", "prod", "--platform", str(with_shop),
+                          "flux_version=2.10.0"], cwd=ROOT, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert load_answers(with_shop)["flux_version"] == "2.10.0" and gitrepo.holder(with_shop) is None
+
+
+def test_a_refused_update_is_not_put_back_while_the_holder_writes(with_shop):
+    """The holder's transaction writing (its write lock held) or its changes staged: Copier's files
+    cannot be told from the holder's, so none is touched, and the message says how to put them back."""
+    rendered = load_answers(with_shop)
+    (with_shop / ANSWERS_FILE).write_text(yaml.safe_dump({**rendered, "apps": []}))  # what Copier wrote
+    (with_shop / "copier-new.txt").write_text("rendered\n")
+    after_copier = tree(with_shop)
+
+    def task() -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, str(ROOT / "hooks" / "kept_answers.py"), "--operation=update"],
+                              cwd=with_shop, capture_output=True, text=True)
+
+    holder = hold_lock(with_shop, HOLDER)
+    try:
+        with gitrepo.writing_lock(with_shop, 0) as writing:  # as a transaction of the holder does
+            assert writing
+            refused = task()
+        (with_shop / "theirs.txt").write_text("staged by the holder\n")
+        subprocess.run(["git", "add", "theirs.txt"], cwd=with_shop, check=True)
+        staged = task()
+    finally:
+        holder.kill()
+        holder.wait()
+    for result in (refused, staged):
+        assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+        assert result.stderr.strip() == (
+            f"error: {with_shop}: {HOLDER} holds this repository and was changing it while Copier rendered; "
+            "this copier update was refused, its files left as Copier wrote them. Once that has finished, put back what it did "
+            "not stage: git checkout -- . && git clean -fd")
+    assert {rel: data for rel, data in tree(with_shop).items() if rel != "theirs.txt"} == after_copier
+
+
 # App repositories ------------------------------------------------------------------------------------
 
 KEY, TEAM = str(PROD.to_public()), str(x25519.Identity.generate().to_public())

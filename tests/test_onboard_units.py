@@ -336,10 +336,11 @@ def test_a_failed_review_branch_goes_back_where_it_started(tmp_path, detached):
         git("switch", "-q", "--detach", "HEAD", cwd=repo)
     head = git("rev-parse", "HEAD", cwd=repo)
     with pytest.raises(HookError, match="put back exactly as it was"):
-        with gitrepo.all_or_nothing(repo, "onboard/shop"):
+        with gitrepo.all_or_nothing(repo, "onboard/shop") as run:
+            run.wrote("b.txt")
             (repo / "b.txt").write_text("b\n")
-            gitrepo.stage_all(repo)
-            gitrepo.commit(repo, "onboard shop")
+            run.stage()
+            run.commit("onboard shop")
             raise HookError("step", "failed")
     assert git("rev-parse", "HEAD", cwd=repo) == head
     assert git("branch", "--list", "onboard/shop", cwd=repo) == ""

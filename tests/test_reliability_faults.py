@@ -242,7 +242,7 @@ def test_copier_crashing_after_writing_the_platform_repository(ws, monkeypatch, 
 STEPS = {
     # name: (module, attribute, extra onboard arguments)
     "after-the-first-secret-file": (onboard, "write_once", ("--receiver",)),
-    "after-staging-on-a-review-branch": (gitrepo, "stage_all", ("--review-branch",)),
+    "after-staging-on-a-review-branch": (gitrepo, "stage", ("--review-branch",)),
     "after-the-app-repo-key-file": (onboard, "write_app_files", ("--app-repo", "{ws}/app")),
 }
 # The app repository's files (--app-repo) are put back too (onboard.app_repo_restored_on_failure).
@@ -264,7 +264,7 @@ def test_ctrl_c_between_onboarding_steps(step, ws, monkeypatch, capsys):
 def test_ctrl_c_after_offboarding_deleted_the_secrets(ws, monkeypatch, capsys):
     before = tree_state(ws)
     with monkeypatch.context() as patch:
-        patch.setattr(gitrepo, "stage_all", fail_after(gitrepo.stage_all, KeyboardInterrupt()))
+        patch.setattr(gitrepo, "stage", fail_after(gitrepo.stage, KeyboardInterrupt()))
         assert run_in_process(offboard.main, offboard_argv(ws)) == 130
     assert "put back exactly as it was" in capsys.readouterr().err
     assert differences(before, tree_state(ws)) == []
@@ -393,28 +393,29 @@ def test_a_stop_signal_after_the_first_key_file_rolls_back_like_ctrl_c(signum, w
 
 @pytest.mark.parametrize("second", [signal.SIGINT, signal.SIGTERM], ids=["Ctrl-C", "SIGTERM"])
 def test_a_second_interruption_does_not_stop_the_rollback_half_way(second, ws, monkeypatch, capsys):
-    """Ctrl-C after the secrets are written, and again once the rollback has begun (after it
-    listed what to put back): the second is ignored and the rollback finishes."""
+    """Ctrl-C after the secrets are written and staged on the review branch, and again once the
+    rollback has begun (as it switches back from that branch, before the files go back): the
+    second is ignored and the rollback finishes."""
     argv = onboard_argv(ws, "--review-branch", "--receiver")
     before = tree_state(ws)
-    listings = []
+    switches = []
 
-    def changed_paths(repo, base):
-        listings.append(base)
-        if len(listings) == 2:  # the first is the transaction's start, the second the rollback's
+    def git_switching_back(repo, *args, **kwargs):
+        if args[0] == "switch" and "-c" not in args:  # only the rollback switches back
+            switches.append(args)
             os.kill(os.getpid(), second)
-        return real_changed_paths(repo, base)
+        return real_git(repo, *args, **kwargs)
 
-    real_changed_paths = gitrepo.changed_paths
+    real_git = gitrepo.git
     with monkeypatch.context() as patch:
         previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal
         try:
-            patch.setattr(gitrepo, "changed_paths", changed_paths)
-            patch.setattr(gitrepo, "stage_all", fail_after(gitrepo.stage_all, KeyboardInterrupt()))
+            patch.setattr(gitrepo, "git", git_switching_back)
+            patch.setattr(gitrepo, "stage", fail_after(gitrepo.stage, KeyboardInterrupt()))
             assert run_in_process(onboard.main, argv) == 130
         finally:
             signal.signal(signal.SIGINT, previous)
-    assert len(listings) == 2
+    assert len(switches) == 1
     assert "put back exactly as it was" in capsys.readouterr().err
     assert differences(before, tree_state(ws)) == []
 
@@ -437,7 +438,7 @@ def test_a_rollback_keeps_edits_made_while_the_keys_were_generated(ws, monkeypat
     real_material = onboard.make_material
     with monkeypatch.context() as patch:
         patch.setattr(onboard, "make_material", material_while_someone_edits)
-        patch.setattr(gitrepo, "stage_all", fail_after(gitrepo.stage_all, RuntimeError("simulated failure")))
+        patch.setattr(gitrepo, "stage", fail_after(gitrepo.stage, RuntimeError("simulated failure")))
         assert run_in_process(onboard.main, onboard_argv(ws)) == 2
     assert "put back exactly as it was" in capsys.readouterr().err
     assert (platform / "NOTES.md").read_text() == "my notes\n"
@@ -446,6 +447,75 @@ def test_a_rollback_keeps_edits_made_while_the_keys_were_generated(ws, monkeypat
         "added: platform/NOTES.md", "changed: platform/.git ['status']", "changed: platform/README.md"]
     assert git("diff", "--cached", "--name-only", cwd=platform) == ""  # nothing of the run left staged
     assert registered(platform) == ["shop"] and not (platform / SOURCES / "cart-deploy-key.sops.yaml").exists()
+
+
+def someone_edits(platform: Path) -> None:
+    """A person at work in the checkout: a tracked file of the template edited, a file of their own."""
+    with (platform / ".yamllint.yaml").open("a") as config:
+        config.write("# a rule of my own\n")
+    (platform / "mynotes.txt").write_text("my notes\n")
+
+
+def their_edits_are_there(platform: Path) -> None:
+    assert (platform / ".yamllint.yaml").read_text().endswith("# a rule of my own\n")
+    assert (platform / "mynotes.txt").read_text() == "my notes\n"
+
+
+# Where the person's edits land, within the transaction: while Copier renders (the run's own files
+# are told apart by the paths the render can write), and between two of the run's writes.
+EDITS_DURING = {"the-render": (onboard, "render_apps"), "the-key-files": (onboard, "write_once")}
+
+
+@pytest.mark.parametrize("during", EDITS_DURING)
+def test_a_rollback_keeps_edits_made_while_the_run_writes(during, ws, monkeypatch, capsys):
+    """While onboarding changes the platform repository, someone edits a tracked file and creates
+    one of their own; then the run is stopped (SIGTERM). Its rollback undoes its own files and
+    staging only: both edits are still there, as the person left them."""
+    platform = ws / "platform"
+    before = tree_state(ws)
+    module, attribute = EDITS_DURING[during]
+    real = getattr(module, attribute)
+
+    def step_while_someone_edits(*args, **kwargs):
+        if not (platform / "mynotes.txt").exists():
+            someone_edits(platform)
+        return real(*args, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(module, attribute, step_while_someone_edits)
+        patch.setattr(gitrepo, "stage", signal_after(gitrepo.stage, signal.SIGTERM))
+        assert run_in_process(onboard.main, onboard_argv(ws, "--receiver")) == 128 + signal.SIGTERM
+    assert "put back exactly as it was" in capsys.readouterr().err
+    their_edits_are_there(platform)
+    assert sorted(differences(before, tree_state(ws))) == [
+        "added: platform/mynotes.txt", "changed: platform/.git ['status']", "changed: platform/.yamllint.yaml"]
+    assert git("diff", "--cached", "--name-only", cwd=platform) == ""  # nothing of the run left staged
+    assert registered(platform) == ["shop"] and not (platform / SOURCES / "cart-deploy-key.sops.yaml").exists()
+
+
+def test_a_review_branch_commits_only_the_runs_own_changes(ws, monkeypatch, capsys):
+    """A file someone creates (and one they stage) while a --review-branch onboarding runs is not
+    committed with "Onboard app cart": it stays theirs, uncommitted, beside the review branch."""
+    platform = ws / "platform"
+    real = onboard.write_once
+
+    def key_file_while_someone_edits(*args, **kwargs):
+        if not (platform / "mynotes.txt").exists():
+            someone_edits(platform)
+            (platform / "staged.txt").write_text("staged by me\n")
+            git("add", "staged.txt", cwd=platform)
+        return real(*args, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(onboard, "write_once", key_file_while_someone_edits)
+        assert run_in_process(onboard.main, onboard_argv(ws, "--review-branch")) == 0
+    capsys.readouterr()
+    committed = git("show", "--name-only", "--format=%s", "HEAD", cwd=platform).split()
+    assert committed[:3] == ["Onboard", "app", "cart"] and f"{SOURCES}/cart-deploy-key.sops.yaml" in committed
+    assert not {"mynotes.txt", "staged.txt", ".yamllint.yaml"} & set(committed), committed
+    their_edits_are_there(platform)
+    assert sorted(git("status", "--porcelain", cwd=platform).splitlines()) == [
+        " M .yamllint.yaml", "?? mynotes.txt", "A  staged.txt"]
 
 
 @pytest.mark.parametrize("command", ["onboard", "offboard"])
@@ -477,7 +547,7 @@ def paused_git(folder: Path, platform: Path, mark: Path) -> str:
         "#!/bin/sh\n"
         f'if [ "$(pwd -P)" = "{platform.resolve()}" ]; then\n'
         '  case "$*" in\n'
-        f'    "add -A -- .") : > "{mark}"; sleep 30 ;;\n'
+        f'    "--literal-pathspecs add -A --pathspec-from-file=- --pathspec-file-nul") : > "{mark}"; sleep 30 ;;\n'
         '    "update-index -z --index-info") sleep 1 ;;\n'
         "  esac\n"
         "fi\n"
