@@ -71,19 +71,23 @@ def tracked_files() -> list[str]:
         ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
         cwd=ROOT, capture_output=True, text=True, check=True,
     ).stdout.split("\0")
-    return sorted(rel for rel in listed if rel and (ROOT / rel).is_file() and not rel.startswith(("bench/", "tests/")))
+    # hooks/includes is a symlink (to includes/): kept as one, as a clone of the templates has it.
+    return sorted(rel for rel in listed if rel and ((ROOT / rel).is_file() or (ROOT / rel).is_symlink())
+                  and not rel.startswith(("bench/", "tests/")))
 
 
 # What the rendered platform repositories depend on: the payload, its questions, and the code that
 # writes the once-only files. Any other change (e.g. the check) keeps the fixtures.
-FIXTURE_INPUTS = ("copier.yml", "questions/", "includes/", "platform-template/", "hooks/apps.py",
+FIXTURE_INPUTS = ("copier.yml", "questions/", "includes/", "platform-template/", "hooks/apps/",
                   "hooks/deploykeys.py", "hooks/onboard.py", "hooks/sops.py", "hooks/knownhosts.py", "bench/fixtures.py")
 
 
 def content_hash(files: list[str]) -> str:
     digest = hashlib.sha256()
     for rel in files:
-        digest.update(rel.encode() + b"\0" + (ROOT / rel).read_bytes() + b"\0")
+        path = ROOT / rel
+        content = os.readlink(path).encode() if path.is_symlink() else path.read_bytes()
+        digest.update(rel.encode() + b"\0" + content + b"\0")
     return digest.hexdigest()[:12]
 
 
@@ -107,7 +111,7 @@ def template_snapshot() -> Path:
     shutil.rmtree(dst, ignore_errors=True)
     for rel in tracked_files():
         (dst / rel).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(ROOT / rel, dst / rel)
+        shutil.copy2(ROOT / rel, dst / rel, follow_symlinks=False)
     commit_all(dst, "snapshot")
     git("tag", "0.0.1", cwd=dst)
     changed = 0

@@ -66,8 +66,11 @@ def with_options(settings: dict[str, Any], options: dict[str, str]) -> dict[str,
     return merged
 
 
-def rerender(platform: Path, data: dict[str, Any]) -> None:
+def rerender(platform: Path, data: dict[str, Any], only: str | None = None) -> None:
     """`copier update --vcs-ref=:current: --data …`: the answers change, the template version stays.
+    With `only`, the other clusters' overlays are left out of both of the update's renders (they
+    depend on their own cluster's answers alone, hooks/clusters.py), so changing one cluster of a
+    repository costs what changing a one-cluster repository of its size does.
     Tasks run: gotk-components.yaml follows each cluster's flux_version. Copier would replace a
     registered app or cluster its validator refuses with the default (kept_answers): new answers that
     make an app invalid are refused before rendering, and a render that lost one fails after it.
@@ -76,9 +79,10 @@ def rerender(platform: Path, data: dict[str, Any]) -> None:
 
     planned = {**read_platform(platform).answers, **data}
     kept_answers.require_valid_apps(planned)
+    others = [f"/applications/overlays/{name}/" for name in clusters.names(planned) if name != only] if only else []
     try:
         copier.run_update(platform, data=data, defaults=True, overwrite=True, unsafe=True,
-                          vcs_ref=copier.VcsRef.CURRENT, quiet=True)
+                          vcs_ref=copier.VcsRef.CURRENT, quiet=True, exclude=others)
     except Exception as error:  # Copier raises many types; all mean the render failed
         raise copier_error(error) from None
     conflicts = gitrepo.unmerged(platform)
@@ -88,8 +92,9 @@ def rerender(platform: Path, data: dict[str, Any]) -> None:
 
 
 def change(platform_path: Path, what: str, plan: Callable[[dict[str, Any]], dict[str, Any]],
-           lock_wait: float) -> dict[str, Any]:
-    """Apply plan(answers) -> answer changes under the lock, all or nothing; the new answers."""
+           lock_wait: float, cluster: str) -> dict[str, Any]:
+    """Apply plan(answers) -> answer changes of `cluster` under the lock, all or nothing (only that
+    cluster's overlay renders); the new answers."""
     platform_path = platform_path.resolve()
     read_platform(platform_path)  # its errors first: not a platform repository at all
     with gitrepo.exclusive(platform_path, what, lock_wait) as waited:
@@ -99,7 +104,7 @@ def change(platform_path: Path, what: str, plan: Callable[[dict[str, Any]], dict
         data = plan(answers)
         with gitrepo.all_or_nothing(platform_path) as run:
             with run.writing():  # Copier and its tasks: whatever changes while they run
-                rerender(platform_path, data)
+                rerender(platform_path, data, only=cluster)
             run.stage()
         return read_platform(platform_path).answers
 
@@ -124,7 +129,7 @@ def add(platform_path: Path, name: str, settings: dict[str, Any], lock_wait: flo
         return {"clusters": clusters.plan_add(answers, name, given)}
 
     try:
-        answers = change(platform_path, f"adding cluster '{name}'", plan, lock_wait)
+        answers = change(platform_path, f"adding cluster '{name}'", plan, lock_wait, name)
     except BaseException:
         # The template's validators see the new cluster only when it renders, after its key was
         # made: a refused add leaves no key file behind (one that was there before stays).
@@ -183,7 +188,7 @@ def set_settings(platform_path: Path, name: str, settings: dict[str, Any],
         agekeys.parse_recipients(str(settings["sops_age_recipients"]))
     before = clusters.find(read_platform(platform_path.resolve()).answers, name)
     change(platform_path, f"changing cluster '{name}'", lambda answers: clusters.plan_set(answers, name, settings),
-           lock_wait)
+           lock_wait, name)
     changed = {key: value for key, value in settings.items() if before.get(key) != value}
     out(f"Changed cluster '{name}' in {platform_path}: "
         + (", ".join(f"{key} {before.get(key)!r} -> {value!r}" for key, value in changed.items()) or "nothing")
@@ -210,7 +215,7 @@ def recipient_steps(name: str, before: str, after: str) -> list[str]:
 def remove(platform_path: Path, name: str, lock_wait: float = gitrepo.DEFAULT_LOCK_WAIT,
            out: Callable[[str], None] = print) -> int:
     answers = change(platform_path, f"removing cluster '{name}'", lambda answers: clusters.plan_remove(answers, name),
-                     lock_wait)
+                     lock_wait, name)
     out(f"Removed cluster '{name}' from {platform_path}: applications/overlays/{name}/ is gone (staged, not "
         f"committed). Clusters left: {', '.join(clusters.names(answers))}.")
     out(f"  Before merging, uninstall Flux from '{name}' (flux uninstall) or it prunes what this folder applied.")

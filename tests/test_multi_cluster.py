@@ -338,6 +338,25 @@ def test_leaving_one_cluster_touches_only_that_cluster(placed):
     assert [app["name"] for app in answers_of(placed)["apps"]] == ["shop"]
 
 
+@pytest.mark.parametrize("name", ["prod", "staging"])  # the first cluster (top-level answers) and another
+def test_changing_one_cluster_renders_only_its_overlay_and_equals_a_full_update(placed, tmp_path, monkeypatch, name):
+    """opencenter-cluster leaves the other clusters' overlays out of Copier's renders (so changing one
+    cluster of three costs what changing a one-cluster repository does); the result is exactly that
+    of a full `copier update` with the same answers, apps and their encrypted keys included."""
+    full = copy_of(placed, tmp_path / "full")
+    settings = {"flux_version": "2.10.1", "gitops_base_tag": "2026.04"}
+    excluded = []
+    run_update = copier.run_update
+    monkeypatch.setattr(copier, "run_update", lambda *args, **kwargs: (excluded.append(kwargs.get("exclude")),
+                                                                       run_update(*args, **kwargs))[1])
+    assert cluster_admin.set_settings(placed, name, settings, out=lambda _: None) == 0
+    assert excluded == [[f"/applications/overlays/{other}/" for other in ("prod", "staging", "dev") if other != name]]
+    run_update(full, data=clusters.plan_set(answers_of(full), name, settings), defaults=True, overwrite=True,
+               unsafe=True, vcs_ref=copier.VcsRef.CURRENT, quiet=True)
+    assert tree(placed) == tree(full)
+    assert any(rel.startswith(f"applications/overlays/{name}/") for rel in status(placed).split())
+
+
 def test_the_placement_commands_a_new_cluster_prints_add_it_and_keep_the_others(placed):
     """`opencenter-cluster add` prints, per app, the --update that puts it on the new cluster too:
     its clusters of now, then the new one (an --update with only the new one would move it, and Flux
