@@ -729,17 +729,29 @@ def update_data(entry: dict[str, Any], age_key: str, layout: AppLayout, placed: 
     domain when they change (app_domain is the FIRST environment's: Copier keeps the recorded one,
     and derives the others' from it), the hostnames it has under the new app_domain when onboarding
     knows them (--app-repo; the default, <app>.<app_domain>, follows by itself), and the age keys."""
-    data = [f"--data environments={','.join(placed)}"] if len(placed) > 1 else []
-    if layout.environments != placed:
-        if layout.environments is None or layout.environments[:1] != placed[:1]:
-            domain = domains[placed[0]]
+    ordered = environment_order(layout, placed)
+    unchanged = layout.overlays and layout.environments == ordered  # Copier keeps the recorded answers
+    data = [f"--data environments={','.join(ordered)}"] if len(placed) > 1 and not unchanged else []
+    if layout.environments != ordered:
+        if layout.environments is None or layout.environments[:1] != ordered[:1]:
+            domain = domains[ordered[0]]
             data.append(kept_answers.data_option("app_domain", domain))
             hostnames = kept_answers.carried_hostnames(layout.answers, {"app_domain": domain}) if layout.answers else ""
             if hostnames and hostnames != f"{entry['name']}.{domain}":
                 data.append(kept_answers.data_option("hostnames", hostnames))
         if len(placed) > 1:
-            data.append(kept_answers.data_option("environment_domains", {name: domains[name] for name in placed[1:]}))
+            data.append(kept_answers.data_option("environment_domains", {name: domains[name] for name in ordered[1:]}))
     return data + [f"--data {app_setup.FLUX_RECIPIENT_ANSWER}={age_key}"]
+
+
+def environment_order(layout: AppLayout, placed: list[str]) -> list[str]:
+    """The app repository's environments for the clusters `placed`. The same clusters: its own
+    order (its first environment gives app_domain and the root kustomization.yaml; the registration
+    can list them in another order, e.g. after a key rotation). Other clusters: the order given,
+    as the --cluster options chose it (opencenter-cluster add prints the new cluster last)."""
+    if layout.environments is not None and sorted(layout.environments) == sorted(placed):
+        return list(layout.environments)
+    return placed
 
 
 def secret_commands(layout: AppLayout, placed: list[str], fresh: list[str],

@@ -421,7 +421,9 @@ def test_an_app_key_rotation_gives_each_cluster_its_own_next_key(both, tmp_path)
     changed = {line[3:] for line in git("status", "--porcelain", cwd=app).splitlines()}
     assert changed == {".copier-answers.yml", ".sops.yaml", *(f"deploy/overlays/{name}/secret.sops.yaml"
                                                              for name in ENVIRONMENTS)}, changed
-    assert answers_of(app)["environments"].split(",") == ENVIRONMENTS  # the same, in the same order
+    # The same, in the same order: the printed update leaves the recorded answer as the team wrote it.
+    assert [name.strip() for name in answers_of(app)["environments"].split(",")] == ENVIRONMENTS
+    assert "environments=" not in update
 
 
 # Renovate and promotion ------------------------------------------------------------------------------
@@ -591,9 +593,17 @@ def test_the_app_repositorys_update_data_follow_its_first_environment():
     assert onboard.update_data(entry, "k", unknown, ["prod", "staging"], domains) == [
         "--data environments=prod,staging", """--data 'environment_domains={"staging": "stg.acme.io"}'""",
         "--data flux_age_recipient=k"]
+    # The same environments (a key rotation): Copier keeps them, in the app repository's own order,
+    # whatever order the registration lists the clusters in.
     both = onboard.AppLayout(["staging", "prod"], True, None, [])
-    assert onboard.update_data(entry, "k", both, ["staging", "prod"], domains) == [
-        "--data environments=staging,prod", "--data flux_age_recipient=k"]
+    for placed in (["staging", "prod"], ["prod", "staging"]):
+        assert onboard.update_data(entry, "k", both, placed, domains) == ["--data flux_age_recipient=k"]
+    # A new environment: the app repository's first stays first when the clusters are given so.
+    domains["dev"] = "dev.acme.io"
+    assert onboard.update_data(entry, "k", both, ["staging", "prod", "dev"], domains) == [
+        "--data environments=staging,prod,dev",
+        """--data 'environment_domains={"prod": "prod.acme.example.com", "dev": "dev.acme.io"}'""",
+        "--data flux_age_recipient=k"]
 
 
 def test_a_cluster_the_platform_does_not_have_is_refused_and_nothing_is_written(template_snapshot, tmp_path):
