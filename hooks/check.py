@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 import tempfile
@@ -38,8 +39,8 @@ from hooks.admission import Cluster, admit
 from hooks.answers import ANSWERS_FILE, load_answers
 from hooks.errors import HookError
 from hooks.gitops_base import check_references
-from hooks.kustomize import (build_all, find_roots, kustomization_file, outside_references, outside_symlinks,
-                             plugin_configs, remote_references)
+from hooks.kustomize import (build_all, find_roots, folder_plugin_configs, kustomization_file, outside_references,
+                             outside_symlinks, plugin_configs, plugin_folders, remote_references)
 from hooks.manifests import is_object, object_label, read_yaml_files, source_index, source_of, under
 from hooks.rules import Finding
 from hooks.validate import DEFAULT_KUBE_VERSION, Validator
@@ -129,7 +130,10 @@ def collect(repo: Path, template: str, remote_allowed: bool = False, applied: Se
     collected = Collected(files, [], [], rules.parse_findings(files), [])
     located: dict[tuple[str, str], tuple[str, dict]] = {}
     generated = [repo / path for path in applied if (repo / path).is_dir() and kustomization_file(repo / path) is None]
-    _build_roots(repo, template, remote_allowed, [*find_roots(repo), *generated], collected, located)
+    roots = find_roots(repo)
+    configs = plugin_folders(roots)  # built by the kustomization that lists them, into plugin configs
+    roots = [root for root in roots if Path(os.path.realpath(root)) not in configs]
+    _build_roots(repo, template, remote_allowed, [*roots, *generated], collected, located)
     if template == "platform":
         generated = sorted({path for _, obj in located.values() if obj.get("kind") == "Kustomization"
                             and (path := rules.own_source_path(obj)) is not None
@@ -272,7 +276,8 @@ def _run_checks(repo, kube_version, platform, tenants, all_tenants, cleanup: Exi
 def generator_sources(repo: Path, roots: list[Path]) -> list[rules.GeneratorSource]:
     """The inputs of every secretGenerator of the repository's kustomizations, files read: the
     `secretGenerator` entries, and the builtin SecretGenerator configs under `generators` (a file,
-    named as where the generator is declared, or inline in the kustomization)."""
+    named as where the generator is declared, a folder whose kustomization lists such files, or
+    inline in the kustomization). Their file paths are read from the listing kustomization's folder."""
     sources = []
     for root in roots:
         file = kustomization_file(root)
@@ -291,8 +296,10 @@ def generator_sources(repo: Path, roots: list[Path]) -> list[rules.GeneratorSour
             config_file, configs = plugin_configs(root, str(entry))
             if config_file is not None and not config_file.is_relative_to(repo.resolve()):
                 continue  # outside the repository: the build refuses it (outside_references)
-            where = rel if config_file is None else config_file.relative_to(repo.resolve()).as_posix()
-            declared += [(where, config) for config in configs
+            found = ([(config_file, config) for config in configs] if config_file is None or not config_file.is_dir()
+                     else folder_plugin_configs(config_file, repo.resolve()))
+            declared += [(rel if where is None else where.relative_to(repo.resolve()).as_posix(), config)
+                         for where, config in found
                          if config.get("apiVersion") == "builtin" and config.get("kind") == "SecretGenerator"]
         for where, generator in declared:
             if isinstance(generator, dict):

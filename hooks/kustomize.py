@@ -317,6 +317,34 @@ def plugin_configs(base: Path, entry: str) -> tuple[Path | None, list[dict]]:
         return where, []
 
 
+def folder_plugin_configs(folder: Path, repo: Path, seen: set[Path] | None = None) -> list[tuple[Path, dict]]:
+    """The plugin configs a generators/transformers/validators entry naming a folder gives: what
+    that folder's kustomization builds, i.e. the documents of its `resources` files, its folders'
+    in turn (each with its file; kustomize then configures the plugins with the paths of the
+    kustomization that lists the folder). Transformations of that build (a namePrefix) are not
+    applied: the configs' names only label findings. Nothing outside `repo` or already seen."""
+    seen = set() if seen is None else seen
+    real = Path(os.path.realpath(folder))
+    file = kustomization_file(real)
+    if real in seen or file is None or not real.is_relative_to(repo):
+        return []
+    seen.add(real)
+    try:
+        kustomization = yaml.safe_load(file.read_text(errors="replace"))
+    except (OSError, yaml.YAMLError, RecursionError):
+        return []  # reported by the YAML and build rules
+    entries = kustomization.get("resources") if isinstance(kustomization, dict) else None
+    configs: list[tuple[Path, dict]] = []
+    for entry in entries if isinstance(entries, list) else []:
+        path = Path(os.path.realpath(real / str(entry)))
+        if path.is_dir():
+            configs += folder_plugin_configs(path, repo, seen)
+        elif path.is_file() and path.is_relative_to(repo):
+            where, docs = plugin_configs(real, str(entry))
+            configs += [(path, doc) for doc in docs]
+    return configs
+
+
 def _plugin_escapes(file: Path, base: Path, field_name: str, entry: str, repo: Path, pending: list[Path],
                     problem) -> list[Escape]:
     """A generators/transformers/validators entry: a folder (a kustomization, walked later), a
@@ -389,6 +417,20 @@ def find_roots(repo: Path) -> list[Path]:
         if kustomization_file(Path(directory)):
             roots.append(Path(directory))
     return roots
+
+
+def plugin_folders(roots: list[Path]) -> set[Path]:
+    """The folders that roots' generators/transformers/validators entries name: what they build is
+    plugin configs for the kustomization listing them, never objects applied on their own."""
+    folders = set()
+    for root in roots:
+        doc = read_kustomization(root)
+        for field_name in ("generators", "transformers", "validators"):
+            entries = doc.get(field_name)
+            for entry in entries if isinstance(entries, list) else []:
+                if isinstance(entry, str) and not _is_inline(root, entry) and (root / entry).is_dir():
+                    folders.add(Path(os.path.realpath(root / entry)))
+    return folders
 
 
 def read_kustomization(folder: Path) -> dict:

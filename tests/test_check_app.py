@@ -104,6 +104,12 @@ SECRET_GENERATOR = "apiVersion: builtin\nkind: SecretGenerator\nmetadata:\n  nam
                               "a Secret value in clear text; put it in a SOPS-encrypted env file (envs:) instead"),
                       Finding("db.env", "", "secret-unencrypted", "secretGenerator db (kustomization.yaml) reads Secret "
                               "key db.env from this file " + CLEAR.format("db.env"))], id="inline-config"),
+        # A folder: what its kustomization builds configures the plugins (paths still from the root).
+        pytest.param("generators: [gen]\n", SECRET_GENERATOR + "literals: [password=hunter2]\nenvs: [db.env]\n",
+                     [Finding("gen/db.yaml", "", "secret-unencrypted", "secretGenerator db: literal password is a "
+                              "Secret value in clear text; put it in a SOPS-encrypted env file (envs:) instead"),
+                      Finding("db.env", "", "secret-unencrypted", "secretGenerator db (gen/db.yaml) reads DB_PASSWORD "
+                              "from this file " + CLEAR.format("db.env"))], id="config-in-a-folder"),
         pytest.param("generators: [gen/db.yaml]\n", SECRET_GENERATOR.replace("Secret", "ConfigMap") + "envs: [db.env]\n",
                      [], id="a-configmap-generator-is-not-secret"),
     ],
@@ -117,6 +123,8 @@ def test_a_builtin_secret_generator_under_generators_follows_the_secret_generato
     if config is not None:
         (repo / "gen").mkdir()
         (repo / "gen/db.yaml").write_text(config)
+        if generators == "generators: [gen]\n":
+            (repo / "gen/kustomization.yaml").write_text("resources: [db.yaml]\n")
     (repo / "db.env").write_text("DB_PASSWORD=hunter2\n")
     assert check_repo(repo) == expected
 
