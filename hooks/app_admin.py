@@ -75,6 +75,9 @@ def app_records(platform_path: Path) -> list[dict[str, Any]]:
         records.append({
             "name": entry["name"], "url": entry["url"], "branch": entry.get("branch", "main"), "clusters": placed,
             "secrets": bool(entry.get("secrets")), "receiver": entry.get("receiver", ""),
+            # Its own zone on each cluster (<app>.<cluster_domain> and the names under it), which
+            # it serves without a grant; `hostnames` are the names granted besides.
+            "zones": {cluster: appsmod.zone(entry["name"], domains[cluster]) for cluster in placed if cluster in domains},
             "hostnames": entry.get("hostnames", []), "egress": entry.get("egress", []),
             "quota": entry.get("quota", {}), "known_hosts": entry.get("known_hosts", ""), "keys": keys,
         })
@@ -102,6 +105,8 @@ def list_apps(platform_path: Path, as_json: bool = False, out: Callable[[str], N
         out(f"{record['name']}: {record['url']} ({record['branch']}) on {', '.join(record['clusters'])}"
             + (f"; {'; '.join(extras)}" if extras else ""))
         for cluster, keys in record["keys"].items():
+            if cluster in record["zones"]:
+                out(f"  {cluster}: serves {record['zones'][cluster]} and the names under it")
             out(f"  {cluster}: deploy key {keys['deploy_key'] or '(missing)'}")
             out(f"  {cluster}: age key {keys['age_key'] or '(missing)'}"
                 + (f" (rotation under way, next {keys['age_key_next']})" if keys["age_key_next"] else ""))

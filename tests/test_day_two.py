@@ -71,6 +71,8 @@ def test_list_shows_every_app_with_its_clusters_and_public_keys(registered):
     shop = records[1]
     assert (shop["url"], shop["clusters"], shop["receiver"], shop["secrets"]) == (SHOP["url"], ["prod"], "github", True)
     assert shop["hostnames"] == SHOP["hostnames"]
+    domain = yaml.safe_load((registered / ".copier-answers.yml").read_text())["cluster_domain"]
+    assert shop["zones"] == {"prod": f"shop.{domain}"}
     deploy = decrypted(registered, DEPLOY_KEY)
     assert shop["keys"]["prod"]["deploy_key"] == deploy["metadata"]["annotations"][onboard.PUBLIC_KEY_ANNOTATION]
     assert shop["keys"]["prod"]["age_key"].startswith("age1")
@@ -80,7 +82,8 @@ def test_list_shows_every_app_with_its_clusters_and_public_keys(registered):
     app_admin.list_apps(registered, out=lines.append)
     assert lines[0] == (f"cart: {CART['url']} (main) on prod; egress 10.20.0.0/16; quota pods=40; "
                         "known_hosts for [git.example.com]:2222")
-    assert lines[3].startswith(f"shop: {SHOP['url']} (main) on prod; receiver github; secrets; hostnames www.prod.")
+    assert lines[1] == f"  prod: serves cart.{domain} and the names under it"
+    assert lines[4].startswith(f"shop: {SHOP['url']} (main) on prod; receiver github; secrets; hostnames www.prod.")
 
 
 def test_a_listing_cut_short_by_its_reader_stops_quietly(registered):
