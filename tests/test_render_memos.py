@@ -3,7 +3,7 @@ with several clusters, services and apps (file names from `{% yield %}`) and an 
 environments, rendered with Jinja's and Copier's own functions, with the memos, and with code a process finds in the
 memo's disk folder, are byte-identical; and the Pythons the tests start have the memo too. The kustomize build memo
 changes no check: the same builds and findings with it as with kubectl every time, and a changed file is built
-again. The template clone memo changes no render, and a template changed since (a draft change, a new commit) is
+again; folders built together are kept as one entry, a joint build that fails never. The template clone memo changes no render, and a template changed since (a draft change, a new commit) is
 cloned again."""
 
 from __future__ import annotations
@@ -133,3 +133,22 @@ def test_the_kustomize_memo_changes_no_check_and_builds_a_changed_repository_aga
     changed = everything()
     assert len(runs) == 2 * len(plain_builds)
     assert any((obj.get("metadata") or {}).get("labels", {}).get("memo") == "test" for _, objects, _ in changed for obj in objects)
+
+
+def test_the_kustomize_memo_keeps_joint_builds_of_tenant_folders_and_no_failed_one(rendered, tmp_path, monkeypatch):
+    repo = rendered(template="platform", **{**ANSWERS["platform"], "apps": [APP, {**APP, "name": "cart"}]})
+    monkeypatch.setenv("KUSTOMIZE_MEMO_DIR", str(tmp_path / "memo"))  # empty: this test's own
+    (tmp_path / "memo").mkdir()
+    folders = sorted((repo / "applications/overlays/prod/services/tenants").iterdir())
+    command = kustomize.build_command()
+    real = kustomize_memo.ORIGINAL_TOGETHER  # kustomize's own
+    plain = real(folders, command)
+    assert len(folders) == 2 and plain is not None and all(built.objects for built in plain)
+    runs = []
+    monkeypatch.setattr(kustomize_memo, "ORIGINAL_TOGETHER", lambda *args: runs.append(args) or real(*args))
+    assert kustomize.build_together(folders, command) == plain and len(runs) == 1
+    assert kustomize.build_together(folders, command) == plain and len(runs) == 1  # the second time, no kubectl
+    # A folder that breaks the joint build: nothing stored, built again every time.
+    (folders[1] / "broken.yaml").write_text("apiVersion: v1\nkind: ConfigMap\n")
+    assert kustomize.build_together(folders, command) is None and kustomize.build_together(folders, command) is None
+    assert len(runs) == 3

@@ -7,9 +7,10 @@ successful build is a pure function of the files kustomize reads, all inside the
 check refuses references that leave it before it builds, and the suite builds offline), so the
 suite memoises it: keyed by the repository's content (every file but `.git`, by path relative to
 its top folder, symlinks by their target), the root's place in it, whether Flux would generate its
-kustomization, and kubectl's arguments. Only the venv's own kubectl is memoised (a test's fake
-one runs every time), and only builds that succeed: an error names the folder it failed in, and
-runs again. Entries live in memory and in the folder named by KUSTOMIZE_MEMO_DIR (conftest makes
+kustomization, and kubectl's arguments. Folders built together (kustomize.build_together) are one
+entry: their places, and each folder's objects. Only the venv's own kubectl is memoised (a test's
+fake one runs every time), and only builds that succeed: an error names the folder it failed in,
+and runs again. Entries live in memory and in the folder named by KUSTOMIZE_MEMO_DIR (conftest makes
 one per session), shared by every process the tests start (tests/site/sitecustomize.py).
 """
 
@@ -27,6 +28,7 @@ from pathlib import Path
 from hooks import kustomize
 
 ORIGINAL = ORIGINAL_RUN = kustomize._run_build  # ORIGINAL: what a miss calls (a test may count them)
+ORIGINAL_TOGETHER = kustomize.build_together
 _KUBECTL = os.path.realpath(Path(sys.executable).parent / "kubectl")
 _digests: dict[tuple, str] = {}  # by (top folder, every file's stat): the content digest
 _lock = threading.Lock()  # builds run in a thread pool
@@ -74,35 +76,50 @@ def _digest(top: Path) -> str:
     return known
 
 
-def _entry(directory: Path, command: list[str], root: Path) -> Path | None:
+def _entry(command: list[str], roots: list[Path], generated: object) -> Path | None:
     folder = os.environ.get("KUSTOMIZE_MEMO_DIR")
-    real_root = Path(os.path.realpath(root))
-    top = _top(real_root)
-    if not folder or top is None or os.path.realpath(command[0]) != _KUBECTL:
+    real_roots = [Path(os.path.realpath(root)) for root in roots]
+    tops = {_top(real_root) for real_root in real_roots}
+    if not folder or len(tops) != 1 or None in tops or os.path.realpath(command[0]) != _KUBECTL:
         return None
-    generated = os.path.realpath(directory) != str(real_root)  # a scratch kustomization: Flux's
-    key = repr((command[1:], str(real_root.relative_to(top)), generated, _digest(top)))
+    top = tops.pop()
+    key = repr((command[1:], [str(real_root.relative_to(top)) for real_root in real_roots], generated, _digest(top)))
     return Path(folder) / hashlib.sha256(key.encode()).hexdigest()
 
 
-def _run_build(directory: Path, command: list[str], root: Path) -> kustomize.Build:
-    entry = _entry(directory, command, root)
+def _memoised(entry: Path | None, run, stored, restored):
+    """`run()`'s result, from the memo `entry` when there is one; stored there when it succeeded
+    (`stored` gives what to keep of it, None for a failure; `restored` makes a result of that)."""
     if entry is not None:
         try:
-            return kustomize.Build(root, pickle.loads(entry.read_bytes()))
+            return restored(pickle.loads(entry.read_bytes()))
         except (OSError, EOFError, pickle.UnpicklingError):
             pass
-    built = ORIGINAL(directory, command, root)
-    if entry is not None and built.error is None:
+    result = run()
+    if entry is not None and (kept := stored(result)) is not None:
         try:
             fd, tmp = tempfile.mkstemp(dir=entry.parent)
             with os.fdopen(fd, "wb") as out:
-                pickle.dump(built.objects, out)
+                pickle.dump(kept, out)
             os.replace(tmp, entry)  # whole entries or none for concurrent readers
         except OSError:
             pass  # a memo: a failed store only costs the next build its kubectl run
-    return built
+    return result
+
+
+def _run_build(directory: Path, command: list[str], root: Path) -> kustomize.Build:
+    generated = os.path.realpath(directory) != os.path.realpath(root)  # a scratch kustomization: Flux's
+    return _memoised(_entry(command, [root], generated), lambda: ORIGINAL(directory, command, root),
+                     lambda built: built.objects if built.error is None else None,
+                     lambda objects: kustomize.Build(root, objects))
+
+
+def build_together(folders: list[Path], command: list[str]) -> list[kustomize.Build] | None:
+    return _memoised(_entry(command, folders, "together"), lambda: ORIGINAL_TOGETHER(folders, command),
+                     lambda builds: None if builds is None else [built.objects for built in builds],
+                     lambda found: [kustomize.Build(folder, objects) for folder, objects in zip(folders, found)])
 
 
 def install(on: bool = True) -> None:
     kustomize._run_build = _run_build if on else ORIGINAL_RUN
+    kustomize.build_together = build_together if on else ORIGINAL_TOGETHER
