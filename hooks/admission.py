@@ -24,8 +24,8 @@ those the pods and claims it makes its controller create pass:
 4. **ResourceQuota**: what the tenant's objects would consume, admitted one at a time: the object,
    then each replica's claims (StatefulSet volumeClaimTemplates), pod (its containers' requests
    and limits, or its largest init container's if more) and the claims of its generic ephemeral
-   volumes, Services by type, storage (also per storage class), object counts, against every
-   quota of the namespace.
+   volumes, Services by type, storage (also per storage class), object counts (a Deployment's
+   ReplicaSet and a StatefulSet's ControllerRevision too), against every quota of the namespace.
 
 Each refusal is a Denial naming the gate and the rule, in the API server's words where it has them.
 """
@@ -35,6 +35,7 @@ from __future__ import annotations
 import base64
 import binascii
 import copy
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -50,7 +51,13 @@ DEFAULT_TOLERATIONS = (
     {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300},
     {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300},
 )
-MAX_CONFIG_MAP_BYTES = 1024 * 1024  # k8s.io/kubernetes pkg/apis/core MaxSecretSize
+MAX_PAYLOAD_BYTES = 1024 * 1024  # k8s.io/kubernetes pkg/apis/core MaxSecretSize, also ConfigMaps'
+# Where validation reports a payload over it: ConfigMap validation the whole object, Secret validation its data.
+_PAYLOAD_PATHS = {"ConfigMap": "[]", "Secret": "data"}
+# A value SOPS encrypted: AES-GCM's ciphertext (base64 after `data:`) is as long as the plaintext.
+_SOPS_VALUE = re.compile(r"ENC\[AES256_GCM,data:([A-Za-z0-9+/=]*),")
+# What a workload's controller stores for its first revision: a ReplicaSet, a ControllerRevision.
+_REVISION_KINDS = {"Deployment": "count/replicasets.apps", "StatefulSet": "count/controllerrevisions.apps"}
 _WORKLOADS = {"Deployment", "StatefulSet", "ReplicaSet", "ReplicationController", "DaemonSet", "Job", "CronJob", "Pod"}
 
 
@@ -319,21 +326,22 @@ class Cluster:
 
     def pod_denials(self, obj: dict, namespace: str) -> list[Denial]:
         """Validation, LimitRanger and Pod Security refusing the pods or claims an object creates
-        (validation also a ConfigMap over its size)."""
+        (validation also a ConfigMap or Secret over its size)."""
         return [*self.validation_denials(obj, namespace), *self.limit_range_denials(obj, namespace),
                 *self.pod_security_denials(obj, namespace)]
 
     def validation_denials(self, obj: dict, namespace: str) -> list[Denial]:
         """Requests above limits, in the API server's words: in a workload's own template (the
         workload is invalid), else in its pods as admitted (a limit the LimitRange defaults can
-        be below a request the pod sets). A ConfigMap's data and binaryData together hold at most
-        1 MiB (the API server stores each object in one etcd value)."""
-        if obj.get("kind") == "ConfigMap" and _config_map_bytes(obj) > MAX_CONFIG_MAP_BYTES:
-            return [Denial("validation", "ConfigMap validation", f"[]: Too long: may not be more than {MAX_CONFIG_MAP_BYTES} bytes")]
+        be below a request the pod sets). A ConfigMap's data and binaryData together, and a
+        Secret's data, hold at most 1 MiB (the API server stores each object in one etcd value)."""
+        kind = str(obj.get("kind"))
+        if kind in _PAYLOAD_PATHS and _payload_bytes(obj) > MAX_PAYLOAD_BYTES:
+            return [Denial("validation", f"{kind} validation",
+                           f"{_PAYLOAD_PATHS[kind]}: Too long: may not be more than {MAX_PAYLOAD_BYTES} bytes")]
         template = pod_spec(obj)
         if template is None:
             return []
-        kind = str(obj.get("kind"))
         if kind != "Pod":
             path = "spec.jobTemplate.spec.template.spec" if kind == "CronJob" else "spec.template.spec"
             if problems := _requests_over_limits(template, path):
@@ -385,8 +393,9 @@ class Cluster:
 
     def charges(self, obj: dict, namespace: str) -> Iterator[tuple[dict[str, Fraction], dict | None]]:
         """What applying an object creates, in order, each with what it counts against quota keys
-        and its pod spec if it is a pod: the object itself, then for each replica of a workload
-        its claims (StatefulSet volumeClaimTemplates), its pod and its pod's ephemeral volume claims.
+        and its pod spec if it is a pod: the object itself, its first revision (a Deployment's
+        ReplicaSet, a StatefulSet's ControllerRevision), then for each replica of a workload its
+        claims (StatefulSet volumeClaimTemplates), its pod and its pod's ephemeral volume claims.
         A Pod is its own pod, followed by its ephemeral volume claims."""
         pod = self.admitted_pod(obj, namespace)
         if obj.get("kind") == "Pod" and pod is not None:
@@ -394,6 +403,8 @@ class Cluster:
             yield from ((claim_usage(claim), None) for claim in ephemeral_claims(obj))
             return
         yield self.object_usage(obj), None
+        if revision := _REVISION_KINDS.get(str(obj.get("kind"))):
+            yield {revision: Fraction(1)}, None
         if pod is None:
             return
         for _ in range(replicas(obj)):
@@ -594,17 +605,36 @@ def _requests_over_limits(pod: dict, path: str) -> list[str]:
     return problems
 
 
-def _config_map_bytes(config_map: dict) -> int:
-    """What ConfigMap validation counts against its limit: the bytes of every value (keys not
-    counted), binaryData decoded."""
-    text = sum(len(str(value).encode()) for value in (config_map.get("data") or {}).values())
-    binary = 0
-    for value in (config_map.get("binaryData") or {}).values():
-        try:
-            binary += len(base64.b64decode(str(value), validate=True))
-        except binascii.Error:
-            binary += len(str(value))  # not base64: schema validation reports it
-    return text + binary
+def _payload_bytes(obj: dict) -> int:
+    """What validation counts against a ConfigMap's or Secret's limit: the bytes of every value
+    (keys not counted). A ConfigMap's data as text and binaryData decoded; a Secret's data decoded,
+    stringData merged over it as text (the API server merges it into data before validating)."""
+    if obj.get("kind") == "Secret":
+        sizes = {key: _decoded_bytes(value) for key, value in (obj.get("data") or {}).items()}
+        sizes.update({key: _text_bytes(value) for key, value in (obj.get("stringData") or {}).items()})
+        return sum(sizes.values())
+    return (sum(_text_bytes(value) for value in (obj.get("data") or {}).values())
+            + sum(_decoded_bytes(value) for value in (obj.get("binaryData") or {}).values()))
+
+
+def _text_bytes(value: object) -> int:
+    """A value's bytes; a SOPS-encrypted one's (Flux decrypts it before applying) by its ciphertext."""
+    text = str(value)
+    if encrypted := _SOPS_VALUE.match(text):
+        return len(base64.b64decode(encrypted.group(1)))
+    return len(text.encode())
+
+
+def _decoded_bytes(value: object) -> int:
+    """A base64 value's bytes once decoded; a SOPS-encrypted one's from its plaintext's length
+    (at most 2 bytes over: the padding is not known before decryption)."""
+    text = str(value)
+    if _SOPS_VALUE.match(text):
+        return _text_bytes(text) * 3 // 4
+    try:
+        return len(base64.b64decode(text, validate=True))
+    except binascii.Error:
+        return len(text)  # not base64: schema validation reports it
 
 
 def _aggregate(messages: list[str]) -> str:

@@ -30,6 +30,7 @@ BAD_ANSWERS = [
     ({"app_name": "keycloak-operator"}, "app_name", "refuses 'keycloak-operator'"),
     ({"app_name": "gateway-system"}, "app_name", "refuses 'gateway-system'"),
     ({"app_name": "io"}, "app_name", "refuses 'io'"),  # Service docker of namespace io would answer docker.io
+    ({"app_name": "aws"}, "app_name", "refuses 'aws'"),  # Service ecr of namespace aws would answer public.ecr.aws
     ({"image": "nginx"}, "image", "must carry a tag or a digest"),
     ({"image": "harbor.example.com:5000/shop/web"}, "image", "must carry a tag or a digest"),
     ({"image": "nginx:latest"}, "image", "the tag 'latest' is refused"),

@@ -633,15 +633,21 @@ def test_a_single_cluster_repository_updates_without_renaming_or_re_encrypting(r
     copier.run_update(repo, defaults=True, overwrite=True, unsafe=True, vcs_ref="2.0.0", quiet=True)
     after = tree(repo)
     # Nothing renamed, so nothing pruned; since then the catalog added kyverno's default ruleset
-    # (Audit policies) and the tenancy guardrails the volumes and secrets policies and a quota on
-    # cross-namespace affinity.
+    # (Audit policies) and the tenancy guardrails the volumes, secrets and config-labels policies
+    # and a quota on cross-namespace affinity.
     assert flux_objects(repo) - flux_before == {("Kustomization", "flux-system", "kyverno-default-ruleset"),
+                                                ("ValidatingAdmissionPolicy", "", "opencenter-tenant-config-labels"),
+                                                ("ValidatingAdmissionPolicyBinding", "", "opencenter-tenant-config-labels"),
                                                 ("ValidatingAdmissionPolicy", "", "opencenter-tenant-volumes"),
                                                 ("ValidatingAdmissionPolicyBinding", "", "opencenter-tenant-volumes"),
                                                 ("ValidatingAdmissionPolicy", "", "opencenter-tenant-secrets"),
                                                 ("ValidatingAdmissionPolicyBinding", "", "opencenter-tenant-secrets"),
                                                 ("ResourceQuota", "shop", "tenant-no-cross-namespace-affinity")}
     assert flux_before <= flux_objects(repo)
+    # the registered app's quota gains the keys added since (ReplicaSets, ControllerRevisions)
+    tenant = yaml.safe_load_all((repo / "applications/overlays/prod/services/tenants/shop/tenant.yaml").read_text())
+    hard = next(d for d in tenant if d["metadata"]["name"] == "tenant-quota")["spec"]["hard"]
+    assert (hard["count/replicasets.apps"], hard["count/controllerrevisions.apps"]) == ("240", "120")
     encrypted = [rel for rel in before if rel.endswith(".sops.yaml") and rel != ".sops.yaml"]
     assert encrypted and {rel: after.get(rel) for rel in encrypted} == {rel: before[rel] for rel in encrypted}
     sync = (repo / "applications/overlays/prod/flux-system/gotk-sync.yaml").read_bytes()

@@ -164,7 +164,10 @@ def test_the_platform_renders_the_guardrails(fleet):
     assert docs[("Kustomization", "tenant-billing")]["spec"]["dependsOn"] == [{"name": "tenancy"}]
     assert docs[("Kustomization", "tenant-billing")]["spec"]["path"] == f"./{OVERLAY}/services/tenants/billing"
     assert docs[("Namespace", "billing")]["metadata"]["annotations"]["opencenter/hostnames"] == f"pay.{DOMAIN}"
-    assert docs[("ResourceQuota", "tenant-quota")]["spec"]["hard"]["services.loadbalancers"] == "0"
+    hard = docs[("ResourceQuota", "tenant-quota")]["spec"]["hard"]
+    assert hard["services.loadbalancers"] == "0"
+    # 20 Deployments and 10 StatefulSets, each with 10 old revisions, the current one and a rollout's
+    assert (hard["count/replicasets.apps"], hard["count/controllerrevisions.apps"]) == ("240", "120")
     gateway = yaml.safe_load((fleet["platform"] / OVERLAY / "services/gateway/gateway.yaml").read_text())
     https = gateway["spec"]["listeners"][1]
     assert https["allowedRoutes"]["namespaces"] == {"from": "Selector", "selector": {"matchLabels": {"opencenter/gateway-access": "true"}}}
@@ -372,6 +375,22 @@ ATTACKS = [
     ("ClusterRole", "escalate", {"rules": []}, 'RBAC: system:serviceaccount:flux-system:tenant-shop cannot create or patch resource "clusterroles.rbac.authorization.k8s.io"'),
     ("Ingress", "bypass", {"spec": {"rules": [{"host": f"billing.{DOMAIN}"}]}},
      'RBAC: system:serviceaccount:flux-system:tenant-shop cannot create or patch resource "ingresses.networking.k8s.io"'),
+    # etcd filled one rollout at a time: each template change stores another ReplicaSet or
+    # ControllerRevision, kept as history (the quota counts them too)
+    ("Deployment", "endless-history", {"spec": {"replicas": 0, "revisionHistoryLimit": 2147483647}},
+     "opencenter-tenant-pods: tenant Deployments and StatefulSets keep at most 10 old revisions (spec.revisionHistoryLimit)"),
+    ("StatefulSet", "endless-history", {"spec": {"replicas": 0, "serviceName": "endless-history", "revisionHistoryLimit": 11}},
+     "opencenter-tenant-pods: tenant Deployments and StatefulSets keep at most 10 old revisions (spec.revisionHistoryLimit)"),
+    # dashboards and data sources the platform's Grafana would load for every user
+    ("ConfigMap", "fake-dashboard", {"metadata": {"labels": {"grafana_dashboard": "1"}},
+                                     "data": {"cluster.json": '{"uid": "k8s-resources-cluster", "panels": []}'}},
+     "opencenter-tenant-config-labels: tenant ConfigMaps and Secrets carry no grafana_dashboard, grafana_datasource or grafana_alert label"),
+    ("Secret", "fake-datasource", {"metadata": {"labels": {"grafana_datasource": "yes"}},
+                                   "stringData": {"datasource.yaml": "apiVersion: 1\ndatasources: []\n"}},
+     "opencenter-tenant-config-labels: tenant ConfigMaps and Secrets carry no grafana_dashboard"),
+    # one etcd value: the API server refuses a Secret whose data pass 1 MiB, as a ConfigMap's
+    ("Secret", "too-big", {"stringData": {"blob": "x" * (1024 * 1024 + 1)}},
+     "Secret validation: data: Too long: may not be more than 1048576 bytes"),
 ]
 API_VERSIONS = {"HTTPRoute": "gateway.networking.k8s.io/v1", "Gateway": "gateway.networking.k8s.io/v1", "Service": "v1",
                 "RoleBinding": "rbac.authorization.k8s.io/v1", "ClusterRole": "rbac.authorization.k8s.io/v1",
@@ -381,7 +400,7 @@ API_VERSIONS = {"HTTPRoute": "gateway.networking.k8s.io/v1", "Gateway": "gateway
                 "Deployment": "apps/v1", "StatefulSet": "apps/v1", "Ingress": "networking.k8s.io/v1",
                 "EnvoyPatchPolicy": "gateway.envoyproxy.io/v1alpha1", "PersistentVolumeClaim": "v1",
                 "CronJob": "batch/v1", "Job": "batch/v1", "Secret": "v1", "Certificate": "cert-manager.io/v1",
-                "Issuer": "cert-manager.io/v1"}
+                "Issuer": "cert-manager.io/v1", "ConfigMap": "v1"}
 
 
 def attack_objects() -> list[dict]:
@@ -484,6 +503,11 @@ LEGIT_OBJECTS = [
      "spec": {"maxUnavailable": 1, "unhealthyPodEvictionPolicy": "AlwaysAllow", "selector": {
          "matchLabels": {"app.kubernetes.io/name": "shop"},
          "matchExpressions": [{"key": "batch.kubernetes.io/job-name", "operator": "DoesNotExist"}]}}},
+    # a dashboard for the team's own Grafana (any label but the platform Grafana's) and a headless Service
+    {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "shop-dashboard", "labels": {"shop.example.com/dashboard": "1"}},
+     "data": {"shop.json": "{}"}},
+    {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "shop-peers"},
+     "spec": {"clusterIP": "None", "selector": {"app.kubernetes.io/name": "shop"}, "ports": [{"port": 8080}]}},
     # the Gateway's data plane narrowed to its proxy pods
     {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "from-gateway-proxies"},
      "spec": {"podSelector": {}, "policyTypes": ["Ingress"], "ingress": [{"from": [
@@ -492,13 +516,14 @@ LEGIT_OBJECTS = [
 
 
 def legit_objects(deployment: dict) -> list[dict]:
-    """The app's own Deployment varied as LEGIT_PODS says (one replica each), and LEGIT_OBJECTS."""
+    """The app's own Deployment varied as LEGIT_PODS says (one replica each, keeping the most revision
+    history a tenant may), and LEGIT_OBJECTS."""
     objects = []
     for name, pod in LEGIT_PODS.items():
         obj = yaml.safe_load(yaml.safe_dump(deployment))
         labels = {"app.kubernetes.io/name": name}
         obj["metadata"] = {"name": name, "labels": labels}
-        obj["spec"].update(replicas=1, selector={"matchLabels": labels})
+        obj["spec"].update(replicas=1, selector={"matchLabels": labels}, revisionHistoryLimit=10)
         obj["spec"]["template"]["metadata"]["labels"] = labels
         obj["spec"]["template"]["spec"].update(pod)
         objects.append(obj)

@@ -610,6 +610,36 @@ def test_ephemeral_volume_claims_count_per_pod_after_it_and_meet_the_limit_range
         ("LimitRange/l", "maximum storage usage per PersistentVolumeClaim is 20Gi, but request is 21Gi")]
 
 
+def test_a_secret_over_one_mebibyte_is_invalid():
+    """Its data counts decoded, with stringData merged over it (a key in both counts once, as
+    stringData), and a SOPS-encrypted value by its ciphertext: 1 MiB passes, a byte more is refused."""
+    mebibyte = 1024 * 1024
+
+    def secret(**fields) -> dict:
+        return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "big"}, **fields}
+
+    def sops(plain: str) -> str:
+        return f"ENC[AES256_GCM,data:{base64.b64encode(b'x' * len(plain.encode())).decode()},iv:aXY=,tag:dGFn,type:str]"
+
+    cluster = make()
+    full = secret(data={"a": base64.b64encode(b"\0" * (mebibyte - 8)).decode(), "b": base64.b64encode(b"\0" * 9).decode()},
+                  stringData={"b": "8 bytes!"})
+    assert denials(cluster, full) == []
+    assert denials(cluster, secret(stringData={"a": sops("a" * (mebibyte - 8)), "b": "8 bytes!"})) == []
+    too_long = [("validation", "Secret validation", "data: Too long: may not be more than 1048576 bytes")]
+    assert denials(cluster, secret(data={"a": base64.b64encode(b"\0" * mebibyte).decode()}, stringData={"b": "1"})) == too_long
+    assert denials(cluster, secret(stringData={"a": sops("a" * mebibyte + "1")})) == too_long
+
+
+def test_a_deployments_replica_set_and_a_stateful_sets_controller_revision_are_counted():
+    cluster = make(quota({"count/replicasets.apps": "1", "count/controllerrevisions.apps": "0"}))
+    assert quota_messages(cluster, workload()) == []
+    assert quota_messages(cluster, workload(), {**workload(), "metadata": {"name": "second"}}, workload("StatefulSet")) == [
+        "exceeded quota: q, requested: count/replicasets.apps=1, used: count/replicasets.apps=1, limited: count/replicasets.apps=1",
+        "exceeded quota: q, requested: count/controllerrevisions.apps=1, used: count/controllerrevisions.apps=0, "
+        "limited: count/controllerrevisions.apps=0"]
+
+
 def test_what_a_quota_refuses_counts_nowhere():
     # the third pod is refused by the pod count: the cpu quota is charged for two
     cluster = make(quota({"pods": "2"}), {**quota({"requests.cpu": "10"}), "metadata": {"name": "cpu", "namespace": "shop"}})
