@@ -246,6 +246,7 @@ def _run_checks(repo, kube_version, platform, tenants, all_tenants, cleanup: Exi
             c["cluster_name"]: [key.strip() for key in str(c.get("sops_age_recipients", "")).split(",") if key.strip()]
             for c in clusters.cluster_list(answers)})
         report.findings += rules.aggregated_flux_write_findings(objects)
+        report.findings += rules.tenant_shard_findings(objects)
         report.findings += rules.hostname_findings(answers)
         report.findings += [Finding(file, "", "onboarding-request", message)
                             for file, message in onboarding_requests.request_problems(repo, answers)]

@@ -28,9 +28,10 @@ PER_CLUSTER = (
 )
 # A cluster name is a path segment (its overlay) and part of key file names.
 NAME_RE = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
-# From Flux 2.8 (kustomize-controller 1.8) flux-system/kustomization.yaml has kustomize-controller
-# apply Roles in a stage of their own (--custom-apply-stage-kinds): before, a tenant's RoleBinding
-# to a Role of the same app failed the dry-run of the whole app ("role not found").
+# From Flux 2.8 (kustomize-controller 1.8) flux-system/kustomization.yaml has both kustomize-controllers
+# (the platform's and kustomize-controller-tenants, which applies the apps) apply Roles in a stage of
+# their own (--custom-apply-stage-kinds): before, a tenant's RoleBinding to a Role of the same app
+# failed the dry-run of the whole app ("role not found").
 STAGED_ROLES_SINCE = (2, 8)
 
 

@@ -25,6 +25,11 @@ OUT_OF_BAND_SECRETS = ("flux-system", "sops-age")
 FLUX_NAMESPACE = "flux-system"
 # The GitRepository `flux bootstrap` creates for the platform repository itself.
 OWN_SOURCE = ("GitRepository", FLUX_NAMESPACE, "flux-system")
+# The identity of every platform Kustomization; any other is a tenant's (services/fluxcd/<app>.yaml).
+PLATFORM_IDENTITY = "kustomize-controller"
+# The label that hands a Kustomization to the tenants' kustomize-controller shard
+# (flux-system/kustomize-controller-tenants), which the platform's controller ignores.
+SHARD_KEY, TENANT_SHARD = "sharding.fluxcd.io/key", "tenants"
 
 
 @dataclass(frozen=True)
@@ -92,12 +97,14 @@ def outside_findings(escapes: list[tuple[str, str]]) -> list[Finding]:
 
 
 def remote_findings(remote: dict[str, list[str]], template: str, remote_bases_allowed: bool) -> list[Finding]:
-    """Remote kustomize entries: never in an app repository; in a platform repository only when
+    """Remote kustomize entries: never in an app repository (the tenants' shard runs with
+    --no-remote-bases=true whatever the platform answers); in a platform repository only when its
     kustomize-controller runs without --no-remote-bases (answer flux_allow_remote_bases)."""
     if template == "platform" and remote_bases_allowed:
         return []
     rule, why = (
-        ("tenancy-remote-resource", "an app repository may only hold its own files")
+        ("tenancy-remote-resource", "an app repository may only hold its own files (kustomize-controller-tenants "
+                                    "runs with --no-remote-bases=true whatever flux_allow_remote_bases says)")
         if template == "app"
         else ("remote-base", "kustomize-controller runs with --no-remote-bases=true (answer flux_allow_remote_bases)")
     )
@@ -509,6 +516,22 @@ def aggregated_flux_write_findings(objects: list[Located]) -> list[Finding]:
                                         "HelmRelease, which helm-controller installs as cluster-admin"))
                 break
     return findings
+
+
+def tenant_shard_findings(objects: list[Located]) -> list[Finding]:
+    """A Kustomization applying as a tenant (any serviceAccountName but the platform's) that is not
+    labelled for the tenants' shard: the platform's kustomize-controller would build the tenant's
+    repository, where a kustomize bomb exhausts it (every Kustomization of the cluster stops) and
+    remote bases are allowed when flux_allow_remote_bases is."""
+    return [
+        Finding(file, object_label(obj), "tenancy-shard",
+                f"applies as ServiceAccount {_spec(obj).get('serviceAccountName')} without the label "
+                f"{SHARD_KEY}: {TENANT_SHARD}, so the platform's kustomize-controller builds it, not the tenants' shard")
+        for file, obj in objects
+        if obj.get("kind") == "Kustomization" and _group(obj) == "kustomize.toolkit.fluxcd.io"
+        and _spec(obj).get("serviceAccountName", PLATFORM_IDENTITY) != PLATFORM_IDENTITY
+        and not (isinstance(labels := _meta(obj).get("labels"), dict) and labels.get(SHARD_KEY) == TENANT_SHARD)
+    ]
 
 
 def hostname_findings(answers: dict) -> list[Finding]:

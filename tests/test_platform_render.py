@@ -99,18 +99,19 @@ def test_gotk_sync_has_exactly_the_shape_flux_bootstrap_writes(render_platform):
 def test_flux_system_kustomization_carries_the_lockdown(render_platform, allow_remote, flux_version):
     repo = render_platform(flux_allow_remote_bases=allow_remote, flux_version=flux_version)
     doc = yaml.safe_load((repo / OVERLAY / "flux-system/kustomization.yaml").read_text())
-    assert doc["resources"] == ["gotk-components.yaml", "gotk-sync.yaml"]
+    assert doc["resources"] == ["gotk-components.yaml", "gotk-sync.yaml", "kustomize-controller-tenants"]
     args = {}
     for patch in doc["patches"]:
         ops = yaml.safe_load(patch["patch"])
         if isinstance(ops, list) and ops[0]["path"].endswith("/args/-"):
             args[ops[0]["value"]] = patch["target"]["name"]
     assert "helm-controller" in args["--no-cross-namespace-refs=true"]
-    assert args["--default-service-account=default"] == "kustomize-controller"
+    # Both kustomize-controllers (the platform's and the tenants' shard, tests/test_tenant_shard.py)
+    assert args["--default-service-account=default"] == "(kustomize-controller|kustomize-controller-tenants)"
     assert ("--no-remote-bases=true" in args) is not allow_remote
     # Roles staged first from Flux 2.8 (kustomize-controller 1.8), which has the flag
     assert args.get("--custom-apply-stage-kinds=rbac.authorization.k8s.io/Role") == (
-        "kustomize-controller" if flux_version == "2.9.4" else None)
+        "(kustomize-controller|kustomize-controller-tenants)" if flux_version == "2.9.4" else None)
     sa_patch = [p for p in doc["patches"] if p["target"] == {"kind": "Kustomization", "name": "flux-system"}]
     assert yaml.safe_load(sa_patch[0]["patch"]) == [
         {"op": "add", "path": "/spec/serviceAccountName", "value": "kustomize-controller"}
