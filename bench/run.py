@@ -22,7 +22,9 @@ Fixtures (template snapshot, platform repositories with N apps) are built once, 
 part, and cached in bench/.cache (bench/fixtures.py). Runs are interleaved (one run of every
 measure, then the next run), so a burst of load from elsewhere spreads over all of them; the
 1-minute load average is recorded before every run. Writes bench/results.json and prints the
-markdown tables; --docs also puts them into docs/performance.md's "Latest figures" section.
+markdown tables; --docs also puts them into docs/performance.md's "Latest figures" section. A run
+with --only replaces those measures and keeps the others of bench/results.json when they were
+taken on the same kind of machine (each measure records the date of its run).
 """
 
 from __future__ import annotations
@@ -309,10 +311,13 @@ def targets(results: dict) -> str:
 def figures_block(results: dict) -> str:
     info = results["machine"]
     loads = [x for item in results["measures"].values() for x in item["load_1m"]]
+    earlier = sorted({item["date"] for item in results["measures"].values() if item.get("date", results["date"])
+                      != results["date"]})
+    kept = f" Measures this command did not run keep their figures of {', '.join(earlier)}." if earlier else ""
     return (
         f"Latest figures: {results['date']}, `{results['command']}`, {info['cores']} cores {info['cpu']}, "
         f"{info['memory_gib']} GiB, {info['os']}, Python {info['python']}, Copier {info['copier']}, "
-        f"{info['git']}, {info['sops']}. 1-minute load average during the runs: "
+        f"{info['git']}, {info['sops']}.{kept} 1-minute load average during the runs: "
         f"{min(loads):.1f}–{max(loads):.1f} (the benchmark itself keeps about one core busy).\n\n"
         f"{table(results)}\n\n{targets(results)}"
     )
@@ -348,6 +353,20 @@ def ratios(measures: dict[str, dict], sizes: list[int], bulk: int = 50) -> dict[
     return out
 
 
+def kept_measures(output: Path, here: dict) -> dict[str, dict]:
+    """The measures of an earlier run in `output` that a run of some measures (--only) keeps: only
+    from the same kind of machine (CPU model and cores), else figures of two machines would mix."""
+    try:
+        earlier = json.loads(output.read_text())
+    except (OSError, ValueError):
+        return {}
+    machine_then = earlier.get("machine") or {}
+    if (machine_then.get("cpu"), machine_then.get("cores")) != (here["cpu"], here["cores"]):
+        return {}
+    return {key: {**item, "date": item.get("date", earlier.get("date"))}
+            for key, item in (earlier.get("measures") or {}).items()}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=5, help="runs of every measure (default 5)")
@@ -375,9 +394,10 @@ def main(argv: list[str] | None = None) -> int:
                 measure.run_once(env)
                 print(f"  run {run + 1}: {measure.key} {measure.seconds[-1]:.2f} s (load {measure.loads[-1]:.1f})",
                       file=sys.stderr)
-    summaries = {m.key: m.summary() for m in measures}
+    now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    summaries = {**kept_measures(args.output, machine()), **{m.key: {**m.summary(), "date": now} for m in measures}}
     results = {
-        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "date": now,
         "command": "python bench/run.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "machine": machine(),
         "measures": summaries,
