@@ -43,7 +43,7 @@ from pyrage import x25519  # noqa: E402
 
 from hooks import apps as appsmod  # noqa: E402
 from hooks import agekeys, clusters, deploykeys, gitrepo, sops  # noqa: E402
-from hooks.errors import HookError, run_main  # noqa: E402
+from hooks.errors import HookError, run_main, shown  # noqa: E402
 from hooks.onboard import (  # noqa: E402
     AGE_KEY_ANNOTATION, APP_PUBLIC_KEY_FILE, PUBLIC_KEY_ANNOTATION, Platform, PublicKeys, age_key_steps, annotate,
     annotation_of, app_repo_restored_on_failure, check_app_repo, deploy_key_comment, joined_age_keys, key_file_step,
@@ -117,7 +117,7 @@ def registered_app(platform: Platform, name: str, field: str) -> dict[str, Any]:
     entry = next((app for app in platform.apps if app.get("name") == name), None)
     if entry is None:
         registered = ", ".join(app["name"] for app in platform.apps) or "none"
-        raise HookError(field, f"'{name}' is not a registered app (registered: {registered})")
+        raise HookError(field, f"{shown(name)} is not a registered app (registered: {registered})")
     return entry
 
 

@@ -37,7 +37,7 @@ import yaml
 from hooks import appenv, apps, attribution, clusters, crds, gitrepo, onboarding_requests, rules
 from hooks.admission import Cluster, admit
 from hooks.answers import ANSWERS_FILE, load_answers
-from hooks.errors import HookError
+from hooks.errors import HookError, run_main, shown
 from hooks.gitops_base import check_references
 from hooks.kustomize import (build_all, find_roots, folder_plugin_configs, kustomization_file, outside_references,
                              outside_symlinks, plugin_configs, plugin_folders, remote_references)
@@ -71,7 +71,7 @@ def read_answers(repo: Path) -> dict:
     except yaml.YAMLError as error:
         raise HookError(str(path), f"is not valid YAML ({error})") from None
     if not isinstance(answers, dict) or answers.get("template") not in ("platform", "app"):
-        raise HookError(str(path), f"template must be 'platform' or 'app' (got {answers.get('template') if isinstance(answers, dict) else answers!r})")
+        raise HookError(str(path), f"template must be 'platform' or 'app' (got {shown(answers.get('template') if isinstance(answers, dict) else answers)})")
     return answers
 
 
@@ -233,6 +233,7 @@ def _run_checks(repo, kube_version, platform, tenants, all_tenants, cleanup: Exi
     report.findings += rules.secret_findings(here.files, read_sops_rules(repo))
     report.findings += rules.secret_generator_findings(generator_sources(repo, here.roots), app=template == "app")
     report.findings += rules.git_ref_findings(objects)
+    report.findings += rules.line_break_findings(answers)
     if template == "platform":
         out_of_band = rules.out_of_band_secrets(str(answers.get("gitops_base_secret") or ""))
         unbuilt = [doc for f in here.files if any(under(f.path, root) for root in here.failed_roots)
@@ -466,12 +467,13 @@ def format_json(report: Report) -> str:
 def parse_tenant(item: str) -> tuple[str, str]:
     app, sep, path = item.partition("=")
     if not sep or not app or not path:
-        raise HookError("--tenant", f"takes APP=PATH, e.g. shop=../shop (got {item!r})")
+        raise HookError("--tenant", f"takes APP=PATH, e.g. shop=../shop (got {shown(item)})")
     return app, path
 
 
 def main(argv: list[str] | None = None) -> int:
-    """The console script (`opencenter-check`); returns the exit status, 2 when the check cannot run."""
+    """The check (the console script `opencenter-check` runs it through cli); returns the exit status, 2 when
+    the check cannot run."""
     parser = argparse.ArgumentParser(prog="opencenter-check", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("path", type=Path, help="the rendered repository to check")
     parser.add_argument("--kube-version", default=DEFAULT_KUBE_VERSION, help=f"Kubernetes version of the core schemas (default {DEFAULT_KUBE_VERSION})")
@@ -504,5 +506,11 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if report.findings else 0
 
 
+def cli() -> None:
+    """The console script: as `python -m hooks.check`, a reader that goes away early (`| head`)
+    stops it quietly (errors.run_main)."""
+    run_main(main)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    cli()

@@ -10,40 +10,51 @@ with `copier update --vcs-ref=:current:` (the template version stays), then stag
 review; nothing is committed or pushed. Like onboarding it holds the repository's lock, needs a
 clean checkout and puts everything back when any step fails. `add` generates the new cluster's
 age key outside the repository unless recipients are given; `remove` is refused while apps run on
-the cluster. Values are YAML scalars (`flux_allow_remote_bases=true`, `gateway_listener_port=8443`);
-platform_services is comma-separated.
+the cluster. flux_allow_remote_bases takes true or false (yes/no, on/off, 1/0), gateway_listener_port
+a number, platform_services a comma-separated list; the other values are text.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 from typing import Any, Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import yaml  # noqa: E402
-
 from hooks import agekeys, clusters, gitrepo, kept_answers, sops  # noqa: E402
 from hooks import apps as appsmod  # noqa: E402
-from hooks.errors import HookError, copier_error, run_main  # noqa: E402
-from hooks.onboard import read_platform  # noqa: E402
+from hooks.answers import has_line_break  # noqa: E402
+from hooks.errors import HookError, copier_error, run_main, shown  # noqa: E402
+from hooks.onboard import parse_bool, read_platform  # noqa: E402
+
+PORT_RE = re.compile(r"[0-9]{1,5}")
 
 
 def parse_settings(items: list[str]) -> dict[str, Any]:
-    """KEY=VALUE arguments: YAML scalars, platform_services a comma-separated list."""
+    """KEY=VALUE arguments: flux_allow_remote_bases a boolean word, gateway_listener_port a
+    number, platform_services a comma-separated list, the others text (versions and tags stay
+    strings: 2026.10 is not a float). A value of the wrong type is refused here: Copier's cast of
+    a boolean question makes any word true or false ('maybe' would turn the lockdown off)."""
     settings: dict[str, Any] = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise HookError("settings", f"expected KEY=VALUE, got {item!r}")
+            raise HookError("settings", f"expected KEY=VALUE, got {shown(item)}")
+        if has_line_break(item):
+            raise HookError("settings", f"{shown(item)} must be one line, without line breaks")
         if key == "platform_services":
             settings[key] = [svc.strip() for svc in value.split(",") if svc.strip()]
-        elif key in ("flux_allow_remote_bases", "gateway_listener_port"):
-            settings[key] = yaml.safe_load(value)
+        elif key == "flux_allow_remote_bases":
+            settings[key] = parse_bool(value, key)
+        elif key == "gateway_listener_port":
+            if not PORT_RE.fullmatch(value.strip()):
+                raise HookError(key, f"must be a port number such as 8443 (got {shown(value)})")
+            settings[key] = int(value)
         else:
-            settings[key] = value  # versions and tags stay strings (2026.10 is not a float)
+            settings[key] = value
     return settings
 
 
@@ -59,8 +70,10 @@ def with_options(settings: dict[str, Any], options: dict[str, str]) -> dict[str,
         key = ADD_OPTIONS[option]
         if not value:
             continue
+        if has_line_break(value):
+            raise HookError(option, f"must be one line, without line breaks (got {shown(value)})")
         if key in merged and str(merged[key]).strip() != value.strip():
-            raise HookError(option, f"{option} {value!r} and {key}={merged[key]!r} give {key} two values; "
+            raise HookError(option, f"{option} {shown(value)} and {key}={shown(merged[key])} give {key} two values; "
                                     "give it once (nothing was changed)")
         merged[key] = value
     return merged
@@ -129,7 +142,7 @@ def add(platform_path: Path, name: str, settings: dict[str, Any], lock_wait: flo
         return {"clusters": clusters.plan_add(answers, name, given)}
 
     try:
-        answers = change(platform_path, f"adding cluster '{name}'", plan, lock_wait, name)
+        answers = change(platform_path, f"adding cluster {shown(name)}", plan, lock_wait, name)
     except BaseException:
         # The template's validators see the new cluster only when it renders, after its key was
         # made: a refused add leaves no key file behind (one that was there before stays).
@@ -184,14 +197,16 @@ def set_settings(platform_path: Path, name: str, settings: dict[str, Any],
                  lock_wait: float = gitrepo.DEFAULT_LOCK_WAIT, out: Callable[[str], None] = print) -> int:
     if not settings:
         raise HookError("settings", "give at least one KEY=VALUE to change")
-    if "sops_age_recipients" in settings:
-        agekeys.parse_recipients(str(settings["sops_age_recipients"]))
+    if "sops_age_recipients" in settings and not agekeys.parse_recipients(str(settings["sops_age_recipients"])):
+        # Only a first render generates a key for an empty answer: here .sops.yaml would name none.
+        raise HookError("sops_age_recipients", f"cluster {shown(name)} needs its age public keys (age1…, "
+                        "comma-separated); an empty answer generates a key only when the repository is first rendered")
     before = clusters.find(read_platform(platform_path.resolve()).answers, name)
-    change(platform_path, f"changing cluster '{name}'", lambda answers: clusters.plan_set(answers, name, settings),
+    change(platform_path, f"changing cluster {shown(name)}", lambda answers: clusters.plan_set(answers, name, settings),
            lock_wait, name)
     changed = {key: value for key, value in settings.items() if before.get(key) != value}
     out(f"Changed cluster '{name}' in {platform_path}: "
-        + (", ".join(f"{key} {before.get(key)!r} -> {value!r}" for key, value in changed.items()) or "nothing")
+        + (", ".join(f"{key} {shown(before.get(key))} -> {shown(value)}" for key, value in changed.items()) or "nothing")
         + " (staged, not committed; only its overlay and the answers change).")
     if "sops_age_recipients" in changed:
         for line in recipient_steps(name, str(before["sops_age_recipients"]), str(changed["sops_age_recipients"])):
@@ -214,7 +229,7 @@ def recipient_steps(name: str, before: str, after: str) -> list[str]:
 
 def remove(platform_path: Path, name: str, lock_wait: float = gitrepo.DEFAULT_LOCK_WAIT,
            out: Callable[[str], None] = print) -> int:
-    answers = change(platform_path, f"removing cluster '{name}'", lambda answers: clusters.plan_remove(answers, name),
+    answers = change(platform_path, f"removing cluster {shown(name)}", lambda answers: clusters.plan_remove(answers, name),
                      lock_wait, name)
     out(f"Removed cluster '{name}' from {platform_path}: applications/overlays/{name}/ is gone (staged, not "
         f"committed). Clusters left: {', '.join(clusters.names(answers))}.")

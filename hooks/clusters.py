@@ -19,15 +19,17 @@ import re
 from typing import Any
 
 from hooks import apps
-from hooks.errors import HookError
+from hooks.errors import HookError, shown
 
 PER_CLUSTER = (
     "cluster_name", "cluster_domain", "flux_version", "flux_allow_remote_bases", "gitops_base_tag",
     "infrastructure", "platform_services", "gateway_name", "gateway_namespace", "gateway_class", "gateway_listener",
     "gateway_listener_port", "gateway_tls_secret", "sops_age_recipients",
 )
-# A cluster name is a path segment (its overlay) and part of key file names.
-NAME_RE = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
+# A cluster name is a path segment (its overlay) and part of key file names. Matched whole
+# (fullmatch): `$` would also match before a final line break, and make the folder 'qa
+/'.
+NAME_RE = re.compile(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?")
 # From Flux 2.8 (kustomize-controller 1.8) flux-system/kustomization.yaml has both kustomize-controllers
 # (the platform's and kustomize-controller-tenants, which applies the apps) apply Roles in a stage of
 # their own (--custom-apply-stage-kinds): before, a tenant's RoleBinding to a Role of the same app
@@ -59,7 +61,7 @@ def find(answers: dict[str, Any], name: str) -> dict[str, Any]:
     for cluster in cluster_list(answers):
         if cluster["cluster_name"] == name:
             return cluster
-    raise HookError("cluster", f"'{name}' is not a cluster of this repository (clusters: {', '.join(names(answers))})")
+    raise HookError("cluster", f"{shown(name)} is not a cluster of this repository (clusters: {', '.join(names(answers))})")
 
 
 def stages_roles(cluster: dict[str, Any]) -> bool:
@@ -75,20 +77,21 @@ def validate_clusters(answers: dict[str, Any]) -> None:
     """The `clusters` answer: mappings with exactly the per-cluster keys, names unique (HookError)."""
     extra = answers.get("clusters") or []
     if not isinstance(extra, list):
-        raise HookError("clusters", f"must be a list of cluster mappings (got {extra!r})")
+        raise HookError("clusters", f"must be a list of cluster mappings (got {shown(extra)})")
     seen = {answers.get("cluster_name")}
     for index, cluster in enumerate(extra):
         if not isinstance(cluster, dict):
             raise HookError(f"clusters[{index}]", f"must be a mapping with keys {', '.join(PER_CLUSTER)}")
         name = cluster.get("cluster_name", "")
-        where = f"clusters[{name or index}]"
+        plain = isinstance(name, str) and len(name) <= apps.NAME_MAX and name.isprintable()  # as apps.entry_label
+        where = f"clusters[{name or index}]" if plain else f"clusters[{index}]"
         missing = [key for key in PER_CLUSTER if key not in cluster]
         unknown = sorted(set(cluster) - set(PER_CLUSTER))
         if missing or unknown:
-            raise HookError(where, f"needs exactly the per-cluster keys: missing {missing}, unknown {unknown}")
-        if not isinstance(name, str) or not NAME_RE.match(name):
+            raise HookError(where, f"needs exactly the per-cluster keys: missing {missing}, unknown {shown(unknown)}")
+        if not isinstance(name, str) or not NAME_RE.fullmatch(name):
             raise HookError(f"{where}.cluster_name",
-                            f"must be a DNS-1123 label (got {name!r})")
+                            f"must be a DNS-1123 label (got {shown(name)})")
         if name in seen:
             raise HookError(f"{where}.cluster_name", f"'{name}' is a cluster already; cluster names are unique")
         seen.add(name)
@@ -113,12 +116,12 @@ def plan_add(answers: dict[str, Any], name: str, settings: dict[str, Any]) -> li
         raise HookError("cluster", f"'{name}' is a cluster of this repository already")
     bad = sorted(set(settings) - set(PER_CLUSTER[1:]))
     if bad:
-        raise HookError("cluster", f"cannot set {bad}; per-cluster settings: {', '.join(PER_CLUSTER[1:])}"
-                        + (f" (the new cluster's name is the NAME argument, '{name}')" if "cluster_name" in bad else ""))
+        raise HookError("cluster", f"cannot set {shown(bad)}; per-cluster settings: {', '.join(PER_CLUSTER[1:])}"
+                        + (f" (the new cluster's name is the NAME argument, {shown(name)})" if "cluster_name" in bad else ""))
     domain = settings.get("cluster_domain") or default_domain(answers, name)
     if not domain:
-        raise HookError("cluster_domain", f"give the domain of cluster '{name}' (--domain): the first cluster's "
-                                          f"domain {answers.get('cluster_domain')!r} does not start with its name")
+        raise HookError("cluster_domain", f"give the domain of cluster {shown(name)} (--domain): the first cluster's "
+                                          f"domain {shown(answers.get('cluster_domain'))} does not start with its name")
     cluster = {**first(answers), **settings, "cluster_name": name, "cluster_domain": domain}
     result = [*(answers.get("clusters") or []), cluster]
     validate_clusters({**answers, "clusters": result})
@@ -131,7 +134,7 @@ def plan_set(answers: dict[str, Any], name: str, settings: dict[str, Any]) -> di
     find(answers, name)
     bad = sorted(set(settings) - set(PER_CLUSTER[1:]))
     if bad:
-        raise HookError("cluster", f"cannot set {bad}; per-cluster settings: {', '.join(PER_CLUSTER[1:])}"
+        raise HookError("cluster", f"cannot set {shown(bad)}; per-cluster settings: {', '.join(PER_CLUSTER[1:])}"
                         + (" (a cluster's name is its bootstrap path: add a new cluster instead)"
                            if "cluster_name" in bad else ""))
     if name == answers["cluster_name"]:

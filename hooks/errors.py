@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import reprlib
 import signal
 import sys
 import threading
@@ -14,6 +15,35 @@ from typing import Callable, NoReturn
 # What stops a command from outside besides Ctrl-C (SIGINT): `timeout` and a cancelled CI job send
 # SIGTERM, a closed terminal SIGHUP.
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
+# How much of a refused value a message quotes: enough to recognise it, never all of it. A value can
+# be a 10 MB argument, or a 440-byte YAML alias bomb whose full repr is gigabytes (aliases share one
+# object, which a repr writes out every time it is referenced).
+SHOWN_MAX = 80
+
+
+def _bounded_repr() -> reprlib.Repr:
+    """reprlib with a few items of each container, three levels deep and strings cut: its cost
+    is bounded, whatever the size or nesting of the value."""
+    bounded = reprlib.Repr()
+    bounded.maxlevel = 3
+    bounded.maxlist = bounded.maxtuple = bounded.maxset = bounded.maxfrozenset = bounded.maxdeque = 6
+    bounded.maxdict = 4
+    bounded.maxstring = bounded.maxlong = bounded.maxother = SHOWN_MAX
+    bounded.fillvalue = "…"
+    return bounded
+
+
+_BOUNDED = _bounded_repr()
+
+
+def shown(value: object) -> str:
+    """A value as an error message quotes it: its repr (so a string is quoted and a line break in
+    it shows as \\n), cut to SHOWN_MAX characters, '…' where something was left out. Every
+    message that quotes user input goes through here."""
+    text = _BOUNDED.repr(value)
+    return text if len(text) <= SHOWN_MAX else text[:SHOWN_MAX - 1] + "…"
 
 
 class HookError(Exception):

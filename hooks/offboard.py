@@ -41,7 +41,7 @@ if __name__ == "__main__":  # a template task: say what is missing before anythi
 
 from hooks import apps as appsmod  # noqa: E402
 from hooks import clusters, gitrepo, onboard, sops  # noqa: E402
-from hooks.errors import HookError, run_main  # noqa: E402
+from hooks.errors import HookError, run_main, shown  # noqa: E402
 from hooks.onboard import read_platform, render_apps, render_scope  # noqa: E402
 
 
@@ -77,14 +77,14 @@ def offboard(
             if delete_namespace:  # the summary's steps end with the tenant's access on that cluster
                 out(f"     Then, on cluster {cluster}: kubectl delete namespace {name}   # deletes everything left in it")
             return done
-    with gitrepo.exclusive(platform_path, f"offboarding of app '{name}'", lock_wait) as waited:
+    with gitrepo.exclusive(platform_path, f"offboarding of app {shown(name)}", lock_wait) as waited:
         return _offboard(platform_path, name, app_repo, delete_namespace, review_branch, waited, out)
 
 
 def _offboard(platform_path: Path, name: str, app_repo: Path | None, delete_namespace: bool, review_branch: bool,
               waited: bool, out: Callable[[str], None]) -> int:
     platform = read_platform(platform_path)
-    gitrepo.require_clean_repo(platform_path, waited, f"offboarding of app '{name}'")
+    gitrepo.require_clean_repo(platform_path, waited, f"offboarding of app {shown(name)}")
     sops.require_sops()  # the same toolset as onboarding: the repository stays re-encryptable
     current = appsmod.validate_apps(platform.apps, platform.reserved())
     remaining = appsmod.plan_remove(current, name)

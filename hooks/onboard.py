@@ -57,7 +57,7 @@ import yaml  # noqa: E402
 from hooks import apps as appsmod  # noqa: E402
 from hooks import agekeys, app_setup, clusters, deploykeys, gitrepo, kept_answers, onboarding_requests, sops  # noqa: E402
 from hooks.answers import ANSWERS_FILE, load_answers  # noqa: E402
-from hooks.errors import HookError, run_main, uninterruptible  # noqa: E402
+from hooks.errors import HookError, run_main, shown, uninterruptible  # noqa: E402
 
 PUBLIC_KEY_ANNOTATION = "opencenter/deploy-key-public"
 AGE_KEY_ANNOTATION = "opencenter/age-public-key"
@@ -242,7 +242,7 @@ def register(
     """Register (or with update, change) an app; one writer at a time per platform repository."""
     platform_path = platform_path.resolve()
     read_platform(platform_path)  # its errors first: not a platform repository at all
-    what = f"onboarding of app '{raw_entry.get('name', '?')}'"
+    what = f"onboarding of app {shown(raw_entry.get('name', '?'))}"
     with gitrepo.exclusive(platform_path, what, lock_wait) as waited:
         return _register(platform_path, [raw_entry], update, review_branch, app_repo, waited, out)
 
@@ -827,13 +827,15 @@ def age_key_steps(entry: dict[str, Any], age_key: str, placed: list[str], layout
 # CLI --------------------------------------------------------------------------------------------
 
 
-def parse_bool(value: str) -> bool:
+def parse_bool(value: str, field: str = "secrets") -> bool:
+    """A boolean option's value: true/yes/on/1 or false/no/off/0/'' (any case); anything else is
+    refused, never read as one or the other."""
     lowered = value.strip().lower()
     if lowered in ("true", "yes", "1", "on"):
         return True
     if lowered in ("false", "no", "0", "off", ""):
         return False
-    raise HookError("secrets", f"must be true or false (got '{value}')")
+    raise HookError(field, f"must be true or false (got {shown(value)})")
 
 
 def entry_from_args(args: argparse.Namespace) -> dict[str, Any]:
@@ -859,13 +861,7 @@ def entry_from_args(args: argparse.Namespace) -> dict[str, Any]:
     if args.known_hosts is not None and args.known_hosts_file:
         raise HookError("known_hosts", "give --known-hosts or --known-hosts-file, not both")
     if args.known_hosts_file:
-        try:
-            entry["known_hosts"] = Path(args.known_hosts_file).read_text(encoding="utf-8")
-        except OSError as error:
-            raise HookError("known_hosts", f"cannot read {args.known_hosts_file}: {error.strerror}") from None
-        except UnicodeDecodeError:
-            raise HookError("known_hosts", f"{args.known_hosts_file} is not UTF-8 text: give the known_hosts "
-                            "lines (ssh-keyscan's output), not a binary file") from None
+        entry["known_hosts"] = read_known_hosts(args.known_hosts_file)
     elif args.known_hosts is not None:
         entry["known_hosts"] = args.known_hosts
     if args.hostname is not None:
@@ -879,6 +875,28 @@ def entry_from_args(args: argparse.Namespace) -> dict[str, Any]:
     return entry
 
 
+# known_hosts lines are a few KB (ssh-keyscan of one host); more is the wrong file, or a device
+# such as /dev/zero that never ends: it is not read past this.
+KNOWN_HOSTS_MAX = 1 << 20
+
+
+def read_known_hosts(path: str) -> str:
+    """The text of --known-hosts-file: UTF-8, at most KNOWN_HOSTS_MAX bytes."""
+    try:
+        with open(path, "rb") as file:
+            data = file.read(KNOWN_HOSTS_MAX + 1)
+    except OSError as error:
+        raise HookError("known_hosts", f"cannot read {path}: {error.strerror}") from None
+    if len(data) > KNOWN_HOSTS_MAX:
+        raise HookError("known_hosts", f"{path} is larger than {KNOWN_HOSTS_MAX // (1 << 20)} MB: give the known_hosts "
+                        "lines of the Git host (ssh-keyscan's output), a few KB")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise HookError("known_hosts", f"{path} is not UTF-8 text: give the known_hosts "
+                        "lines (ssh-keyscan's output), not a binary file") from None
+
+
 def split_values(given: list[str]) -> list[str]:
     """Repeated and comma-separated values, in order, without empties or repeats."""
     return list(dict.fromkeys(value.strip() for item in given for value in item.split(",") if value.strip()))
@@ -887,7 +905,7 @@ def split_values(given: list[str]) -> list[str]:
 def parse_quota(item: str) -> tuple[str, str]:
     key, sep, value = item.partition("=")
     if not sep or not key or not value:
-        raise HookError("quota", f"--quota takes RESOURCE=QUANTITY, e.g. requests.cpu=4 (got {item!r})")
+        raise HookError("quota", f"--quota takes RESOURCE=QUANTITY, e.g. requests.cpu=4 (got {shown(item)})")
     return key, value
 
 

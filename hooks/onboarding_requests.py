@@ -22,7 +22,7 @@ import yaml
 
 from hooks import apps as appsmod
 from hooks import clusters
-from hooks.errors import HookError
+from hooks.errors import HookError, shown
 
 REQUESTS_DIR = "onboarding-requests"
 
@@ -37,6 +37,8 @@ def read_entries(path: Path) -> list[dict[str, Any]]:
         raise HookError(str(path), "is not UTF-8 text") from None
     except yaml.YAMLError as error:
         raise HookError(str(path), f"is not valid YAML ({error})") from None
+    except RecursionError:  # PyYAML parses nested collections recursively: 20 000 '[' exhaust the stack
+        raise HookError(str(path), "is not valid YAML (nested too deeply)") from None
     entries = [data] if isinstance(data, dict) else data
     if not isinstance(entries, list) or not entries:
         raise HookError(str(path), "must hold an app entry (a mapping with at least name and url) or a list of them")
@@ -44,7 +46,7 @@ def read_entries(path: Path) -> list[dict[str, Any]]:
         missing = [key for key in ("name", "url")
                    if not isinstance(entry, dict) or not isinstance(entry.get(key), str) or not entry[key]]
         if missing:
-            has = f"it has keys {sorted(map(str, entry))}" if isinstance(entry, dict) else f"got {entry!r}"
+            has = f"it has keys {shown(sorted(map(str, entry)))}" if isinstance(entry, dict) else f"got {shown(entry)}"
             raise HookError(f"{path}: entry {number}", f"needs {' and '.join(missing)} as text ({has})")
     return entries
 

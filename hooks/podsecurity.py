@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator
 ENFORCE = "pod-security.kubernetes.io/enforce"
 ENFORCE_VERSION = "pod-security.kubernetes.io/enforce-version"
 LATEST = 32  # minor version of v1.32, the newest the checks know
-_VERSION = re.compile(r"^v1\.([0-9]|[1-9][0-9]*)$")
+_VERSION = re.compile(r"v1\.([0-9]|[1-9][0-9]*)")  # fullmatch: `$` passes a final line break
 
 _BASELINE_CAPABILITIES = {"AUDIT_WRITE", "CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "MKNOD",
                           "NET_BIND_SERVICE", "SETFCAP", "SETGID", "SETPCAP", "SETUID", "SYS_CHROOT"}
@@ -65,7 +65,7 @@ def enforced(labels: dict) -> tuple[str, str, int]:
     level = labels.get(ENFORCE, "privileged")
     if level not in ("privileged", "baseline", "restricted"):
         level = "restricted"
-    match = _VERSION.match(str(labels.get(ENFORCE_VERSION, "latest")))
+    match = _VERSION.fullmatch(str(labels.get(ENFORCE_VERSION, "latest")))
     if match is None:
         return level, "latest", LATEST
     return level, labels[ENFORCE_VERSION], min(int(match.group(1)), LATEST)

@@ -13,7 +13,8 @@ import yaml
 
 from hooks import apps as appsmod
 from hooks import clusters, rbac
-from hooks.answers import ANSWERS_FILE
+from hooks.answers import ANSWERS_FILE, has_line_break
+from hooks.errors import shown
 from hooks.kustomize import Build
 from hooks.manifests import YamlFile, is_object, object_label
 from hooks.validate import Validator, is_sops_encrypted
@@ -372,7 +373,8 @@ CREDENTIAL_KEY = re.compile(r"(pass(word|wd)?|secret|token|api[_-]?key|private[_
 PRIVATE_KEY_BLOCK = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----")
 # A key that names an existing Secret (charts' `existingSecret`, `secretName`) holds a reference:
 # the way to keep credentials out of values files (velero's placeholder Secret), not a credential.
-SECRET_REFERENCE_KEY = re.compile(r"^(existing[_-]?secret([_-]?name)?|secret[_-]?name)$", re.IGNORECASE)
+# Matched whole (fullmatch): with `$`, 'existingSecret\n' would pass for a reference.
+SECRET_REFERENCE_KEY = re.compile(r"existing[_-]?secret([_-]?name)?|secret[_-]?name", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -405,7 +407,7 @@ def _credentials_in(node: object, path: str = "") -> list[str]:
         for key, value in node.items():
             here = f"{path}.{key}" if path else str(key)
             if (isinstance(value, (str, int, float)) and not isinstance(value, bool) and str(value)
-                    and CREDENTIAL_KEY.search(str(key)) and not SECRET_REFERENCE_KEY.match(str(key))):
+                    and CREDENTIAL_KEY.search(str(key)) and not SECRET_REFERENCE_KEY.fullmatch(str(key))):
                 found.append(here)
             else:
                 found += _credentials_in(value, here)
@@ -461,7 +463,7 @@ def secret_generator_findings(sources: list[GeneratorSource], app: bool) -> list
             clear = [key for key, _ in _env_values(source.text)]
         else:
             clear = ["a private key"] if PRIVATE_KEY_BLOCK.search(source.text) else []
-            if source.text.strip() and (app or CREDENTIAL_KEY.search(source.key) and not SECRET_REFERENCE_KEY.match(source.key)):
+            if source.text.strip() and (app or CREDENTIAL_KEY.search(source.key) and not SECRET_REFERENCE_KEY.fullmatch(source.key)):
                 clear.append(f"Secret key {source.key}")
             try:
                 clear += _credentials_in(yaml.safe_load(source.text))
@@ -540,6 +542,34 @@ def hostname_findings(answers: dict) -> list[Finding]:
     registered = [app for app in answers.get("apps") or [] if isinstance(app, dict) and isinstance(app.get("name"), str)]
     return [Finding(ANSWERS_FILE, "", "tenancy-hostname", problem)
             for problem in appsmod.hostname_conflicts(registered, clusters.domains(answers), clusters.published_hosts(answers))]
+
+
+# Answers that are lines by design: the Git server's known_hosts (app template, apps[].known_hosts).
+MULTILINE_ANSWERS = ("app_repo_known_hosts", "known_hosts")
+
+
+def line_break_findings(answers: dict) -> list[Finding]:
+    """Every text answer recorded with a line break, at the top level or in an entry of apps or
+    clusters (their lists of names included): validators before this version matched with `$`,
+    which also matches before a final line break, so 'main\\n' passed and went into one-line YAML
+    and commands. Such an entry also stops every onboarding until it is corrected."""
+    texts: list[tuple[str, object]] = []
+    for key, value in answers.items():
+        if str(key).startswith("_") or key in MULTILINE_ANSWERS:
+            continue
+        if key not in ("apps", "clusters") or not isinstance(value, list):
+            texts.append((str(key), value))
+            continue
+        for index, entry in enumerate(value):
+            if not isinstance(entry, dict):
+                continue  # the shape is the apps and clusters rules' to report
+            where = appsmod.entry_label(entry.get("name")) if key == "apps" else f"clusters[{index}]"
+            texts += [(f"{where}.{field}", text) for field, item in entry.items() if field not in MULTILINE_ANSWERS
+                      for text in (item if isinstance(item, list) else [item])]
+    return [Finding(ANSWERS_FILE, "", "answers-line-break",
+                    f"{answer} holds a line break ({shown(text)}): every such answer is one line; correct it in "
+                    f"{ANSWERS_FILE}, commit, and render again (copier update --trust --defaults --vcs-ref=:current:)")
+            for answer, text in texts if isinstance(text, str) and has_line_break(text)]
 
 
 def unique(findings: list[Finding]) -> list[Finding]:

@@ -47,6 +47,8 @@ BAD_ANSWERS = [
     ("flux_version", "2-9-4", "X.Y.Z"),
     ("flux_version", "1.2.3", "Flux 2 release"),
     ("flux_version", "2.6.0", "2.7.0 or newer"),
+    # Copier casts any word to a boolean (`maybe` is true): the validator reads the word as given.
+    ("flux_allow_remote_bases", "maybe", "must be true or false"),
     ("gitops_base_url", "http://github.com/opencenter-cloud/openCenter-gitops-base", "https://host/path"),
     ("gitops_base_tag", "2026..01", "no '..'"),
     ("gitops_base_tag", "", "git tag name"),

@@ -52,7 +52,7 @@ from typing import Any
 import yaml
 
 from hooks import giturl, knownhosts
-from hooks.errors import HookError
+from hooks.errors import HookError, shown
 from hooks.quantity import is_quantity
 
 # includes/ is shared with the templates; hooks/includes links to it so that an installed wheel
@@ -62,11 +62,12 @@ SERVICES_FILE = INCLUDES / "services.yml"
 
 KEYS = ("name", "url", "branch", "secrets", "receiver", "known_hosts")
 OPTIONAL_KEYS = ("clusters", "overlays", "hostnames", "egress", "quota")
-HOSTNAME_RE = re.compile(r"^(\*\.)?[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)+$")
-NAME_RE = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
+# Matched whole (fullmatch): `$` would also match before a final line break, and 'main\n' pass.
+HOSTNAME_RE = re.compile(r"(\*\.)?[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)+")
+NAME_RE = re.compile(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?")
 NAME_MAX = 63
-URL_RE = re.compile(r"^ssh://([A-Za-z0-9._-]+)@([A-Za-z0-9.-]+)(:([0-9]{1,5}))?/[A-Za-z0-9._~-]+(/[A-Za-z0-9._~-]+)*$")
-BRANCH_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,199}$")
+URL_RE = re.compile(r"ssh://([A-Za-z0-9._-]+)@([A-Za-z0-9.-]+)(:([0-9]{1,5}))?/[A-Za-z0-9._~-]+(/[A-Za-z0-9._~-]+)*")
+BRANCH_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,199}")
 RECEIVER_TYPES = ("github", "gitlab", "bitbucket", "generic")
 RECEIVER_EVENTS = {
     "github": ["ping", "push"],
@@ -122,12 +123,12 @@ def reserved_names(catalog: dict[str, dict], gateway_namespaces: list[str]) -> s
 
 def parse_url(url: str) -> tuple[str, str, int | None]:
     """(user, host, port) of an ssh:// URL, or a HookError naming the rule."""
-    match = URL_RE.match(url or "")
+    match = URL_RE.fullmatch(url or "")
     if not match:
         raise HookError(
             "url",
             f"must be ssh://user@host[:port]/path (Flux clones with the deploy key over ssh; "
-            f"scp-style git@host:path and https:// are refused), got '{url}'",
+            f"scp-style git@host:path and https:// are refused), got {shown(url)}",
         )
     port = int(match.group(4)) if match.group(4) else None
     if port is not None and not 1 <= port <= 65535:
@@ -137,7 +138,14 @@ def parse_url(url: str) -> tuple[str, str, int | None]:
 
 def is_quota_key(key: object) -> bool:
     """Whether the API server accepts `key` in a ResourceQuota's `hard` (includes/quota.yml)."""
-    return isinstance(key, str) and QUOTA_KEY_RE.match(key) is not None
+    return isinstance(key, str) and QUOTA_KEY_RE.fullmatch(key) is not None
+
+
+def entry_label(name: object) -> str:
+    """How a message names an entry: apps[shop], apps[Cart] (a name refused, as given); a name that
+    is not a short line of text (a 10 MB string, a line break, a list) quoted and cut (errors.shown)."""
+    plain = isinstance(name, str) and len(name) <= NAME_MAX and name.isprintable()
+    return f"apps[{name}]" if plain else f"apps[{shown(name)}]"
 
 
 def default_receiver(host: str) -> str:
@@ -151,10 +159,11 @@ def default_receiver(host: str) -> str:
 def normalize(raw: Any) -> dict[str, Any]:
     """An entry with every key, in KEYS order and with defaults; unknown keys are refused."""
     if not isinstance(raw, dict):
-        raise HookError("apps", f"every entry must be a mapping with keys {', '.join(KEYS)} (got {raw!r})")
-    unknown = sorted(set(raw) - set(KEYS) - set(OPTIONAL_KEYS))
+        raise HookError("apps", f"every entry must be a mapping with keys {', '.join(KEYS)} (got {shown(raw)})")
+    unknown = sorted(map(str, set(raw) - set(KEYS) - set(OPTIONAL_KEYS)))
     if unknown:
-        raise HookError(f"apps[{raw.get('name', '?')}]", f"unknown keys {unknown}; allowed: {', '.join(KEYS + OPTIONAL_KEYS)}")
+        raise HookError(entry_label(raw.get("name", "?")),
+                        f"unknown keys {shown(unknown)}; allowed: {', '.join(KEYS + OPTIONAL_KEYS)}")
     entry = {
         "name": raw.get("name", ""),
         "url": raw.get("url", ""),
@@ -172,22 +181,22 @@ def normalize(raw: Any) -> dict[str, Any]:
 def branch_problem(branch: object) -> str | None:
     """Why `branch` is not a git branch name (None when it is): the rule of every branch answer
     (questions: app_repo_branch, platform_repo_branch, platform_check_branch)."""
-    if (isinstance(branch, str) and BRANCH_RE.match(branch) and ".." not in branch
+    if (isinstance(branch, str) and BRANCH_RE.fullmatch(branch) and ".." not in branch
             and not branch.endswith(("/", ".lock", "."))):
         return None
     return (f"must be a git branch name: letters, digits, '.', '_', '-' and '/', no '..', not ending in "
-            f"'/', '.' or '.lock' (got '{branch}')")
+            f"'/', '.' or '.lock' (got {shown(branch)})")
 
 
 def validate_entry(entry: dict[str, Any], reserved: set[str]) -> None:
     """Refuse an entry that breaks a rule, naming the field and the rule (HookError)."""
     name = entry["name"]
-    where = f"apps[{name}]"
-    if not isinstance(name, str) or not NAME_RE.match(name) or len(name) > NAME_MAX:
+    where = entry_label(name)
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name) or len(name) > NAME_MAX:
         raise HookError(
             f"{where}.name",
             f"must be a DNS-1123 label of at most {NAME_MAX} characters: lowercase letters, digits and '-', "
-            f"starting with a letter, ending with a letter or digit (got '{name}')",
+            f"starting with a letter, ending with a letter or digit (got {shown(name)})",
         )
     fixed = load_reserved()
     prefixes = (*fixed["namespace_prefixes"], *fixed["app_prefixes"])
@@ -199,7 +208,7 @@ def validate_entry(entry: dict[str, Any], reserved: set[str]) -> None:
             "choose another name",
         )
     if not isinstance(entry["url"], str):
-        raise HookError(f"{where}.url", f"must be a string (got {entry['url']!r})")
+        raise HookError(f"{where}.url", f"must be a string (got {shown(entry['url'])})")
     try:
         _, host, port = parse_url(entry["url"])
     except HookError as error:
@@ -208,10 +217,10 @@ def validate_entry(entry: dict[str, Any], reserved: set[str]) -> None:
     if problem is not None:
         raise HookError(f"{where}.branch", problem)
     if not isinstance(entry["secrets"], bool):
-        raise HookError(f"{where}.secrets", f"must be true or false (got {entry['secrets']!r})")
+        raise HookError(f"{where}.secrets", f"must be true or false (got {shown(entry['secrets'])})")
     if entry["receiver"] not in ("",) + RECEIVER_TYPES:
         raise HookError(
-            f"{where}.receiver", f"must be empty or one of {', '.join(RECEIVER_TYPES)} (got '{entry['receiver']}')"
+            f"{where}.receiver", f"must be empty or one of {', '.join(RECEIVER_TYPES)} (got {shown(entry['receiver'])})"
         )
     known = entry["known_hosts"]
     if not isinstance(known, str):
@@ -240,12 +249,12 @@ def validate_entry(entry: dict[str, Any], reserved: set[str]) -> None:
 def _validate_tenancy_keys(entry: dict[str, Any], where: str) -> None:
     placed = entry.get("clusters", [])
     if not isinstance(placed, list) or not all(isinstance(c, str) for c in placed) or len(set(placed)) != len(placed):
-        raise HookError(f"{where}.clusters", f"must be a list of cluster names, each once (got {placed!r})")
+        raise HookError(f"{where}.clusters", f"must be a list of cluster names, each once (got {shown(placed)})")
     if not isinstance(entry.get("overlays", False), bool):
-        raise HookError(f"{where}.overlays", f"must be true or false (got {entry['overlays']!r})")
+        raise HookError(f"{where}.overlays", f"must be true or false (got {shown(entry['overlays'])})")
     hostnames = entry.get("hostnames", [])
-    if not isinstance(hostnames, list) or not all(isinstance(h, str) and HOSTNAME_RE.match(h) for h in hostnames):
-        raise HookError(f"{where}.hostnames", f"must be a list of lowercase DNS names, optionally '*.'-prefixed (got {hostnames!r})")
+    if not isinstance(hostnames, list) or not all(isinstance(h, str) and HOSTNAME_RE.fullmatch(h) for h in hostnames):
+        raise HookError(f"{where}.hostnames", f"must be a list of lowercase DNS names, optionally '*.'-prefixed (got {shown(hostnames)})")
     egress = entry.get("egress", [])
     for cidr in egress if isinstance(egress, list) else [None]:
         try:
@@ -253,15 +262,17 @@ def _validate_tenancy_keys(entry: dict[str, Any], where: str) -> None:
         except ValueError:
             ok = False
         if not ok:
-            raise HookError(f"{where}.egress", f"must be a list of CIDRs in canonical form, e.g. 10.20.0.0/16 (got {egress!r})")
+            raise HookError(f"{where}.egress", f"must be a list of CIDRs in canonical form, e.g. 10.20.0.0/16 (got {shown(egress)})")
     quota = entry.get("quota", {})
     if not isinstance(quota, dict):
-        raise HookError(f"{where}.quota", f"must be a mapping of ResourceQuota entries to quantities (got {quota!r})")
+        raise HookError(f"{where}.quota", f"must be a mapping of ResourceQuota entries to quantities (got {shown(quota)})")
     for key, value in quota.items():
         if not is_quota_key(key):
-            raise HookError(f"{where}.quota", f"{key!r} must be {QUOTA_KEYS['key_rule']}")
-        if not isinstance(value, str) or not is_quantity(value):
-            raise HookError(f"{where}.quota", f"{key}: {value!r} must be a quantity as a string, e.g. requests.cpu: \"4\"")
+            raise HookError(f"{where}.quota", f"{shown(key)} must be {QUOTA_KEYS['key_rule']}")
+        # As the validator's pattern: no surrounding blanks (is_quantity reads manifests, which the
+        # API server trims; an answer is rendered as given).
+        if not isinstance(value, str) or value != value.strip() or not is_quantity(value):
+            raise HookError(f"{where}.quota", f"{key}: {shown(value)} must be a quantity as a string, e.g. requests.cpu: \"4\"")
 
 
 def zone(name: str, domain: str) -> str:
@@ -343,7 +354,7 @@ def validate_apps(apps: Any, reserved: set[str], domains: dict[str, str] | None 
     another app's or a host of `published` (published_hosts; normalized). Without `domains`,
     placements and hostnames are not checked."""
     if not isinstance(apps, list):
-        raise HookError("apps", f"must be a YAML list of app entries (got {apps!r})")
+        raise HookError("apps", f"must be a YAML list of app entries (got {shown(apps)})")
     seen: set[str] = set()
     result = []
     for raw in apps:
@@ -354,7 +365,7 @@ def validate_apps(apps: Any, reserved: set[str], domains: dict[str, str] | None 
         seen.add(entry["name"])
         if domains and not set(placement(entry, domains)) <= set(domains):
             raise HookError(f"apps[{entry['name']}].clusters",
-                            f"must name clusters of this repository: {', '.join(domains)} (got {entry['clusters']!r})")
+                            f"must name clusters of this repository: {', '.join(domains)} (got {shown(entry['clusters'])})")
         result.append(entry)
     conflicts = hostname_conflicts(result, domains or {}, published)
     if conflicts:
@@ -397,7 +408,7 @@ def plan_register(apps: list[dict[str, Any]], entry: dict[str, Any], allow_updat
     if old == entry:
         return Registration(apps, False, old)
     if old is not None and not allow_update:
-        diffs = ", ".join(f"{key}: {old.get(key)!r} -> {entry.get(key)!r}" for key in KEYS + OPTIONAL_KEYS
+        diffs = ", ".join(f"{key}: {shown(old.get(key))} -> {shown(entry.get(key))}" for key in KEYS + OPTIONAL_KEYS
                           if old.get(key) != entry.get(key))
         raise HookError(
             f"apps[{entry['name']}]",
@@ -449,7 +460,7 @@ def plan_many(apps: list[dict[str, Any]], raw_entries: list[Any], reserved: set[
         if allow_update:
             raw = carried_over(current, raw)
             if isinstance(raw, dict) and "url" not in raw:
-                raise HookError(f"apps[{raw.get('name')}].url", f"required: '{raw.get('name')}' is not registered, so "
+                raise HookError(f"{entry_label(raw.get('name'))}.url", f"required: {shown(raw.get('name'))} is not registered, so "
                                 "there is no URL to keep (an update without --url changes a registered app)")
         entry = place(normalize(raw), current, domains)
         if entry["name"] in {item.entry["name"] for item in planned}:
@@ -476,7 +487,7 @@ def repository_twins(apps: list[dict[str, Any]], entry: dict[str, Any]) -> list[
 def plan_remove(apps: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
     if name not in {app["name"] for app in apps}:
         registered = ", ".join(app["name"] for app in apps) or "none"
-        raise HookError("name", f"'{name}' is not a registered app (registered: {registered})")
+        raise HookError("name", f"{shown(name)} is not a registered app (registered: {registered})")
     return [app for app in apps if app["name"] != name]
 
 
