@@ -27,8 +27,7 @@ PER_CLUSTER = (
     "gateway_listener_port", "gateway_tls_secret", "sops_age_recipients",
 )
 # A cluster name is a path segment (its overlay) and part of key file names. Matched whole
-# (fullmatch): `$` would also match before a final line break, and make the folder 'qa
-/'.
+# (fullmatch): `$` would also match before a final line break, and make the folder 'qa\n/'.
 NAME_RE = re.compile(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?")
 # From Flux 2.8 (kustomize-controller 1.8) flux-system/kustomization.yaml has both kustomize-controllers
 # (the platform's and kustomize-controller-tenants, which applies the apps) apply Roles in a stage of
