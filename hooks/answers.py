@@ -1,4 +1,4 @@
-"""The answers file Copier writes into every rendered repository: its name and one way to parse it."""
+"""The answers file Copier writes into every rendered repository: its name, and how it is read."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Any
 
 import yaml
 
+from hooks.errors import HookError, one_line
 from hooks.manifests import FAST_LOADER
 
 ANSWERS_FILE = ".copier-answers.yml"
@@ -15,3 +16,21 @@ ANSWERS_FILE = ".copier-answers.yml"
 def load_answers(repo: Path) -> Any:
     """The parsed answers of `repo` ({} for an empty file); OSError and yaml.YAMLError propagate."""
     return yaml.load((repo / ANSWERS_FILE).read_text(), Loader=FAST_LOADER) or {}
+
+
+def read_answers_file(repo: Path) -> dict[str, Any]:
+    """The answers of `repo` as a mapping, or a HookError naming the file and what is wrong with it
+    (unreadable, not UTF-8, not YAML, not a mapping): every command reads them before anything else."""
+    path = repo / ANSWERS_FILE
+    try:
+        answers = load_answers(repo)
+    except OSError as error:
+        raise HookError(str(path), f"cannot be read: {error.strerror}") from None
+    except UnicodeDecodeError:
+        raise HookError(str(path), "is not UTF-8 text (restore it from the repository's history)") from None
+    except yaml.YAMLError as error:
+        raise HookError(str(path), f"is not valid YAML ({one_line(str(error))})") from None
+    if not isinstance(answers, dict):
+        raise HookError(str(path), f"must be a mapping of answers, got a {type(answers).__name__} (restore it from the "
+                                    "repository's history)")
+    return answers

@@ -152,9 +152,10 @@ def normalize(raw: Any) -> dict[str, Any]:
     """An entry with every key, in KEYS order and with defaults; unknown keys are refused."""
     if not isinstance(raw, dict):
         raise HookError("apps", f"every entry must be a mapping with keys {', '.join(KEYS)} (got {raw!r})")
-    unknown = sorted(set(raw) - set(KEYS) - set(OPTIONAL_KEYS))
+    unknown = sorted(str(key) for key in set(raw) - set(KEYS) - set(OPTIONAL_KEYS))  # keys YAML read as numbers too
     if unknown:
-        raise HookError(f"apps[{raw.get('name', '?')}]", f"unknown keys {unknown}; allowed: {', '.join(KEYS + OPTIONAL_KEYS)}")
+        raise HookError(f"apps[{raw.get('name', '?')}]",
+                        f"unknown keys {', '.join(unknown)}; allowed: {', '.join(KEYS + OPTIONAL_KEYS)}")
     entry = {
         "name": raw.get("name", ""),
         "url": raw.get("url", ""),
