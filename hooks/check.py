@@ -34,7 +34,7 @@ from pathlib import Path
 
 import yaml
 
-from hooks import appenv, apps, attribution, clusters, crds, gitrepo, onboarding_requests, rules
+from hooks import appenv, apps, attribution, clusters, crds, gitrepo, onboarding_requests, rules, sops
 from hooks.admission import Cluster, admit
 from hooks.answers import ANSWERS_FILE, read_answers_file
 from hooks.errors import HookError
@@ -82,12 +82,13 @@ def answers_findings(answers: dict) -> list[Finding]:
     return []
 
 
-def read_sops_rules(repo: Path) -> list[dict] | None:
-    """The creation_rules of .sops.yaml; None when there is no such file."""
-    path = repo / ".sops.yaml"
-    if not path.is_file():
-        return None
-    return (yaml.safe_load(path.read_text()) or {}).get("creation_rules") or []
+def read_sops_rules(repo: Path) -> tuple[list[dict] | None, list[Finding]]:
+    """The creation_rules of .sops.yaml (None when there is no such file), and its finding when it
+    is no SOPS configuration (then no rule: sops would encrypt nothing with it)."""
+    try:
+        return sops.read_creation_rules(repo / sops.CONFIG_FILE), []
+    except HookError as error:
+        return [], [Finding(sops.CONFIG_FILE, "", "sops-config", error.rule)]
 
 
 def repo_dirs(repo: Path) -> set[str]:
@@ -237,7 +238,8 @@ def _run_checks(repo, kube_version, platform, tenants, all_tenants, cleanup: Exi
     objects = here.objects
     report = Report(here.findings, roots=len(here.roots), objects=len(objects))
     report.findings += rules.schema_findings(objects, validator)
-    report.findings += rules.secret_findings(here.files, read_sops_rules(repo))
+    sops_rules, sops_config = read_sops_rules(repo)
+    report.findings += sops_config + rules.secret_findings(here.files, sops_rules)
     report.findings += rules.secret_generator_findings(generator_sources(repo, here.roots), app=template == "app")
     report.findings += rules.git_ref_findings(objects)
     if template == "platform":
