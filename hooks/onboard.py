@@ -13,8 +13,8 @@ What it does, in this order:
 1. checks every precondition without writing anything: the platform path is a rendered platform
    repository (answers with _src_path, still there, and _commit; its clusters and apps well formed:
    read_platform) in a git repository with a clean tree, sops and real age recipients are there,
-   the entry is valid, its name is free (not a platform namespace or another app), and a review
-   branch, if asked, does not exist yet;
+   the entry is valid, its name is free (not a platform namespace or another app), an --app-repo
+   can take docs/deploy-key.pub, and a review branch, if asked, does not exist yet;
 2. generates the key material in memory (ed25519 deploy key, the app's own age key for Flux's
    SOPS decryption, receiver token if asked) and encrypts it with sops, through stdin;
 3. adds the entry to the platform answers' `apps` and re-renders the platform repository with
@@ -454,12 +454,18 @@ def check_render(platform_path: Path, name: str, cluster: str) -> None:
 
 def check_app_repo(app_repo: Path, platform_path: Path) -> None:
     """An --app-repo the commands may write docs/deploy-key.pub into: a folder outside the platform
-    repository (checked before anything is written)."""
+    repository, where docs/ is a folder and docs/deploy-key.pub a file if they exist (checked before
+    anything is written)."""
     if not app_repo.is_dir():
         raise HookError("app repository", f"{app_repo} is not a directory")
     if app_repo.resolve().is_relative_to(platform_path):  # its docs/ would be left untracked here
         raise HookError("app repository", f"{app_repo} is the platform repository {platform_path} (or in it); "
                         "give the app's own repository")
+    key_file = app_repo / APP_PUBLIC_KEY_FILE
+    for path, kind, is_kind in ((key_file.parent, "folder", Path.is_dir), (key_file, "file", Path.is_file)):
+        if path.exists() and not is_kind(path):
+            raise HookError("app repository", f"{path} must be a {kind} ({APP_PUBLIC_KEY_FILE} holds the public deploy "
+                            f"keys): move what is there out of the way, then run the same command again")
 
 
 def write_once(path: Path, text: str) -> None:
