@@ -7,8 +7,8 @@ from typing import Any
 
 import yaml
 
-from hooks.errors import HookError, one_line
-from hooks.manifests import FAST_LOADER
+from hooks.errors import HookError
+from hooks.manifests import FAST_LOADER, read_yaml_file
 
 ANSWERS_FILE = ".copier-answers.yml"
 
@@ -22,14 +22,7 @@ def read_answers_file(repo: Path) -> dict[str, Any]:
     """The answers of `repo` as a mapping, or a HookError naming the file and what is wrong with it
     (unreadable, not UTF-8, not YAML, not a mapping): every command reads them before anything else."""
     path = repo / ANSWERS_FILE
-    try:
-        answers = load_answers(repo)
-    except OSError as error:
-        raise HookError(str(path), f"cannot be read: {error.strerror}") from None
-    except UnicodeDecodeError:
-        raise HookError(str(path), "is not UTF-8 text (restore it from the repository's history)") from None
-    except yaml.YAMLError as error:
-        raise HookError(str(path), f"is not valid YAML ({one_line(str(error))})") from None
+    answers = read_yaml_file(path) or {}
     if not isinstance(answers, dict):
         raise HookError(str(path), f"must be a mapping of answers, got a {type(answers).__name__} (restore it from the "
                                     "repository's history)")

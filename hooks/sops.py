@@ -18,7 +18,8 @@ from typing import Any
 
 import yaml
 
-from hooks.errors import HookError, one_line
+from hooks.errors import HookError
+from hooks.manifests import read_yaml_file
 
 PLACEHOLDER = "AGE-RECIPIENT-GENERATED-AT-COPY"
 CONFIG_FILE = ".sops.yaml"
@@ -55,13 +56,9 @@ def require_sops() -> str:
     return found
 
 
-def parse_creation_rules(text: str, field: str) -> list[dict[str, Any]]:
-    """The creation_rules of a .sops.yaml's text: mappings, each path_regex a regular expression
+def creation_rules(config: object, field: str) -> list[dict[str, Any]]:
+    """The creation_rules of a parsed .sops.yaml: mappings, each path_regex a regular expression
     (HookError naming `field`, the file, otherwise: sops would refuse to encrypt with it)."""
-    try:
-        config = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        raise HookError(field, f"is not valid YAML ({one_line(str(error))})") from None
     if config is None:
         return []
     if not isinstance(config, dict):
@@ -80,16 +77,8 @@ def parse_creation_rules(text: str, field: str) -> list[dict[str, Any]]:
 
 
 def read_creation_rules(path: Path) -> list[dict[str, Any]] | None:
-    """The creation_rules of the .sops.yaml at `path` (parse_creation_rules); None without the file."""
-    if not path.is_file():
-        return None
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as error:
-        raise HookError(str(path), f"cannot be read: {error.strerror}") from None
-    except UnicodeDecodeError:
-        raise HookError(str(path), "is not UTF-8 text, so no SOPS configuration") from None
-    return parse_creation_rules(text, str(path))
+    """The creation_rules of the .sops.yaml at `path` (creation_rules); None without the file."""
+    return creation_rules(read_yaml_file(path), str(path)) if path.is_file() else None
 
 
 def check_config(repo: Path) -> None:
