@@ -39,7 +39,7 @@ from hooks.errors import HookError, run_main  # noqa: E402
 SECRET_FILE = "secret.sops.yaml"
 # With several environments, each has its own Secret, encrypted for its cluster only.
 ENVIRONMENT_SECRETS = f"deploy/overlays/*/{SECRET_FILE}"
-SOPS_CONFIG = ".sops.yaml"
+SOPS_CONFIG = sops.CONFIG_FILE
 # The answer holding the public half of the app's own age key (Secret <app>-sops-age on the
 # platform), and what a copy with platform_repo records in it and in .sops.yaml until onboarding,
 # the task before this one, writes the real key there (questions/app.yml).
@@ -79,15 +79,8 @@ def unencrypted_values(text: str) -> list[str]:
 
 def config_recipients(repo: Path) -> list[str]:
     """The age recipients of every creation rule of repo/.sops.yaml ([] without the file)."""
-    path = repo / SOPS_CONFIG
-    if not path.is_file():
-        return []
-    try:
-        rules = (yaml.safe_load(path.read_text()) or {}).get("creation_rules") or []
-    except (yaml.YAMLError, AttributeError) as error:
-        raise HookError(str(path), f"is not a SOPS configuration ({error})") from None
-    return [key.strip() for rule in rules if isinstance(rule, dict)
-            for key in str(rule.get("age") or "").split(",") if key.strip()]
+    rules = sops.read_creation_rules(repo / SOPS_CONFIG) or []
+    return [key.strip() for rule in rules for key in str(rule.get("age") or "").split(",") if key.strip()]
 
 
 def check_recipients(repo: Path, placeholder_allowed: bool = False) -> list[str]:

@@ -43,7 +43,7 @@ from hooks import apps as appsmod
 from hooks import clusters as clustersmod
 from hooks import kept_answers
 from hooks.answers import ANSWERS_FILE, load_answers
-from hooks.errors import HookError
+from hooks.errors import HookError, copier_error
 
 # Payload templates (relative to platform-template/) that render from `apps`; anything else that
 # starts to use it must be added here (tests/test_onboard_fast.py fails until it is).
@@ -208,4 +208,4 @@ def render_apps(platform: Path, apps: list[dict[str, Any]]) -> None:
     except HookError:
         raise
     except Exception as error:  # Copier raises many types; all mean the render failed
-        raise HookError("copier update", f"{type(error).__name__}: {error}") from None
+        raise copier_error(error) from None

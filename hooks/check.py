@@ -34,9 +34,9 @@ from pathlib import Path
 
 import yaml
 
-from hooks import appenv, apps, attribution, clusters, crds, gitrepo, onboarding_requests, rules
+from hooks import appenv, apps, attribution, clusters, crds, gitrepo, onboarding_requests, rules, sops
 from hooks.admission import Cluster, admit
-from hooks.answers import ANSWERS_FILE, load_answers
+from hooks.answers import ANSWERS_FILE, read_answers_file
 from hooks.errors import HookError, run_main, shown
 from hooks.gitops_base import check_references
 from hooks.kustomize import (build_all, find_roots, folder_plugin_configs, kustomization_file, outside_references,
@@ -66,21 +66,29 @@ def read_answers(repo: Path) -> dict:
     path = repo / ANSWERS_FILE
     if not path.is_file():
         raise HookError(str(repo), f"has no {ANSWERS_FILE}: not a repository rendered from these templates")
-    try:
-        answers = load_answers(repo)
-    except yaml.YAMLError as error:
-        raise HookError(str(path), f"is not valid YAML ({error})") from None
-    if not isinstance(answers, dict) or answers.get("template") not in ("platform", "app"):
-        raise HookError(str(path), f"template must be 'platform' or 'app' (got {shown(answers.get('template') if isinstance(answers, dict) else answers)})")
+    answers = read_answers_file(repo)
+    if answers.get("template") not in ("platform", "app"):
+        raise HookError(str(path), f"template must be 'platform' or 'app' (got {shown(answers.get('template'))})")
     return answers
 
 
-def read_sops_rules(repo: Path) -> list[dict] | None:
-    """The creation_rules of .sops.yaml; None when there is no such file."""
-    path = repo / ".sops.yaml"
-    if not path.is_file():
-        return None
-    return (yaml.safe_load(path.read_text()) or {}).get("creation_rules") or []
+def answers_findings(answers: dict) -> list[Finding]:
+    """A platform repository's answers that onboarding and every other command would refuse (its
+    apps and clusters: clusters.validate_answers): the first problem, as a finding of the answers file."""
+    try:
+        clusters.validate_answers(answers)
+    except HookError as error:
+        return [Finding(ANSWERS_FILE, "", "answers", f"{error.field}: {error.rule}")]
+    return []
+
+
+def read_sops_rules(repo: Path) -> tuple[list[dict] | None, list[Finding]]:
+    """The creation_rules of .sops.yaml (None when there is no such file), and its finding when it
+    is no SOPS configuration (then no rule: sops would encrypt nothing with it)."""
+    try:
+        return sops.read_creation_rules(repo / sops.CONFIG_FILE), []
+    except HookError as error:
+        return [], [Finding(sops.CONFIG_FILE, "", "sops-config", error.rule)]
 
 
 def repo_dirs(repo: Path) -> set[str]:
@@ -230,7 +238,8 @@ def _run_checks(repo, kube_version, platform, tenants, all_tenants, cleanup: Exi
     objects = here.objects
     report = Report(here.findings, roots=len(here.roots), objects=len(objects))
     report.findings += rules.schema_findings(objects, validator)
-    report.findings += rules.secret_findings(here.files, read_sops_rules(repo))
+    sops_rules, sops_config = read_sops_rules(repo)
+    report.findings += sops_config + rules.secret_findings(here.files, sops_rules)
     report.findings += rules.secret_generator_findings(generator_sources(repo, here.roots), app=template == "app")
     report.findings += rules.git_ref_findings(objects)
     report.findings += rules.line_break_findings(answers)
@@ -243,17 +252,23 @@ def _run_checks(repo, kube_version, platform, tenants, all_tenants, cleanup: Exi
         for name, located in rules.by_cluster(objects).items():
             report.findings += rules.flux_reference_findings(located, repo_dirs(repo), out_of_band, unbuilt)
             report.findings += rules.cluster_path_findings(located, name) if name is not None else []
-        report.findings += rules.cluster_recipient_findings(here.files, {
-            c["cluster_name"]: [key.strip() for key in str(c.get("sops_age_recipients", "")).split(",") if key.strip()]
-            for c in clusters.cluster_list(answers)})
         report.findings += rules.aggregated_flux_write_findings(objects)
         report.findings += rules.tenant_shard_findings(objects)
-        report.findings += rules.hostname_findings(answers)
-        report.findings += [Finding(file, "", "onboarding-request", message)
-                            for file, message in onboarding_requests.request_problems(repo, answers)]
+        malformed = answers_findings(answers)
+        report.findings += malformed
+        if not malformed:  # the rules below read the clusters and apps of the answers
+            report.findings += rules.cluster_recipient_findings(here.files, {
+                c["cluster_name"]: [key.strip() for key in str(c.get("sops_age_recipients", "")).split(",") if key.strip()]
+                for c in clusters.cluster_list(answers)})
+            report.findings += rules.hostname_findings(answers)
+            report.findings += [Finding(file, "", "onboarding-request", message)
+                                for file, message in onboarding_requests.request_problems(repo, answers)]
         if gitops_base is not None:
             report.findings += check_references(objects, str(answers.get("gitops_base_url") or ""), gitops_base,
                                                 cleanup, report.notes)
+        if malformed and (tenants or all_tenants):
+            report.notes.append(f"tenants not checked: the clusters and apps of {ANSWERS_FILE} cannot be read (its finding)")
+            tenants, all_tenants = [], False
         if all_tenants:
             tenants = [*tenants, *((app["name"], app["url"], app.get("branch")) for app in answers.get("apps") or [])]
         if tenants:
@@ -381,6 +396,10 @@ def platform_clusters(platform: Path, validator: Validator) -> dict[str, Cluster
     answers = read_answers(platform)
     if answers["template"] != "platform":
         raise HookError("--platform", f"{platform} is not a platform repository (template: {answers['template']})")
+    try:
+        clusters.validate_answers(answers)
+    except HookError as error:
+        raise HookError(f"--platform {platform / ANSWERS_FILE}: {error.field}", error.rule) from None
     built = collect(platform, "platform", bool(answers.get("flux_allow_remote_bases")))
     return cluster_models(built.objects, validator, answers)
 

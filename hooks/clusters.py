@@ -85,7 +85,7 @@ def validate_clusters(answers: dict[str, Any]) -> None:
         plain = isinstance(name, str) and len(name) <= apps.NAME_MAX and name.isprintable()  # as apps.entry_label
         where = f"clusters[{name or index}]" if plain else f"clusters[{index}]"
         missing = [key for key in PER_CLUSTER if key not in cluster]
-        unknown = sorted(set(cluster) - set(PER_CLUSTER))
+        unknown = sorted(str(key) for key in set(cluster) - set(PER_CLUSTER))  # keys YAML read as numbers too
         if missing or unknown:
             raise HookError(where, f"needs exactly the per-cluster keys: missing {missing}, unknown {shown(unknown)}")
         if not isinstance(name, str) or not NAME_RE.fullmatch(name):
@@ -94,6 +94,18 @@ def validate_clusters(answers: dict[str, Any]) -> None:
         if name in seen:
             raise HookError(f"{where}.cluster_name", f"'{name}' is a cluster already; cluster names are unique")
         seen.add(name)
+
+
+def validate_answers(answers: dict[str, Any]) -> None:
+    """What every command reads of a platform repository's answers, checked once before it reads
+    them (HookError naming the answer): the first cluster's name, the `clusters` answer, and the
+    registered apps, each a valid entry with a name of its own (hooks/apps validate_apps; their
+    placements and hostnames are onboarding's to check, beside the entries it adds)."""
+    name = answers.get("cluster_name")
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        raise HookError("cluster_name", f"must be a DNS-1123 label (got {name!r})")
+    validate_clusters(answers)
+    apps.validate_apps(answers.get("apps") or [], reserved(answers))
 
 
 def apps_on(answers: dict[str, Any], name: str) -> list[dict[str, Any]]:

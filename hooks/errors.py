@@ -63,6 +63,11 @@ VALIDATOR_LEADS = ("Answer ", "Leave ", "Add ", "Remove ")
 VALIDATOR_REFUSAL = re.compile(r"Validation error for question '(?P<question>[^']+)': (?P<message>.*)", re.DOTALL)
 
 
+def one_line(text: str) -> str:
+    """A multi-line message (a YAML parser's, Copier's) as one line."""
+    return " ".join(line.strip() for line in text.strip().splitlines() if line.strip())
+
+
 def copier_error(error: Exception) -> HookError:
     """A failed Copier render as one line. A validator's refusal keeps the lines that name the
     field and the reason (its lead lines only when nothing else is said), one clause per problem;
@@ -70,7 +75,7 @@ def copier_error(error: Exception) -> HookError:
     text = str(error).strip()
     refusal = VALIDATOR_REFUSAL.match(text)
     if not refusal:
-        return HookError("copier update", f"{type(error).__name__}: {' '.join(line.strip() for line in text.splitlines())}")
+        return HookError("copier update", f"{type(error).__name__}: {one_line(text)}")
     problems: list[list[str]] = []
     for line in filter(None, (line.strip() for line in refusal["message"].splitlines())):
         if line.startswith(VALIDATOR_LEADS) or not problems:

@@ -8,9 +8,26 @@ from pathlib import Path
 
 import yaml
 
+from hooks.errors import HookError, one_line
+
 # libyaml when PyYAML was built with it: rendered manifests are parsed by the thousand, and a
 # platform's answers grow with every app (500 apps: 70 KB).
 FAST_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def read_yaml_file(path: Path) -> object:
+    """The YAML document of a file a command reads (answers, .sops.yaml, a file of app entries), or
+    a HookError naming the file: unreadable, not UTF-8, not YAML."""
+    try:
+        return yaml.load(path.read_text(encoding="utf-8"), Loader=FAST_LOADER)
+    except OSError as error:
+        raise HookError(str(path), f"cannot be read: {error.strerror}") from None
+    except UnicodeDecodeError:
+        raise HookError(str(path), "is not UTF-8 text") from None
+    except yaml.YAMLError as error:
+        raise HookError(str(path), f"is not valid YAML ({one_line(str(error))})") from None
+    except RecursionError:  # nested collections are built recursively: 20 000 '[' exhaust the stack
+        raise HookError(str(path), "is not valid YAML (nested too deeply)") from None
 
 
 @dataclass
@@ -77,6 +94,9 @@ def read_yaml_files(repo: Path) -> list[YamlFile]:
                 docs = [doc for doc in yaml.load_all(path.read_text(), Loader=FAST_LOADER) if doc is not None]
             except (yaml.YAMLError, UnicodeDecodeError) as error:
                 found.append(YamlFile(rel, error=str(error)))
+                continue
+            except RecursionError:  # as read_yaml_file
+                found.append(YamlFile(rel, error="nested too deeply"))
                 continue
             found.append(YamlFile(rel, docs))
     return found

@@ -11,9 +11,10 @@ The app template runs the same code as a copy-only task (`copier copy --data tem
 
 What it does, in this order:
 1. checks every precondition without writing anything: the platform path is a rendered platform
-   repository (answers with _src_path/_commit) in a git repository with a clean tree, sops and
-   real age recipients are there, the entry is valid, its name is free (not a platform namespace
-   or another app), and a review branch, if asked, does not exist yet;
+   repository (answers with _src_path, still there, and _commit; its clusters and apps well formed:
+   read_platform) in a git repository with a clean tree, sops and real age recipients are there,
+   the entry is valid, its name is free (not a platform namespace or another app), an --app-repo
+   can take docs/deploy-key.pub, and a review branch, if asked, does not exist yet;
 2. generates the key material in memory (ed25519 deploy key, the app's own age key for Flux's
    SOPS decryption, receiver token if asked) and encrypts it with sops, through stdin;
 3. adds the entry to the platform answers' `apps` and re-renders the platform repository with
@@ -56,7 +57,7 @@ import yaml  # noqa: E402
 
 from hooks import apps as appsmod  # noqa: E402
 from hooks import agekeys, app_setup, clusters, deploykeys, gitrepo, kept_answers, onboarding_requests, sops  # noqa: E402
-from hooks.answers import ANSWERS_FILE, load_answers  # noqa: E402
+from hooks.answers import ANSWERS_FILE, load_answers, read_answers_file  # noqa: E402
 from hooks.errors import HookError, run_main, shown, uninterruptible  # noqa: E402
 
 PUBLIC_KEY_ANNOTATION = "opencenter/deploy-key-public"
@@ -81,16 +82,14 @@ class Platform:
 
 
 def read_platform(path: Path) -> Platform:
-    """The answers of a rendered platform repository, or a HookError saying what is missing."""
+    """The answers of a rendered platform repository, or a HookError saying what is missing or
+    malformed (every command reads them here first, so none meets answers of another shape)."""
     if not path.is_dir():
         raise HookError("platform", f"{path} is not a directory")
     answers_path = path / ANSWERS_FILE
     if not answers_path.is_file():
         raise HookError("platform", f"{path} has no {ANSWERS_FILE}: not a repository rendered from these templates")
-    try:
-        answers = load_answers(path)
-    except yaml.YAMLError as error:
-        raise HookError(str(answers_path), f"is not valid YAML ({error})") from None
+    answers = read_answers_file(path)
     if answers.get("template") != "platform":
         raise HookError(str(answers_path), f"records template={answers.get('template')!r}, not a platform repository")
     for key in ("_src_path", "_commit", "cluster_name"):
@@ -106,6 +105,17 @@ def read_platform(path: Path) -> Platform:
             f"records a relative template path _src_path={src!r}, which Copier cannot update from; "
             "render platform repositories from an absolute path or a URL",
         )
+    if src.startswith(("/", "~")) and not Path(src).expanduser().is_dir():
+        raise HookError(
+            str(answers_path),
+            f"records the template path _src_path={src!r}, which is not a directory (moved or deleted?): Copier "
+            "re-renders the repository from it. Put the template back there, or set _src_path to where it is now "
+            "(a path or git URL of the same template) and commit",
+        )
+    try:  # once, before any command reads them: every answer it reads has the shape it expects
+        clusters.validate_answers(answers)
+    except HookError as error:
+        raise HookError(f"{answers_path}: {error.field}", error.rule) from None
     return Platform(path, answers)
 
 
@@ -444,12 +454,18 @@ def check_render(platform_path: Path, name: str, cluster: str) -> None:
 
 def check_app_repo(app_repo: Path, platform_path: Path) -> None:
     """An --app-repo the commands may write docs/deploy-key.pub into: a folder outside the platform
-    repository (checked before anything is written)."""
+    repository, where docs/ is a folder and docs/deploy-key.pub a file if they exist (checked before
+    anything is written)."""
     if not app_repo.is_dir():
         raise HookError("app repository", f"{app_repo} is not a directory")
     if app_repo.resolve().is_relative_to(platform_path):  # its docs/ would be left untracked here
         raise HookError("app repository", f"{app_repo} is the platform repository {platform_path} (or in it); "
                         "give the app's own repository")
+    key_file = app_repo / APP_PUBLIC_KEY_FILE
+    for path, kind, is_kind in ((key_file.parent, "folder", Path.is_dir), (key_file, "file", Path.is_file)):
+        if path.exists() and not is_kind(path):
+            raise HookError("app repository", f"{path} must be a {kind} ({APP_PUBLIC_KEY_FILE} holds the public deploy "
+                            f"keys): move what is there out of the way, then run the same command again")
 
 
 def write_once(path: Path, text: str) -> None:

@@ -18,27 +18,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from hooks import apps as appsmod
 from hooks import clusters
 from hooks.errors import HookError, shown
+from hooks.manifests import read_yaml_file
 
 REQUESTS_DIR = "onboarding-requests"
 
 
 def read_entries(path: Path) -> list[dict[str, Any]]:
     """The entries of a file: one mapping or a list of them, each with at least name and url."""
-    try:
-        data = yaml.safe_load(path.read_text())
-    except OSError as error:
-        raise HookError(str(path), f"cannot be read: {error.strerror}") from None
-    except UnicodeDecodeError:
-        raise HookError(str(path), "is not UTF-8 text") from None
-    except yaml.YAMLError as error:
-        raise HookError(str(path), f"is not valid YAML ({error})") from None
-    except RecursionError:  # PyYAML parses nested collections recursively: 20 000 '[' exhaust the stack
-        raise HookError(str(path), "is not valid YAML (nested too deeply)") from None
+    data = read_yaml_file(path)
     entries = [data] if isinstance(data, dict) else data
     if not isinstance(entries, list) or not entries:
         raise HookError(str(path), "must hold an app entry (a mapping with at least name and url) or a list of them")

@@ -9,14 +9,20 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 from hooks.errors import HookError
+from hooks.manifests import read_yaml_file
 
 PLACEHOLDER = "AGE-RECIPIENT-GENERATED-AT-COPY"
+CONFIG_FILE = ".sops.yaml"
 
 
 def find_sops() -> str | None:
@@ -50,10 +56,35 @@ def require_sops() -> str:
     return found
 
 
+def creation_rules(config: object, field: str) -> list[dict[str, Any]]:
+    """The creation_rules of a parsed .sops.yaml: mappings, each path_regex a regular expression
+    (HookError naming `field`, the file, otherwise: sops would refuse to encrypt with it)."""
+    if config is None:
+        return []
+    if not isinstance(config, dict):
+        raise HookError(field, f"must be a mapping with creation_rules, got a {type(config).__name__}")
+    rules = config.get("creation_rules") or []
+    if not isinstance(rules, list) or not all(isinstance(rule, dict) for rule in rules):
+        raise HookError(field, f"creation_rules must be a list of rules, each a mapping (path_regex, age, …), "
+                               f"got {rules!r}")
+    for number, rule in enumerate(rules, 1):
+        try:
+            re.compile(str(rule.get("path_regex", "")))
+        except re.error as error:
+            raise HookError(field, f"creation rule {number}: path_regex {rule['path_regex']!r} is not a regular "
+                                   f"expression ({error})") from None
+    return rules
+
+
+def read_creation_rules(path: Path) -> list[dict[str, Any]] | None:
+    """The creation_rules of the .sops.yaml at `path` (creation_rules); None without the file."""
+    return creation_rules(read_yaml_file(path), str(path)) if path.is_file() else None
+
+
 def check_config(repo: Path) -> None:
-    """The repository's .sops.yaml must exist and name real recipients."""
-    config = repo / ".sops.yaml"
-    if not config.is_file():
+    """The repository's .sops.yaml must exist, be a SOPS configuration and name real recipients."""
+    config = repo / CONFIG_FILE
+    if read_creation_rules(config) is None:
         raise HookError(str(config), "is missing: a rendered platform repository has SOPS creation rules")
     if PLACEHOLDER in config.read_text():
         raise HookError(
@@ -65,7 +96,7 @@ def encrypt(repo: Path, rel_path: str, clear_yaml: str, sops: str | None = None)
     """Encrypt clear_yaml as if it were repo/rel_path (so the path rules of .sops.yaml apply)."""
     binary = sops or require_sops()
     result = subprocess.run(
-        [binary, "--config", str(repo / ".sops.yaml"), "encrypt",
+        [binary, "--config", str(repo / CONFIG_FILE), "encrypt",
          "--filename-override", rel_path, "--input-type", "yaml", "--output-type", "yaml"],
         input=clear_yaml, capture_output=True, text=True, cwd=repo, check=False,
     )
@@ -88,8 +119,6 @@ def is_encrypted_file(path: Path) -> bool:
 
 def file_recipients(path: Path) -> set[str]:
     """The age recipients a SOPS file is encrypted for (its clear `sops.age` metadata)."""
-    import yaml
-
     try:
         metadata = (yaml.safe_load(path.read_text()) or {}).get("sops") or {}
     except (OSError, yaml.YAMLError, AttributeError):

@@ -60,16 +60,16 @@ def test_a_cluster_change_that_would_invalidate_an_app_is_refused_before_renderi
 
 
 def test_a_cluster_key_rotation_that_would_drop_the_apps_is_refused_with_nothing_written(with_shop, isolated_env):
-    """Every re-render of a command goes through cluster_admin.rerender, which refuses answers that
-    make an app invalid before Copier runs, naming the app: here answers edited by hand (a Gateway
-    namespace named like app shop). The next age key made for the rotation goes too."""
+    """Answers edited by hand so that an app is invalid (a Gateway namespace named like app shop)
+    are refused before the rotation makes anything, naming the app: every command validates the
+    recorded answers first (onboard.read_platform), so no next age key is made either."""
     answers = with_shop / ".copier-answers.yml"
     answers.write_text(answers.read_text().replace("gateway_namespace: gateway-system", "gateway_namespace: shop"))
     commit_all(with_shop)
     before, keys = tree(with_shop), sorted(isolated_env.rglob("*.agekey"))
     with pytest.raises(HookError) as refused:
         app_admin.rotate_cluster_key(with_shop, "prod", finish=False, out=lambda _: None)
-    assert "would make a registered app invalid" in str(refused.value) and "apps[shop].name" in str(refused.value)
+    assert str(refused.value).startswith(f"{answers}: apps[shop].name: 'shop' is reserved"), refused.value
     assert tree(with_shop) == before and status(with_shop) == ""
     assert sorted(isolated_env.rglob("*.agekey")) == keys and not app_admin.next_key_file("acme", "prod").exists()
 

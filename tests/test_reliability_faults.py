@@ -12,8 +12,9 @@ How each fault is made:
   is bind-mounted read-only (EROFS for every writer, root included); skipped where unshare is not
   permitted.
 - Copier failing after the app repository was rendered: from the app side, the platform's template
-  source has gone away when the onboarding task runs `copier update`; in-process, the render step
-  writes its files and then raises.
+  source has lost the commit its answers record when the onboarding task runs `copier update` (a
+  source gone altogether is refused before anything is made: tests/test_reliability_malformed.py);
+  in-process, the render step writes its files and then raises.
 - Ctrl-C between steps: a step of register/offboard (monkeypatched in-process) does its work and
   then raises KeyboardInterrupt.
 - Ctrl-C during a real `copier copy`: a `git` first on PATH pauses onboarding before it stages
@@ -188,23 +189,26 @@ def test_read_only_platform_repository(command, part, ws, template_snapshot):
 # Copier failing after the app repository was rendered -------------------------------------------
 
 
-def test_template_source_gone_when_the_app_side_registers(ws, template_snapshot, tmp_path):
+def test_template_source_without_its_commit_when_the_app_side_registers(ws, template_snapshot, tmp_path):
     """The app is rendered and its Secret encrypted; then the onboarding task's `copier update` of
-    the platform cannot fetch the platform's template. Copier removes the new app repository, the
-    platform repository is restored, and with the source back the same command succeeds."""
+    the platform cannot check out the platform's template at its recorded commit. Copier removes the
+    new app repository, the platform repository is restored, and with the history back the same
+    command succeeds."""
     source = tmp_path / "platform-template"
     git("clone", "-q", str(template_snapshot), str(source), cwd=tmp_path)
     answers = ws / "platform" / ".copier-answers.yml"
     answers.write_text(answers.read_text().replace(f"_src_path: {template_snapshot}", f"_src_path: {source}"))
     commit_all(ws / "platform", "template from a mirror")
-    source.rename(tmp_path / "moved-away")
+    (source / ".git").rename(tmp_path / "history")
+    git("init", "-q", cwd=source)
     before = tree_state(ws)
     done = run(sys.executable, app_copy_argv(ws, template_snapshot))
     assert done.returncode != 0
     assert "copier update" in done.stderr and "put back exactly as it was" in done.stderr, done.stderr
     assert not (ws / "cart").exists()
     assert differences(before, tree_state(ws)) == []
-    (tmp_path / "moved-away").rename(source)
+    shutil.rmtree(source / ".git")
+    (tmp_path / "history").rename(source / ".git")
     assert_retry_succeeds("app-copy", ws, template_snapshot)
 
 
