@@ -42,7 +42,11 @@ def shown(value: object) -> str:
     """A value as an error message quotes it: its repr (so a string is quoted and a line break in
     it shows as \\n), cut to SHOWN_MAX characters, '…' where something was left out. Every
     message that quotes user input goes through here."""
-    text = _BOUNDED.repr(value)
+    return cut(_BOUNDED.repr(value))
+
+
+def cut(text: str) -> str:
+    """Text a message quotes as it is (names joined by commas), cut to SHOWN_MAX characters."""
     return text if len(text) <= SHOWN_MAX else text[:SHOWN_MAX - 1] + "…"
 
 

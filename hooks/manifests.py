@@ -25,7 +25,9 @@ def read_yaml_file(path: Path) -> object:
     except UnicodeDecodeError:
         raise HookError(str(path), "is not UTF-8 text") from None
     except yaml.YAMLError as error:
-        raise HookError(str(path), f"is not valid YAML ({one_line(str(error))})") from None
+        # libyaml stops at its nesting limit where the Python parser would exhaust the stack
+        reason = "nested too deeply" if "maximum nesting depth" in str(error) else one_line(str(error))
+        raise HookError(str(path), f"is not valid YAML ({reason})") from None
     except RecursionError:  # nested collections are built recursively: 20 000 '[' exhaust the stack
         raise HookError(str(path), "is not valid YAML (nested too deeply)") from None
 

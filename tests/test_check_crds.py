@@ -83,7 +83,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
 def test_cli_reports_ok_and_exits_zero_on_a_fresh_platform_repo(rendered):
     result = run_cli(str(rendered(template="platform")))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.startswith("OK: 9 kustomization root(s)")
+    assert result.stdout.startswith("OK: 10 kustomization root(s)")
 
 
 def test_cli_json_lists_findings_and_exits_one(rendered):

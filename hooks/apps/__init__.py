@@ -52,7 +52,7 @@ from typing import Any
 import yaml
 
 from hooks import giturl, knownhosts
-from hooks.errors import HookError, shown
+from hooks.errors import HookError, cut, shown
 from hooks.quantity import is_quantity
 
 # includes/ is shared with the templates; hooks/includes links to it so that an installed wheel
@@ -163,7 +163,7 @@ def normalize(raw: Any) -> dict[str, Any]:
     unknown = sorted(map(str, set(raw) - set(KEYS) - set(OPTIONAL_KEYS)))
     if unknown:
         raise HookError(entry_label(raw.get("name", "?")),
-                        f"unknown keys {shown(unknown)}; allowed: {', '.join(KEYS + OPTIONAL_KEYS)}")
+                        f"unknown keys {cut(', '.join(unknown))}; allowed: {', '.join(KEYS + OPTIONAL_KEYS)}")
     entry = {
         "name": raw.get("name", ""),
         "url": raw.get("url", ""),
