@@ -102,8 +102,8 @@ def validate_answers(answers: dict[str, Any]) -> None:
     registered apps, each a valid entry with a name of its own (hooks/apps validate_apps; their
     placements and hostnames are onboarding's to check, beside the entries it adds)."""
     name = answers.get("cluster_name")
-    if not isinstance(name, str) or not NAME_RE.match(name):
-        raise HookError("cluster_name", f"must be a DNS-1123 label (got {name!r})")
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
+        raise HookError("cluster_name", f"must be a DNS-1123 label (got {shown(name)})")
     validate_clusters(answers)
     apps.validate_apps(answers.get("apps") or [], reserved(answers))
 

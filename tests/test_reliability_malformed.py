@@ -89,6 +89,9 @@ MALFORMED_ANSWERS: dict[str, tuple[Callable[[str], str | bytes], str]] = {
                                  "clusters[qa]: needs exactly the per-cluster keys: missing ['cluster_domain'"),
     "cluster-name-a-number": (edited_answers(lambda a: a.update(cluster_name=5)),
                               "cluster_name: must be a DNS-1123 label (got 5)"),
+    # Matched whole: a valid name followed by more is no name (the overlay folder it would make).
+    "cluster-name-with-a-tail": (edited_answers(lambda a: a.update(cluster_name="prod/../x")),
+                                 "cluster_name: must be a DNS-1123 label (got 'prod/../x')"),
     "app-without-url": (edited_answers(lambda a: a["apps"][0].pop("url")), "apps[shop].url: must be ssh://"),
     "app-without-name": (edited_answers(lambda a: a["apps"][0].pop("name")), "apps[].name: must be a DNS-1123 label"),
     "apps-of-names": (edited_answers(lambda a: a.update(apps=["shop"])),
