@@ -234,6 +234,18 @@ class SharedRenders:
         return self._made[key]
 
 
+@pytest.fixture(scope="session")
+def workspace(shared_renders: SharedRenders, template_snapshot: Path) -> Path:
+    """The reliability tests' workspace (tests/reliability.py build_workspace: a platform with app
+    shop registered, and shop's app repository), built once for the whole run: every test works on
+    a copy of it (copy_workspace), never on it."""
+    from pyrage import x25519
+    from reliability import build_workspace  # it imports this module
+
+    return shared_renders.get(("reliability workspace",),
+                              lambda dst: build_workspace(dst, template_snapshot, x25519.Identity.generate()))
+
+
 def copy_of(src: Path, dst: Path) -> Path:
     """A private copy of a (shared) rendered repository, .git included."""
     shutil.copytree(src, dst, symlinks=True)

@@ -12,20 +12,13 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 import yaml
-from pyrage import x25519
 
 from conftest import ROOT, git
 from hooks.gitrepo import LOCK_FILE
-from reliability import FLUXCD, SOURCES, build_workspace, copy_workspace, differences, tree_state
+from reliability import FLUXCD, SOURCES, copy_workspace, differences, tree_state
 
 APPS = ["cart", "billing", "search", "media", "mail", "login"]
-
-
-@pytest.fixture(scope="module")
-def workspace(tmp_path_factory: pytest.TempPathFactory, template_snapshot: Path) -> Path:
-    return build_workspace(tmp_path_factory.mktemp("concurrency") / "ws", template_snapshot, x25519.Identity.generate())
 
 
 def start(argv: list[str]) -> subprocess.Popen:

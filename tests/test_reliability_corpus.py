@@ -24,13 +24,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-from pyrage import x25519
 
 from conftest import commit_all, git
 from hooks import check, offboard, onboard
 from hooks.errors import run_main
 from messages import check_any_refusal
-from reliability import OVERLAY, SOURCES, SHOP, build_workspace, copy_template, copy_workspace, differences, tree_state
+from reliability import OVERLAY, SOURCES, SHOP, copy_template, copy_workspace, differences, tree_state
 
 # A well-formed age public key whose private half was discarded, and the same key with a broken checksum.
 GOOD_KEY = "age16x2cw6zzszw4s9nlv6esudny0p9qr7v9hn50rymcl3398tmnfesqeydvdv"
@@ -320,12 +319,6 @@ CASES = [
     Case("check-corrupt-answers", "check", check_args("platform"), ".copier-answers.yml", "is not valid YAML",
          committed_answers(CORRUPT)),
 ]
-
-
-@pytest.fixture(scope="module")
-def workspace(tmp_path_factory: pytest.TempPathFactory, template_snapshot: Path) -> Path:
-    root = tmp_path_factory.mktemp("corpus") / "ws"
-    return build_workspace(root, template_snapshot, x25519.Identity.generate())
 
 
 def run_entry(case: Case, ws: Path, template: Path) -> tuple[int, str]:

@@ -35,21 +35,14 @@ from pathlib import Path
 
 import pytest
 import yaml
-from pyrage import x25519
 
 from conftest import ROOT, commit_all, git
 from hooks import agekeys, app_admin, cluster_admin, errors, gitrepo, offboard, onboard, platform_setup, sops
 from hooks.errors import run_main
-from reliability import SOURCES, build_workspace, copy_workspace, differences, read_only, tree_state
+from reliability import SOURCES, copy_workspace, differences, read_only, tree_state
 
 CART = "ssh://git@github.com/acme/cart"
 RETRY = "run the same command again"
-
-
-@pytest.fixture(scope="module")
-def workspace(tmp_path_factory: pytest.TempPathFactory, template_snapshot: Path) -> Path:
-    root = tmp_path_factory.mktemp("faults") / "ws"
-    return build_workspace(root, template_snapshot, x25519.Identity.generate())
 
 
 @pytest.fixture

@@ -21,14 +21,13 @@ from typing import Callable
 import copier
 import pytest
 import yaml
-from pyrage import x25519
 
 from conftest import ROOT, commit_all
 from hooks import cluster_admin, offboard, onboard
 from hooks.check import check_repo
 from hooks.errors import SHOWN_MAX, run_main
 from messages import check_any_refusal
-from reliability import build_workspace, copy_workspace, differences, tree_state
+from reliability import copy_workspace, differences, tree_state
 
 URL = "ssh://git@github.com/acme/cart.git"
 GOOD_KEY = "age16x2cw6zzszw4s9nlv6esudny0p9qr7v9hn50rymcl3398tmnfesqeydvdv"  # test_platform_validators.py's
@@ -36,12 +35,6 @@ GOOD_KEY = "age16x2cw6zzszw4s9nlv6esudny0p9qr7v9hn50rymcl3398tmnfesqeydvdv"  # t
 # expanded), as /tmp/hostile/inputs/bomb3.yaml of the audit had it under `hostnames`.
 BOMB = ("&a8 [&a7 [&a6 [&a5 [&a4 [&a3 [&a2 [&a1 [&a0 [x,x,x,x,x,x,x,x,x,x], " + ", ".join(
     f"{', '.join([f'*a{level}'] * 9)}]" for level in range(8)))
-
-
-@pytest.fixture(scope="module")
-def workspace(tmp_path_factory: pytest.TempPathFactory, template_snapshot: Path) -> Path:
-    """ws/platform (app shop registered, recipient a test key) and ws/app, committed."""
-    return build_workspace(tmp_path_factory.mktemp("hostile") / "ws", template_snapshot, x25519.Identity.generate())
 
 
 @pytest.fixture

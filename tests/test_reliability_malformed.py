@@ -22,20 +22,14 @@ from pathlib import Path
 
 import pytest
 import yaml
-from pyrage import x25519
 
 from conftest import commit_all
 from hooks import app_admin, check, cluster_admin, offboard, onboard
 from hooks.errors import run_main
-from reliability import build_workspace, copy_workspace, differences, tree_state
+from reliability import copy_workspace, differences, tree_state
 
 CART = "ssh://git@github.com/acme/cart.git"
 ANSWERS = ".copier-answers.yml"
-
-
-@pytest.fixture(scope="module")
-def workspace(tmp_path_factory: pytest.TempPathFactory, template_snapshot: Path) -> Path:
-    return build_workspace(tmp_path_factory.mktemp("malformed") / "ws", template_snapshot, x25519.Identity.generate())
 
 
 @pytest.fixture
