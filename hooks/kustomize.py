@@ -10,9 +10,12 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -581,13 +584,85 @@ def _run_build(directory: Path, command: list[str], root: Path) -> Build:
     return Build(root, objects, error)
 
 
+# Limits of one kubectl build: `--all-tenants` builds app teams' repositories, and a few KB of
+# nested kustomizations (a "kustomize bomb") can take minutes and GBs. The memory cap mirrors the
+# tenants' kustomize-controller shard (limits.memory 1Gi): a build over it would be OOM-killed
+# there too. The time limit is far above any real build (the whole check of the 500-app benchmark
+# repository takes 18 s) yet keeps a stalled or exploding build from holding CI until its job timeout.
+MEMORY_LIMIT_MIB = 1024
+TIME_LIMIT_SECONDS = 300
+_WATCH_SECONDS = 0.05
+
+
+def _resident_mib(pid: int) -> float | None:
+    """A process's resident memory (VmRSS) in MiB; None where /proc cannot tell (no /proc, exited)."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _watch(process: subprocess.Popen, over: threading.Event) -> None:
+    """Kill the build's process group (set `over`) once its resident memory exceeds the cap."""
+    while process.poll() is None:
+        resident = _resident_mib(process.pid)
+        if resident is not None and resident > MEMORY_LIMIT_MIB:
+            over.set()
+            _kill(process)
+            return
+        time.sleep(_WATCH_SECONDS)
+
+
+def _kill(process: subprocess.Popen) -> None:
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass  # already gone
+
+
+def _size(mib: int) -> str:
+    return f"{mib // 1024} GiB" if mib % 1024 == 0 else f"{mib} MiB"
+
+
+def _bounded_run(argv: list[str]) -> tuple[int, str, str] | str:
+    """(exit status, stdout, stderr) of a build, or why it was stopped (MEMORY_LIMIT_MIB,
+    TIME_LIMIT_SECONDS). It runs in a process group of its own, so that stopping it stops what it
+    started too (helm, git for a remote base). Where /proc is absent there is no memory cap."""
+    process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, env=build_environment(), start_new_session=True)
+    over = threading.Event()
+    watcher = threading.Thread(target=_watch, args=(process, over), daemon=True)
+    watcher.start()
+    try:
+        stdout, stderr = process.communicate(timeout=TIME_LIMIT_SECONDS)
+    except BaseException as error:
+        _kill(process)  # in its own session, a Ctrl-C of the check would not stop it either
+        process.communicate()
+        watcher.join()
+        if isinstance(error, subprocess.TimeoutExpired):
+            return f"kustomize build took longer than {TIME_LIMIT_SECONDS} s (stopped)"
+        raise
+    watcher.join()
+    if over.is_set():
+        return (f"kustomize build used more than {_size(MEMORY_LIMIT_MIB)} of memory (stopped): Flux's tenants' "
+                "kustomize-controller is limited to 1Gi and would be OOM-killed building it")
+    return process.returncode, stdout, stderr
+
+
 def _kustomize(directory: Path, command: list[str]) -> tuple[list[dict], str | None]:
     """kubectl's output for the kustomization in `directory`: its objects, or its error."""
-    result = subprocess.run([*command, str(directory)], capture_output=True, text=True, check=False, env=build_environment())
-    if result.returncode != 0:
-        return [], result.stderr.strip() or f"exit status {result.returncode}"
+    result = _bounded_run([*command, str(directory)])
+    if isinstance(result, str):
+        return [], result
+    returncode, stdout, stderr = result
+    if returncode != 0:
+        return [], stderr.strip() or f"exit status {returncode}"
     try:
-        return [doc for doc in yaml.load_all(result.stdout, Loader=FAST_LOADER) if doc], None
+        return [doc for doc in yaml.load_all(stdout, Loader=FAST_LOADER) if doc], None
     except yaml.YAMLError as error:
         return [], f"unparsable build output: {error}"
 
