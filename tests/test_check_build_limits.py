@@ -20,19 +20,19 @@ DELETE_ALL = ("  - target: {kind: ConfigMap}\n    patch: |-\n      $patch: delet
               "      apiVersion: v1\n      kind: ConfigMap\n      metadata:\n        name: any\n")
 
 
-def bomb_repo(root: Path) -> Path:
-    """An app repository whose root doubles a ConfigMap LEVELS times (namePrefix a-/b-), then deletes
+def bomb_repo(root: Path, levels: int = LEVELS) -> Path:
+    """An app repository whose root doubles a ConfigMap `levels` times (namePrefix a-/b-), then deletes
     every copy: an empty build (a real bomb's ConfigMap is small in git, its levels more)."""
     (root / "l0").mkdir(parents=True)
     (root / ".copier-answers.yml").write_text("_commit: test\ntemplate: app\napp_name: shop\n")
     (root / "l0" / "cm.yaml").write_text(f"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\ndata:\n  k: {'x' * SIZE}\n")
     (root / "l0" / "kustomization.yaml").write_text("resources: [cm.yaml]\n")
-    for level in range(1, LEVELS + 1):
+    for level in range(1, levels + 1):
         for prefix in "ab":
             (root / f"l{level}" / prefix).mkdir(parents=True)
             (root / f"l{level}" / prefix / "kustomization.yaml").write_text(f"namePrefix: {prefix}-\nresources: [../../l{level - 1}]\n")
         (root / f"l{level}" / "kustomization.yaml").write_text("resources: [a, b]\n")
-    (root / "kustomization.yaml").write_text(f"resources: [l{LEVELS}]\npatches:\n{DELETE_ALL}")
+    (root / "kustomization.yaml").write_text(f"resources: [l{levels}]\npatches:\n{DELETE_ALL}")
     return root
 
 
@@ -45,19 +45,26 @@ def timed_check(repo: Path) -> tuple[dict[str, set[str]], float]:
     return findings, time.monotonic() - start
 
 
-@pytest.mark.parametrize(("memory_mib", "seconds", "expected"), [
-    pytest.param(100, 300, "kustomize build used more than 100 MiB of memory (stopped): Flux's tenants' "
-                 "kustomize-controller is limited to 1Gi and would be OOM-killed building it", id="memory"),
-    pytest.param(100_000, 0.5, "kustomize build took longer than 0.5 s (stopped)", id="time"),
+STOPPED_MEMORY = ("kustomize build used more than 100 MiB of memory (stopped): Flux's tenants' "
+                  "kustomize-controller is limited to 1Gi and would be OOM-killed building it")
+
+
+@pytest.mark.parametrize(("levels", "limits", "file", "expected"), [
+    pytest.param(LEVELS, {"MEMORY_LIMIT_MIB": 100}, "kustomization.yaml", STOPPED_MEMORY, id="memory"),
+    pytest.param(LEVELS, {"TIME_LIMIT_SECONDS": 0.5}, "kustomization.yaml",
+                 "kustomize build took longer than 0.5 s (stopped)", id="time"),
+    # One copy, deleted by the root: only l0 prints it.
+    pytest.param(0, {"OUTPUT_LIMIT_MIB": 1}, "l0/kustomization.yaml",
+                 "kustomize build printed more than 1 MiB of manifests (stopped)", id="output"),
 ])
-def test_a_kustomize_bomb_is_stopped_and_reported(tmp_path, monkeypatch, memory_mib, seconds, expected):
-    monkeypatch.setattr(kustomize, "MEMORY_LIMIT_MIB", memory_mib)
-    monkeypatch.setattr(kustomize, "TIME_LIMIT_SECONDS", seconds)
-    repo = bomb_repo(tmp_path / "shop")
+def test_a_kustomize_bomb_is_stopped_and_reported(tmp_path, monkeypatch, levels, limits, file, expected):
+    for name, value in limits.items():
+        monkeypatch.setattr(kustomize, name, value)
+    repo = bomb_repo(tmp_path / "shop", levels)
     # Twice: a stopped build is never memoised as a success (tests/site/kustomize_memo.py).
     for _ in range(2):
         findings, took = timed_check(repo)
         # Every level of the bomb is a root of its own: the ones stopped say so, and nothing else.
-        assert findings["kustomization.yaml"] == {f"[kustomize-build] {expected}"}
+        assert findings[file] == {f"[kustomize-build] {expected}"}
         assert set().union(*findings.values()) == {f"[kustomize-build] {expected}"}
         assert took < 6  # half the unbounded check's time
