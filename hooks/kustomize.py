@@ -10,9 +10,12 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -581,13 +584,109 @@ def _run_build(directory: Path, command: list[str], root: Path) -> Build:
     return Build(root, objects, error)
 
 
+# Limits of one kubectl build: `--all-tenants` builds app teams' repositories, and a few KB of
+# nested kustomizations (a "kustomize bomb") can take minutes and GBs. The memory cap mirrors the
+# tenants' kustomize-controller shard (limits.memory 1Gi): a build over it would be OOM-killed
+# there too. Every level of a bomb is a root the check builds, and one under the cap may still
+# print hundreds of MB (2^8 copies of a 900 KB ConfigMap: 230 MB), which the check would hold
+# several times over while parsing it: the output is capped too, far above any real root's (a few
+# MB: Helm charts are HelmReleases, not built here). The time limit is far above any real build
+# (the whole check of the 500-app benchmark repository takes 18 s) yet keeps a stalled or
+# exploding build from holding CI until its job timeout.
+MEMORY_LIMIT_MIB = 1024
+OUTPUT_LIMIT_MIB = 64
+TIME_LIMIT_SECONDS = 300
+_WATCH_SECONDS = 0.05
+_MIB = 1024 * 1024
+
+
+def _resident_mib(pid: int) -> float | None:
+    """A process's resident memory (VmRSS) in MiB; None where /proc cannot tell (no /proc, exited)."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _size(mib: int) -> str:
+    return f"{mib // 1024} GiB" if mib % 1024 == 0 else f"{mib} MiB"
+
+
+def _memory_over(pid: int) -> str | None:
+    """Why a running build must stop for its memory; None while within MEMORY_LIMIT_MIB."""
+    resident = _resident_mib(pid)
+    if resident is not None and resident > MEMORY_LIMIT_MIB:
+        return (f"kustomize build used more than {_size(MEMORY_LIMIT_MIB)} of memory (stopped): Flux's tenants' "
+                "kustomize-controller is limited to 1Gi and would be OOM-killed building it")
+    return None
+
+
+def _output_over(output: int) -> str | None:
+    """Why a build must stop for its output (the file descriptor it prints to); None within OUTPUT_LIMIT_MIB."""
+    if os.fstat(output).st_size > OUTPUT_LIMIT_MIB * _MIB:
+        return f"kustomize build printed more than {_size(OUTPUT_LIMIT_MIB)} of manifests (stopped)"
+    return None
+
+
+def _watch(process: subprocess.Popen, output: int, stopped: list[str]) -> None:
+    """Kill the build's process group once it passes a limit, saying why in `stopped`."""
+    while process.poll() is None:
+        if reason := _memory_over(process.pid) or _output_over(output):
+            stopped.append(reason)
+            _kill(process)
+            return
+        time.sleep(_WATCH_SECONDS)
+
+
+def _kill(process: subprocess.Popen) -> None:
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass  # already gone
+
+
+def _bounded_run(argv: list[str]) -> tuple[int, str, str] | str:
+    """(exit status, stdout, stderr) of a build, or why it was stopped (MEMORY_LIMIT_MIB,
+    OUTPUT_LIMIT_MIB, TIME_LIMIT_SECONDS). Its output goes to a file, measured as it grows. It runs
+    in a process group of its own, so that stopping it stops what it started too (helm, git for a
+    remote base). Where /proc is absent there is no memory cap."""
+    with tempfile.TemporaryFile() as output:
+        process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.PIPE,
+                                   text=True, env=build_environment(), start_new_session=True)
+        stopped: list[str] = []
+        watcher = threading.Thread(target=_watch, args=(process, output.fileno(), stopped), daemon=True)
+        watcher.start()
+        try:
+            _, stderr = process.communicate(timeout=TIME_LIMIT_SECONDS)
+        except BaseException as error:
+            _kill(process)  # in its own session, a Ctrl-C of the check would not stop it either
+            process.communicate()
+            watcher.join()
+            if isinstance(error, subprocess.TimeoutExpired):
+                return f"kustomize build took longer than {TIME_LIMIT_SECONDS} s (stopped)"
+            raise
+        watcher.join()
+        # kubectl prints all at once at the end: it may have exited before the watcher saw the output.
+        if reason := (stopped[0] if stopped else _output_over(output.fileno())):
+            return reason
+        output.seek(0)
+        return process.returncode, output.read().decode(errors="replace"), stderr
+
+
 def _kustomize(directory: Path, command: list[str]) -> tuple[list[dict], str | None]:
     """kubectl's output for the kustomization in `directory`: its objects, or its error."""
-    result = subprocess.run([*command, str(directory)], capture_output=True, text=True, check=False, env=build_environment())
-    if result.returncode != 0:
-        return [], result.stderr.strip() or f"exit status {result.returncode}"
+    result = _bounded_run([*command, str(directory)])
+    if isinstance(result, str):
+        return [], result
+    returncode, stdout, stderr = result
+    if returncode != 0:
+        return [], stderr.strip() or f"exit status {returncode}"
     try:
-        return [doc for doc in yaml.load_all(result.stdout, Loader=FAST_LOADER) if doc], None
+        return [doc for doc in yaml.load_all(stdout, Loader=FAST_LOADER) if doc], None
     except yaml.YAMLError as error:
         return [], f"unparsable build output: {error}"
 
