@@ -104,7 +104,7 @@ CONFIGMAP = """apiVersion: v1
 kind: ConfigMap
 metadata:
   name: settings
-  namespace: shared
+  namespace: common
   annotations:
     internal.config.kubernetes.io/needsHashSuffix: enabled
 data:
@@ -114,7 +114,7 @@ DEPLOYMENT = """apiVersion: apps/v1
 kind: Deployment
 metadata:
   name: web
-  namespace: shared
+  namespace: common
 spec:
   selector: {matchLabels: {app: web}}
   template:
@@ -126,7 +126,7 @@ spec:
           envFrom:
             - configMapRef: {name: settings}
 """
-GENERATOR = """namespace: shared
+GENERATOR = """namespace: common
 configMapGenerator:
   - name: settings
     literals: [MODE=prod]
@@ -134,7 +134,7 @@ configMapGenerator:
 
 
 def renaming_folders(where: Path, renamer: str) -> list[Path]:
-    """A folder renaming ConfigMap shared/settings (a hash suffix), one whose Deployment names
+    """A folder renaming ConfigMap common/settings (a hash suffix), one whose Deployment names
     ConfigMap `settings`, one with a ConfigMap of that name elsewhere."""
     renaming, referring, plain = where / "renaming", where / "referring", where / "plain"
     for folder in (renaming, referring, plain):
@@ -146,7 +146,7 @@ def renaming_folders(where: Path, renamer: str) -> list[Path]:
         (renaming / "settings/kustomization.yaml").write_text(GENERATOR)
     (referring / "deployment.yaml").write_text(DEPLOYMENT)
     (plain / "configmap.yaml").write_text(CONFIGMAP.replace("internal.config.kubernetes.io/needsHashSuffix: enabled",
-                                                            "note: plain").replace("shared", "other"))
+                                                            "note: plain").replace("common", "other"))
     return [renaming, referring, plain]
 
 
