@@ -154,3 +154,22 @@ def test_renovate_style_update_runs_the_migrations_too(copied):
     assert recorded["flux_version"] == "2.10.0"
     assert 'tag: "2026.04"' in (repo / OVERLAY / "services/sources/opencenter-kyverno.yaml").read_text()
     assert conflicted(repo) == []
+
+
+def test_the_update_tasks_run_in_the_project_only_never_in_copiers_replays(copied, monkeypatch):
+    """Copier runs an update's tasks in its old and new replays too; there they have nothing to do
+    (questions/tasks.yml, copier_replay), so no task Python starts there."""
+    import copier._main
+
+    repo = copied("acme", "1.0.0", gitops_base_tag="2026.04")
+    ran, run = [], copier._main.subprocess.run
+
+    def recording(command, *args, **kwargs):
+        if isinstance(command, list) and str(command[1]).endswith(".py"):  # a task (Copier runs git too)
+            ran.append((Path.cwd().resolve(), Path(command[1]).name))
+        return run(command, *args, **kwargs)
+
+    monkeypatch.setattr(copier._main.subprocess, "run", recording)
+    copier.run_update(repo, defaults=True, overwrite=True, unsafe=True, vcs_ref="1.1.0", quiet=True)
+    assert ran == [(repo.resolve(), script) for script in
+                   ["migrate.py", "migrate.py", "kept_answers.py", "flux_components.py"]]
