@@ -4,7 +4,8 @@ environments, rendered with Jinja's and Copier's own functions, with the memos, 
 memo's disk folder, are byte-identical; and the Pythons the tests start have the memo too. The kustomize build memo
 changes no check: the same builds and findings with it as with kubectl every time, and a changed file is built
 again; folders built together are kept as one entry, a joint build that fails never. The template clone memo changes no render, and a template changed since (a draft change, a new commit) is
-cloned again."""
+cloned again. The file-mode memo changes no index: where git ignores file modes, Copier still
+corrects a tracked file's executable bit."""
 
 from __future__ import annotations
 
@@ -19,10 +20,11 @@ import pytest
 from jinja2 import Environment
 
 import clone_memo
+import filemode_memo
 import jinja_cache
 import kustomize_memo
 import yaml_memo
-from conftest import cluster_entry, commit_all
+from conftest import cluster_entry, commit_all, git
 from hooks import kustomize
 from hooks.check import check_repo
 from updating import tree
@@ -74,11 +76,12 @@ def test_the_pythons_the_tests_start_have_the_memo():
     assert compile_fn == "_cached_compile"
 
 
-def test_the_pythons_the_tests_start_have_the_kustomize_and_clone_memos():
-    installed = subprocess.run([sys.executable, "-c", "import hooks.kustomize as k, copier._template as t; "
-                                "print(k._run_build.__module__, t.clone.__module__)"],
+def test_the_pythons_the_tests_start_have_the_kustomize_clone_and_file_mode_memos():
+    installed = subprocess.run([sys.executable, "-c", "import hooks.kustomize as k, copier._template as t, copier._main as m; "
+                                "print(k._run_build.__module__, t.clone.__module__, "
+                                "m.Worker._sync_git_index_executable_bit.__module__)"],
                                capture_output=True, text=True, check=True).stdout.split()
-    assert installed == ["kustomize_memo", "clone_memo"]
+    assert installed == ["kustomize_memo", "clone_memo", "filemode_memo"]
 
 
 @pytest.mark.filterwarnings("ignore::copier.errors.DirtyLocalWarning")  # the draft change below, on purpose
@@ -152,3 +155,28 @@ def test_the_kustomize_memo_keeps_joint_builds_of_tenant_folders_and_no_failed_o
     (folders[1] / "broken.yaml").write_text("apiVersion: v1\nkind: ConfigMap\n")
     assert kustomize.build_together(folders, command) is None and kustomize.build_together(folders, command) is None
     assert len(runs) == 3
+
+
+def test_the_file_mode_memo_changes_no_index_where_git_ignores_modes(template_snapshot, tmp_path):
+    """In a repository with core.fileMode false, README.md tracked as executable: Copier sets its
+    index entry back to 100644 (the template's mode) with the memo as without it."""
+    def render(name: str, memo: bool) -> str:
+        dst = tmp_path / name
+        copy = dict(data={"template": "app", "app_name": "shop"}, defaults=True, unsafe=True, vcs_ref="HEAD",
+                    quiet=True, skip_tasks=True, overwrite=True)
+        copier.run_copy(str(template_snapshot), dst, **copy)
+        git("init", "-q", cwd=dst)
+        git("config", "core.fileMode", "false", cwd=dst)
+        commit_all(dst, "first")
+        git("update-index", "--chmod=+x", "README.md", cwd=dst)
+        (dst / "README.md").write_text("edited\n")
+        filemode_memo.install(on=memo)
+        try:
+            copier.run_copy(str(template_snapshot), dst, **copy)
+        finally:
+            filemode_memo.install()
+        return git("ls-files", "-s", cwd=dst)
+
+    plain = render("plain", memo=False)
+    assert "100644 " in next(line for line in plain.splitlines() if line.endswith("\tREADME.md"))
+    assert render("memo", memo=True) == plain

@@ -1,9 +1,10 @@
 """Loaded by every Python the tests start with tests/site on PYTHONPATH (conftest): the suite's
 memos in subprocesses too, test speed only. Jinja's compile cache (jinja_cache.py) is installed
 when the process first imports jinja2, the kustomize build memo (kustomize_memo.py) when it first
-imports hooks.kustomize, the template clone memo (clone_memo.py) with Copier, so that the many Pythons that need neither (Copier's tasks, the hooks'
-commands before Copier) start as fast as without them, and a Python without Jinja (tests of
-Copier without the tasks' packages) starts as usual."""
+imports hooks.kustomize, the template clone memo (clone_memo.py) with Copier and its file-mode
+memo (filemode_memo.py) with Copier's Worker, so that the many Pythons that need none of them
+(Copier's tasks, the hooks' commands before Copier) start as fast as without them, and a Python
+without Jinja (tests of Copier without the tasks' packages) starts as usual."""
 
 import importlib
 import importlib.machinery
@@ -11,7 +12,8 @@ import os
 import sys
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
-_MEMOS = {"jinja2": "jinja_cache", "hooks.kustomize": "kustomize_memo", "copier._template": "clone_memo"}  # module: the memo to install after it
+_MEMOS = {"jinja2": "jinja_cache", "hooks.kustomize": "kustomize_memo", "copier._template": "clone_memo",
+          "copier._main": "filemode_memo"}  # module: the memo to install after it
 
 
 class _After:
