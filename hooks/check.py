@@ -41,7 +41,7 @@ from hooks.errors import HookError, run_main, shown
 from hooks.gitops_base import check_references
 from hooks.kustomize import (build_all, find_roots, folder_plugin_configs, kustomization_file, outside_references,
                              outside_symlinks, plugin_configs, plugin_folders, remote_references)
-from hooks.manifests import is_object, object_label, read_yaml_files, source_index, source_of, under
+from hooks.manifests import FAST_LOADER, is_object, object_label, read_yaml_files, source_index, source_of, under
 from hooks.rules import Finding
 from hooks.validate import DEFAULT_KUBE_VERSION, Validator
 
@@ -301,7 +301,7 @@ def generator_sources(repo: Path, roots: list[Path]) -> list[rules.GeneratorSour
         if file is None:
             continue
         try:
-            kustomization = yaml.safe_load(file.read_text()) or {}
+            kustomization = yaml.load(file.read_text(), Loader=FAST_LOADER) or {}
         except yaml.YAMLError:
             continue  # reported by the YAML and build rules
         if not isinstance(kustomization, dict):

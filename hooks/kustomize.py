@@ -109,12 +109,13 @@ class Escape:
         return f"{self.field} '{shown}' {self.problem}" if self.entry else f"{self.field} {self.problem}"
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """A SafeLoader that refuses duplicate keys, so that no parser difference with kustomize's
-    (which refuses them too) can hide an entry from the containment check."""
+class _UniqueKeyLoader(FAST_LOADER):
+    """A safe loader (libyaml's parser where PyYAML has it) that refuses duplicate keys, so that no
+    parser difference with kustomize's (which refuses them too) can hide an entry from the
+    containment check."""
 
 
-def _no_duplicates(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+def _no_duplicates(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
     loader.flatten_mapping(node)
     seen = set()
     for key_node, _ in node.value:
@@ -315,7 +316,7 @@ def plugin_configs(base: Path, entry: str) -> tuple[Path | None, list[dict]]:
         except OSError:
             text = ""
     try:
-        return where, [doc for doc in yaml.safe_load_all(text) if isinstance(doc, dict)]
+        return where, [doc for doc in yaml.load_all(text, Loader=FAST_LOADER) if isinstance(doc, dict)]
     except (yaml.YAMLError, RecursionError):
         return where, []
 
@@ -333,7 +334,7 @@ def folder_plugin_configs(folder: Path, repo: Path, seen: set[Path] | None = Non
         return []
     seen.add(real)
     try:
-        kustomization = yaml.safe_load(file.read_text(errors="replace"))
+        kustomization = yaml.load(file.read_text(errors="replace"), Loader=FAST_LOADER)
     except (OSError, yaml.YAMLError, RecursionError):
         return []  # reported by the YAML and build rules
     entries = kustomization.get("resources") if isinstance(kustomization, dict) else None
@@ -441,7 +442,7 @@ def read_kustomization(folder: Path) -> dict:
     files have no entries here: the build reports them)."""
     path = kustomization_file(folder)
     try:
-        doc = yaml.safe_load(path.read_text(errors="replace")) if path else None
+        doc = yaml.load(path.read_text(errors="replace"), Loader=FAST_LOADER) if path else None
     except (yaml.YAMLError, OSError, RecursionError):
         return {}
     return doc if isinstance(doc, dict) else {}
