@@ -85,24 +85,6 @@ def test_each_cluster_encrypts_for_its_own_key_only(three, tmp_path):
     assert [name for name, key in KEYS.items() if decrypts(three, placeholder, key)] == ["staging"]
 
 
-def test_a_flux_bump_on_staging_leaves_the_other_clusters_byte_identical(three, tmp_path):
-    repo = tmp_path / "repo"
-    shutil.copytree(three, repo)
-    before = tree(repo)
-    answers = yaml.safe_load((repo / ".copier-answers.yml").read_text())
-    changes = clusters.plan_set(answers, "staging", {"flux_version": "2.10.1", "gitops_base_tag": "2026.04"})
-    copier.run_update(repo, data=changes, defaults=True, overwrite=True, unsafe=True, vcs_ref=copier.VcsRef.CURRENT,
-                      quiet=True)
-    after = tree(repo)
-    changed = sorted(rel for rel in after if before.get(rel) != after[rel])
-    assert changed and all(rel.startswith("applications/overlays/staging/") for rel in changed
-                           if rel != ".copier-answers.yml"), changed
-    assert "applications/overlays/staging/services/velero/cloud-credentials.sops.yaml" in before
-    assert not [rel for rel in changed if rel.endswith(".sops.yaml")]  # the update task keeps staging's placeholder
-    assert ".copier-answers.yml" in changed
-    assert check_repo(repo) == []
-
-
 # opencenter-cluster (hooks/cluster_admin.py) ------------------------------------------------------
 
 
@@ -124,7 +106,9 @@ def answers_of(repo: Path) -> dict:
     return yaml.safe_load((repo / ".copier-answers.yml").read_text())
 
 
-def test_adding_a_cluster_renders_its_overlay_with_its_own_generated_key(single, isolated_env, capfd):
+def test_adding_setting_and_removing_a_cluster(single, isolated_env, capfd, tmp_path):
+    """One added cluster (its own generated key) serves the whole life cycle: add, add again, remove
+    (on a copy), set, and the removals apps block or that leave another cluster first."""
     before = tree(single)
     capfd.readouterr()
     assert cluster_admin.add(single, "staging", {}, out=lambda _: None) == 0
@@ -147,15 +131,13 @@ def test_adding_a_cluster_renders_its_overlay_with_its_own_generated_key(single,
     with pytest.raises(HookError, match="is a cluster of this repository already"):
         cluster_admin.add(single, "staging", {}, out=lambda _: None)
     assert status(single) == ""
-    # Removed, the cluster's key file stays where it is, and the command says where.
+    # Removed (from a copy: the cluster goes on below), the cluster's key file stays where it is, and
+    # the command says where.
     said = []
-    assert cluster_admin.remove(single, "staging", out=said.append) == 0
+    assert cluster_admin.remove(copy_of(single, tmp_path / "removed"), "staging", out=said.append) == 0
     assert key_file.is_file() and any(f"age key file remains: {key_file}" in line for line in said), said
 
-
-def test_set_changes_one_cluster_and_remove_refuses_while_apps_run_there(single):
-    cluster_admin.add(single, "staging", {"sops_age_recipients": str(KEYS["staging"].to_public())}, out=lambda _: None)
-    commit_all(single)
+    # set changes that one cluster only.
     before = tree(single)
     assert cluster_admin.set_settings(single, "staging", {"flux_version": "2.10.0"}, out=lambda _: None) == 0
     after = tree(single)
@@ -351,10 +333,21 @@ def test_changing_one_cluster_renders_only_its_overlay_and_equals_a_full_update(
                                                                        run_update(*args, **kwargs))[1])
     assert cluster_admin.set_settings(placed, name, settings, out=lambda _: None) == 0
     assert excluded == [[f"/applications/overlays/{other}/" for other in ("prod", "staging", "dev") if other != name]]
+    before = tree(full)
     run_update(full, data=clusters.plan_set(answers_of(full), name, settings), defaults=True, overwrite=True,
                unsafe=True, vcs_ref=copier.VcsRef.CURRENT, quiet=True)
-    assert tree(placed) == tree(full)
+    after = tree(full)
+    assert tree(placed) == after
     assert any(rel.startswith(f"applications/overlays/{name}/") for rel in status(placed).split())
+    # A Flux bump on one cluster leaves the other clusters (their apps included) byte-identical.
+    changed = sorted(rel for rel in after if before.get(rel) != after[rel])
+    assert changed and all(rel.startswith(f"applications/overlays/{name}/") for rel in changed
+                           if rel != ".copier-answers.yml"), changed
+    assert ".copier-answers.yml" in changed
+    assert not [rel for rel in changed if rel.endswith(".sops.yaml")]  # the update task keeps every placeholder
+    if name == "staging":  # velero's placeholder Secret: staging's only, kept as it was
+        assert "applications/overlays/staging/services/velero/cloud-credentials.sops.yaml" in before
+        assert check_repo(full) == []  # placed is byte-identical
 
 
 def test_the_placement_commands_a_new_cluster_prints_add_it_and_keep_the_others(placed):
@@ -471,9 +464,16 @@ def rules_of(findings) -> set[tuple[str, str]]:
     return {(finding.rule, finding.file) for finding in findings}
 
 
+# One check of one crossed copy: each crossing is reported on its own (the findings of one do not
+# hide or alter another's), and the check of a three-cluster repository costs seconds.
+CROSSINGS = ["../../../staging/services/sources/billing.yaml",
+             "../../../staging/services/sources/billing-deploy-key.sops.yaml"]
+
+
 def test_the_check_keeps_each_cluster_to_its_own_overlay_and_keys(placed, tmp_path):
-    repo = tmp_path / "crossed"
-    shutil.copytree(placed, repo)
+    """Also: prod's sources listing a file of staging's overlay (CROSSINGS) would apply it on prod
+    (a deploy key encrypted for staging's key): refused, whatever the file's own location says."""
+    repo = copy_of(placed, tmp_path / "crossed")
     fluxcd = repo / "applications/overlays/dev/services/fluxcd"
     sources = (fluxcd / "sources.yaml").read_text()
     # dev's `sources` Kustomization applying prod's folder, and depending on a Kustomization only prod has.
@@ -487,6 +487,11 @@ def test_the_check_keeps_each_cluster_to_its_own_overlay_and_keys(placed, tmp_pa
                                 "--encrypted-regex", "^(data|stringData)$", "--input-type", "yaml", "--output-type",
                                 "yaml", "/dev/stdin"], input=clear, capture_output=True, text=True, check=True).stdout
     (repo / rel).write_text(encrypted)
+    # prod's sources listing files of staging's overlay.
+    listing = "applications/overlays/prod/services/sources/kustomization.yaml"
+    kustomization = yaml.safe_load((repo / listing).read_text())
+    kustomization["resources"] += CROSSINGS
+    (repo / listing).write_text(yaml.safe_dump(kustomization, sort_keys=False))
     findings = check_repo(repo)
     found = rules_of(findings)
     dev = "applications/overlays/dev/services/fluxcd/sources.yaml"
@@ -494,48 +499,15 @@ def test_the_check_keeps_each_cluster_to_its_own_overlay_and_keys(placed, tmp_pa
     # prod's key opens it: updatekeys alone would leave prod the data key, so a new one is asked for.
     (stray,) = [finding.message for finding in findings if finding.rule == "cluster-recipients"]
     assert f"run `sops updatekeys -y {rel}`, then `sops rotate -i {rel}` from the repository root" in stray, stray
-
-
-@pytest.mark.parametrize("entry", ["../../../staging/services/sources/billing.yaml",
-                                   "../../../staging/services/sources/billing-deploy-key.sops.yaml"])
-def test_a_cluster_never_builds_from_another_clusters_overlay(placed, tmp_path, entry):
-    """prod's sources listing a file of staging's overlay would apply it on prod (a deploy key
-    encrypted for staging's key): refused, whatever the file's own location says."""
-    repo = copy_of(placed, tmp_path / "crossed")
-    rel = "applications/overlays/prod/services/sources/kustomization.yaml"
-    kustomization = yaml.safe_load((repo / rel).read_text())
-    kustomization["resources"].append(entry)
-    (repo / rel).write_text(yaml.safe_dump(kustomization, sort_keys=False))
-    crossings = [f for f in check_repo(repo) if f.rule == "cluster-input"]
-    assert [(f.file, f.message) for f in crossings] == [(rel, (
+    crossings = [f for f in findings if f.rule == "cluster-input"]
+    assert [(f.file, f.message) for f in crossings] == [(listing, (
         f"resources '{entry}' reaches into cluster staging's overlay applications/overlays/staging: "
-        "a cluster builds from its own overlay only"))], crossings
+        "a cluster builds from its own overlay only")) for entry in CROSSINGS], crossings
 
 
 def recipient_steps(said: list[str]) -> list[str]:
     """The summary's step asking the app team to make the app's age keys recipients and re-encrypt."""
     return [line for line in said if "make it a recipient and re-encrypt" in line]
-
-
-def test_an_update_asks_to_re_encrypt_only_when_the_apps_recipients_change(three, tmp_path):
-    repo = copy_of(three, tmp_path / "repo")
-    on_staging = {**SHOP, "hostnames": [], "clusters": ["staging"]}
-    assert onboard.register(repo, on_staging, out=lambda _: None) == 0
-    commit_all(repo)
-    said: list[str] = []
-    assert onboard.register(repo, {"name": "shop", "branch": "dev"}, update=True, out=said.append) == 0
-    assert recipient_steps(said) == [] and not [line for line in said if "age key" in line], said
-    commit_all(repo)
-    # Secrets off then on again: turning them on asks the team to encrypt for the app's key.
-    for secrets, steps in ((False, 0), (True, 1)):
-        said = []
-        assert onboard.register(repo, {"name": "shop", "secrets": secrets}, update=True, out=said.append) == 0
-        assert len(recipient_steps(said)) == steps, said
-        commit_all(repo)
-    said = []
-    assert onboard.register(repo, {"name": "shop", "clusters": ["staging", "prod"]}, update=True, out=said.append) == 0
-    assert len(recipient_steps(said)) == 1, said
-    assert any(line.strip().startswith("staging=age1") and ",prod=age1" in line for line in said), said
 
 
 def key_file_keys(app: Path) -> dict[str, str]:
@@ -544,9 +516,12 @@ def key_file_keys(app: Path) -> dict[str, str]:
     return {line.rsplit("-", 2)[-2]: line for line in keys}  # comment flux-acme-<cluster>-shop
 
 
-def test_the_app_repositorys_key_file_follows_the_apps_clusters(three, tmp_path, capsys):
-    """docs/deploy-key.pub lists every cluster's deploy key: rewritten by an update with --app-repo;
-    without it the summary says the file is stale and gives the command that rewrites it."""
+def test_updates_ask_to_re_encrypt_when_the_apps_recipients_change_and_the_key_file_follows_its_clusters(
+        three, tmp_path, capsys):
+    """An update asks the app team to re-encrypt only when the app's recipients change.
+    docs/deploy-key.pub lists every cluster's deploy key: rewritten by an update with --app-repo;
+    without it the summary says the file is stale and gives the command that rewrites it.
+    (One registration's updates serve both.)"""
     repo, app = copy_of(three, tmp_path / "repo"), tmp_path / "shop"
     app.mkdir()
     assert onboard.register(repo, {**SHOP, "hostnames": [], "clusters": ["staging"]}, app_repo=app,
@@ -555,15 +530,25 @@ def test_the_app_repositorys_key_file_follows_the_apps_clusters(three, tmp_path,
     assert list(key_file_keys(app)) == ["staging"]
     first = (app / onboard.APP_PUBLIC_KEY_FILE).read_bytes()
 
-    # An update that keeps the deploy keys says nothing about the file.
+    # An update that keeps the deploy keys and the app's keys says nothing about the file or re-encrypting.
     said: list[str] = []
     assert onboard.register(repo, {"name": "shop", "branch": "dev"}, update=True, out=said.append) == 0
     assert not [line for line in said if onboard.APP_PUBLIC_KEY_FILE in line], said
+    assert recipient_steps(said) == [] and not [line for line in said if "age key" in line], said
     commit_all(repo)
+    # Secrets off then on again: turning them on asks the team to encrypt for the app's key.
+    for secrets, steps in ((False, 0), (True, 1)):
+        said = []
+        assert onboard.register(repo, {"name": "shop", "secrets": secrets}, update=True, out=said.append) == 0
+        assert len(recipient_steps(said)) == steps, said
+        commit_all(repo)
 
-    # A second cluster without --app-repo: the file is left as it was, and the summary says so.
+    # A second cluster without --app-repo: a recipient per cluster; the file is left as it was, and the
+    # summary says so.
     said = []
     assert onboard.register(repo, {"name": "shop", "clusters": ["staging", "prod"]}, update=True, out=said.append) == 0
+    assert len(recipient_steps(said)) == 1, said
+    assert any(line.strip().startswith("staging=age1") and ",prod=age1" in line for line in said), said
     assert (app / onboard.APP_PUBLIC_KEY_FILE).read_bytes() == first
     [stale] = [line for line in said if onboard.APP_PUBLIC_KEY_FILE in line]
     assert "is stale: it lists the deploy key from before this change (cluster staging)" in stale, said
