@@ -287,39 +287,6 @@ def test_apps_render_on_their_clusters_with_keys_for_each_cluster_only(placed):
     assert check_repo(placed) == []
 
 
-def test_leaving_one_cluster_touches_only_that_cluster(placed):
-    prod, dev = overlay_files(placed, "prod"), overlay_files(placed, "dev")
-    said = []
-    assert offboard.offboard(placed, "shop", cluster="staging", delete_namespace=True, out=said.append) == 0
-    staging = placed / "applications/overlays/staging/services"
-    assert not list(staging.glob("sources/shop*")) and not (staging / "tenants/shop").exists()
-    assert (staging / "sources/billing.yaml").is_file()
-    # Prod is untouched: Flux there keeps applying shop's deploy/overlays/prod (the root would build
-    # the app repository's FIRST environment, staging's), and the answers say why: overlays.
-    assert overlay_files(placed, "prod") == prod
-    shop = next(app for app in answers_of(placed)["apps"] if app["name"] == "shop")
-    assert shop["clusters"] == ["prod"] and shop["overlays"] is True
-    assert any("needs no change" in line for line in said), said
-    assert not [line for line in said if "environments=" in line or "updatekeys" in line], said
-    # The summary says what leaves staging and what to clean up there, not that Flux creates the app.
-    assert "  removed (rendered): applications/overlays/staging/services/fluxcd/shop.yaml" in said, said
-    assert any("Flux on cluster staging deletes Kustomization flux-system/shop" in line for line in said), said
-    assert not [line for line in said if "creates namespace" in line], said
-    assert any("delete rolebinding tenant-shop" in line for line in said), said
-    assert any("deploy key flux-acme-staging-shop" in line for line in said), said
-    assert any("on cluster staging: kubectl delete namespace shop" in line for line in said), said
-    assert overlay_files(placed, "dev") == dev
-    assert clusters.apps_on(answers_of(placed), "staging") == [{**answers_of(placed)["apps"][0]}]  # billing only
-    assert check_repo(placed) == []
-    commit_all(placed)
-    # The answers are the source of truth: re-rendering them changes nothing.
-    onboard.render_apps(placed, answers_of(placed)["apps"])
-    assert status(placed) == ""
-    # Then from every cluster: billing goes, and with it staging's last app.
-    assert offboard.offboard(placed, "billing", out=lambda _: None) == 0
-    assert [app["name"] for app in answers_of(placed)["apps"]] == ["shop"]
-
-
 @pytest.mark.parametrize("name", ["prod", "staging"])  # the first cluster (top-level answers) and another
 def test_changing_one_cluster_renders_only_its_overlay_and_equals_a_full_update(placed, tmp_path, monkeypatch, name):
     """opencenter-cluster leaves the other clusters' overlays out of Copier's renders (so changing one
@@ -393,20 +360,45 @@ def test_a_new_cluster_names_a_placement_command_for_the_first_apps_only():
                                  "--platform acme-gitops")
     assert cluster_admin.placement_steps(Path("acme-gitops"), {**answers, "apps": []}, "qa") == [
         "  4. Onboard apps on it: opencenter-onboard --platform acme-gitops --name APP --url URL --cluster qa …"]
-def test_leaving_one_cluster_rewrites_the_app_repositorys_key_file_or_prints_the_command_that_does(placed, tmp_path):
-    """docs/deploy-key.pub lists a deploy key per cluster: `opencenter-offboard --cluster` rewrites
+def test_leaving_one_cluster_touches_only_that_cluster_and_the_app_repositorys_key_file(placed, tmp_path, capsys):
+    """Off one cluster (`opencenter-offboard --cluster`), only that cluster's files change.
+    docs/deploy-key.pub lists a deploy key per cluster: `opencenter-offboard --cluster` rewrites
     it with --app-repo; without, its summary says it is stale and gives the command, which, run as
     printed (the console script, the checkout in place of its placeholder), rewrites it."""
     app = tmp_path / "shop"
     app.mkdir()
     assert onboard.register(placed, {"name": "shop"}, update=True, app_repo=app, out=lambda _: None) == 0
+    assert status(placed) == ""  # the platform's files are as they were: only the app's key file is written
     both = key_file_keys(app)
     assert list(both) == ["prod", "staging"]
     other = copy_of(placed, tmp_path / "other")  # the same repository, for the run with --app-repo
 
+    prod, dev = overlay_files(placed, "prod"), overlay_files(placed, "dev")
     said: list[str] = []
-    assert offboard.offboard(placed, "shop", cluster="staging", out=said.append) == 0
-    assert key_file_keys(app) == both  # left as it was
+    assert offboard.offboard(placed, "shop", cluster="staging", delete_namespace=True, out=said.append) == 0
+    staging = placed / "applications/overlays/staging/services"
+    assert not list(staging.glob("sources/shop*")) and not (staging / "tenants/shop").exists()
+    assert (staging / "sources/billing.yaml").is_file()
+    # Prod is untouched: Flux there keeps applying shop's deploy/overlays/prod (the root would build
+    # the app repository's FIRST environment, staging's), and the answers say why: overlays.
+    assert overlay_files(placed, "prod") == prod
+    shop = next(app for app in answers_of(placed)["apps"] if app["name"] == "shop")
+    assert shop["clusters"] == ["prod"] and shop["overlays"] is True
+    assert any("needs no change" in line for line in said), said
+    assert not [line for line in said if "environments=" in line or "updatekeys" in line], said
+    # The summary says what leaves staging and what to clean up there, not that Flux creates the app.
+    assert "  removed (rendered): applications/overlays/staging/services/fluxcd/shop.yaml" in said, said
+    assert any("Flux on cluster staging deletes Kustomization flux-system/shop" in line for line in said), said
+    assert not [line for line in said if "creates namespace" in line], said
+    assert any("delete rolebinding tenant-shop" in line for line in said), said
+    assert any("deploy key flux-acme-staging-shop" in line for line in said), said
+    assert any("on cluster staging: kubectl delete namespace shop" in line for line in said), said
+    assert overlay_files(placed, "dev") == dev
+    assert clusters.apps_on(answers_of(placed), "staging") == [{**answers_of(placed)["apps"][0]}]  # billing only
+    assert check_repo(placed) == []
+
+    # The key file is left as it was, and the summary gives the command that rewrites it.
+    assert key_file_keys(app) == both
     [stale] = [line for line in said if onboard.APP_PUBLIC_KEY_FILE in line]
     assert "is stale: it lists the deploy keys from before this change (clusters prod, staging)" in stale, said
     command = said[said.index(stale) + 1].strip()
@@ -417,14 +409,23 @@ def test_leaving_one_cluster_rewrites_the_app_repositorys_key_file_or_prints_the
     assert key_file_keys(app) == {"prod": both["prod"]}
     assert "# Flux on cluster 'staging'" not in (app / onboard.APP_PUBLIC_KEY_FILE).read_text()
 
-    # With --app-repo (the command line's option), the offboarding rewrites it and says nothing stale.
+    commit_all(placed)
+    # The answers are the source of truth: re-rendering them changes nothing.
+    onboard.render_apps(placed, answers_of(placed)["apps"])
+    assert status(placed) == ""
+    # Then from every cluster: billing goes, and with it staging's last app.
+    assert offboard.offboard(placed, "billing", out=lambda _: None) == 0
+    assert [app["name"] for app in answers_of(placed)["apps"]] == ["shop"]
+
+    # With --app-repo (the command line's option, parsed by the entry point the console script
+    # runs), the offboarding rewrites it and says nothing stale.
     (app / onboard.APP_PUBLIC_KEY_FILE).write_text("".join(f"{key}\n" for key in both.values()))
-    offboarded = subprocess.run([sys.executable, "-m", "hooks.offboard", "--platform", str(other), "--name", "shop",
-                                 "--cluster", "staging", "--app-repo", str(app)], cwd=ROOT, capture_output=True,
-                                text=True)
-    assert offboarded.returncode == 0, offboarded.stderr
-    assert key_file_keys(app) == {"prod": both["prod"]} and "is stale" not in offboarded.stdout
-    assert f"Wrote {app / onboard.APP_PUBLIC_KEY_FILE}" in offboarded.stdout
+    capsys.readouterr()
+    assert offboard.main(["--platform", str(other), "--name", "shop", "--cluster", "staging",
+                          "--app-repo", str(app)]) == 0
+    offboarded = capsys.readouterr().out
+    assert key_file_keys(app) == {"prod": both["prod"]} and "is stale" not in offboarded
+    assert f"Wrote {app / onboard.APP_PUBLIC_KEY_FILE}" in offboarded
 
 
 @pytest.mark.parametrize("where", ["missing", "platform", "whole-app"])
