@@ -162,7 +162,8 @@ def test_adding_setting_and_removing_a_cluster(single, isolated_env, capfd, tmp_
     assert {rel: data for rel, data in tree(single).items() if rel.startswith("applications/overlays/")} == staging
 
 
-@pytest.mark.parametrize(("command", "args", "message"), [
+# Each refused command writes nothing, so all run on one copy, each judged on its own.
+BAD_COMMANDS = [
     ("set", ("dev", {"flux_version": "2.10.0"}), "'dev' is not a cluster"),
     ("set", ("prod", {"cluster_name": "live"}), "bootstrap path"),
     ("set", ("prod", {"colour": "blue"}), "cannot set"),
@@ -176,15 +177,18 @@ def test_adding_setting_and_removing_a_cluster(single, isolated_env, capfd, tmp_
     ("add", ("qa", {"cluster_name": "x"}), "cannot set ['cluster_name']"),
     ("add", ("qa", {"colour": "blue"}), "cannot set ['colour']"),
     ("remove", ("prod",), "only cluster"),
-])
-def test_bad_cluster_commands_are_refused_and_write_nothing(single, isolated_env, command, args, message):
-    run = {"set": cluster_admin.set_settings, "add": cluster_admin.add, "remove": cluster_admin.remove}[command]
+]
+
+
+def test_bad_cluster_commands_are_refused_and_write_nothing(single, isolated_env):
     before = tree(single)
-    with pytest.raises((HookError, ValueError)) as refused:
-        run(single, *args, out=lambda _: None)
-    assert message in str(refused.value)
-    assert tree(single) == before and status(single) == ""
-    assert not (isolated_env / "age").exists() or not list((isolated_env / "age").iterdir())  # no key made
+    for command, args, message in BAD_COMMANDS:
+        run = {"set": cluster_admin.set_settings, "add": cluster_admin.add, "remove": cluster_admin.remove}[command]
+        with pytest.raises((HookError, ValueError)) as refused:
+            run(single, *args, out=lambda _: None)
+        assert message in str(refused.value), (command, args)
+        assert tree(single) == before and status(single) == "", (command, args)
+        assert not (isolated_env / "age").exists() or not list((isolated_env / "age").iterdir()), (command, args)
 
 
 def test_an_answer_given_as_option_and_as_key_value_must_agree(single, isolated_env):
@@ -428,33 +432,44 @@ def test_leaving_one_cluster_touches_only_that_cluster_and_the_app_repositorys_k
     assert f"Wrote {app / onboard.APP_PUBLIC_KEY_FILE}" in offboarded
 
 
-@pytest.mark.parametrize("where", ["missing", "platform", "whole-app"])
-def test_offboarding_with_an_app_repo_it_cannot_use_is_refused_and_writes_nothing(placed, tmp_path, where):
+# Refusals write nothing, so each test runs all its cases on one copy of placed.
+
+
+def test_offboarding_with_an_app_repo_it_cannot_use_is_refused_and_writes_nothing(placed, tmp_path):
     """--app-repo must be a folder outside the platform repository, and only goes with leaving one
     of several clusters: off every cluster no deploy key is left to list."""
-    app = {"missing": tmp_path / "nowhere", "platform": placed, "whole-app": tmp_path}[where]
-    name, cluster = ("billing", "staging") if where == "whole-app" else ("shop", "staging")
     before = tree(placed)
-    with pytest.raises(HookError) as refused:
-        offboard.offboard(placed, name, cluster=cluster, app_repo=app, out=lambda _: None)
-    assert refused.value.field == "app repository" and "\n" not in str(refused.value)
-    if where == "whole-app":
-        assert "--app-repo only goes with --cluster, when app 'billing' stays on other clusters" in str(refused.value)
-    assert tree(placed) == before and status(placed) == "" and not (tmp_path / "nowhere").exists()
-    assert not (tmp_path / onboard.APP_PUBLIC_KEY_FILE).exists()
+    for where in ("missing", "platform", "whole-app"):
+        app = {"missing": tmp_path / "nowhere", "platform": placed, "whole-app": tmp_path}[where]
+        name, cluster = ("billing", "staging") if where == "whole-app" else ("shop", "staging")
+        with pytest.raises(HookError) as refused:
+            offboard.offboard(placed, name, cluster=cluster, app_repo=app, out=lambda _: None)
+        assert refused.value.field == "app repository" and "\n" not in str(refused.value), where
+        if where == "whole-app":
+            assert "--app-repo only goes with --cluster, when app 'billing' stays on other clusters" in str(refused.value)
+        assert tree(placed) == before and status(placed) == "" and not (tmp_path / "nowhere").exists(), where
+        assert not (tmp_path / onboard.APP_PUBLIC_KEY_FILE).exists(), where
 
 
-@pytest.mark.parametrize(("entry", "message"), [
+BAD_PLACEMENTS = [
     (BILLING, "say which the app runs on with --cluster"),
     ({**BILLING, "clusters": ["qa"]}, "apps[billing].clusters"),
     ({**BILLING, "clusters": []}, "say which the app runs on"),
     ({**BILLING, "clusters": ["dev"], "hostnames": ["pay.prod.acme.example.com"]}, "not under dev.acme.example.com"),
-])
-def test_bad_placements_are_refused_and_write_nothing(placed, entry, message):
+]
+
+
+def test_bad_placements_are_refused_and_write_nothing(placed):
     before = tree(placed)
-    with pytest.raises(HookError) as refused:
-        onboard.register(placed, {**entry, "name": "pay", "url": "ssh://git@github.com/acme/pay"}, out=lambda _: None)
-    assert message.replace("billing", "pay") in str(refused.value)
+    for entry, message in BAD_PLACEMENTS:
+        with pytest.raises(HookError) as refused:
+            onboard.register(placed, {**entry, "name": "pay", "url": "ssh://git@github.com/acme/pay"}, out=lambda _: None)
+        assert message.replace("billing", "pay") in str(refused.value)
+        assert tree(placed) == before and status(placed) == "", message
+    # dev's Gateway lives in namespace `edge`: no app may take that name, on any cluster.
+    with pytest.raises(HookError, match="reserved"):
+        onboard.register(placed, {"name": "edge", "url": "ssh://git@github.com/acme/edge", "clusters": ["prod"]},
+                         out=lambda _: None)
     assert tree(placed) == before and status(placed) == ""
 
 
@@ -665,11 +680,3 @@ def flux_objects(repo: Path) -> set[tuple[str, str, str]]:
             if isinstance(doc, dict) and "kind" in doc and "metadata" in doc:
                 found.add((doc["kind"], str(doc["metadata"].get("namespace", "")), str(doc["metadata"].get("name"))))
     return found
-
-
-def test_every_clusters_gateway_namespace_is_reserved(placed):
-    """dev's Gateway lives in namespace `edge`: no app may take that name, on any cluster."""
-    with pytest.raises(HookError, match="reserved"):
-        onboard.register(placed, {"name": "edge", "url": "ssh://git@github.com/acme/edge", "clusters": ["prod"]},
-                         out=lambda _: None)
-    assert status(placed) == ""
