@@ -548,19 +548,33 @@ def on_prod(template_snapshot, two_clusters, tmp_path_factory) -> tuple[Path, Pa
     return platform, app
 
 
-@pytest.mark.parametrize("with_app_repo", [True, False], ids=["app-repo", "platform-side"])
-def test_an_app_moved_from_one_cluster_to_two_runs_the_printed_steps_as_printed(on_prod, tmp_path, capsys,
-                                                                                 with_app_repo):
+AGE_RECIPIENT = re.compile(r"age1[0-9a-z]{58}")
+
+
+def test_an_app_moved_from_one_cluster_to_two_runs_the_printed_steps_as_printed(on_prod, tmp_path, capsys):
     """Issue: `opencenter-onboard --update --cluster staging --cluster prod` for an app on prod with a
     Secret. The app repository's commands the summary prints, run verbatim and in order from its
     root, give each cluster its own domain (staging is the FIRST environment now: app_domain) and
     each environment the Secret's values, encrypted for that cluster's app key only; the check
-    against the platform passes."""
+    against the platform passes.
+
+    With --app-repo the commands start by committing the docs/deploy-key.pub it wrote; without
+    (platform side) they are the same commands but that one, so they are run once, with --app-repo:
+    the same steps on the same app repository (its key file committed either way)."""
     platform, app = (copy_of(shared, tmp_path / shared.name) for shared in on_prod)
+    platform_side = copy_of(on_prod[0], tmp_path / "platform-side")
     prod_key = app_key_file(platform, "prod", tmp_path / "shop-prod.agekey")
     said: list[str] = []
     assert onboard.register(platform, {"name": "shop", "clusters": ["staging", "prod"]}, update=True,
-                            app_repo=app if with_app_repo else None, out=said.append) == 0
+                            app_repo=app, out=said.append) == 0
+    said_platform_side: list[str] = []
+    assert onboard.register(platform_side, {"name": "shop", "clusters": ["staging", "prod"]}, update=True,
+                            out=said_platform_side.append) == 0
+    commands = app_repo_commands(said)
+    assert commands[0].startswith("git add docs/deploy-key.pub && git commit "), said
+    # The app's new key on staging is each registration's own: compared without the keys.
+    assert [AGE_RECIPIENT.sub("age1…", command) for command in app_repo_commands(said_platform_side)] == [
+        AGE_RECIPIENT.sub("age1…", command) for command in commands[1:]], said_platform_side
     commands = app_repo_commands(said)
     update = next(command for command in commands if command.startswith("copier update"))
     assert "--data app_domain=staging.acme.example.com" in update, said
