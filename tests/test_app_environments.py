@@ -23,6 +23,7 @@ from hooks import agekeys, app_admin, app_setup, appenv, attribution, check, clu
 from hooks.check import check_repo, run_checks
 from hooks.kustomize import build, build_command
 from updating import tree
+from yamllint_run import yamllint
 
 KEYS = {name: x25519.Identity.generate() for name in ("prod", "staging", "team")}
 ENVIRONMENTS = ["staging", "prod"]  # the first environment is not the platform's first cluster
@@ -159,9 +160,8 @@ def test_the_check_and_yamllint_pass_the_app_and_the_platform_and_each_cluster_a
     # The platform's answers hold lists of mappings (apps, clusters): its own pre-commit yamllint
     # hook must pass them as Copier writes them.
     for repo in (app, platform):
-        lint = subprocess.run(["yamllint", "-f", "parsable", "-c", ".yamllint.yaml", "."], cwd=repo,
-                              capture_output=True, text=True)
-        assert lint.returncode == 0, lint.stdout
+        lint_status, lint_output = yamllint(repo, "-c", ".yamllint.yaml", ".")
+        assert lint_status == 0, lint_output
 
 
 def test_the_check_refuses_an_environments_secret_encrypted_for_another_clusters_key(both, tmp_path):

@@ -24,6 +24,7 @@ from hooks import apps as appsmod
 from hooks.errors import HookError
 from hooks.check import check_repo
 from updating import tree
+from yamllint_run import yamllint
 
 KEYS = {name: x25519.Identity.generate() for name in ("prod", "staging", "dev")}
 
@@ -658,9 +659,8 @@ def test_a_single_cluster_repository_updates_without_renaming_or_re_encrypting(r
     # The answers file was written with 4-space lists of mappings (`-   branch: main`), which the
     # repository's own yamllint refuses: the update rewrote it once, and a second update changes nothing.
     assert "\n-   " in before[".copier-answers.yml"].decode() and "\n-   " not in after[".copier-answers.yml"].decode()
-    lint = subprocess.run(["yamllint", "-f", "parsable", "-c", ".yamllint.yaml", ".copier-answers.yml"], cwd=repo,
-                          capture_output=True, text=True)
-    assert lint.returncode == 0, lint.stdout
+    lint_status, lint_output = yamllint(repo, "-c", ".yamllint.yaml", ".copier-answers.yml")
+    assert lint_status == 0, lint_output
     commit_all(repo)
     copier.run_update(repo, defaults=True, overwrite=True, unsafe=True, vcs_ref="2.0.0", quiet=True)
     assert tree(repo) == after
