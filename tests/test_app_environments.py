@@ -11,7 +11,6 @@ import itertools
 import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import copier
@@ -19,11 +18,12 @@ import pytest
 import yaml
 from pyrage import x25519
 
-from conftest import ROOT, commit_all, copy_of, git, isolated, release_history
+from conftest import commit_all, copy_of, git, isolated, release_history
 from hooks import agekeys, app_admin, app_setup, appenv, attribution, check, cluster_admin, onboard, sops
 from hooks.check import check_repo, run_checks
 from hooks.kustomize import build, build_command
 from updating import tree
+from yamllint_run import yamllint
 
 KEYS = {name: x25519.Identity.generate() for name in ("prod", "staging", "team")}
 ENVIRONMENTS = ["staging", "prod"]  # the first environment is not the platform's first cluster
@@ -56,12 +56,20 @@ def copy_app(template: Path, dst: Path, **answers) -> Path:
 
 
 @pytest.fixture(scope="module")
-def both(template_snapshot, tmp_path_factory) -> tuple[Path, Path]:
+def two_clusters(template_snapshot, tmp_path_factory) -> Path:
+    """render_platform's repository, rendered once for this module (read only: tests take a copy)."""
+    root = tmp_path_factory.mktemp("two-clusters")
+    with isolated(root / "home"):
+        return render_platform(template_snapshot, root / "acme-gitops")
+
+
+@pytest.fixture(scope="module")
+def both(template_snapshot, two_clusters, tmp_path_factory) -> tuple[Path, Path]:
     """(platform, app): the app copied with platform_repo and environments staging,prod, a Secret
     and a second hostname; the registration it staged in the platform and the app, committed."""
     root = tmp_path_factory.mktemp("environments")
     with isolated(root / "home"):
-        platform = render_platform(template_snapshot, root / "acme-gitops")
+        platform = copy_of(two_clusters, root / "acme-gitops")
         app = copy_app(template_snapshot, root / "shop", platform_repo=str(platform), environments="staging, prod",
                        secret_keys="TOKEN", secrets_age_recipients=str(KEYS["team"].to_public()),
                        hostnames="shop.staging.acme.example.com,www.staging.acme.example.com")
@@ -141,16 +149,19 @@ def test_the_root_builds_the_first_environment_and_each_overlay_its_own(both):
         "apiVersion", "kind", "resources"}
 
 
-def test_the_check_and_yamllint_pass_the_app_and_the_platform(both):
+@judged_per_environment
+def test_the_check_and_yamllint_pass_the_app_and_the_platform_and_each_cluster_admits_its_own_environment(both):
+    """`opencenter-check APP --platform PLATFORM` and `opencenter-check PLATFORM --tenant shop=APP`
+    (each the plain check of that repository and more): staging's policies judge staging's overlay,
+    prod's prod's; no denial on either cluster."""
     platform, app = both
-    assert check_repo(app) == []
-    assert check_repo(platform) == []
+    assert run_checks(app, platform=platform).findings == []
+    assert run_checks(platform, tenants=[("shop", app)]).findings == []
     # The platform's answers hold lists of mappings (apps, clusters): its own pre-commit yamllint
     # hook must pass them as Copier writes them.
     for repo in (app, platform):
-        lint = subprocess.run(["yamllint", "-f", "parsable", "-c", ".yamllint.yaml", "."], cwd=repo,
-                              capture_output=True, text=True)
-        assert lint.returncode == 0, lint.stdout
+        lint_status, lint_output = yamllint(repo, "-c", ".yamllint.yaml", ".")
+        assert lint_status == 0, lint_output
 
 
 def test_the_check_refuses_an_environments_secret_encrypted_for_another_clusters_key(both, tmp_path):
@@ -200,15 +211,6 @@ def run_advised(repo: Path, message: str, tmp_path: Path) -> None:
     for command in advised_commands(message):
         subprocess.run([sops.require_sops(), *command.split()[1:]], cwd=repo, env=sops.opening_env(key_file),
                        capture_output=True, text=True, check=True)
-
-
-@judged_per_environment
-def test_each_cluster_admits_its_own_environment(both):
-    """`opencenter-check APP --platform PLATFORM` and `opencenter-check PLATFORM --tenant shop=APP`:
-    staging's policies judge staging's overlay, prod's prod's; no denial on either cluster."""
-    platform, app = both
-    assert run_checks(app, platform=platform).findings == []
-    assert run_checks(platform, tenants=[("shop", app)]).findings == []
 
 
 @judged_per_environment
@@ -529,25 +531,50 @@ def app_repo_commands(said: list[str]) -> list[str]:
     return [line.strip() for line in block]
 
 
-@pytest.mark.parametrize("with_app_repo", [True, False], ids=["app-repo", "platform-side"])
-def test_an_app_moved_from_one_cluster_to_two_runs_the_printed_steps_as_printed(template_snapshot, tmp_path,
-                                                                                 with_app_repo):
+@pytest.fixture(scope="module")
+def on_prod(template_snapshot, two_clusters, tmp_path_factory) -> tuple[Path, Path]:
+    """(platform, app): the app copied with platform_repo on prod alone (flat layout) with a Secret
+    whose TOKEN is s3cret, encrypted for the app's key on prod; both committed (read only)."""
+    root = tmp_path_factory.mktemp("on-prod")
+    with isolated(root / "home"):
+        platform = copy_of(two_clusters, root / "acme-gitops")
+        app = copy_app(template_snapshot, root / "shop", platform_repo=str(platform), environments="prod",
+                       secret_keys="TOKEN")
+        commit_all(platform, "onboard shop on prod")
+        prod_key = app_key_file(platform, "prod", root / "shop-prod.agekey")
+        subprocess.run([sops.require_sops(), "set", "secret.sops.yaml", '["stringData"]["TOKEN"]', '"s3cret"'],
+                       cwd=app, env={**os.environ, "SOPS_AGE_KEY_FILE": str(prod_key)}, check=True, capture_output=True)
+        commit_all(app)
+    return platform, app
+
+
+AGE_RECIPIENT = re.compile(r"age1[0-9a-z]{58}")
+
+
+def test_an_app_moved_from_one_cluster_to_two_runs_the_printed_steps_as_printed(on_prod, tmp_path, capsys):
     """Issue: `opencenter-onboard --update --cluster staging --cluster prod` for an app on prod with a
     Secret. The app repository's commands the summary prints, run verbatim and in order from its
     root, give each cluster its own domain (staging is the FIRST environment now: app_domain) and
     each environment the Secret's values, encrypted for that cluster's app key only; the check
-    against the platform passes."""
-    platform = render_platform(template_snapshot, tmp_path / "acme-gitops")
-    app = copy_app(template_snapshot, tmp_path / "shop", platform_repo=str(platform), environments="prod",
-                   secret_keys="TOKEN")
-    commit_all(platform, "onboard shop on prod")
+    against the platform passes.
+
+    With --app-repo the commands start by committing the docs/deploy-key.pub it wrote; without
+    (platform side) they are the same commands but that one, so they are run once, with --app-repo:
+    the same steps on the same app repository (its key file committed either way)."""
+    platform, app = (copy_of(shared, tmp_path / shared.name) for shared in on_prod)
+    platform_side = copy_of(on_prod[0], tmp_path / "platform-side")
     prod_key = app_key_file(platform, "prod", tmp_path / "shop-prod.agekey")
-    subprocess.run([sops.require_sops(), "set", "secret.sops.yaml", '["stringData"]["TOKEN"]', '"s3cret"'], cwd=app,
-                   env={**os.environ, "SOPS_AGE_KEY_FILE": str(prod_key)}, check=True, capture_output=True)
-    commit_all(app)
     said: list[str] = []
     assert onboard.register(platform, {"name": "shop", "clusters": ["staging", "prod"]}, update=True,
-                            app_repo=app if with_app_repo else None, out=said.append) == 0
+                            app_repo=app, out=said.append) == 0
+    said_platform_side: list[str] = []
+    assert onboard.register(platform_side, {"name": "shop", "clusters": ["staging", "prod"]}, update=True,
+                            out=said_platform_side.append) == 0
+    commands = app_repo_commands(said)
+    assert commands[0].startswith("git add docs/deploy-key.pub && git commit "), said
+    # The app's new key on staging is each registration's own: compared without the keys.
+    assert [AGE_RECIPIENT.sub("age1…", command) for command in app_repo_commands(said_platform_side)] == [
+        AGE_RECIPIENT.sub("age1…", command) for command in commands[1:]], said_platform_side
     commands = app_repo_commands(said)
     update = next(command for command in commands if command.startswith("copier update"))
     assert "--data app_domain=staging.acme.example.com" in update, said
@@ -561,9 +588,12 @@ def test_an_app_moved_from_one_cluster_to_two_runs_the_printed_steps_as_printed(
     for name in ENVIRONMENTS:
         route = find(built(app / f"deploy/overlays/{name}"), "HTTPRoute")["spec"]
         assert route["hostnames"] == [f"shop.{name}.acme.example.com"], name
-    checked = subprocess.run([sys.executable, "-m", "hooks.check", str(app), "--platform", str(platform)],
-                             cwd=ROOT, capture_output=True, text=True)
-    assert checked.returncode == 0 and checked.stdout.startswith("OK:"), checked.stdout + checked.stderr
+    # `opencenter-check APP --platform PLATFORM`, through its entry point (the command line itself is
+    # tested in tests/test_check*.py).
+    capsys.readouterr()
+    assert check.main([str(app), "--platform", str(platform)]) == 0
+    checked = capsys.readouterr()
+    assert checked.out.startswith("OK:"), checked.out + checked.err
     keys = {name: app_key_file(platform, name, tmp_path / f"shop-{name}.agekey") for name in ENVIRONMENTS}
     for environment in ENVIRONMENTS:
         rel = f"deploy/overlays/{environment}/secret.sops.yaml"
@@ -606,8 +636,9 @@ def test_the_app_repositorys_update_data_follow_its_first_environment():
         "--data flux_age_recipient=k"]
 
 
-def test_a_cluster_the_platform_does_not_have_is_refused_and_nothing_is_written(template_snapshot, tmp_path):
-    platform = render_platform(template_snapshot, tmp_path / "acme-gitops")
+def test_a_cluster_the_platform_does_not_have_is_refused_and_nothing_is_written(template_snapshot, two_clusters,
+                                                                               tmp_path):
+    platform = copy_of(two_clusters, tmp_path / "acme-gitops")
     before = tree(platform)
     with pytest.raises(ValueError, match="'qa' is not a cluster of") as refused:
         copy_app(template_snapshot, tmp_path / "shop", platform_repo=str(platform), environments="staging,qa")

@@ -24,6 +24,7 @@ from hooks import apps as appsmod
 from hooks.errors import HookError
 from hooks.check import check_repo
 from updating import tree
+from yamllint_run import yamllint
 
 KEYS = {name: x25519.Identity.generate() for name in ("prod", "staging", "dev")}
 
@@ -85,24 +86,6 @@ def test_each_cluster_encrypts_for_its_own_key_only(three, tmp_path):
     assert [name for name, key in KEYS.items() if decrypts(three, placeholder, key)] == ["staging"]
 
 
-def test_a_flux_bump_on_staging_leaves_the_other_clusters_byte_identical(three, tmp_path):
-    repo = tmp_path / "repo"
-    shutil.copytree(three, repo)
-    before = tree(repo)
-    answers = yaml.safe_load((repo / ".copier-answers.yml").read_text())
-    changes = clusters.plan_set(answers, "staging", {"flux_version": "2.10.1", "gitops_base_tag": "2026.04"})
-    copier.run_update(repo, data=changes, defaults=True, overwrite=True, unsafe=True, vcs_ref=copier.VcsRef.CURRENT,
-                      quiet=True)
-    after = tree(repo)
-    changed = sorted(rel for rel in after if before.get(rel) != after[rel])
-    assert changed and all(rel.startswith("applications/overlays/staging/") for rel in changed
-                           if rel != ".copier-answers.yml"), changed
-    assert "applications/overlays/staging/services/velero/cloud-credentials.sops.yaml" in before
-    assert not [rel for rel in changed if rel.endswith(".sops.yaml")]  # the update task keeps staging's placeholder
-    assert ".copier-answers.yml" in changed
-    assert check_repo(repo) == []
-
-
 # opencenter-cluster (hooks/cluster_admin.py) ------------------------------------------------------
 
 
@@ -124,7 +107,9 @@ def answers_of(repo: Path) -> dict:
     return yaml.safe_load((repo / ".copier-answers.yml").read_text())
 
 
-def test_adding_a_cluster_renders_its_overlay_with_its_own_generated_key(single, isolated_env, capfd):
+def test_adding_setting_and_removing_a_cluster(single, isolated_env, capfd, tmp_path):
+    """One added cluster (its own generated key) serves the whole life cycle: add, add again, remove
+    (on a copy), set, and the removals apps block or that leave another cluster first."""
     before = tree(single)
     capfd.readouterr()
     assert cluster_admin.add(single, "staging", {}, out=lambda _: None) == 0
@@ -147,15 +132,13 @@ def test_adding_a_cluster_renders_its_overlay_with_its_own_generated_key(single,
     with pytest.raises(HookError, match="is a cluster of this repository already"):
         cluster_admin.add(single, "staging", {}, out=lambda _: None)
     assert status(single) == ""
-    # Removed, the cluster's key file stays where it is, and the command says where.
+    # Removed (from a copy: the cluster goes on below), the cluster's key file stays where it is, and
+    # the command says where.
     said = []
-    assert cluster_admin.remove(single, "staging", out=said.append) == 0
+    assert cluster_admin.remove(copy_of(single, tmp_path / "removed"), "staging", out=said.append) == 0
     assert key_file.is_file() and any(f"age key file remains: {key_file}" in line for line in said), said
 
-
-def test_set_changes_one_cluster_and_remove_refuses_while_apps_run_there(single):
-    cluster_admin.add(single, "staging", {"sops_age_recipients": str(KEYS["staging"].to_public())}, out=lambda _: None)
-    commit_all(single)
+    # set changes that one cluster only.
     before = tree(single)
     assert cluster_admin.set_settings(single, "staging", {"flux_version": "2.10.0"}, out=lambda _: None) == 0
     after = tree(single)
@@ -180,7 +163,8 @@ def test_set_changes_one_cluster_and_remove_refuses_while_apps_run_there(single)
     assert {rel: data for rel, data in tree(single).items() if rel.startswith("applications/overlays/")} == staging
 
 
-@pytest.mark.parametrize(("command", "args", "message"), [
+# Each refused command writes nothing, so all run on one copy, each judged on its own.
+BAD_COMMANDS = [
     ("set", ("dev", {"flux_version": "2.10.0"}), "'dev' is not a cluster"),
     ("set", ("prod", {"cluster_name": "live"}), "bootstrap path"),
     ("set", ("prod", {"colour": "blue"}), "cannot set"),
@@ -194,15 +178,18 @@ def test_set_changes_one_cluster_and_remove_refuses_while_apps_run_there(single)
     ("add", ("qa", {"cluster_name": "x"}), "cannot set ['cluster_name']"),
     ("add", ("qa", {"colour": "blue"}), "cannot set ['colour']"),
     ("remove", ("prod",), "only cluster"),
-])
-def test_bad_cluster_commands_are_refused_and_write_nothing(single, isolated_env, command, args, message):
-    run = {"set": cluster_admin.set_settings, "add": cluster_admin.add, "remove": cluster_admin.remove}[command]
+]
+
+
+def test_bad_cluster_commands_are_refused_and_write_nothing(single, isolated_env):
     before = tree(single)
-    with pytest.raises((HookError, ValueError)) as refused:
-        run(single, *args, out=lambda _: None)
-    assert message in str(refused.value)
-    assert tree(single) == before and status(single) == ""
-    assert not (isolated_env / "age").exists() or not list((isolated_env / "age").iterdir())  # no key made
+    for command, args, message in BAD_COMMANDS:
+        run = {"set": cluster_admin.set_settings, "add": cluster_admin.add, "remove": cluster_admin.remove}[command]
+        with pytest.raises((HookError, ValueError)) as refused:
+            run(single, *args, out=lambda _: None)
+        assert message in str(refused.value), (command, args)
+        assert tree(single) == before and status(single) == "", (command, args)
+        assert not (isolated_env / "age").exists() or not list((isolated_env / "age").iterdir()), (command, args)
 
 
 def test_an_answer_given_as_option_and_as_key_value_must_agree(single, isolated_env):
@@ -305,39 +292,6 @@ def test_apps_render_on_their_clusters_with_keys_for_each_cluster_only(placed):
     assert check_repo(placed) == []
 
 
-def test_leaving_one_cluster_touches_only_that_cluster(placed):
-    prod, dev = overlay_files(placed, "prod"), overlay_files(placed, "dev")
-    said = []
-    assert offboard.offboard(placed, "shop", cluster="staging", delete_namespace=True, out=said.append) == 0
-    staging = placed / "applications/overlays/staging/services"
-    assert not list(staging.glob("sources/shop*")) and not (staging / "tenants/shop").exists()
-    assert (staging / "sources/billing.yaml").is_file()
-    # Prod is untouched: Flux there keeps applying shop's deploy/overlays/prod (the root would build
-    # the app repository's FIRST environment, staging's), and the answers say why: overlays.
-    assert overlay_files(placed, "prod") == prod
-    shop = next(app for app in answers_of(placed)["apps"] if app["name"] == "shop")
-    assert shop["clusters"] == ["prod"] and shop["overlays"] is True
-    assert any("needs no change" in line for line in said), said
-    assert not [line for line in said if "environments=" in line or "updatekeys" in line], said
-    # The summary says what leaves staging and what to clean up there, not that Flux creates the app.
-    assert "  removed (rendered): applications/overlays/staging/services/fluxcd/shop.yaml" in said, said
-    assert any("Flux on cluster staging deletes Kustomization flux-system/shop" in line for line in said), said
-    assert not [line for line in said if "creates namespace" in line], said
-    assert any("delete rolebinding tenant-shop" in line for line in said), said
-    assert any("deploy key flux-acme-staging-shop" in line for line in said), said
-    assert any("on cluster staging: kubectl delete namespace shop" in line for line in said), said
-    assert overlay_files(placed, "dev") == dev
-    assert clusters.apps_on(answers_of(placed), "staging") == [{**answers_of(placed)["apps"][0]}]  # billing only
-    assert check_repo(placed) == []
-    commit_all(placed)
-    # The answers are the source of truth: re-rendering them changes nothing.
-    onboard.render_apps(placed, answers_of(placed)["apps"])
-    assert status(placed) == ""
-    # Then from every cluster: billing goes, and with it staging's last app.
-    assert offboard.offboard(placed, "billing", out=lambda _: None) == 0
-    assert [app["name"] for app in answers_of(placed)["apps"]] == ["shop"]
-
-
 @pytest.mark.parametrize("name", ["prod", "staging"])  # the first cluster (top-level answers) and another
 def test_changing_one_cluster_renders_only_its_overlay_and_equals_a_full_update(placed, tmp_path, monkeypatch, name):
     """opencenter-cluster leaves the other clusters' overlays out of Copier's renders (so changing one
@@ -351,10 +305,21 @@ def test_changing_one_cluster_renders_only_its_overlay_and_equals_a_full_update(
                                                                        run_update(*args, **kwargs))[1])
     assert cluster_admin.set_settings(placed, name, settings, out=lambda _: None) == 0
     assert excluded == [[f"/applications/overlays/{other}/" for other in ("prod", "staging", "dev") if other != name]]
+    before = tree(full)
     run_update(full, data=clusters.plan_set(answers_of(full), name, settings), defaults=True, overwrite=True,
                unsafe=True, vcs_ref=copier.VcsRef.CURRENT, quiet=True)
-    assert tree(placed) == tree(full)
+    after = tree(full)
+    assert tree(placed) == after
     assert any(rel.startswith(f"applications/overlays/{name}/") for rel in status(placed).split())
+    # A Flux bump on one cluster leaves the other clusters (their apps included) byte-identical.
+    changed = sorted(rel for rel in after if before.get(rel) != after[rel])
+    assert changed and all(rel.startswith(f"applications/overlays/{name}/") for rel in changed
+                           if rel != ".copier-answers.yml"), changed
+    assert ".copier-answers.yml" in changed
+    assert not [rel for rel in changed if rel.endswith(".sops.yaml")]  # the update task keeps every placeholder
+    if name == "staging":  # velero's placeholder Secret: staging's only, kept as it was
+        assert "applications/overlays/staging/services/velero/cloud-credentials.sops.yaml" in before
+        assert check_repo(full) == []  # placed is byte-identical
 
 
 def test_the_placement_commands_a_new_cluster_prints_add_it_and_keep_the_others(placed):
@@ -400,20 +365,45 @@ def test_a_new_cluster_names_a_placement_command_for_the_first_apps_only():
                                  "--platform acme-gitops")
     assert cluster_admin.placement_steps(Path("acme-gitops"), {**answers, "apps": []}, "qa") == [
         "  4. Onboard apps on it: opencenter-onboard --platform acme-gitops --name APP --url URL --cluster qa …"]
-def test_leaving_one_cluster_rewrites_the_app_repositorys_key_file_or_prints_the_command_that_does(placed, tmp_path):
-    """docs/deploy-key.pub lists a deploy key per cluster: `opencenter-offboard --cluster` rewrites
+def test_leaving_one_cluster_touches_only_that_cluster_and_the_app_repositorys_key_file(placed, tmp_path, capsys):
+    """Off one cluster (`opencenter-offboard --cluster`), only that cluster's files change.
+    docs/deploy-key.pub lists a deploy key per cluster: `opencenter-offboard --cluster` rewrites
     it with --app-repo; without, its summary says it is stale and gives the command, which, run as
     printed (the console script, the checkout in place of its placeholder), rewrites it."""
     app = tmp_path / "shop"
     app.mkdir()
     assert onboard.register(placed, {"name": "shop"}, update=True, app_repo=app, out=lambda _: None) == 0
+    assert status(placed) == ""  # the platform's files are as they were: only the app's key file is written
     both = key_file_keys(app)
     assert list(both) == ["prod", "staging"]
     other = copy_of(placed, tmp_path / "other")  # the same repository, for the run with --app-repo
 
+    prod, dev = overlay_files(placed, "prod"), overlay_files(placed, "dev")
     said: list[str] = []
-    assert offboard.offboard(placed, "shop", cluster="staging", out=said.append) == 0
-    assert key_file_keys(app) == both  # left as it was
+    assert offboard.offboard(placed, "shop", cluster="staging", delete_namespace=True, out=said.append) == 0
+    staging = placed / "applications/overlays/staging/services"
+    assert not list(staging.glob("sources/shop*")) and not (staging / "tenants/shop").exists()
+    assert (staging / "sources/billing.yaml").is_file()
+    # Prod is untouched: Flux there keeps applying shop's deploy/overlays/prod (the root would build
+    # the app repository's FIRST environment, staging's), and the answers say why: overlays.
+    assert overlay_files(placed, "prod") == prod
+    shop = next(app for app in answers_of(placed)["apps"] if app["name"] == "shop")
+    assert shop["clusters"] == ["prod"] and shop["overlays"] is True
+    assert any("needs no change" in line for line in said), said
+    assert not [line for line in said if "environments=" in line or "updatekeys" in line], said
+    # The summary says what leaves staging and what to clean up there, not that Flux creates the app.
+    assert "  removed (rendered): applications/overlays/staging/services/fluxcd/shop.yaml" in said, said
+    assert any("Flux on cluster staging deletes Kustomization flux-system/shop" in line for line in said), said
+    assert not [line for line in said if "creates namespace" in line], said
+    assert any("delete rolebinding tenant-shop" in line for line in said), said
+    assert any("deploy key flux-acme-staging-shop" in line for line in said), said
+    assert any("on cluster staging: kubectl delete namespace shop" in line for line in said), said
+    assert overlay_files(placed, "dev") == dev
+    assert clusters.apps_on(answers_of(placed), "staging") == [{**answers_of(placed)["apps"][0]}]  # billing only
+    assert check_repo(placed) == []
+
+    # The key file is left as it was, and the summary gives the command that rewrites it.
+    assert key_file_keys(app) == both
     [stale] = [line for line in said if onboard.APP_PUBLIC_KEY_FILE in line]
     assert "is stale: it lists the deploy keys from before this change (clusters prod, staging)" in stale, said
     command = said[said.index(stale) + 1].strip()
@@ -424,43 +414,63 @@ def test_leaving_one_cluster_rewrites_the_app_repositorys_key_file_or_prints_the
     assert key_file_keys(app) == {"prod": both["prod"]}
     assert "# Flux on cluster 'staging'" not in (app / onboard.APP_PUBLIC_KEY_FILE).read_text()
 
-    # With --app-repo (the command line's option), the offboarding rewrites it and says nothing stale.
+    commit_all(placed)
+    # The answers are the source of truth: re-rendering them changes nothing.
+    onboard.render_apps(placed, answers_of(placed)["apps"])
+    assert status(placed) == ""
+    # Then from every cluster: billing goes, and with it staging's last app.
+    assert offboard.offboard(placed, "billing", out=lambda _: None) == 0
+    assert [app["name"] for app in answers_of(placed)["apps"]] == ["shop"]
+
+    # With --app-repo (the command line's option, parsed by the entry point the console script
+    # runs), the offboarding rewrites it and says nothing stale.
     (app / onboard.APP_PUBLIC_KEY_FILE).write_text("".join(f"{key}\n" for key in both.values()))
-    offboarded = subprocess.run([sys.executable, "-m", "hooks.offboard", "--platform", str(other), "--name", "shop",
-                                 "--cluster", "staging", "--app-repo", str(app)], cwd=ROOT, capture_output=True,
-                                text=True)
-    assert offboarded.returncode == 0, offboarded.stderr
-    assert key_file_keys(app) == {"prod": both["prod"]} and "is stale" not in offboarded.stdout
-    assert f"Wrote {app / onboard.APP_PUBLIC_KEY_FILE}" in offboarded.stdout
+    capsys.readouterr()
+    assert offboard.main(["--platform", str(other), "--name", "shop", "--cluster", "staging",
+                          "--app-repo", str(app)]) == 0
+    offboarded = capsys.readouterr().out
+    assert key_file_keys(app) == {"prod": both["prod"]} and "is stale" not in offboarded
+    assert f"Wrote {app / onboard.APP_PUBLIC_KEY_FILE}" in offboarded
 
 
-@pytest.mark.parametrize("where", ["missing", "platform", "whole-app"])
-def test_offboarding_with_an_app_repo_it_cannot_use_is_refused_and_writes_nothing(placed, tmp_path, where):
+# Refusals write nothing, so each test runs all its cases on one copy of placed.
+
+
+def test_offboarding_with_an_app_repo_it_cannot_use_is_refused_and_writes_nothing(placed, tmp_path):
     """--app-repo must be a folder outside the platform repository, and only goes with leaving one
     of several clusters: off every cluster no deploy key is left to list."""
-    app = {"missing": tmp_path / "nowhere", "platform": placed, "whole-app": tmp_path}[where]
-    name, cluster = ("billing", "staging") if where == "whole-app" else ("shop", "staging")
     before = tree(placed)
-    with pytest.raises(HookError) as refused:
-        offboard.offboard(placed, name, cluster=cluster, app_repo=app, out=lambda _: None)
-    assert refused.value.field == "app repository" and "\n" not in str(refused.value)
-    if where == "whole-app":
-        assert "--app-repo only goes with --cluster, when app 'billing' stays on other clusters" in str(refused.value)
-    assert tree(placed) == before and status(placed) == "" and not (tmp_path / "nowhere").exists()
-    assert not (tmp_path / onboard.APP_PUBLIC_KEY_FILE).exists()
+    for where in ("missing", "platform", "whole-app"):
+        app = {"missing": tmp_path / "nowhere", "platform": placed, "whole-app": tmp_path}[where]
+        name, cluster = ("billing", "staging") if where == "whole-app" else ("shop", "staging")
+        with pytest.raises(HookError) as refused:
+            offboard.offboard(placed, name, cluster=cluster, app_repo=app, out=lambda _: None)
+        assert refused.value.field == "app repository" and "\n" not in str(refused.value), where
+        if where == "whole-app":
+            assert "--app-repo only goes with --cluster, when app 'billing' stays on other clusters" in str(refused.value)
+        assert tree(placed) == before and status(placed) == "" and not (tmp_path / "nowhere").exists(), where
+        assert not (tmp_path / onboard.APP_PUBLIC_KEY_FILE).exists(), where
 
 
-@pytest.mark.parametrize(("entry", "message"), [
+BAD_PLACEMENTS = [
     (BILLING, "say which the app runs on with --cluster"),
     ({**BILLING, "clusters": ["qa"]}, "apps[billing].clusters"),
     ({**BILLING, "clusters": []}, "say which the app runs on"),
     ({**BILLING, "clusters": ["dev"], "hostnames": ["pay.prod.acme.example.com"]}, "not under dev.acme.example.com"),
-])
-def test_bad_placements_are_refused_and_write_nothing(placed, entry, message):
+]
+
+
+def test_bad_placements_are_refused_and_write_nothing(placed):
     before = tree(placed)
-    with pytest.raises(HookError) as refused:
-        onboard.register(placed, {**entry, "name": "pay", "url": "ssh://git@github.com/acme/pay"}, out=lambda _: None)
-    assert message.replace("billing", "pay") in str(refused.value)
+    for entry, message in BAD_PLACEMENTS:
+        with pytest.raises(HookError) as refused:
+            onboard.register(placed, {**entry, "name": "pay", "url": "ssh://git@github.com/acme/pay"}, out=lambda _: None)
+        assert message.replace("billing", "pay") in str(refused.value)
+        assert tree(placed) == before and status(placed) == "", message
+    # dev's Gateway lives in namespace `edge`: no app may take that name, on any cluster.
+    with pytest.raises(HookError, match="reserved"):
+        onboard.register(placed, {"name": "edge", "url": "ssh://git@github.com/acme/edge", "clusters": ["prod"]},
+                         out=lambda _: None)
     assert tree(placed) == before and status(placed) == ""
 
 
@@ -471,9 +481,16 @@ def rules_of(findings) -> set[tuple[str, str]]:
     return {(finding.rule, finding.file) for finding in findings}
 
 
+# One check of one crossed copy: each crossing is reported on its own (the findings of one do not
+# hide or alter another's), and the check of a three-cluster repository costs seconds.
+CROSSINGS = ["../../../staging/services/sources/billing.yaml",
+             "../../../staging/services/sources/billing-deploy-key.sops.yaml"]
+
+
 def test_the_check_keeps_each_cluster_to_its_own_overlay_and_keys(placed, tmp_path):
-    repo = tmp_path / "crossed"
-    shutil.copytree(placed, repo)
+    """Also: prod's sources listing a file of staging's overlay (CROSSINGS) would apply it on prod
+    (a deploy key encrypted for staging's key): refused, whatever the file's own location says."""
+    repo = copy_of(placed, tmp_path / "crossed")
     fluxcd = repo / "applications/overlays/dev/services/fluxcd"
     sources = (fluxcd / "sources.yaml").read_text()
     # dev's `sources` Kustomization applying prod's folder, and depending on a Kustomization only prod has.
@@ -487,6 +504,11 @@ def test_the_check_keeps_each_cluster_to_its_own_overlay_and_keys(placed, tmp_pa
                                 "--encrypted-regex", "^(data|stringData)$", "--input-type", "yaml", "--output-type",
                                 "yaml", "/dev/stdin"], input=clear, capture_output=True, text=True, check=True).stdout
     (repo / rel).write_text(encrypted)
+    # prod's sources listing files of staging's overlay.
+    listing = "applications/overlays/prod/services/sources/kustomization.yaml"
+    kustomization = yaml.safe_load((repo / listing).read_text())
+    kustomization["resources"] += CROSSINGS
+    (repo / listing).write_text(yaml.safe_dump(kustomization, sort_keys=False))
     findings = check_repo(repo)
     found = rules_of(findings)
     dev = "applications/overlays/dev/services/fluxcd/sources.yaml"
@@ -494,48 +516,15 @@ def test_the_check_keeps_each_cluster_to_its_own_overlay_and_keys(placed, tmp_pa
     # prod's key opens it: updatekeys alone would leave prod the data key, so a new one is asked for.
     (stray,) = [finding.message for finding in findings if finding.rule == "cluster-recipients"]
     assert f"run `sops updatekeys -y {rel}`, then `sops rotate -i {rel}` from the repository root" in stray, stray
-
-
-@pytest.mark.parametrize("entry", ["../../../staging/services/sources/billing.yaml",
-                                   "../../../staging/services/sources/billing-deploy-key.sops.yaml"])
-def test_a_cluster_never_builds_from_another_clusters_overlay(placed, tmp_path, entry):
-    """prod's sources listing a file of staging's overlay would apply it on prod (a deploy key
-    encrypted for staging's key): refused, whatever the file's own location says."""
-    repo = copy_of(placed, tmp_path / "crossed")
-    rel = "applications/overlays/prod/services/sources/kustomization.yaml"
-    kustomization = yaml.safe_load((repo / rel).read_text())
-    kustomization["resources"].append(entry)
-    (repo / rel).write_text(yaml.safe_dump(kustomization, sort_keys=False))
-    crossings = [f for f in check_repo(repo) if f.rule == "cluster-input"]
-    assert [(f.file, f.message) for f in crossings] == [(rel, (
+    crossings = [f for f in findings if f.rule == "cluster-input"]
+    assert [(f.file, f.message) for f in crossings] == [(listing, (
         f"resources '{entry}' reaches into cluster staging's overlay applications/overlays/staging: "
-        "a cluster builds from its own overlay only"))], crossings
+        "a cluster builds from its own overlay only")) for entry in CROSSINGS], crossings
 
 
 def recipient_steps(said: list[str]) -> list[str]:
     """The summary's step asking the app team to make the app's age keys recipients and re-encrypt."""
     return [line for line in said if "make it a recipient and re-encrypt" in line]
-
-
-def test_an_update_asks_to_re_encrypt_only_when_the_apps_recipients_change(three, tmp_path):
-    repo = copy_of(three, tmp_path / "repo")
-    on_staging = {**SHOP, "hostnames": [], "clusters": ["staging"]}
-    assert onboard.register(repo, on_staging, out=lambda _: None) == 0
-    commit_all(repo)
-    said: list[str] = []
-    assert onboard.register(repo, {"name": "shop", "branch": "dev"}, update=True, out=said.append) == 0
-    assert recipient_steps(said) == [] and not [line for line in said if "age key" in line], said
-    commit_all(repo)
-    # Secrets off then on again: turning them on asks the team to encrypt for the app's key.
-    for secrets, steps in ((False, 0), (True, 1)):
-        said = []
-        assert onboard.register(repo, {"name": "shop", "secrets": secrets}, update=True, out=said.append) == 0
-        assert len(recipient_steps(said)) == steps, said
-        commit_all(repo)
-    said = []
-    assert onboard.register(repo, {"name": "shop", "clusters": ["staging", "prod"]}, update=True, out=said.append) == 0
-    assert len(recipient_steps(said)) == 1, said
-    assert any(line.strip().startswith("staging=age1") and ",prod=age1" in line for line in said), said
 
 
 def key_file_keys(app: Path) -> dict[str, str]:
@@ -544,9 +533,12 @@ def key_file_keys(app: Path) -> dict[str, str]:
     return {line.rsplit("-", 2)[-2]: line for line in keys}  # comment flux-acme-<cluster>-shop
 
 
-def test_the_app_repositorys_key_file_follows_the_apps_clusters(three, tmp_path, capsys):
-    """docs/deploy-key.pub lists every cluster's deploy key: rewritten by an update with --app-repo;
-    without it the summary says the file is stale and gives the command that rewrites it."""
+def test_updates_ask_to_re_encrypt_when_the_apps_recipients_change_and_the_key_file_follows_its_clusters(
+        three, tmp_path, capsys):
+    """An update asks the app team to re-encrypt only when the app's recipients change.
+    docs/deploy-key.pub lists every cluster's deploy key: rewritten by an update with --app-repo;
+    without it the summary says the file is stale and gives the command that rewrites it.
+    (One registration's updates serve both.)"""
     repo, app = copy_of(three, tmp_path / "repo"), tmp_path / "shop"
     app.mkdir()
     assert onboard.register(repo, {**SHOP, "hostnames": [], "clusters": ["staging"]}, app_repo=app,
@@ -555,15 +547,25 @@ def test_the_app_repositorys_key_file_follows_the_apps_clusters(three, tmp_path,
     assert list(key_file_keys(app)) == ["staging"]
     first = (app / onboard.APP_PUBLIC_KEY_FILE).read_bytes()
 
-    # An update that keeps the deploy keys says nothing about the file.
+    # An update that keeps the deploy keys and the app's keys says nothing about the file or re-encrypting.
     said: list[str] = []
     assert onboard.register(repo, {"name": "shop", "branch": "dev"}, update=True, out=said.append) == 0
     assert not [line for line in said if onboard.APP_PUBLIC_KEY_FILE in line], said
+    assert recipient_steps(said) == [] and not [line for line in said if "age key" in line], said
     commit_all(repo)
+    # Secrets off then on again: turning them on asks the team to encrypt for the app's key.
+    for secrets, steps in ((False, 0), (True, 1)):
+        said = []
+        assert onboard.register(repo, {"name": "shop", "secrets": secrets}, update=True, out=said.append) == 0
+        assert len(recipient_steps(said)) == steps, said
+        commit_all(repo)
 
-    # A second cluster without --app-repo: the file is left as it was, and the summary says so.
+    # A second cluster without --app-repo: a recipient per cluster; the file is left as it was, and the
+    # summary says so.
     said = []
     assert onboard.register(repo, {"name": "shop", "clusters": ["staging", "prod"]}, update=True, out=said.append) == 0
+    assert len(recipient_steps(said)) == 1, said
+    assert any(line.strip().startswith("staging=age1") and ",prod=age1" in line for line in said), said
     assert (app / onboard.APP_PUBLIC_KEY_FILE).read_bytes() == first
     [stale] = [line for line in said if onboard.APP_PUBLIC_KEY_FILE in line]
     assert "is stale: it lists the deploy key from before this change (cluster staging)" in stale, said
@@ -657,9 +659,8 @@ def test_a_single_cluster_repository_updates_without_renaming_or_re_encrypting(r
     # The answers file was written with 4-space lists of mappings (`-   branch: main`), which the
     # repository's own yamllint refuses: the update rewrote it once, and a second update changes nothing.
     assert "\n-   " in before[".copier-answers.yml"].decode() and "\n-   " not in after[".copier-answers.yml"].decode()
-    lint = subprocess.run(["yamllint", "-f", "parsable", "-c", ".yamllint.yaml", ".copier-answers.yml"], cwd=repo,
-                          capture_output=True, text=True)
-    assert lint.returncode == 0, lint.stdout
+    lint_status, lint_output = yamllint(repo, "-c", ".yamllint.yaml", ".copier-answers.yml")
+    assert lint_status == 0, lint_output
     commit_all(repo)
     copier.run_update(repo, defaults=True, overwrite=True, unsafe=True, vcs_ref="2.0.0", quiet=True)
     assert tree(repo) == after
@@ -679,11 +680,3 @@ def flux_objects(repo: Path) -> set[tuple[str, str, str]]:
             if isinstance(doc, dict) and "kind" in doc and "metadata" in doc:
                 found.add((doc["kind"], str(doc["metadata"].get("namespace", "")), str(doc["metadata"].get("name"))))
     return found
-
-
-def test_every_clusters_gateway_namespace_is_reserved(placed):
-    """dev's Gateway lives in namespace `edge`: no app may take that name, on any cluster."""
-    with pytest.raises(HookError, match="reserved"):
-        onboard.register(placed, {"name": "edge", "url": "ssh://git@github.com/acme/edge", "clusters": ["prod"]},
-                         out=lambda _: None)
-    assert status(placed) == ""
