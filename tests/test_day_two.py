@@ -15,9 +15,10 @@ from pathlib import Path
 import copier
 import pytest
 import yaml
+from plumbum import local
 from pyrage import x25519
 
-from conftest import ROOT, commit_all, git, isolated
+from conftest import ROOT, commit_all, copy_of, git, isolated
 from hooks import agekeys, app_admin, onboard, sops
 from hooks.check import check_repo
 from hooks.errors import HookError
@@ -62,11 +63,10 @@ def decrypted(repo: Path, rel: str) -> dict:
     return yaml.safe_load(result.stdout)
 
 
-def test_list_shows_every_app_with_its_clusters_and_public_keys(registered):
-    result = subprocess.run([sys.executable, "-m", "hooks.apps", "list", "--platform", str(registered), "--format", "json"],
-                            cwd=ROOT, capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-    records = json.loads(result.stdout)
+def test_list_shows_every_app_with_its_clusters_and_public_keys(registered, capsys):
+    # In process: the command line of `list` runs in the next test (`list | head`).
+    assert app_admin.main(["list", "--platform", str(registered), "--format", "json"]) == 0
+    records = json.loads(capsys.readouterr().out)
     assert [record["name"] for record in records] == ["cart", "shop"]
     shop = records[1]
     assert (shop["url"], shop["clusters"], shop["receiver"], shop["secrets"]) == (SHOP["url"], ["prod"], "github", True)
@@ -135,7 +135,7 @@ def deploy_key_now(repo: Path) -> str:
 
 
 def test_a_rotation_rewrites_the_app_repositorys_key_file_with_app_repo_or_prints_the_command_that_does(platform,
-                                                                                                       tmp_path):
+                                                                                                       tmp_path, capsys):
     app = tmp_path / "shop"
     app.mkdir()
     assert onboard.register(platform, {"name": "shop"}, update=True, app_repo=app, out=lambda _: None) == 0
@@ -159,14 +159,16 @@ def test_a_rotation_rewrites_the_app_repositorys_key_file_with_app_repo_or_print
     commit_all(platform)
 
     # With --app-repo: the rotation writes it (one more `Wrote` line), and says to commit it there.
-    rotated = subprocess.run([sys.executable, "-m", "hooks.apps", "rotate-deploy-key", "--platform", str(platform),
-                              "--name", "shop", "--app-repo", str(app)], cwd=ROOT, capture_output=True, text=True)
-    assert rotated.returncode == 0, rotated.stderr
+    # In process (tests/test_reliability_audit.py runs the command line of rotate-deploy-key).
+    capsys.readouterr()
+    assert app_admin.main(["rotate-deploy-key", "--platform", str(platform), "--name", "shop", "--app-repo",
+                           str(app)]) == 0
+    rotated = capsys.readouterr().out
     newest = deploy_key_now(platform)
-    assert key_file_of(app) == [newest] and f"new {newest}" in rotated.stdout
-    assert f"Wrote {app / onboard.APP_PUBLIC_KEY_FILE}" in rotated.stdout and "is stale" not in rotated.stdout
-    assert rotated.stdout.splitlines()[-1] == (f"  5. Commit and push docs/deploy-key.pub in the app repository "
-                                               f"{app.resolve()} (rewritten above with the new key).")
+    assert key_file_of(app) == [newest] and f"new {newest}" in rotated
+    assert f"Wrote {app / onboard.APP_PUBLIC_KEY_FILE}" in rotated and "is stale" not in rotated
+    assert rotated.splitlines()[-1] == (f"  5. Commit and push docs/deploy-key.pub in the app repository "
+                                        f"{app.resolve()} (rewritten above with the new key).")
 
 
 @pytest.mark.parametrize("where", ["missing", "platform", "in-platform"])
@@ -216,12 +218,37 @@ def prod_key_file() -> Path:
     return path
 
 
-def test_a_cluster_key_rotation_adds_then_retires_and_each_step_is_idempotent(platform):
-    current = prod_key_file()
+@pytest.fixture(scope="module")
+def started_once(registered, tmp_path_factory) -> tuple[Path, Path]:
+    """`registered` after `rotate-age-key --cluster prod --start` (staged, not committed), and the
+    age key folder it ran with (prod's key where the copy task puts it, and the next key): the
+    first step of three tests' rotations, made once (read only: tests copy both)."""
+    root = tmp_path_factory.mktemp("day-two-started")
+    repo = copy_of(registered, root / "acme-gitops")
+    with isolated(root / "home"), pytest.MonkeyPatch.context() as patch, local.env():
+        for name in ("SOPS_AGE_KEY_FILE", "SOPS_AGE_KEY"):  # as isolated_env: sops uses the generated key
+            patch.delenv(name, raising=False)
+            local.env.pop(name, None)
+        prod_key_file()
+        assert app_admin.rotate_cluster_key(repo, "prod", finish=False, out=lambda _: None) == 0
+    return repo, root / "home" / "age"
+
+
+@pytest.fixture
+def rotation_started(started_once, isolated_env, tmp_path) -> Path:
+    """This test's copy of `started_once`, its key files in this test's age key folder."""
+    repo, keys = started_once
+    shutil.copytree(keys, agekeys.default_key_dir(), dirs_exist_ok=True)
+    return copy_of(repo, tmp_path / "acme-gitops")
+
+
+def test_a_cluster_key_rotation_adds_then_retires_and_each_step_is_idempotent(rotation_started):
+    platform = rotation_started  # --start ran (started_once)
+    current = agekeys.platform_key_file("acme", "prod")
+    assert agekeys.public_key_of(current) == str(KEY.to_public())
     files = app_admin.overlay_sops_files(platform, "prod")
     assert DEPLOY_KEY in files and len(files) >= 3
 
-    assert app_admin.rotate_cluster_key(platform, "prod", finish=False, out=lambda _: None) == 0
     upcoming = app_admin.next_key_file("acme", "prod")
     new = next(line for line in upcoming.read_text().splitlines() if line.startswith("AGE-SECRET-KEY-"))
     assert answers(platform)["sops_age_recipients"] == f"{KEY.to_public()},{agekeys.public_key_of(upcoming)}"
@@ -261,11 +288,10 @@ def grafted_opens(repo: Path, rel: str, old_text: str, key: str) -> bool:
                           env={"SOPS_AGE_KEY": key, "PATH": "/usr/bin:/bin"}).returncode == 0
 
 
-def test_the_graft_attack_opens_a_file_whose_recipient_was_only_removed(platform):
+def test_the_graft_attack_opens_a_file_whose_recipient_was_only_removed(rotation_started):
     """The attack the check above relies on, shown to work: removing a recipient with `sops
     updatekeys` alone keeps the data key, which the old sops block still wraps for it."""
-    prod_key_file()
-    app_admin.rotate_cluster_key(platform, "prod", finish=False, out=lambda _: None)
+    platform = rotation_started  # --start ran (started_once)
     commit_all(platform)
     upcoming = app_admin.next_key_file("acme", "prod")
     new = agekeys.public_key_of(upcoming)
@@ -323,12 +349,12 @@ def test_a_cluster_key_rotation_keeps_other_recipients_survives_a_reset_and_neve
     assert agekeys.public_key_of(current) not in (new, str(KEY.to_public()))
 
 
-def test_a_finish_that_cannot_move_the_key_files_says_so_in_one_line_and_running_it_again_finishes(platform):
+def test_a_finish_that_cannot_move_the_key_files_says_so_in_one_line_and_running_it_again_finishes(rotation_started):
     """--finish stages the repository change, then moves the key files outside it; with their
     folder read-only (a bind mount: chmod stops no root) it says what is staged, what each file
     holds and to run it again, in one line, and leaves the key files as they were."""
-    current = prod_key_file()
-    app_admin.rotate_cluster_key(platform, "prod", finish=False, out=lambda _: None)
+    platform = rotation_started  # --start ran (started_once)
+    current = agekeys.platform_key_file("acme", "prod")
     commit_all(platform)
     upcoming = app_admin.next_key_file("acme", "prod")
     new = agekeys.public_key_of(upcoming)

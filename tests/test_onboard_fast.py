@@ -3,13 +3,13 @@
 Onboarding and offboarding render only the files that the `apps` answer changes. These tests
 prove, with real Copier on a committed snapshot of this template, that the result is
 byte-identical (content and mode of every file, answers file included) to the declarative
-`copier update --vcs-ref=:current: --data apps=…`, for additions at 0, 1 and several registered
+`copier update --vcs-ref=:current: --data apps=…`, for additions at 0 and several registered
 apps, a changed entry and a removal; that a later plain `copier update` then changes nothing;
 that hand edits send it to the full update; and that no other payload file renders from `apps`.
 
 Renders are shared (conftest `shared_renders`): the starting platform repository of each `apps`
-answer is rendered once, and the declarative reference once per (before, after); every test works
-on its own copies of them.
+answer is rendered once (or is where another case's declarative update left off: STARTS_AFTER), and
+the declarative reference once per (before, after); every test works on its own copies of them.
 """
 
 from __future__ import annotations
@@ -55,7 +55,9 @@ class Platforms:
     """Shared renders (read only; tests copy them): `start(apps, clusters)`, the committed platform
     repository rendered with `apps` (and more `clusters`); `updated(before, after, clusters)`, a copy
     of start(before, clusters) after the declarative `copier update --data apps=after`
-    (apprender.update_all), uncommitted."""
+    (apprender.update_all), uncommitted; with `base=(b, a)`, a copy of continued(b, a) instead;
+    `continued(before, after)`, updated(before, after) committed: a repository with `after`
+    registered, as a case's declarative update left it (one render fewer than start(after))."""
 
     def __init__(self, shared_renders, template: Path) -> None:
         self.shared, self.template = shared_renders, template
@@ -64,12 +66,21 @@ class Platforms:
         return self.shared.get(("onboard-fast start", json.dumps([apps, clusters], sort_keys=True)),
                                lambda dst: render_platform(self.template, dst, apps, list(clusters)))
 
-    def updated(self, before: list[dict], after: list[dict], clusters: list[dict] = ()) -> Path:
+    def continued(self, before: list[dict], after: list[dict]) -> Path:
         def build(dst: Path) -> None:
-            copy_of(self.start(before, clusters), dst)
+            copy_of(self.updated(before, after), dst)
+            commit_all(dst, "platform")
+
+        return self.shared.get(("onboard-fast continued", json.dumps([before, after], sort_keys=True)), build)
+
+    def updated(self, before: list[dict], after: list[dict], clusters: list[dict] = (),
+                base: tuple[list[dict], list[dict]] | None = None) -> Path:
+        def build(dst: Path) -> None:
+            copy_of(self.continued(*base) if base else self.start(before, clusters), dst)
             apprender.update_all(dst, after)
 
-        return self.shared.get(("onboard-fast updated", json.dumps([before, after, clusters], sort_keys=True)), build)
+        key = json.dumps([before, after, clusters, base], sort_keys=True)
+        return self.shared.get(("onboard-fast updated", key), build)
 
 
 @pytest.fixture
@@ -94,17 +105,21 @@ def sorted_apps(apps: list[dict]) -> list[dict]:
 STAGING = [cluster_entry(name, str(x25519.Identity.generate().to_public())) for name in ("staging", "dev")]
 CHANGES = {  # (apps before, apps after[, more clusters])
     "add to 0 apps": ([], [NEW]),
-    "add to 1 app": (APPS[2:], APPS[2:] + [NEW]),
+    # No case adds to 1 app: the path of "add to 3 apps" (an app in front of a non-empty list, on
+    # the one cluster; no template of APPS_TEMPLATES counts the apps), with fewer apps to render.
     "add to 3 apps": (APPS, APPS + [NEW]),
     "change an entry": (APPS, [APPS[0], {**APPS[1], "branch": "main", "secrets": False, "receiver": "gitlab"}, APPS[2]]),
     "remove one of 3": (APPS, [APPS[0], APPS[2]]),
-    "remove the only app": (APPS[2:], []),
+    "remove the only app": ([NEW], []),
     # Only the overlays of the clusters an app leaves, joins or stays on are rendered (cluster_files).
     "add onto 1 of 3 clusters": (APPS, APPS + [{**NEW, "clusters": ["staging"]}], STAGING),
     "move an app to other clusters": (APPS, [APPS[0], APPS[1], {**APPS[2], "clusters": ["staging"]}], STAGING),
 }
 
 
+# A case that starts where another one's declarative update left off (Platforms.continued), which
+# the fast path matched byte for byte: a one-app repository without a render of its own.
+STARTS_AFTER = {"remove the only app": "add to 0 apps"}
 FOLLOWED_BY_UPDATE = ("add to 3 apps", "remove the only app", "add onto 1 of 3 clusters")
 
 
@@ -112,9 +127,13 @@ FOLLOWED_BY_UPDATE = ("add to 3 apps", "remove the only app", "add onto 1 of 3 c
 def test_fast_render_is_byte_identical_to_copier_update(platforms, tmp_path, change):
     before, after, *more = CHANGES[change]
     before, after, clusters = sorted_apps(before), sorted_apps(after), more[0] if more else []
-    fast = copy_of(platforms.start(before, clusters), tmp_path / "fast")
+    base = tuple(map(sorted_apps, CHANGES[STARTS_AFTER[change]])) if change in STARTS_AFTER else None
+    assert base is None or base[1] == before
+    start = platforms.continued(*base) if base else platforms.start(before, clusters)
+    fast = copy_of(start, tmp_path / "fast")
     assert apprender.render_changed_apps(fast, after) is True  # the fast path was taken
-    declarative = copy_of(platforms.updated(before, after, clusters), tmp_path / "declarative")  # update_all on `before`
+    # update_all on `before`
+    declarative = copy_of(platforms.updated(before, after, clusters, base), tmp_path / "declarative")
 
     assert tree(fast) == tree(declarative)
     assert yaml.safe_load((fast / ".copier-answers.yml").read_text())["apps"] == after
@@ -142,14 +161,14 @@ def test_without_copiers_worker_each_render_uses_run_copy(platforms, tmp_path, m
 
 
 def test_hand_edits_take_the_declarative_update_which_keeps_them(platforms, tmp_path):
-    repo = copy_of(platforms.start(APPS[2:]), tmp_path / "platform")
+    repo = copy_of(platforms.start(APPS), tmp_path / "platform")
     target = repo / FLUXCD_KUSTOMIZATION
     target.write_text(target.read_text() + "  # our own Kustomization\n  - extra.yaml\n")
     (target.parent / "extra.yaml").write_text("# kept\n")
     commit_all(repo, "hand edit")
     untouched = tree(repo)
 
-    new_apps = sorted_apps(APPS[2:] + [NEW])
+    new_apps = sorted_apps(APPS + [NEW])
     assert apprender.render_changed_apps(repo, new_apps) is False
     assert tree(repo) == untouched  # nothing written when the fast path declines
 
