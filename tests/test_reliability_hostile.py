@@ -366,9 +366,12 @@ def test_a_known_hosts_file_is_read_up_to_a_limit(ws, tmp_path, subtests):
 def test_a_check_cut_short_by_its_reader_stops_quietly(ws, output):
     """`python -m hooks.check P | head -1`: the reader is gone before the check writes."""
     platform = ws / "platform"
-    (platform / "onboarding-requests").mkdir()
-    (platform / "onboarding-requests" / "cart.yaml").write_text(f"name: cart\nurl: {URL}\n")  # a finding
-    commit_all(platform, "a request")
+    # A finding, in the answers: no file kustomize builds changes, so the check's builds are the
+    # workspace's own, which other checks of it in the session have memoised (tests/site/kustomize_memo.py).
+    answers = yaml.safe_load((platform / ".copier-answers.yml").read_text())
+    answers["gitops_base_tag"] = "2026.01\n"
+    (platform / ".copier-answers.yml").write_text(yaml.safe_dump(answers))
+    commit_all(platform, "a line break")
     check = subprocess.Popen([sys.executable, "-m", "hooks.check", str(platform), "--format", output], cwd=ROOT,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     check.stdout.close()
