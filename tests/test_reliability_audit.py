@@ -99,7 +99,9 @@ def test_no_private_key_or_clear_secret_value_leaks_on_any_path(template_snapsho
     output: list[str] = []
 
     def command(*argv: str) -> None:
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        # ROOT for `-m hooks.…` from tmp_path, then the PYTHONPATH conftest gives every Python the
+        # tests start (tests/site: the suite's render and build memos, test speed only).
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
         done = subprocess.run([sys.executable, *argv], capture_output=True, text=True, env=env, cwd=tmp_path)
         output.extend([done.stdout, done.stderr])
         assert done.returncode == 0, done.stderr

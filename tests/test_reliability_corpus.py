@@ -5,10 +5,14 @@ Entry points: the platform and app templates (copier.run_copy from a committed s
 task), `python -m hooks.onboard`, `python -m hooks.offboard` (their run_main wrapper, i.e. exit
 status and stderr exactly as from the shell) and `python -m hooks.check` (its main()).
 
-Every case runs in a fresh copy of one workspace (a platform repository with app `shop`
-registered, and shop's app repository) and must: exit non-zero, name the field and the rule in
-its output, and leave the whole workspace byte-identical (every file and mode, untracked and
-ignored files, and each repository's HEAD, refs, config and index).
+Every case runs in a copy of one workspace (a platform repository with app `shop` registered, and
+shop's app repository) and must: exit non-zero, name the field and the rule in its output, and
+leave the whole workspace byte-identical (every file and mode, untracked and ignored files, and
+each repository's HEAD, refs, config and index). A case that prepares a bad state gets a fresh
+copy; the others share one copy per test process, passed on from case to case as long as each
+leaves it as it was (Lender: copying the workspace costs more than most cases). The platform
+template's cases read nothing of the workspace: they run in an empty folder, which they must leave
+empty (no new-platform).
 
 Inputs that are not answers map to where they can occur: a branch and a tag together, an interval
 like `5 minutes`, an unquoted tag read as a number, a wildcard hostname and an out-of-range port
@@ -338,19 +342,54 @@ def run_entry(case: Case, ws: Path, template: Path) -> tuple[int, str]:
     return 0, ""
 
 
+class Lender:
+    """One copy of the workspace, lent to one case after another: a case gives it back only when
+    it found it as it was (its tree_state), else the next case gets a fresh copy."""
+
+    def __init__(self, workspace: Path, folder: Path) -> None:
+        self._workspace, self._folder, self._copies = workspace, folder, 0
+        self._unchanged: tuple[Path, dict] | None = None
+
+    def borrow(self) -> tuple[Path, dict]:
+        """The copy and its tree_state (which is the workspace's own)."""
+        if self._unchanged is None:
+            self._copies += 1
+            ws = copy_workspace(self._workspace, self._folder / f"ws{self._copies}")
+            self._unchanged = ws, tree_state(ws)
+        lent, self._unchanged = self._unchanged, None
+        return lent
+
+    def give_back(self, ws: Path, state: dict, now: dict) -> None:
+        if now == state:
+            self._unchanged = ws, state
+
+
+@pytest.fixture(scope="module")
+def lender(workspace: Path, tmp_path_factory: pytest.TempPathFactory) -> Lender:
+    return Lender(workspace, tmp_path_factory.mktemp("lent"))
+
+
 @pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
-def test_bad_input_is_refused_by_name_and_changes_nothing(case, workspace, template_snapshot, tmp_path, capfd):
-    ws = copy_workspace(workspace, tmp_path / "ws")
-    if case.prepare:
+def test_bad_input_is_refused_by_name_and_changes_nothing(case, workspace, lender, template_snapshot, tmp_path, capfd):
+    if case.entry == "platform":
+        (ws := tmp_path / "ws").mkdir()
+        before = tree_state(ws)
+    elif case.prepare:
+        ws = copy_workspace(workspace, tmp_path / "ws")
         case.prepare(ws)
-    before = tree_state(ws)
+        before = tree_state(ws)
+    else:
+        ws, before = lender.borrow()
     status, message = run_entry(case, ws, template_snapshot)
+    after = tree_state(ws)
+    if case.entry != "platform" and not case.prepare:
+        lender.give_back(ws, before, after)
     out, err = capfd.readouterr()
     message = f"{message}\n{out}\n{err}"
     assert status != 0, message
     assert case.field in message and case.rule in message, message
     check_any_refusal(message)  # a validator's refusal leads with what to answer (tests/messages.py)
-    assert differences(before, tree_state(ws)) == []
+    assert differences(before, after) == []
 
 
 def test_the_corpus_covers_every_entry_point_with_at_least_40_cases():

@@ -5,7 +5,10 @@ name, a reader that goes away. Each is refused by name (or, in the check, report
 with nothing written and no traceback, in bounded time and memory.
 
 The commands run through their entry point as a user runs them (errors.run_main); those whose
-failure would use up memory or never end run in a child process with a memory limit and a timeout.
+failure would use up memory or never end run in a child process with a memory limit and a timeout
+(forked from this one, but for one run of each through `python -m`: the Python start and imports
+cost more than the refusal). Refusals met one after another on one copy of the workspace run as a
+subtest each: each must leave it as it was (asserted), so the next meets what a fresh copy would be.
 """
 
 from __future__ import annotations
@@ -13,8 +16,10 @@ from __future__ import annotations
 import json
 import os
 import resource
+import signal
 import subprocess
 import sys
+import traceback
 from pathlib import Path
 from typing import Callable
 
@@ -23,7 +28,7 @@ import pytest
 import yaml
 
 from conftest import ROOT, commit_all
-from hooks import cluster_admin, offboard, onboard
+from hooks import check, cluster_admin, offboard, onboard
 from hooks.check import check_repo
 from hooks.errors import SHOWN_MAX, run_main
 from messages import check_any_refusal
@@ -49,16 +54,22 @@ def run(main: Callable[[list[str]], int], args: list[str], capfd: pytest.Capture
     return int(done.value.code or 0), capfd.readouterr().err
 
 
-def assert_refused(ws: Path, main: Callable[[list[str]], int], args: list[str], capfd, *expected: str) -> str:
+def states(ws: Path) -> tuple[dict, dict]:
+    """What a refusal must leave as it was: ws (both repositories) and HOME (the age keys)."""
+    return tree_state(ws), tree_state(Path(os.environ["HOME"]))
+
+
+def assert_refused(ws: Path, main: Callable[[list[str]], int], args: list[str], capfd, *expected: str,
+                   before: tuple[dict, dict] | None = None) -> str:
     """The command exits 2 with one error line that holds every `expected` text, no traceback,
-    and ws (both repositories) and HOME (the age keys) are as they were."""
-    home = Path(os.environ["HOME"])
-    before, keys = tree_state(ws), tree_state(home)
+    and ws and HOME are as they were (`before`, when the caller has taken their states already)."""
+    before = before or states(ws)
     status, err = run(main, args, capfd)
     assert status == 2, err
     assert err.startswith("error: ") and "Traceback" not in err, err
     assert all(text in err for text in expected), err
-    assert differences(before, tree_state(ws)) == [] and differences(keys, tree_state(home)) == []
+    after = states(ws)
+    assert differences(before[0], after[0]) == [] and differences(before[1], after[1]) == []
     return err
 
 
@@ -106,14 +117,15 @@ COMMAND_LINE_BREAKS = [
 ]
 
 
-@pytest.mark.parametrize(("command", "args", "expected"), [case[1:] for case in COMMAND_LINE_BREAKS],
-                         ids=[case[0] for case in COMMAND_LINE_BREAKS])
-def test_a_line_break_in_a_one_line_argument_is_refused(ws, tmp_path, capfd, command, args, expected):
-    given = args(ws, tmp_path)
-    # cluster_admin takes --platform after its subcommand, the others anywhere
-    where = [*given[:1], "--platform", str(ws / "platform"), *given[1:]] if command is cluster_admin.main \
-        else ["--platform", str(ws / "platform"), *given]
-    assert_refused(ws, command, where, capfd, *expected)
+def test_a_line_break_in_a_one_line_argument_is_refused(ws, tmp_path, capfd, subtests):
+    before = states(ws)
+    for case, command, args, expected in COMMAND_LINE_BREAKS:
+        with subtests.test(case):
+            given = args(ws, tmp_path)
+            # cluster_admin takes --platform after its subcommand, the others anywhere
+            where = [*given[:1], "--platform", str(ws / "platform"), *given[1:]] if command is cluster_admin.main \
+                else ["--platform", str(ws / "platform"), *given]
+            assert_refused(ws, command, where, capfd, *expected, before=before)
 
 
 # A valid answer of each question (and what it needs), which the test breaks with a final "\n".
@@ -178,13 +190,15 @@ def test_the_check_reports_a_line_break_recorded_in_the_answers(ws):
 # 2. An empty age recipient after the first render -----------------------------------------------
 
 
-@pytest.mark.parametrize("recipients", ["", " , "])
-def test_an_empty_recipient_is_refused_by_opencenter_cluster_set(ws, capfd, recipients):
+def test_an_empty_recipient_is_refused_by_opencenter_cluster_set(ws, capfd, subtests):
     """The copy generates a key for an empty answer; a later render would write .sops.yaml with
     the placeholder, and every later encryption (onboarding) would fail."""
-    assert_refused(ws, cluster_admin.main, ["set", "--platform", str(ws / "platform"), "prod",
-                                            f"sops_age_recipients={recipients}"], capfd,
-                   "sops_age_recipients", "needs its age public keys")
+    before = states(ws)
+    for recipients in ("", " , "):
+        with subtests.test(recipients=recipients):
+            assert_refused(ws, cluster_admin.main, ["set", "--platform", str(ws / "platform"), "prod",
+                                                    f"sops_age_recipients={recipients}"], capfd,
+                           "sops_age_recipients", "needs its age public keys", before=before)
 
 
 def test_an_empty_recipient_is_refused_by_copier_update(ws):
@@ -199,16 +213,22 @@ def test_an_empty_recipient_is_refused_by_copier_update(ws):
 # 3. and 4. Booleans and numbers of opencenter-cluster, and Copier's cast of a boolean -----------
 
 
-@pytest.mark.parametrize(("setting", "expected"), [
+WRONG_TYPES = [
     ("flux_allow_remote_bases=maybe", ("flux_allow_remote_bases", "must be true or false", "'maybe'")),
     ("flux_allow_remote_bases=2", ("flux_allow_remote_bases", "must be true or false")),
     ("flux_allow_remote_bases={a", ("flux_allow_remote_bases", "must be true or false", "'{a'")),
     ("gateway_listener_port=[", ("gateway_listener_port", "port number", "'['")),
     ("gateway_listener_port=abc", ("gateway_listener_port", "port number")),
     ("gateway_listener_port=443.5", ("gateway_listener_port", "port number")),
-])
-def test_a_setting_of_the_wrong_type_is_refused_naming_its_key(ws, capfd, setting, expected):
-    assert_refused(ws, cluster_admin.main, ["set", "--platform", str(ws / "platform"), "prod", setting], capfd, *expected)
+]
+
+
+def test_a_setting_of_the_wrong_type_is_refused_naming_its_key(ws, capfd, subtests):
+    before = states(ws)
+    for setting, expected in WRONG_TYPES:
+        with subtests.test(setting):
+            assert_refused(ws, cluster_admin.main, ["set", "--platform", str(ws / "platform"), "prod", setting], capfd,
+                           *expected, before=before)
 
 
 @pytest.mark.parametrize(("value", "parsed"), [("true", True), ("Yes", True), ("on", True), ("1", True),
@@ -248,6 +268,38 @@ def limited(args: list[str], timeout: int = 120) -> subprocess.CompletedProcess[
                           preexec_fn=limit)
 
 
+def limited_fork(main: Callable[[list[str]], int], args: list[str], tmp_path: Path,
+                 timeout: int = 120) -> subprocess.CompletedProcess[str]:
+    """What `limited(["-m", <main's module>, *args])` gives, without a Python start: run_main(main,
+    args) in a child forked from this process, with 3 GB of address space beyond what this process
+    holds, stopped by SIGALRM after `timeout` seconds (then its exit status is -SIGALRM). An
+    exception that escapes is printed with its traceback and exits 1, as Python does."""
+    out, err = tmp_path / "child.out", tmp_path / "child.err"
+    with open("/proc/self/status") as status:
+        held = next(int(line.split()[1]) << 10 for line in status if line.startswith("VmSize:"))
+    pid = os.fork()
+    if pid == 0:  # the child: whatever happens, it ends here and never returns into pytest
+        code = 1
+        try:
+            for fd, path in ((1, out), (2, err)):
+                os.dup2(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), fd)
+            sys.stdout, sys.stderr = open(1, "w", closefd=False), open(2, "w", closefd=False)
+            resource.setrlimit(resource.RLIMIT_AS, (held + (3 << 30), held + (3 << 30)))
+            signal.alarm(timeout)
+            run_main(main, args)
+        except SystemExit as done:
+            code = done.code if isinstance(done.code, int) else 0 if done.code is None else 1
+        except BaseException:  # noqa: BLE001 - as the interpreter reports an uncaught exception
+            traceback.print_exc()
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    return subprocess.CompletedProcess([main.__module__, *args], os.waitstatus_to_exitcode(status), out.read_text(),
+                                       err.read_text())
+
+
 HOSTILE_FILES = {
     "nested 20 000 deep": "[" * 20_000,
     **{f"bomb in {key}": f"- {{name: cart, url: '{URL}', {key}: {BOMB}}}\n"
@@ -259,28 +311,31 @@ HOSTILE_FILES = {
 }
 
 
-@pytest.mark.parametrize("text", HOSTILE_FILES.values(), ids=HOSTILE_FILES.keys())
-def test_a_hostile_file_of_entries_is_refused_in_bounded_memory(ws, tmp_path, text):
-    entries = tmp_path / "entries.yaml"
-    entries.write_text(text)
+def test_a_hostile_file_of_entries_is_refused_in_bounded_memory(ws, tmp_path, subtests):
     before = tree_state(ws)
-    done = limited(["-m", "hooks.onboard", "--platform", str(ws / "platform"), "--from-file", str(entries)])
-    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
-    assert done.stderr.startswith(f"error: {entries}") and len(done.stderr) < 1000, done.stderr[-2000:]
-    assert differences(before, tree_state(ws)) == []
+    for number, (case, text) in enumerate(HOSTILE_FILES.items()):
+        with subtests.test(case):
+            entries = tmp_path / "entries.yaml"
+            entries.write_text(text)
+            args = ["--platform", str(ws / "platform"), "--from-file", str(entries)]
+            # The first through the console script itself, the others in a forked child (limited_fork).
+            done = limited(["-m", "hooks.onboard", *args]) if number == 0 else limited_fork(onboard.main, args, tmp_path)
+            assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
+            assert done.stderr.startswith(f"error: {entries}") and len(done.stderr) < 1000, done.stderr[-2000:]
+            assert differences(before, tree_state(ws)) == []
 
 
 @pytest.mark.parametrize(("text", "reason"), [("[" * 20_000, "is not valid YAML (nested too deeply)"),
                                               (f"- {{name: cart, url: '{URL}', hostnames: {BOMB}}}\n", "hostnames")],
                          ids=["nested", "alias bomb"])
-def test_a_hostile_onboarding_request_is_a_finding_of_the_check(ws, text, reason):
+def test_a_hostile_onboarding_request_is_a_finding_of_the_check(ws, tmp_path, text, reason):
     """App teams add requests by pull request: the check in CI must report them, not run out of
-    memory or stack."""
+    memory or stack. (`python -m hooks.check` itself runs in the tests of a reader going away.)"""
     platform = ws / "platform"
     (platform / "onboarding-requests").mkdir()
     (platform / "onboarding-requests" / "cart.yaml").write_text(text)
     commit_all(platform, "a request")
-    done = limited(["-m", "hooks.check", str(platform), "--format", "json"])
+    done = limited_fork(check.main, [str(platform), "--format", "json"], tmp_path)
     assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr[-2000:]
     requests = [f for f in json.loads(done.stdout)["findings"] if f["rule"] == "onboarding-request"]
     assert [f["file"] for f in requests] == ["onboarding-requests/cart.yaml"]
@@ -290,18 +345,18 @@ def test_a_hostile_onboarding_request_is_a_finding_of_the_check(ws, text, reason
 # 7. A known_hosts file that never ends ----------------------------------------------------------
 
 
-@pytest.mark.parametrize("source", ["/dev/zero", "big"])
-def test_a_known_hosts_file_is_read_up_to_a_limit(ws, tmp_path, source):
-    path = source
-    if source == "big":
-        path = str(tmp_path / "known_hosts")
-        Path(path).write_text("git.example.com ssh-ed25519 AAAA\n" * (onboard.KNOWN_HOSTS_MAX // 32 + 1))
+def test_a_known_hosts_file_is_read_up_to_a_limit(ws, tmp_path, subtests):
+    big = tmp_path / "known_hosts"
+    big.write_text("git.example.com ssh-ed25519 AAAA\n" * (onboard.KNOWN_HOSTS_MAX // 32 + 1))
     before = tree_state(ws)
-    done = limited(["-m", "hooks.onboard", "--platform", str(ws / "platform"), "--name", "cart", "--url",
-                    "ssh://git@git.example.com/acme/cart", "--known-hosts-file", path], timeout=60)
-    assert done.returncode == 2 and done.stderr == f"error: known_hosts: {path} is larger than 1 MB: give the " \
-        "known_hosts lines of the Git host (ssh-keyscan's output), a few KB\n", done.stderr[-2000:]
-    assert differences(before, tree_state(ws)) == []
+    for path in ("/dev/zero", str(big)):
+        with subtests.test(path):
+            done = limited_fork(onboard.main, ["--platform", str(ws / "platform"), "--name", "cart", "--url",
+                                               "ssh://git@git.example.com/acme/cart", "--known-hosts-file", path],
+                                tmp_path, timeout=60)
+            assert done.returncode == 2 and done.stderr == f"error: known_hosts: {path} is larger than 1 MB: give " \
+                "the known_hosts lines of the Git host (ssh-keyscan's output), a few KB\n", done.stderr[-2000:]
+            assert differences(before, tree_state(ws)) == []
 
 
 # 8. A reader that goes away ---------------------------------------------------------------------
@@ -311,9 +366,12 @@ def test_a_known_hosts_file_is_read_up_to_a_limit(ws, tmp_path, source):
 def test_a_check_cut_short_by_its_reader_stops_quietly(ws, output):
     """`python -m hooks.check P | head -1`: the reader is gone before the check writes."""
     platform = ws / "platform"
-    (platform / "onboarding-requests").mkdir()
-    (platform / "onboarding-requests" / "cart.yaml").write_text(f"name: cart\nurl: {URL}\n")  # a finding
-    commit_all(platform, "a request")
+    # A finding, in the answers: no file kustomize builds changes, so the check's builds are the
+    # workspace's own, which other checks of it in the session have memoised (tests/site/kustomize_memo.py).
+    answers = yaml.safe_load((platform / ".copier-answers.yml").read_text())
+    answers["gitops_base_tag"] = "2026.01\n"
+    (platform / ".copier-answers.yml").write_text(yaml.safe_dump(answers))
+    commit_all(platform, "a line break")
     check = subprocess.Popen([sys.executable, "-m", "hooks.check", str(platform), "--format", output], cwd=ROOT,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     check.stdout.close()
@@ -326,26 +384,33 @@ def test_a_check_cut_short_by_its_reader_stops_quietly(ws, output):
 LONG = "a" * 100_000
 
 
-@pytest.mark.parametrize(("command", "args"), [
-    (onboard.main, ["--name", LONG, "--url", URL]),
-    (onboard.main, ["--name", LONG, "--update"]),
-    (onboard.main, ["--name", "cart", "--url", "https://" + LONG]),
-    (onboard.main, ["--name", "cart", "--url", URL, "--branch", LONG]),
-    (offboard.main, ["--name", LONG]),
-    (cluster_admin.main, ["set", "--platform", "{platform}", LONG, "flux_version=2.9.4"]),
-    (cluster_admin.main, ["set", "--platform", "{platform}", "prod", f"gateway_listener_port={LONG}"]),
-], ids=["onboard", "onboard --update", "onboard --url", "onboard --branch", "offboard", "cluster set", "cluster port"])
-def test_a_huge_value_is_quoted_cut(ws, capfd, command, args):
-    given = [arg.replace("{platform}", str(ws / "platform")) for arg in args]
-    if command is not cluster_admin.main:
-        given = ["--platform", str(ws / "platform"), *given]
-    err = assert_refused(ws, command, given, capfd, "…")
-    assert len(err) < 4 * SHOWN_MAX + 300, err
+HUGE_VALUES = [
+    ("onboard", onboard.main, ["--name", LONG, "--url", URL]),
+    ("onboard --update", onboard.main, ["--name", LONG, "--update"]),
+    ("onboard --url", onboard.main, ["--name", "cart", "--url", "https://" + LONG]),
+    ("onboard --branch", onboard.main, ["--name", "cart", "--url", URL, "--branch", LONG]),
+    ("offboard", offboard.main, ["--name", LONG]),
+    ("cluster set", cluster_admin.main, ["set", "--platform", "{platform}", LONG, "flux_version=2.9.4"]),
+    ("cluster port", cluster_admin.main, ["set", "--platform", "{platform}", "prod", f"gateway_listener_port={LONG}"]),
+]
+
+
+def test_a_huge_value_is_quoted_cut(ws, capfd, subtests):
+    before = states(ws)
+    for case, command, args in HUGE_VALUES:
+        with subtests.test(case):
+            given = [arg.replace("{platform}", str(ws / "platform")) for arg in args]
+            if command is not cluster_admin.main:
+                given = ["--platform", str(ws / "platform"), *given]
+            err = assert_refused(ws, command, given, capfd, "…", before=before)
+            assert len(err) < 4 * SHOWN_MAX + 300, err
 
 
 def test_a_huge_name_in_a_file_of_entries_is_quoted_cut(ws, tmp_path, capfd):
     entries = tmp_path / "entries.yaml"
-    entries.write_text(yaml.safe_dump([{"name": "a" * 10_000_000, "url": URL}]))
+    # What yaml.safe_dump([{"name": "a" * 10_000_000, "url": URL}]) writes (a plain scalar has no
+    # line to fold), written directly: PyYAML's pure-Python emitter took 4 s over the 10 MB name.
+    entries.write_text(f"- name: {'a' * 10_000_000}\n  url: {URL}\n")
     err = assert_refused(ws, onboard.main, ["--platform", str(ws / "platform"), "--from-file", str(entries)], capfd,
                          "must be a DNS-1123 label", "…")
     assert len(err) < 4 * SHOWN_MAX + 400, err[:2000]

@@ -10,7 +10,10 @@ reports what is part of the repository as a finding instead, and cannot run (exi
 only when it cannot read the answers at all.
 
 Commands run in this process through run_main, as the console scripts run them: an exception that
-escapes is a traceback a user would see, and fails the test.
+escapes is a traceback a user would see, and fails the test. Where several commands meet the same
+malformed repository they run one after another on one copy of it (a subtest each): each must leave
+it as it was (asserted), so the next meets what a fresh copy would be, and copying the workspace
+costs more than most refusals.
 """
 
 from __future__ import annotations
@@ -111,26 +114,25 @@ def argv(command: str, platform: Path) -> list[str]:
     return [str(platform) if arg == "PLATFORM" else arg for arg in COMMANDS[command][1]]
 
 
-@pytest.mark.parametrize("command", COMMANDS)
 @pytest.mark.parametrize("kind", MALFORMED_ANSWERS)
-def test_every_command_refuses_malformed_platform_answers_by_name_and_writes_nothing(ws, isolated_env, kind, command):
+def test_malformed_platform_answers_are_refused_by_every_command_and_reported_by_the_check(ws, isolated_env, subtests,
+                                                                                           kind):
+    """Every command refuses them by name and writes nothing. The check reports answers the
+    commands refuse as a finding of the answers file (they are part of the repository: CI must fail
+    on them); answers it cannot read at all stop the check. An app repository cannot be judged by
+    such a platform (exit 2, naming it).
+
+    One repository per kind for all of them: each refusal leaves it as it was (asserted after each
+    command), so the next command meets the same repository a fresh copy would be."""
     edit, rule = MALFORMED_ANSWERS[kind]
     platform = ws / "platform"
     write_committed(platform, ANSWERS, edit((platform / ANSWERS).read_text()))
     before, home = tree_state(ws), tree_state(isolated_env)
-    assert_refused(run(COMMANDS[command][0], argv(command, platform)), f"{platform / ANSWERS}: ", rule)
-    assert differences(before, tree_state(ws)) == [] and differences(home, tree_state(isolated_env)) == []
+    for command in COMMANDS:
+        with subtests.test(command=command):
+            assert_refused(run(COMMANDS[command][0], argv(command, platform)), f"{platform / ANSWERS}: ", rule)
+            assert differences(before, tree_state(ws)) == [] and differences(home, tree_state(isolated_env)) == []
 
-
-@pytest.mark.parametrize("kind", MALFORMED_ANSWERS)
-def test_the_check_reports_malformed_platform_answers(ws, kind):
-    """Answers the commands refuse are a finding of the answers file (they are part of the
-    repository: CI must fail on them); answers it cannot read at all stop the check. An app
-    repository cannot be judged by such a platform (exit 2, naming it)."""
-    edit, rule = MALFORMED_ANSWERS[kind]
-    platform = ws / "platform"
-    write_committed(platform, ANSWERS, edit((platform / ANSWERS).read_text()))
-    before = tree_state(ws)
     result = run(check.main, [str(platform), "--tenant", f"shop={ws / 'app'}"])
     unreadable = kind in ("a-list", "not-utf8")
     if unreadable:
@@ -169,8 +171,13 @@ MALFORMED_SOPS = {
 }
 
 
+
+
 @pytest.mark.parametrize("kind", MALFORMED_SOPS)
-def test_onboarding_refuses_an_app_repository_whose_sops_config_is_malformed(ws, kind):
+def test_a_malformed_sops_config_stops_onboarding_and_is_a_finding_of_the_check(ws, kind):
+    """Onboarding refuses it naming the file, in an app repository (--app-repo) and in the
+    platform repository; there it is also a finding of the check: what the check reads the file
+    with (check.read_sops_rules) finds it, and the whole check reports it (the test below)."""
     content, rule = MALFORMED_SOPS[kind]
     app = ws / "cart"
     app.mkdir()
@@ -180,16 +187,27 @@ def test_onboarding_refuses_an_app_repository_whose_sops_config_is_malformed(ws,
                    f"error: {app / '.sops.yaml'}: ", rule)
     assert differences(before, tree_state(ws)) == []
 
+    platform = ws / "platform"
+    write_committed(platform, ".sops.yaml", content)
+    before = tree_state(ws)
+    sops_rules, findings = check.read_sops_rules(platform)
+    assert sops_rules == [], sops_rules  # no rule: the check's secret rules then read as for no .sops.yaml
+    assert f".sops.yaml: [sops-config] {rule}" in check.format_text(check.Report(findings)), findings
+    assert_refused(run(onboard.main, argv("onboard", platform)), f"error: {platform / '.sops.yaml'}: ", rule)
+    assert differences(before, tree_state(ws)) == []
 
-@pytest.mark.parametrize("kind", MALFORMED_SOPS)
-def test_a_malformed_platform_sops_config_is_a_finding_and_stops_onboarding(ws, kind):
-    content, rule = MALFORMED_SOPS[kind]
+
+def test_the_check_reports_a_malformed_platform_sops_config(ws):
+    """The whole check, for one kind: it reads .sops.yaml in one place (read_sops_rules, above for
+    every kind; no rule for any of them), and none of its kustomize builds reads the file. Each
+    kind is still a new repository to the suite's build memo (tests/site/kustomize_memo.py), about
+    a second of builds: the other kinds are left to the test above."""
+    content, rule = MALFORMED_SOPS["not-utf8"]
     platform = ws / "platform"
     write_committed(platform, ".sops.yaml", content)
     before = tree_state(ws)
     status, out, err = run(check.main, [str(platform)])
     assert status == 1 and err == "" and f".sops.yaml: [sops-config] {rule}" in out, out + err
-    assert_refused(run(onboard.main, argv("onboard", platform)), f"error: {platform / '.sops.yaml'}: ", rule)
     assert differences(before, tree_state(ws)) == []
 
 
@@ -218,39 +236,42 @@ IN_THE_WAY = {
 }
 
 
-@pytest.mark.parametrize("command", ["onboard", "apps-rotate-deploy-key"])
 @pytest.mark.parametrize("kind", IN_THE_WAY)
-def test_an_app_repository_whose_docs_are_in_the_way_is_refused_before_any_key_is_made(ws, kind, command):
+def test_an_app_repository_whose_docs_are_in_the_way_is_refused_before_any_key_is_made(ws, subtests, kind):
     make, rule = IN_THE_WAY[kind]
     app = ws / "cart"
     app.mkdir()
     make(app)
     before = tree_state(ws)
-    assert_refused(run(COMMANDS[command][0], [*argv(command, ws / "platform"), "--app-repo", str(app)]),
-                   f"error: app repository: {app}/", rule)
-    assert differences(before, tree_state(ws)) == []
+    for command in ("onboard", "apps-rotate-deploy-key"):  # each leaves ws as it was: the next meets the same
+        with subtests.test(command=command):
+            assert_refused(run(COMMANDS[command][0], [*argv(command, ws / "platform"), "--app-repo", str(app)]),
+                           f"error: app repository: {app}/", rule)
+            assert differences(before, tree_state(ws)) == []
 
 
-@pytest.mark.parametrize("command", ["onboard", "offboard"])
-def test_a_validator_refusal_on_the_render_path_is_one_line_naming_the_answer(ws, command):
+def test_a_validator_refusal_on_the_render_path_is_one_line_naming_the_answer(ws, subtests):
     """Answers a template validator refuses (edited by hand) stop the render Copier runs for
     onboarding and offboarding: one line, as every other command's Copier refusal (errors.copier_error)."""
     platform = ws / "platform"
     write_committed(platform, ANSWERS, edited_answers(lambda a: a.update(customer_name=5))((platform / ANSWERS).read_text()))
     before = tree_state(ws)
-    assert_refused(run(COMMANDS[command][0], argv(command, platform)),
-                   "error: answer 'customer_name': customer_name must be a DNS-1123 label", "(got '5')",
-                   "was put back exactly as it was")
-    assert differences(before, tree_state(ws)) == []
+    for command in ("onboard", "offboard"):  # each leaves ws as it was: the next meets the same
+        with subtests.test(command=command):
+            assert_refused(run(COMMANDS[command][0], argv(command, platform)),
+                           "error: answer 'customer_name': customer_name must be a DNS-1123 label", "(got '5')",
+                           "was put back exactly as it was")
+            assert differences(before, tree_state(ws)) == []
 
 
-@pytest.mark.parametrize("command", COMMANDS)
-def test_a_template_source_that_has_gone_is_named_with_what_to_do(ws, isolated_env, command):
+def test_a_template_source_that_has_gone_is_named_with_what_to_do(ws, isolated_env, subtests):
     platform = ws / "platform"
     write_committed(platform, ANSWERS, edited_answers(lambda a: a.update(_src_path="/nonexistent/templates"))(
         (platform / ANSWERS).read_text()))
     before, home = tree_state(ws), tree_state(isolated_env)
-    assert_refused(run(COMMANDS[command][0], argv(command, platform)),
-                   f"{platform / ANSWERS}: records the template path _src_path='/nonexistent/templates', which is not "
-                   "a directory", "set _src_path to where it is now")
-    assert differences(before, tree_state(ws)) == [] and differences(home, tree_state(isolated_env)) == []
+    for command in COMMANDS:  # each leaves ws and HOME as they were: the next meets the same
+        with subtests.test(command=command):
+            assert_refused(run(COMMANDS[command][0], argv(command, platform)),
+                           f"{platform / ANSWERS}: records the template path _src_path='/nonexistent/templates', "
+                           "which is not a directory", "set _src_path to where it is now")
+            assert differences(before, tree_state(ws)) == [] and differences(home, tree_state(isolated_env)) == []
