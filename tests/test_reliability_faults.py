@@ -90,7 +90,8 @@ def assert_retry_succeeds(command: str, ws: Path, template: Path) -> None:
         done = run(sys.executable, COMMANDS[command](ws, template))
         assert done.returncode == 0, done.stderr
     else:  # in this process (its stderr is the test's captured output): the fault was in another one
-        assert run_in_process(onboard.main if command == "onboard" else offboard.main, COMMANDS[command](ws, template)) == 0
+        main = onboard.main if command == "onboard" else offboard.main
+        assert run_in_process(main, COMMANDS[command](ws, template)) == 0
     apps = registered(ws / "platform")
     assert apps == ([] if command == "offboard" else ["cart", "shop"])
     if command == "app-copy":
@@ -158,7 +159,7 @@ def test_onboarding_with_sops_missing_or_failing_leaves_nothing_then_a_retry_suc
     assert_retry_succeeds("onboard", ws, template_snapshot)
 
 
-def test_app_copy_faults_leave_nothing_then_the_same_copy_succeeds(ws, template_snapshot, bare_python, tmp_path):
+def test_app_copy_faults_then_the_same_copy_succeeds(ws, template_snapshot, bare_python, tmp_path):
     """An app `copier copy` that registers the app on the platform repository, failing four ways,
     then succeeding."""
     python, env = bare_python
@@ -404,7 +405,8 @@ def test_ctrl_c_or_a_stop_signal_after_the_first_key_file_rolls_back(ws, monkeyp
         assert differences(before, tree_state(ws)) == [], signum
         assert signal.getsignal(signum) is not errors._terminate  # run_main put the previous handler back
     assert run_in_process(onboard.main, argv) == 0
-    assert registered(ws / "platform") == ["cart", "shop"] and (ws / "platform" / SOURCES / "cart-deploy-key.sops.yaml").is_file()
+    assert registered(ws / "platform") == ["cart", "shop"]
+    assert (ws / "platform" / SOURCES / "cart-deploy-key.sops.yaml").is_file()
 
 
 @pytest.mark.parametrize("second", [signal.SIGINT, signal.SIGTERM], ids=["Ctrl-C", "SIGTERM"])
