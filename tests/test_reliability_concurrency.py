@@ -12,9 +12,12 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import yaml
 
 from conftest import ROOT, git
+from hooks import offboard
+from hooks.errors import run_main
 from hooks.gitrepo import LOCK_FILE
 from reliability import FLUXCD, SOURCES, copy_workspace, differences, tree_state
 
@@ -47,7 +50,16 @@ def test_six_parallel_onboardings_never_lose_a_reported_success(workspace, tmp_p
             assert "Traceback" not in err and not (platform / SOURCES / f"{name}-deploy-key.sops.yaml").exists()
 
 
-def test_a_run_that_cannot_wait_names_the_holder_and_changes_nothing(workspace, tmp_path):
+def offboard_shop(platform: Path, capsys: pytest.CaptureFixture) -> tuple[int, str]:
+    """`opencenter-offboard … --lock-wait 1`, run in this process (what it waits for is another
+    process's lock, not a start of its own): its exit status and stderr."""
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as done:
+        run_main(offboard.main, ["--platform", str(platform), "--name", "shop", "--lock-wait", "1"])
+    return done.value.code, capsys.readouterr().err
+
+
+def test_a_run_that_cannot_wait_names_the_holder_and_changes_nothing(workspace, tmp_path, capsys):
     ws = copy_workspace(workspace, tmp_path / "ws")
     platform = ws / "platform"
     before = tree_state(ws)
@@ -60,19 +72,17 @@ def test_a_run_that_cannot_wait_names_the_holder_and_changes_nothing(workspace, 
     try:
         assert holder.stdout.readline().strip() == "held"
         started = time.monotonic()
-        run = subprocess.run([sys.executable, "-m", "hooks.offboard", "--platform", str(platform), "--name", "shop",
-                              "--lock-wait", "1"], cwd=ROOT, capture_output=True, text=True)
+        code, err = offboard_shop(platform, capsys)
         assert time.monotonic() - started < 30
     finally:
         holder.kill()
-    assert run.returncode == 2
-    assert run.stderr.strip() == (
+    assert code == 2
+    assert err.strip() == (
         f"error: {platform}: onboarding of app 'cart' (pid 4242, since 2026-12-02 10:00:00) holds this repository; "
         "nothing was changed. Run this again once it has finished (it waited 1 s)")
     assert differences(before, tree_state(ws)) == []
     # the holder gone (however it ended), the lock is free again
-    assert subprocess.run([sys.executable, "-m", "hooks.offboard", "--platform", str(platform), "--name", "shop",
-                           "--lock-wait", "1"], cwd=ROOT, capture_output=True, text=True).returncode == 0
+    assert offboard_shop(platform, capsys)[0] == 0
 
 
 def has_open(pid: int, path: Path) -> bool:

@@ -86,8 +86,12 @@ def run(python: str, argv: list[str], env: dict[str, str] | None = None, wrap: l
 
 
 def assert_retry_succeeds(command: str, ws: Path, template: Path) -> None:
-    done = run(sys.executable, COMMANDS[command](ws, template))
-    assert done.returncode == 0, done.stderr
+    if command == "app-copy":
+        done = run(sys.executable, COMMANDS[command](ws, template))
+        assert done.returncode == 0, done.stderr
+    else:  # in this process (its stderr is the test's captured output): the fault was in another one
+        main = onboard.main if command == "onboard" else offboard.main
+        assert run_in_process(main, COMMANDS[command](ws, template)) == 0
     apps = registered(ws / "platform")
     assert apps == ([] if command == "offboard" else ["cart", "shop"])
     if command == "app-copy":
@@ -105,61 +109,95 @@ def bare_python(tmp_path: Path) -> tuple[str, dict[str, str]]:
     return str(folder / "python"), {"PATH": os.pathsep.join(path)}
 
 
-def test_app_side_encryption_failing_after_registration_completes_on_retry(ws, template_snapshot, bare_python, tmp_path):
-    """The registration is staged in the platform repository before the app's Secret is encrypted
-    (the Secret needs the app's age key, which registration creates). If that last step fails,
-    Copier removes the new app repository and the staged registration stays for review; the same
-    copy again must complete it, not be refused because the platform tree is no longer clean."""
-    python, env = bare_python
+def failing_sops(python: str, calls: Path, failing: int) -> None:
+    """A `sops` beside `python` that runs the real sops, except on its `failing`th call (counted
+    in `calls`, from zero again)."""
+    calls.unlink(missing_ok=True)
     fake = Path(python).parent / "sops"
     fake.write_text(
         "#!/bin/sh\n"
-        f'n=$(cat "{tmp_path}/calls" 2>/dev/null || echo 0); n=$((n + 1)); echo $n > "{tmp_path}/calls"\n'
-        'if [ "$n" -eq 3 ]; then echo "simulated sops failure on call $n" >&2; exit 1; fi\n'
+        f'n=$(cat "{calls}" 2>/dev/null || echo 0); n=$((n + 1)); echo $n > "{calls}"\n'
+        f'if [ "$n" -eq {failing} ]; then echo "simulated sops failure on call $n" >&2; exit 1; fi\n'
         f'exec "{sops.require_sops()}" "$@"\n'
     )
     fake.chmod(0o755)
+
+
+def assert_refused_without_sops(command: str, ws: Path, template: Path, python: str, env: dict[str, str]) -> None:
+    """sops missing is refused before any write."""
+    before = tree_state(ws)
+    done = run(python, COMMANDS[command](ws, template), env)
+    assert done.returncode != 0
+    assert "sops: not found next to this Python nor on PATH" in done.stderr and RETRY in done.stderr, done.stderr
+    assert differences(before, tree_state(ws)) == []
+
+
+def assert_sops_failing_on_its_second_call_leaves_nothing(command: str, ws: Path, template: Path, python: str,
+                                                          env: dict[str, str], calls: Path) -> None:
+    failing_sops(python, calls, 2)
+    before = tree_state(ws)
+    done = run(python, COMMANDS[command](ws, template), env)
+    assert done.returncode != 0
+    assert calls.read_text().strip() == "2"
+    assert "could not encrypt" in done.stderr and "simulated sops failure" in done.stderr, done.stderr
+    assert RETRY in done.stderr
+    assert differences(before, tree_state(ws)) == []
+
+
+# Several faults, then one retry: each fault is asserted to leave the workspace byte-identical, so the
+# next meets the state the first did, and the retry at the end (same HOME, same age key folder) meets
+# whatever any of them might have left outside the workspace. A retry after each fault would repeat
+# the same successful run (a whole onboarding or `copier copy`) on the same state.
+
+
+def test_onboarding_with_sops_missing_or_failing_leaves_nothing_then_a_retry_succeeds(ws, template_snapshot,
+                                                                                    bare_python, tmp_path):
+    python, env = bare_python
+    assert_refused_without_sops("onboard", ws, template_snapshot, python, env)
+    assert_sops_failing_on_its_second_call_leaves_nothing("onboard", ws, template_snapshot, python, env,
+                                                          tmp_path / "calls")
+    assert_retry_succeeds("onboard", ws, template_snapshot)
+
+
+def test_app_copy_faults_then_the_same_copy_succeeds(ws, template_snapshot, bare_python, tmp_path):
+    """An app `copier copy` that registers the app on the platform repository, failing four ways,
+    then succeeding."""
+    python, env = bare_python
+    # 1. Copier failing after the app repository was rendered: the app is rendered and its Secret
+    # encrypted; then the onboarding task's `copier update` of the platform cannot check out the
+    # platform's template at its recorded commit. Copier removes the new app repository, the
+    # platform repository is restored, and with the history back the same command succeeds (the
+    # retry at the end: the platform's template source stays this mirror).
+    source = tmp_path / "platform-template"
+    git("clone", "-q", str(template_snapshot), str(source), cwd=tmp_path)
+    answers = ws / "platform" / ".copier-answers.yml"
+    answers.write_text(answers.read_text().replace(f"_src_path: {template_snapshot}", f"_src_path: {source}"))
+    commit_all(ws / "platform", "template from a mirror")
+    (source / ".git").rename(tmp_path / "history")
+    git("init", "-q", cwd=source)
+    before = tree_state(ws)
+    done = run(sys.executable, app_copy_argv(ws, template_snapshot))
+    assert done.returncode != 0
+    assert "copier update" in done.stderr and "put back exactly as it was" in done.stderr, done.stderr
+    assert not (ws / "cart").exists()
+    assert differences(before, tree_state(ws)) == []
+    shutil.rmtree(source / ".git")
+    (tmp_path / "history").rename(source / ".git")
+    # 2. and 3. sops missing, sops failing on its second call: nothing written, nothing half written.
+    assert_refused_without_sops("app-copy", ws, template_snapshot, python, env)
+    calls = tmp_path / "calls"
+    assert_sops_failing_on_its_second_call_leaves_nothing("app-copy", ws, template_snapshot, python, env, calls)
+    # 4. The registration is staged in the platform repository before the app's Secret is encrypted
+    # (the Secret needs the app's age key, which registration creates). If that last step fails,
+    # Copier removes the new app repository and the staged registration stays for review; the same
+    # copy again must complete it, not be refused because the platform tree is no longer clean.
+    failing_sops(python, calls, 3)
     done = run(python, app_copy_argv(ws, template_snapshot), env)
     assert done.returncode != 0 and "simulated sops failure" in done.stderr, done.stderr
     assert not (ws / "cart").exists()
     assert registered(ws / "platform") == ["cart", "shop"]
     assert_retry_succeeds("app-copy", ws, template_snapshot)
     assert "sops:" in (ws / "cart" / "secret.sops.yaml").read_text()
-
-
-# sops -------------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("command", ["onboard", "app-copy"])
-def test_sops_missing_is_refused_before_any_write(command, ws, template_snapshot, bare_python):
-    python, env = bare_python
-    before = tree_state(ws)
-    done = run(python, COMMANDS[command](ws, template_snapshot), env)
-    assert done.returncode != 0
-    assert "sops: not found next to this Python nor on PATH" in done.stderr and RETRY in done.stderr, done.stderr
-    assert differences(before, tree_state(ws)) == []
-    assert_retry_succeeds(command, ws, template_snapshot)
-
-
-@pytest.mark.parametrize("command", ["onboard", "app-copy"])
-def test_sops_failing_on_its_second_call_leaves_nothing_half_written(command, ws, template_snapshot, bare_python, tmp_path):
-    python, env = bare_python
-    fake = Path(python).parent / "sops"
-    fake.write_text(
-        "#!/bin/sh\n"
-        f'n=$(cat "{tmp_path}/calls" 2>/dev/null || echo 0); n=$((n + 1)); echo $n > "{tmp_path}/calls"\n'
-        'if [ "$n" -eq 2 ]; then echo "simulated sops failure on call $n" >&2; exit 1; fi\n'
-        f'exec "{sops.require_sops()}" "$@"\n'
-    )
-    fake.chmod(0o755)
-    before = tree_state(ws)
-    done = run(python, COMMANDS[command](ws, template_snapshot), env)
-    assert done.returncode != 0
-    assert (tmp_path / "calls").read_text().strip() == "2"
-    assert "could not encrypt" in done.stderr and "simulated sops failure" in done.stderr, done.stderr
-    assert RETRY in done.stderr
-    assert differences(before, tree_state(ws)) == []
-    assert_retry_succeeds(command, ws, template_snapshot)
 
 
 # Read-only platform repository ------------------------------------------------------------------
@@ -177,32 +215,6 @@ def test_read_only_platform_repository(command, part, ws, template_snapshot):
     assert "put back exactly as it was" in done.stderr and RETRY in done.stderr, done.stderr
     assert differences(before, tree_state(ws)) == []
     assert_retry_succeeds(command, ws, template_snapshot)
-
-
-# Copier failing after the app repository was rendered -------------------------------------------
-
-
-def test_template_source_without_its_commit_when_the_app_side_registers(ws, template_snapshot, tmp_path):
-    """The app is rendered and its Secret encrypted; then the onboarding task's `copier update` of
-    the platform cannot check out the platform's template at its recorded commit. Copier removes the
-    new app repository, the platform repository is restored, and with the history back the same
-    command succeeds."""
-    source = tmp_path / "platform-template"
-    git("clone", "-q", str(template_snapshot), str(source), cwd=tmp_path)
-    answers = ws / "platform" / ".copier-answers.yml"
-    answers.write_text(answers.read_text().replace(f"_src_path: {template_snapshot}", f"_src_path: {source}"))
-    commit_all(ws / "platform", "template from a mirror")
-    (source / ".git").rename(tmp_path / "history")
-    git("init", "-q", cwd=source)
-    before = tree_state(ws)
-    done = run(sys.executable, app_copy_argv(ws, template_snapshot))
-    assert done.returncode != 0
-    assert "copier update" in done.stderr and "put back exactly as it was" in done.stderr, done.stderr
-    assert not (ws / "cart").exists()
-    assert differences(before, tree_state(ws)) == []
-    shutil.rmtree(source / ".git")
-    (tmp_path / "history").rename(source / ".git")
-    assert_retry_succeeds("app-copy", ws, template_snapshot)
 
 
 def fail_after(real: Callable, error: BaseException) -> Callable:
@@ -236,9 +248,9 @@ def test_copier_crashing_after_writing_the_platform_repository(ws, monkeypatch, 
 
 # Ctrl-C between steps ---------------------------------------------------------------------------
 
+# Ctrl-C after the first secret file: test_ctrl_c_or_a_stop_signal_after_the_first_key_file_rolls_back.
 STEPS = {
     # name: (module, attribute, extra onboard arguments)
-    "after-the-first-secret-file": (onboard, "write_once", ("--receiver",)),
     "after-staging-on-a-review-branch": (gitrepo, "stage", ("--review-branch",)),
     "after-the-app-repo-key-file": (onboard, "write_app_files", ("--app-repo", "{ws}/app")),
 }
@@ -373,19 +385,28 @@ def signal_after(real: Callable, signum: int) -> Callable:
     return step
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
-def test_a_stop_signal_after_the_first_key_file_rolls_back_like_ctrl_c(signum, ws, monkeypatch, capsys):
+def test_ctrl_c_or_a_stop_signal_after_the_first_key_file_rolls_back(ws, monkeypatch, capsys):
+    """Ctrl-C, then SIGTERM, then SIGHUP (a stop signal rolls back like Ctrl-C) just after the first
+    secret file is written, on the same workspace (each leaves it as it was), then one retry."""
     argv = onboard_argv(ws, "--receiver")
     before = tree_state(ws)
     with monkeypatch.context() as patch:
-        patch.setattr(onboard, "write_once", signal_after(onboard.write_once, signum))
-        assert run_in_process(onboard.main, argv) == 128 + signum
+        patch.setattr(onboard, "write_once", fail_after(onboard.write_once, KeyboardInterrupt()))
+        assert run_in_process(onboard.main, argv) == 130
     err = capsys.readouterr().err
-    assert f"error: interrupted ({signal.Signals(signum).name})" in err and "put back exactly as it was" in err, err
+    assert "interrupted" in err and "put back exactly as it was" in err and RETRY in err, err
     assert differences(before, tree_state(ws)) == []
-    assert signal.getsignal(signum) is not errors._terminate  # run_main put the previous handler back
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        with monkeypatch.context() as patch:
+            patch.setattr(onboard, "write_once", signal_after(onboard.write_once, signum))
+            assert run_in_process(onboard.main, argv) == 128 + signum
+        err = capsys.readouterr().err
+        assert f"error: interrupted ({signal.Signals(signum).name})" in err and "put back exactly as it was" in err, err
+        assert differences(before, tree_state(ws)) == [], signum
+        assert signal.getsignal(signum) is not errors._terminate  # run_main put the previous handler back
     assert run_in_process(onboard.main, argv) == 0
     assert registered(ws / "platform") == ["cart", "shop"]
+    assert (ws / "platform" / SOURCES / "cart-deploy-key.sops.yaml").is_file()
 
 
 @pytest.mark.parametrize("second", [signal.SIGINT, signal.SIGTERM], ids=["Ctrl-C", "SIGTERM"])
@@ -537,15 +558,16 @@ def test_a_review_branch_without_a_git_identity_is_refused_before_anything(ws, m
 
 def paused_git(folder: Path, platform: Path, mark: Path) -> str:
     """A PATH whose git is the real one, except in the platform repository: it marks, then pauses
-    before staging (the test interrupts there, every file of the registration written), and takes a
-    second to put the index back (the rollback: cut short by a kill, that shows)."""
+    before staging (the test interrupts there, every file of the registration written), and takes
+    half a second to put the index back (the rollback, still under way when Copier's kill comes
+    0.25 s after the interrupt: cut short by that kill, it would show)."""
     folder.mkdir()
     (folder / "git").write_text(
         "#!/bin/sh\n"
         f'if [ "$(pwd -P)" = "{platform.resolve()}" ]; then\n'
         '  case "$*" in\n'
         f'    "--literal-pathspecs add -A --pathspec-from-file=- --pathspec-file-nul") : > "{mark}"; sleep 30 ;;\n'
-        '    "update-index -z --index-info") sleep 1 ;;\n'
+        '    "update-index -z --index-info") sleep 0.5 ;;\n'
         "  esac\n"
         "fi\n"
         f'exec "{shutil.which("git")}" "$@"\n'
@@ -554,21 +576,21 @@ def paused_git(folder: Path, platform: Path, mark: Path) -> str:
     return f"{folder}{os.pathsep}{os.environ['PATH']}"
 
 
-@pytest.mark.parametrize("whole_group", [True, False], ids=["Ctrl-C in a terminal", "kill -INT copier"])
-def test_ctrl_c_during_copier_copy_puts_the_platform_repository_back(whole_group, ws, template_snapshot, tmp_path):
-    """A terminal's Ctrl-C reaches Copier and its task (one process group); `kill -INT` only Copier.
-    Either way Copier waits 0.25 s for the task, then kills it (Python's subprocess.run): the
-    onboarding's rollback must still finish, whatever the task process's fate."""
+def interrupt_copier_copy(whole_group: bool, ws: Path, template: Path, path: str, mark: Path) -> None:
+    """Start the app's `copier copy`, wait for onboarding to pause before it stages, send SIGINT
+    (to the process group, or only to Copier), and check that the platform repository is back."""
     platform = ws / "platform"
     before, head = tree_state(platform), git("rev-parse", "HEAD", cwd=platform)
-    mark = tmp_path / "paused"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([sysconfig.get_paths()["purelib"], str(ROOT)]),
-           "PATH": paused_git(tmp_path / "bin", platform, mark)}
+    mark.unlink(missing_ok=True)
+    # What an interrupted Copier leaves of the app repository goes, so that each interruption
+    # starts as on a fresh workspace; the last one's stays for the retry, which copies over it.
+    shutil.rmtree(ws / "cart", ignore_errors=True)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([sysconfig.get_paths()["purelib"], str(ROOT)]), "PATH": path}
     # As in a terminal, whatever started the suite: a shell's background job (`pytest … &`) and
     # nohup start it with Ctrl-C ignored, which every process started from it would inherit.
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
-        copier = subprocess.Popen([sys.executable, *app_copy_argv(ws, template_snapshot)], cwd=ROOT, env=env,
+        copier = subprocess.Popen([sys.executable, *app_copy_argv(ws, template)], cwd=ROOT, env=env,
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     finally:
         signal.signal(signal.SIGINT, previous)
@@ -583,9 +605,21 @@ def test_ctrl_c_during_copier_copy_puts_the_platform_repository_back(whole_group
     finally:
         if copier.poll() is None:
             os.killpg(copier.pid, signal.SIGKILL)
-    assert copier.returncode != 0
+    assert copier.returncode != 0, whole_group
     assert "put back exactly as it was" in err and "interrupted" in err, err
-    assert differences(before, tree_state(platform)) == []
+    assert differences(before, tree_state(platform)) == [], whole_group
     assert git("status", "--porcelain", "--untracked-files=all", cwd=platform) == ""
     assert git("rev-parse", "HEAD", cwd=platform) == head
+
+
+def test_ctrl_c_during_copier_copy_puts_the_platform_repository_back(ws, template_snapshot, tmp_path):
+    """A terminal's Ctrl-C reaches Copier and its task (one process group); `kill -INT` only Copier.
+    Either way Copier waits 0.25 s for the task, then kills it (Python's subprocess.run): the
+    onboarding's rollback must still finish, whatever the task process's fate. Both, one after the
+    other on the same workspace (the first leaves the platform repository as it was), then the same
+    copy succeeds."""
+    mark = tmp_path / "paused"
+    path = paused_git(tmp_path / "bin", ws / "platform", mark)
+    interrupt_copier_copy(True, ws, template_snapshot, path, mark)  # Ctrl-C in a terminal
+    interrupt_copier_copy(False, ws, template_snapshot, path, mark)  # kill -INT copier
     assert_retry_succeeds("app-copy", ws, template_snapshot)
