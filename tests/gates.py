@@ -16,6 +16,8 @@ from pathlib import Path
 from check_jsonschema.cli.main_command import main as check_jsonschema
 from pre_commit.clientlib import InvalidConfigError, load_config
 
+from yamllint_run import yamllint
+
 SCHEMAS = {
     ".github/workflows/validate.yaml": "vendor.github-workflows",
     ".gitlab-ci.yml": "vendor.gitlab-ci",
@@ -45,8 +47,7 @@ def problems(repo: Path) -> list[str]:
     except InvalidConfigError as error:
         found.append(f".pre-commit-config.yaml: {error}")
     # The pre-commit yamllint hook, as it runs there (errors fail it, warnings do not).
-    lint = subprocess.run([sys.executable, "-m", "yamllint", "-f", "parsable", "-c", ".yamllint.yaml", "."], cwd=repo,
-                          capture_output=True, text=True)
-    if lint.returncode != 0:
-        found.append(f"yamllint: {lint.stdout}{lint.stderr}")
+    status, output = yamllint(repo, "-c", ".yamllint.yaml", ".")
+    if status != 0:
+        found.append(f"yamllint: {output}")
     return found
