@@ -27,18 +27,20 @@ ROOT = Path(__file__).resolve().parent.parent
 # Test speed only (tests/site): Jinja compiles each template source once per session
 # (jinja_cache.py), kustomize builds the same repository content once (kustomize_memo.py),
 # Copier clones a template at the same commit once (clone_memo.py) and reads git's core.fileMode
-# once per render (filemode_memo.py), in
+# once per render (filemode_memo.py) and combines its answers once per render (answers_memo.py), in
 # this process and, through tests/site/sitecustomize.py on PYTHONPATH, in every Python the tests
 # start. The first process of the session (xdist's controller) makes their folders, its workers
 # and their subprocesses inherit them, and they go at the end of the session.
 SITE = Path(__file__).resolve().parent / "site"
 sys.path.insert(0, str(SITE))
+import answers_memo  # noqa: E402
 import clone_memo  # noqa: E402
 import filemode_memo  # noqa: E402
 import jinja_cache  # noqa: E402
 import kustomize_memo  # noqa: E402
 import yaml_memo  # noqa: E402
 
+answers_memo.install()
 clone_memo.install()
 filemode_memo.install()
 jinja_cache.install()

@@ -1,7 +1,7 @@
-"""The suite's memos (tests/site: Jinja's compile, Copier's YAML parsing) change no render: a platform repository
-with several clusters, services and apps (file names from `{% yield %}`) and an app repository with
-environments, rendered with Jinja's and Copier's own functions, with the memos, and with code a process finds in the
-memo's disk folder, are byte-identical; and the Pythons the tests start have the memo too. The kustomize build memo
+"""The suite's memos (tests/site: Jinja's compile, Copier's YAML parsing and its answers) change no render: a
+platform repository with several clusters, services and apps (file names from `{% yield %}`) and an app repository
+with environments, rendered with Jinja's and Copier's own functions, with the memos, and with code a process finds in
+the memo's disk folder, are byte-identical; and the Pythons the tests start have the memo too. The kustomize build memo
 changes no check: the same builds and findings with it as with kubectl every time, and a changed file is built
 again; folders built together are kept as one entry, a joint build that fails never. The template clone memo changes no render, and a template changed since (a draft change, a new commit) is
 cloned again. The file-mode memo changes no index: where git ignores file modes, Copier still
@@ -19,6 +19,7 @@ from copier import _template
 import pytest
 from jinja2 import Environment
 
+import answers_memo
 import clone_memo
 import filemode_memo
 import jinja_cache
@@ -49,13 +50,16 @@ def test_the_compile_memo_changes_no_rendered_byte(template_snapshot, tmp_path, 
 
     assert Environment.compile is jinja_cache._cached_compile  # installed by conftest
     assert _template.load_template_config is yaml_memo.load_template_config
+    assert copier._main.Worker._render_template is answers_memo._render_template
     Environment.compile = jinja_cache._compile
     yaml_memo.install(on=False)
+    answers_memo.install(on=False)
     try:
         plain = render(tmp_path / "plain")
     finally:
         jinja_cache.install()
         yaml_memo.install()
+        answers_memo.install()
     # A disk folder of this test's own, and a process that has compiled nothing yet.
     monkeypatch.setenv("JINJA_CACHE_DIR", str(tmp_path / "disk"))
     (tmp_path / "disk").mkdir()
@@ -76,12 +80,12 @@ def test_the_pythons_the_tests_start_have_the_memo():
     assert compile_fn == "_cached_compile"
 
 
-def test_the_pythons_the_tests_start_have_the_kustomize_clone_and_file_mode_memos():
+def test_the_pythons_the_tests_start_have_the_kustomize_clone_file_mode_and_answers_memos():
     installed = subprocess.run([sys.executable, "-c", "import hooks.kustomize as k, copier._template as t, copier._main as m; "
                                 "print(k._run_build.__module__, t.clone.__module__, "
-                                "m.Worker._sync_git_index_executable_bit.__module__)"],
+                                "m.Worker._sync_git_index_executable_bit.__module__, m.Worker._render_template.__module__)"],
                                capture_output=True, text=True, check=True).stdout.split()
-    assert installed == ["kustomize_memo", "clone_memo", "filemode_memo"]
+    assert installed == ["kustomize_memo", "clone_memo", "filemode_memo", "answers_memo"]
 
 
 @pytest.mark.filterwarnings("ignore::copier.errors.DirtyLocalWarning")  # the draft change below, on purpose

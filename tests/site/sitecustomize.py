@@ -2,7 +2,7 @@
 memos in subprocesses too, test speed only. Jinja's compile cache (jinja_cache.py) is installed
 when the process first imports jinja2, the kustomize build memo (kustomize_memo.py) when it first
 imports hooks.kustomize, the template clone memo (clone_memo.py) with Copier and its file-mode
-memo (filemode_memo.py) with Copier's Worker, so that the many Pythons that need none of them
+memo (filemode_memo.py) and answers memo (answers_memo.py) with Copier's Worker, so that the many Pythons that need none of them
 (Copier's tasks, the hooks' commands before Copier) start as fast as without them, and a Python
 without Jinja (tests of Copier without the tasks' packages) starts as usual."""
 
@@ -12,8 +12,8 @@ import os
 import sys
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
-_MEMOS = {"jinja2": "jinja_cache", "hooks.kustomize": "kustomize_memo", "copier._template": "clone_memo",
-          "copier._main": "filemode_memo"}  # module: the memo to install after it
+_MEMOS = {"jinja2": ("jinja_cache",), "hooks.kustomize": ("kustomize_memo",), "copier._template": ("clone_memo",),
+          "copier._main": ("filemode_memo", "answers_memo")}  # module: the memos to install after it
 
 
 class _After:
@@ -25,7 +25,7 @@ class _After:
             return None
         spec = importlib.machinery.PathFinder.find_spec(name, path)
         if spec is not None and spec.loader is not None:
-            run, memo = spec.loader.exec_module, _MEMOS.pop(name)
+            run, memos = spec.loader.exec_module, _MEMOS.pop(name)
             if not _MEMOS:
                 sys.meta_path.remove(self)
 
@@ -33,7 +33,8 @@ class _After:
                 run(module)
                 if _HERE not in sys.path:  # xdist's workers start from a sys.path of their own
                     sys.path.insert(0, _HERE)
-                importlib.import_module(memo).install()
+                for memo in memos:
+                    importlib.import_module(memo).install()
 
             spec.loader.exec_module = exec_module
         return spec
