@@ -8,7 +8,8 @@ check refuses references that leave it before it builds, and the suite builds of
 suite memoises it: keyed by the repository's content (every file but `.git`, by path relative to
 its top folder, symlinks by their target), the root's place in it, whether Flux would generate its
 kustomization, and kubectl's arguments. Folders built together (kustomize.build_together) are one
-entry: their places, and each folder's objects. Only the venv's own kubectl is memoised (a test's
+entry: their places, and each folder's objects. One check lists the repository once for all its
+builds (build_all). Only the venv's own kubectl is memoised (a test's
 fake one runs every time), and only builds that succeed: an error names the folder it failed in,
 and runs again. Entries live in memory and in the folder named by KUSTOMIZE_MEMO_DIR (conftest makes
 one per session), shared by every process the tests start (tests/site/sitecustomize.py).
@@ -29,9 +30,11 @@ from hooks import kustomize
 
 ORIGINAL = ORIGINAL_RUN = kustomize._run_build  # ORIGINAL: what a miss calls (a test may count them)
 ORIGINAL_TOGETHER = kustomize.build_together
+ORIGINAL_ALL = kustomize.build_all
 _KUBECTL = os.path.realpath(Path(sys.executable).parent / "kubectl")
 _digests: dict[tuple, str] = {}  # by (top folder, every file's stat): the content digest
 _lock = threading.Lock()  # builds run in a thread pool
+_listed: dict[str, tuple[str, int]] = {}  # top folder: its digest and how many build_all use it now
 # Copier's answers name no manifest, but some record a path of the test's own (the platform
 # repository an app was copied with): leaving them out lets such copies share builds.
 _ANSWERS = re.compile(r"^\.copier-answers.*\.yml$")
@@ -59,6 +62,9 @@ def _listing(top: Path) -> list[tuple[str, os.stat_result | str]]:
 
 def _digest(top: Path) -> str:
     """The content of every file under `top` (but .git); read again only when a file's stat changed."""
+    with _lock:
+        if str(top) in _listed:  # within a build_all of it (below)
+            return _listed[str(top)][0]
     listing = _listing(top)
     signature = (str(top), tuple((name, info if isinstance(info, str) else
                                   (info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino))
@@ -120,6 +126,28 @@ def build_together(folders: list[Path], command: list[str]) -> list[kustomize.Bu
                      lambda found: [kustomize.Build(folder, objects) for folder, objects in zip(folders, found)])
 
 
+def build_all(roots: list[Path]) -> list[kustomize.Build]:
+    """kustomize's build_all, the repository listed once for all its roots, not once per build: the
+    roots of one check are built from the same files (the check changes none), and listing a
+    repository of many clusters took longer than its builds."""
+    tops = {str(top) for root in roots if (top := _top(Path(os.path.realpath(root)))) is not None}
+    digests = {top: _digest(Path(top)) for top in tops}
+    with _lock:
+        for top in tops:
+            _listed[top] = (digests[top], _listed.get(top, ("", 0))[1] + 1)
+    try:
+        return ORIGINAL_ALL(roots)
+    finally:
+        with _lock:
+            for top in tops:
+                digest, users = _listed.pop(top)
+                if users > 1:
+                    _listed[top] = (digest, users - 1)
+
+
 def install(on: bool = True) -> None:
     kustomize._run_build = _run_build if on else ORIGINAL_RUN
     kustomize.build_together = build_together if on else ORIGINAL_TOGETHER
+    kustomize.build_all = build_all if on else ORIGINAL_ALL
+    if (check := sys.modules.get("hooks.check")) is not None:  # imported before: it holds its own name for it
+        check.build_all = kustomize.build_all
