@@ -92,8 +92,13 @@ def read_sops_rules(repo: Path) -> tuple[list[dict] | None, list[Finding]]:
 
 
 def repo_dirs(repo: Path) -> set[str]:
-    """Every directory of the repository, relative ('' is the root), for Flux path checks."""
-    return {""} | {p.relative_to(repo).as_posix() for p in repo.rglob("*") if p.is_dir() and ".git" not in p.parts}
+    """Every directory of the repository, relative ('' is the root), for Flux path checks: symlinks
+    to folders too, not what they lead to, nor any `.git`."""
+    found = {""}
+    for directory, subdirs, _ in os.walk(repo):
+        subdirs[:] = [name for name in subdirs if name != ".git"]
+        found.update(Path(os.path.relpath(directory, repo), name).as_posix() for name in subdirs)
+    return found
 
 
 def repo_relative(repo: Path, path: Path) -> str:
@@ -249,8 +254,9 @@ def _run_checks(repo, kube_version, platform, tenants, all_tenants, cleanup: Exi
                    for doc in f.documents if is_object(doc)]
         # Each cluster's overlay on its own: its Flux references resolve within it (another
         # cluster's objects live in another cluster), its paths stay in it.
+        dirs = repo_dirs(repo)
         for name, located in rules.by_cluster(objects).items():
-            report.findings += rules.flux_reference_findings(located, repo_dirs(repo), out_of_band, unbuilt)
+            report.findings += rules.flux_reference_findings(located, dirs, out_of_band, unbuilt)
             report.findings += rules.cluster_path_findings(located, name) if name is not None else []
         report.findings += rules.aggregated_flux_write_findings(objects)
         report.findings += rules.tenant_shard_findings(objects)
