@@ -1,10 +1,11 @@
 """Loaded by every Python the tests start with tests/site on PYTHONPATH (conftest): the suite's
 memos in subprocesses too, test speed only. Jinja's compile cache (jinja_cache.py) is installed
 when the process first imports jinja2, the kustomize build memo (kustomize_memo.py) when it first
-imports hooks.kustomize, the template clone memo (clone_memo.py) with Copier and its file-mode
-memo (filemode_memo.py) and answers memo (answers_memo.py) with Copier's Worker, so that the many Pythons that need none of them
-(Copier's tasks, the hooks' commands before Copier) start as fast as without them, and a Python
-without Jinja (tests of Copier without the tasks' packages) starts as usual."""
+imports hooks.kustomize, the template clone memo (clone_memo.py) with Copier, and its file-mode
+and answers memos (filemode_memo.py, answers_memo.py) with Copier's Worker, so that the many
+Pythons that need none of them (Copier's tasks, the hooks' commands before Copier) start as fast
+as without them, and a Python without Jinja (tests of Copier without the tasks' packages) starts
+as usual."""
 
 import importlib
 import importlib.machinery
