@@ -9,10 +9,10 @@ suite memoises it: keyed by the repository's content (every file but `.git`, by 
 its top folder, symlinks by their target), the root's place in it, whether Flux would generate its
 kustomization, and kubectl's arguments. Folders built together (kustomize.build_together) are one
 entry: their places, and each folder's objects. One check lists the repository once for all its
-builds (build_all). Only the venv's own kubectl is memoised (a test's
-fake one runs every time), and only builds that succeed: an error names the folder it failed in,
-and runs again. Entries live in memory and in the folder named by KUSTOMIZE_MEMO_DIR (conftest makes
-one per session), shared by every process the tests start (tests/site/sitecustomize.py).
+builds (build_all). Only the venv's own kubectl is memoised (a test's fake one runs every time),
+and only builds that succeed: an error names the folder it failed in, and runs again. Entries live
+in memory and in the folder named by KUSTOMIZE_MEMO_DIR (conftest makes one per session), shared
+by every process the tests start (tests/site/sitecustomize.py).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ ORIGINAL_ALL = kustomize.build_all
 _KUBECTL = os.path.realpath(Path(sys.executable).parent / "kubectl")
 _digests: dict[tuple, str] = {}  # by (top folder, every file's stat): the content digest
 _lock = threading.Lock()  # builds run in a thread pool
-_listed: dict[str, tuple[str, int]] = {}  # top folder: its digest and how many build_all use it now
+_listed: dict[str, str] = {}  # top folder: its digest, while a build_all of it runs
 # Copier's answers name no manifest, but some record a path of the test's own (the platform
 # repository an app was copied with): leaving them out lets such copies share builds.
 _ANSWERS = re.compile(r"^\.copier-answers.*\.yml$")
@@ -64,7 +64,7 @@ def _digest(top: Path) -> str:
     """The content of every file under `top` (but .git); read again only when a file's stat changed."""
     with _lock:
         if str(top) in _listed:  # within a build_all of it (below)
-            return _listed[str(top)][0]
+            return _listed[str(top)]
     listing = _listing(top)
     signature = (str(top), tuple((name, info if isinstance(info, str) else
                                   (info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino))
@@ -132,17 +132,15 @@ def build_all(roots: list[Path]) -> list[kustomize.Build]:
     repository of many clusters took longer than its builds."""
     tops = {str(top) for root in roots if (top := _top(Path(os.path.realpath(root)))) is not None}
     digests = {top: _digest(Path(top)) for top in tops}
-    with _lock:
-        for top in tops:
-            _listed[top] = (digests[top], _listed.get(top, ("", 0))[1] + 1)
+    with _lock:  # a build_all already running on the same top keeps its entry (and removes it)
+        own = {top: digest for top, digest in digests.items() if top not in _listed}
+        _listed.update(own)
     try:
         return ORIGINAL_ALL(roots)
     finally:
         with _lock:
-            for top in tops:
-                digest, users = _listed.pop(top)
-                if users > 1:
-                    _listed[top] = (digest, users - 1)
+            for top in own:
+                del _listed[top]
 
 
 def install(on: bool = True) -> None:
